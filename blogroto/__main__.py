@@ -1,0 +1,3 @@
+from blogroto.cli import main
+
+main()

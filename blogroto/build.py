@@ -1,0 +1,1252 @@
+"""The build pipeline: a Jekyll site in, a complete copy of it out, with stylized images and credits.
+
+    report = Builder("site/", BuildOptions()).build()          # full scan
+    report = builder.build(paths=["site/_posts/x.md"])          # only what these changed files affect
+
+The author's files are never written. The output (default `SITE/_blogroto/site/`) is a tree that
+`jekyll build` builds like the source: unchanged files are hard links (copies across file
+systems), documents with `algorotoscope:` front matter are rewritten, stylized images go to
+`assets/algorotoscope/<stem>-<filter>-<hash>.<ext>`. blogroto never writes through a hard link
+(every output write replaces the name atomically), but an editor that saves a source file in
+place changes its output twin too: they are one file, which is what a mirror wants anyway.
+
+Speed on an unchanged site comes from the build manifest (one JSON file per output folder in the
+cache folder): for every source file the stat it had and the outputs (with their stats) it
+produced, for every stylized document the stats of the images it read. A no-op build is then a
+directory walk, a stat per output and a dict comparison: no file is read, hashed or parsed, and
+neither TensorFlow nor Pillow nor Jinja2 is imported.
+
+Phases of a build: scan -> plan the changed documents (parse, find and resolve image references)
+-> hash local images / fetch remote ones -> look up the output cache -> stylize the misses (TF is
+imported here, and only if there is a miss) -> write documents, images and links -> remove
+outputs whose sources vanished -> save the manifest.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+import blogroto
+from blogroto import site as site_mod
+from blogroto.errors import BlogrotoError, ConfigError, FilterError, ImageError, UnknownFilterError
+from blogroto.fsutil import TMP_PREFIX, atomic_write_bytes, atomic_writer, file_lock
+from blogroto.site import CREDITS_KEY, FRONT_MATTER_KEY, Document, PostOptions, Site, SourceFile
+
+MANIFEST_FORMAT = 1
+MANIFEST_DIR = "builds"
+OUTPUT_MARKER = ".blogroto-output"  # marks a folder blogroto owns, so it may delete files in it
+IMAGES_DIR = "assets/algorotoscope"
+LOCK_NAME = "build.lock"
+SHORT_HASH = 10
+
+_STEM_RE = re.compile(r"[^A-Za-z0-9._-]+")
+_SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+
+
+# --------------------------------------------------------------------------------------------
+# public API
+
+
+@dataclass
+class BuildOptions:
+    out: str | Path | None = None  # output folder (default: the config's, else SITE/_blogroto/site)
+    cache: str | Path | None = None  # cache folder (default: the config's, else SITE/.blogroto-cache)
+    drafts: bool = False  # also stylize _drafts/
+    force: bool = False  # ignore the build manifest: re-read every file, re-check every output
+    jobs: int = 1  # threads for I/O (fetching remote images, hashing); stylizing stays serial
+    prune: bool = False  # afterwards remove cache entries and output images nothing references
+    check: bool = False  # write nothing; report what would change in `would_change`
+    progress: bool = False  # tqdm bar while stylizing
+    log: Callable[[str], None] | None = None  # verbose per-file messages
+
+
+@dataclass
+class BuildReport:
+    posts: int = 0  # documents with algorotoscope front matter built without error (incl. up to date)
+    posts_rebuilt: int = 0  # of those, documents re-processed by this build
+    images_stylized: int = 0
+    cache_hits: int = 0
+    warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    written: list[str] = field(default_factory=list)  # output paths (relative to out) written or linked
+    removed: list[str] = field(default_factory=list)  # output paths removed
+    would_change: list[str] = field(default_factory=list)  # check mode: output paths that would change
+    failed: list[str] = field(default_factory=list)  # source paths of documents that failed
+    out_dir: Path | None = None
+    pruned: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def summary(self) -> str:
+        return (f"{self.posts} posts, {self.images_stylized} images stylized, {self.cache_hits} cache hits, "
+                f"{len(self.warnings)} warnings, {len(self.errors)} errors, {self.seconds:.2f}s")
+
+
+@dataclass
+class GcReport:
+    cache_entries_removed: int = 0
+    output_images_removed: list[str] = field(default_factory=list)
+    remote_removed: int = 0
+
+
+# --------------------------------------------------------------------------------------------
+# internal records
+
+
+@dataclass
+class _Target:
+    """Where an image reference points: a site file or a remote URL."""
+
+    local: str | None = None  # site-relative path
+    url: str | None = None
+    stem: str = "image"
+
+
+@dataclass(eq=False)
+class _Job:
+    """One stylized output image (shared by every reference to the same source, filter, options)."""
+
+    key: str
+    ext: str
+    name: str
+    flt: Any
+    style: Any  # stylize.StyleOptions
+    source: Path | bytes
+    label: str
+    cached: Path | None = None
+    failed: str | None = None
+    fatal: bool = False  # the filter itself is broken (not just this image): the document fails
+
+
+@dataclass
+class _Ref:
+    where: str  # "body" | "front"
+    raw: str  # the path as written (bare, Liquid stripped by the references module)
+    line: int | None
+    handle: Any  # references-module object, or front-matter locator
+    target: _Target | None = None
+    job: _Job | None = None
+    new: str | None = None
+
+
+@dataclass
+class _Plan:
+    doc: Document
+    display: str
+    options: PostOptions
+    flt: Any
+    refs: list[_Ref]
+    deps: dict[str, list[int]]
+    remote: list[str]
+    liquid: bool
+    warned: bool = False
+
+
+# --------------------------------------------------------------------------------------------
+
+
+class Builder:
+    """A reusable build of one site. Keep it around (a watcher does): it keeps the `Stylizer`, and
+    with it the loaded networks, warm between builds."""
+
+    def __init__(self, site_dir: str | Path, options: BuildOptions | None = None):
+        self.site_dir = Path(site_dir)
+        self.options = options or BuildOptions()
+        self.stylizer = None  # blogroto.stylize.Stylizer, created on the first cache miss
+        self.site: Site | None = None
+        self._library = None
+        self._library_key = None
+        self._renderer = None
+
+    # -- helpers shared by build and gc -----------------------------------------------------
+
+    def load_site(self) -> Site:
+        self.site = Site(self.site_dir, output=self.options.out, cache=self.options.cache)
+        return self.site
+
+    def _display(self, rel: str) -> str:
+        """A path for messages: as the author named the site on the command line."""
+        return str(self.site_dir / rel)
+
+    def _manifest_path(self, site: Site) -> Path:
+        digest = hashlib.sha256(str(site.settings.output).encode()).hexdigest()[:16]
+        return site.settings.cache / MANIFEST_DIR / f"{digest}.json"
+
+    def _library_for(self, site: Site):
+        from blogroto.filters import FilterLibrary
+
+        # A fresh library per build: filter folders may have changed since the last one (a
+        # watcher's builds). The Stylizer's warm networks are keyed by weights fingerprint, so an
+        # unchanged filter still finds its loaded network.
+        if self._library is None or self._library_key is not site:
+            self._library = FilterLibrary(list(site.settings.filter_dirs))
+            self._library_key = site
+        return self._library
+
+    def _credit_renderer(self, site: Site):
+        from blogroto.credits import CreditRenderer
+
+        s = site.settings
+        self._renderer = CreditRenderer(site.root, credit_template=s.credit_template,
+                                        figcaption_template=s.figcaption_template)
+        return self._renderer
+
+    # -- the build --------------------------------------------------------------------------
+
+    def build(self, paths: Iterable[str | Path] | None = None) -> BuildReport:
+        """Build the output; returns what happened. Raises ConfigError for site-wide problems.
+
+        `paths=None` walks the whole site (still cheap: unchanged files cost a stat each).
+        `paths=[...]` (a watcher's changed files or folders, existing or deleted) trusts the
+        build manifest for every other file: only documents that are, or depend on, those paths
+        are re-read. Changes to _config.yml, credit templates or a used filter are noticed either
+        way. Without a manifest (first build) it walks the whole site.
+        """
+        started = time.perf_counter()
+        site = self.load_site()
+        report = BuildReport(out_dir=site.settings.output)
+        report.warnings.extend(site.warnings)
+        run = _Run(self, site, report)
+        if self.options.check:
+            run.execute(paths)
+        else:
+            with file_lock(site.settings.cache / LOCK_NAME):
+                run.execute(paths)
+                if self.options.prune:
+                    gc = self._gc_locked(site)
+                    report.pruned = gc.cache_entries_removed + len(gc.output_images_removed)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    # -- garbage collection -----------------------------------------------------------------
+
+    def gc(self) -> GcReport:
+        site = self.load_site()
+        with file_lock(site.settings.cache / LOCK_NAME):
+            return self._gc_locked(site)
+
+    def _gc_locked(self, site: Site) -> GcReport:
+        """Remove cache entries and output images that no manifest of this cache references."""
+        from blogroto.cache import OutputCache
+
+        report = GcReport()
+        keep_objects: set[Path] = set()
+        keep_remote: set[str] = set()
+        cache = OutputCache(site.settings.cache)
+        manifests = sorted((site.settings.cache / MANIFEST_DIR).glob("*.json"))
+        own = _load_manifest(self._manifest_path(site))
+        for path in manifests:
+            data = _load_manifest(path)
+            for key, ext in data.get("images", {}).values():
+                keep_objects.add(cache.path_for(key, ext))
+            for entry in data.get("files", {}).values():
+                keep_remote.update(entry.get("remote", ()))
+        report.cache_entries_removed = cache.remove_except(keep_objects)
+        # Remote bodies are cached by URL; keep those some document still references.
+        from blogroto.remote import RemoteFetcher, RemotePolicy
+
+        fetcher = RemoteFetcher(site.settings.cache, RemotePolicy())
+        keep_remote_paths = {str(fetcher.cache_path(u)) for u in keep_remote}
+        fetcher.close()
+        remote_dir = site.settings.cache / "remote"
+        if remote_dir.is_dir():
+            for sub in remote_dir.iterdir():
+                if not sub.is_dir():
+                    continue
+                for f in sub.iterdir():
+                    if str(f) not in keep_remote_paths:
+                        f.unlink(missing_ok=True)
+                        report.remote_removed += 1
+        # Output images: anything in assets/algorotoscope/ that this output's manifest does not name.
+        out_images = site.settings.output / IMAGES_DIR
+        wanted = set(own.get("images", {}))
+        if out_images.is_dir() and (site.settings.output / OUTPUT_MARKER).exists():
+            for f in out_images.iterdir():
+                if f.is_file() and f.name not in wanted and not _source_owns(own, f"{IMAGES_DIR}/{f.name}"):
+                    f.unlink()
+                    report.output_images_removed.append(f"{IMAGES_DIR}/{f.name}")
+        return report
+
+
+def _source_owns(manifest: dict, out_rel: str) -> bool:
+    """Whether `out_rel` is a copy of a source file (an author's own file under assets/algorotoscope/)."""
+    return out_rel in manifest.get("files", {})
+
+
+def _load_manifest(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
+        return {}
+    return data
+
+
+def _sig(st: os.stat_result) -> list[int]:
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+def _stat(path: str | Path) -> os.stat_result | None:
+    try:
+        return os.stat(path, follow_symlinks=False)
+    except OSError:
+        return None
+
+
+class _Run:
+    """The state of one build (kept off the Builder so builds never leak state into each other)."""
+
+    def __init__(self, builder: Builder, site: Site, report: BuildReport):
+        self.b = builder
+        self.opts = builder.options
+        self.site = site
+        self.report = report
+        self.out = site.settings.output
+        self.out_str = str(self.out)
+        self.cache_dir = site.settings.cache
+        self.check = self.opts.check
+        self.manifest_path = builder._manifest_path(site)
+        self.old = {} if self.opts.force else _load_manifest(self.manifest_path)
+        self.old_files: dict[str, dict] = self.old.get("files", {})
+        self.new_files: dict[str, dict] = {}
+        self.images: dict[str, list[str]] = {}  # output image name -> [cache key, ext]
+        self.sources: dict[str, SourceFile] = {}
+        self._out_stats: dict[str, os.stat_result | None] = {}
+        self._stat_index = None
+        self._cache = None
+        self._jobs: dict[tuple, _Job] = {}
+        self._filter_sigs: dict[str, Any] = {}
+        self._remote: dict[str, tuple[bytes, str] | str] = {}
+        self.changed = False
+
+    def note(self, message: str) -> None:
+        if self.opts.log:
+            self.opts.log(message)
+
+    def warn(self, message: str, rel: str | None = None, line: int | None = None, plan: _Plan | None = None) -> None:
+        self.report.warnings.append(str(BlogrotoError(message, self.b._display(rel) if rel else None, line)))
+        if plan is not None:
+            plan.warned = True  # the document is processed again next time, so the warning repeats
+
+    # -- top level --------------------------------------------------------------------------
+
+    def execute(self, paths) -> None:
+        self._check_output_folder()
+        self.glob = self._global_signature()
+        same_global = self.old.get("global") == self.glob and not self.opts.force
+        self.sources = self._scan(paths)
+
+        dirty_docs: list[SourceFile] = []
+        for rel, sf in self.sources.items():
+            prev = self.old_files.get(rel)
+            if same_global and prev is not None and self._up_to_date(sf, prev):
+                self.new_files[rel] = prev
+                for name in prev.get("imgs", ()):
+                    self.images[name] = self.old["images"][name]
+                if prev.get("k") == "doc":
+                    self.report.posts += 1
+                continue
+            if sf.is_link:
+                self._emit_symlink(sf)
+            elif sf.kind is None:
+                self._emit_static(sf)
+            else:
+                dirty_docs.append(sf)
+
+        plans = self._plan(dirty_docs)
+        if plans:
+            self._prepare_images(plans)
+            self._stylize()
+            for plan in plans:
+                self._emit_document(plan)
+        self._remove_stale()
+        self._save()
+
+    # -- scanning ---------------------------------------------------------------------------
+
+    def _check_output_folder(self) -> None:
+        out = self.out
+        if out.exists() and not out.is_dir():
+            raise ConfigError("the output path exists and is not a folder", out)
+        if out.is_dir() and not (out / OUTPUT_MARKER).exists():
+            try:
+                non_empty = any(out.iterdir())
+            except OSError as exc:
+                raise ConfigError(f"cannot read the output folder: {exc.strerror}", out) from exc
+            if non_empty:
+                # Never take over a folder blogroto did not make: the build deletes what it did not write.
+                raise ConfigError("the output folder is not empty and was not made by blogroto; "
+                                  "choose another folder or empty it", out)
+        if not self.check:
+            marker = out / OUTPUT_MARKER
+            if not marker.exists():
+                atomic_write_bytes(marker, b"This folder is written by `blogroto build`; do not edit.\n")
+
+    def _global_signature(self) -> str:
+        """Everything outside a document that changes its output (config, templates, filters)."""
+        from blogroto.filters import BUILTIN_STYLES_DIR
+
+        site = self.site
+        parts: list[Any] = [blogroto.__version__, blogroto.ENGINE_VERSION, self.opts.drafts, str(self.out),
+                            site.baseurl]
+        if site.config_path:
+            parts.append(_sig(site.config_path.stat()))
+        renderer = self.b._credit_renderer(site)
+        for path in renderer.template_files():
+            st = _stat(path)
+            parts.append([str(path), _sig(st) if st else None])
+        # The filters are not in here: each document depends on its own filter only (_filter_sig),
+        # so a filter being trained or added elsewhere does not rebuild every post.
+        parts.append([str(d) for d in [*site.settings.filter_dirs, BUILTIN_STYLES_DIR]])
+        return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
+
+    def _filter_sig(self, name: str):
+        """Which folder filter `name` resolves to and the stats of its files (None: not found)."""
+        if name in self._filter_sigs:
+            return self._filter_sigs[name]
+        from blogroto.filters import BUILTIN_STYLES_DIR, FILTER_FILE
+
+        sig = None
+        for base in [*self.site.settings.filter_dirs, BUILTIN_STYLES_DIR]:
+            folder = os.path.join(base, name)
+            if os.path.isfile(os.path.join(folder, FILTER_FILE)):
+                try:
+                    files = sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in os.scandir(folder)
+                                   if e.is_file())
+                except OSError:
+                    files = None
+                sig = [folder, [list(f) for f in files] if files is not None else None]
+                break
+        self._filter_sigs[name] = sig
+        return sig
+
+    def _scan(self, paths) -> dict[str, SourceFile]:
+        site = self.site
+        if paths is None or not self.old_files:
+            return {sf.rel: sf for sf in site.walk(self.opts.drafts)}
+        # Incremental: trust the manifest for everything but the given paths.
+        sources: dict[str, SourceFile] = {}
+        for rel, entry in self.old_files.items():
+            sources[rel] = SourceFile(rel, f"{site.root}/{rel}", None, entry.get("kind"), entry.get("k") == "link",
+                                      recorded=entry["st"])
+        for p in paths:
+            p = Path(p)
+            full = (p if p.is_absolute() else Path.cwd() / p).resolve() if p.exists() else Path(os.path.abspath(p))
+            try:
+                rel = full.relative_to(site.root).as_posix()
+            except ValueError:
+                continue
+            for known in [r for r in sources if r == rel or r.startswith(rel + "/")]:
+                del sources[known]
+            if full.is_dir():
+                for sf in site.walk(self.opts.drafts):
+                    if sf.rel.startswith(rel + "/"):
+                        sources[sf.rel] = sf
+            elif full.exists() or full.is_symlink():
+                for sf in _walk_one(site, rel, self.opts.drafts):
+                    sources[sf.rel] = sf
+        return sources
+
+    def _out_stat(self, rel: str) -> os.stat_result | None:
+        try:
+            return self._out_stats[rel]
+        except KeyError:
+            st = self._out_stats[rel] = _stat(f"{self.out_str}/{rel}")  # str, not Path: this runs per file
+            return st
+
+    def _up_to_date(self, sf: SourceFile, prev: dict) -> bool:
+        """Unchanged source, unchanged inputs, outputs as we left them: nothing to do."""
+        if prev.get("k") == "failed" or prev.get("retry"):
+            return False  # report its errors and warnings again until the author fixes them
+        cur = sf.sig
+        if cur != prev.get("st"):
+            return False
+        flt = prev.get("flt")
+        if flt is not None and self._filter_sig(flt) != self.old.get("filters", {}).get(flt):
+            return False  # the document's filter changed (weights, metadata) or resolves elsewhere
+        for dep, dsig in prev.get("deps", {}).items():
+            src = self.sources.get(dep)
+            if src is None or src.sig[:2] != dsig:
+                return False
+        for rel, osig in prev.get("out", {}).items():
+            st = self._out_stat(rel)
+            if st is None or _sig(st) != osig:
+                return False
+        for name in prev.get("imgs", ()):
+            rel = f"{IMAGES_DIR}/{name}"
+            osig = self.old.get("image_sigs", {}).get(name)
+            st = self._out_stat(rel)
+            if st is None or _sig(st) != osig:
+                return False
+        return True
+
+    # -- writing helpers --------------------------------------------------------------------
+
+    def _record(self, rel: str, sf: SourceFile, kind: str, outputs: Iterable[str], **extra) -> None:
+        entry = {"st": sf.sig, "k": kind, "kind": sf.kind,
+                 "out": {o: (_sig(st) if (st := _stat(self.out / o)) else None) for o in outputs}}
+        entry.update(extra)
+        self.new_files[rel] = entry
+        self.changed = True
+
+    def _changed(self, out_rel: str) -> None:
+        (self.report.would_change if self.check else self.report.written).append(out_rel)
+        self.changed = True
+
+    def _write_if_changed(self, out_rel: str, data: bytes) -> None:
+        dst = self.out / out_rel
+        try:
+            if dst.is_file() and not dst.is_symlink() and dst.stat().st_size == len(data) and dst.read_bytes() == data:
+                return
+        except OSError:
+            pass
+        self._changed(out_rel)
+        if not self.check:
+            atomic_write_bytes(dst, data)
+        self._out_stats.pop(out_rel, None)
+
+    def _link_or_copy(self, src: Path, out_rel: str, src_st: os.stat_result | None = None) -> None:
+        """Make `out_rel` a hard link to `src` (a copy where links are impossible); never written
+        through: the new link replaces the old name atomically, so a source is never modified."""
+        dst = self.out / out_rel
+        src_st = src_st or os.stat(src)
+        cur = _stat(dst)
+        if cur is not None and (cur.st_ino, cur.st_dev) == (src_st.st_ino, src_st.st_dev):
+            return
+        if cur is not None and _same_content(src, dst, src_st, cur):
+            return  # an equal copy (e.g. across file systems): compare before writing
+        self._changed(out_rel)
+        if self.check:
+            return
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.parent / f"{TMP_PREFIX}{os.getpid()}-{dst.name}"
+        try:
+            tmp.unlink(missing_ok=True)
+            os.link(src, tmp)
+            os.replace(tmp, dst)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES):
+                raise BlogrotoError(f"cannot link into the output: {exc.strerror}", dst) from exc
+            with open(src, "rb") as fin, atomic_writer(dst) as fout:
+                while chunk := fin.read(1 << 20):
+                    fout.write(chunk)
+            os.utime(dst, ns=(src_st.st_atime_ns, src_st.st_mtime_ns))
+        self._out_stats.pop(out_rel, None)
+
+    def _emit_static(self, sf: SourceFile, kind: str = "static", **extra) -> None:
+        try:
+            self._link_or_copy(sf.path, sf.rel, sf.st if sf.recorded is None else None)
+        except FileNotFoundError:
+            return  # vanished during the build
+        self._record(sf.rel, sf, kind, [sf.rel], **extra)
+
+    def _emit_symlink(self, sf: SourceFile) -> None:
+        # Jekyll follows symlinks (or, with --safe, skips them): recreate the link so the output
+        # behaves the same. A relative target keeps working because the tree around it is copied.
+        target = os.readlink(sf.path)
+        dst = self.out / sf.rel
+        try:
+            same = os.readlink(dst) == target
+        except OSError:
+            same = False
+        if not same:
+            self._changed(sf.rel)
+            if not self.check:
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                tmp = dst.parent / f"{TMP_PREFIX}{os.getpid()}-{dst.name}"
+                tmp.unlink(missing_ok=True)
+                os.symlink(target, tmp)
+                os.replace(tmp, dst)
+        self._record(sf.rel, sf, "link", [])
+
+    # -- planning documents -----------------------------------------------------------------
+
+    def _plan(self, candidates: list[SourceFile]) -> list[_Plan]:
+        plans = []
+        for sf in candidates:
+            try:
+                plan = self._plan_one(sf)
+            except FileNotFoundError:
+                continue  # deleted since the scan (or since the manifest said it was there)
+            except (ConfigError, FilterError, ImageError) as exc:
+                self._fail(sf, exc)
+                continue
+            if plan is None:
+                self._emit_static(sf)
+            else:
+                plans.append(plan)
+        return plans
+
+    def _fail(self, sf: SourceFile, exc: Exception) -> None:
+        msg = str(exc)
+        if isinstance(exc, BlogrotoError) and exc.path is not None:
+            # Name the file as the author does (site/_posts/x.md), not by its absolute path.
+            try:
+                rel = Path(exc.path).resolve().relative_to(self.site.root).as_posix()
+                msg = str(BlogrotoError(exc.message, self.b._display(rel), exc.line))
+            except ValueError:
+                pass
+        self.report.errors.append(msg)
+        self.report.failed.append(self.b._display(sf.rel))
+        self.note(f"failed: {msg}")
+        # The document is copied unchanged so the output still builds; it is retried next time.
+        self._emit_static(sf, kind="failed")
+
+    def _plan_one(self, sf: SourceFile) -> _Plan | None:
+        site = self.site
+        with open(sf.path, "rb") as handle:
+            head = handle.read(6)
+            if not head.startswith((b"---", b"\xef\xbb\xbf---")):
+                return None  # no front matter: Jekyll copies it as a static file, so do we
+            raw = head + handle.read()
+        wants_defaults = site.has_defaults_for(FRONT_MATTER_KEY)
+        if FRONT_MATTER_KEY.encode() not in raw and not wants_defaults:
+            return None  # cheap: the key cannot be in this front matter
+        doc = site_mod.read_document(sf.path, sf.rel, sf.kind, raw=raw)
+        if doc is None:
+            return None
+        defaults = site.defaults_for(sf.rel, sf.kind) if site._defaults else {}
+        value = doc.data.get(FRONT_MATTER_KEY, defaults.get(FRONT_MATTER_KEY))
+        display = self.b._display(sf.rel)
+        key_line = doc.key_line(FRONT_MATTER_KEY) if FRONT_MATTER_KEY in doc.data else None
+        options = site_mod.parse_post_options(value, site.settings, Path(display), key_line)
+        if options is None:
+            return None
+        library = self.b._library_for(site)
+        try:
+            flt = library.get(options.filter)
+        except UnknownFilterError as exc:
+            raise ConfigError(exc.message, display, key_line) from exc
+        except FilterError as exc:
+            raise FilterError(f"filter {options.filter!r}: {exc}", display, key_line) from exc
+        liquid = doc.data.get("render_with_liquid", defaults.get("render_with_liquid", True)) is not False
+        plan = _Plan(doc, display, options, flt, [], {}, [], liquid)
+        self._collect_refs(plan, defaults)
+        return plan
+
+    def _collect_refs(self, plan: _Plan, defaults: dict) -> None:
+        doc = plan.doc
+        # front matter image keys (the social card among them)
+        for ref in _front_matter_refs(doc, self.site.settings.image_keys, defaults):
+            plan.refs.append(ref)
+        from blogroto import references
+
+        for r in references.find_image_refs(doc.body):
+            if r.opt_out:
+                continue  # the author opted this image out (class="no-algorotoscope" etc.)
+            line = doc.body_line + r.line - 1
+            if r.is_dynamic:
+                self.note(f"{plan.display}:{line}: skipping computed image path {r.path}")
+                continue
+            plan.refs.append(_Ref("body", r.path, line, r))
+        for ref in plan.refs:
+            self._resolve(plan, ref)
+
+    def _resolve(self, plan: _Plan, ref: _Ref) -> None:
+        raw = ref.raw.strip()
+        site = self.site
+        if not raw or raw.startswith(("data:", "#")):
+            return
+        if ref.where == "body" and ref.handle.kind.startswith("html"):
+            import html
+
+            raw = html.unescape(raw)  # &amp; in an attribute is a plain & in the URL
+        lower = raw.lower()
+        if lower.startswith("//"):
+            raw = "https:" + raw
+            lower = raw.lower()
+        if lower.startswith(("http://", "https://")):
+            if not plan.options.wants(raw, raw.rsplit("/", 1)[-1]):
+                return
+            if not site.settings.remote.enabled:
+                return
+            ref.target = _Target(url=raw)
+            plan.remote.append(raw)
+            return
+        if _SCHEME_RE.match(raw) and not re.match(r"^[A-Za-z]:[\\/]", raw):
+            if lower.startswith("file:"):
+                self.warn(f"refusing image reference {ref.raw!r}: it points outside the site", plan.doc.rel, ref.line, plan)
+            return  # mailto:, javascript:, ... are not images we can stylize
+        if re.match(r"^[A-Za-z]:[\\/]", raw) or "\\" in raw:
+            self.warn(f"refusing image reference {ref.raw!r}: it points outside the site", plan.doc.rel, ref.line, plan)
+            return
+        if ref.where == "body":
+            # the references module undoes Markdown escapes, entities and percent-encoding
+            rel, reason = site.resolve_local(ref.handle.local_path or raw, plan.doc.folder_rel, decoded=True)
+        else:
+            rel, reason = site.resolve_local(raw, plan.doc.folder_rel)
+        if rel is None:
+            if reason == "outside":
+                self.warn(f"refusing image reference {ref.raw!r}: it points outside the site", plan.doc.rel, ref.line, plan)
+            else:
+                self.warn(f"image not found: {ref.raw}", plan.doc.rel, ref.line, plan)
+            return
+        if not plan.options.wants(raw, rel, "/" + rel, rel.rsplit("/", 1)[-1]):
+            return
+        suffix = Path(rel).suffix.lower()
+        if suffix == ".svg" or suffix == ".svgz":
+            return  # vector images are left alone
+        ref.target = _Target(local=rel, stem=Path(rel).stem)
+        src = self.sources.get(rel)
+        if src is not None:
+            plan.deps[rel] = src.sig[:2]
+        else:
+            st = os.stat(site.root / rel)
+            plan.deps[rel] = [st.st_size, st.st_mtime_ns]
+
+    # -- images -----------------------------------------------------------------------------
+
+    def _prepare_images(self, plans: list[_Plan]) -> None:
+        from blogroto.cache import OutputCache, StatIndex, cache_key
+        from blogroto.images import EXTENSIONS
+        from blogroto.stylize import StyleOptions, output_format
+
+        self._cache = OutputCache(self.cache_dir)
+        self._stat_index = StatIndex(self.cache_dir)
+        self._fetch_all({u for p in plans for u in p.remote})
+        for plan in plans:
+            o = plan.options
+            style = StyleOptions(strength=o.strength, keep_colors=o.keep_colors, max_size=o.max_size,
+                                 format=o.format, quality=o.quality)
+            pixel_key = style.pixel_key()
+            for ref in plan.refs:
+                t = ref.target
+                if t is None:
+                    continue
+                try:
+                    if t.local is not None:
+                        path = self.site.root / t.local
+                        sha = self._stat_index.hash(path)
+                        source, name = path, Path(t.local).name
+                        with open(path, "rb") as handle:
+                            fmt_in = _sniff(handle.read(16)) or Path(name).suffix
+                    else:
+                        got = self._remote.get(t.url)
+                        if isinstance(got, str) or got is None:
+                            self.warn(f"remote image left as it is: {got or 'not fetched'}", plan.doc.rel, ref.line, plan)
+                            ref.target = None
+                            continue
+                        body, name = got
+                        sha = hashlib.sha256(body).hexdigest()
+                        source = body
+                        fmt_in = _sniff(body[:16]) or Path(name).suffix
+                        t.stem = Path(name).stem
+                except OSError as exc:
+                    self.warn(f"cannot read image {ref.raw}: {exc.strerror}", plan.doc.rel, ref.line, plan)
+                    ref.target = None
+                    continue
+                except BlogrotoError as exc:
+                    self.warn(f"cannot read image {ref.raw}: {exc.message}", plan.doc.rel, ref.line, plan)
+                    ref.target = None
+                    continue
+                # The stylizer keeps the format it decodes, so go by the bytes, not the name.
+                fmt = output_format(fmt_in, style)
+                ext = EXTENSIONS[fmt].lstrip(".")
+                ident = (sha, plan.flt.slug, json.dumps(pixel_key, sort_keys=True, default=str), t.stem)
+                job = self._jobs.get(ident)
+                if job is None:
+                    key = cache_key(image=sha, filter=plan.flt.fingerprint, options=pixel_key,
+                                    engine=blogroto.ENGINE_VERSION)
+                    stem = _STEM_RE.sub("-", t.stem).strip(".-") or "image"
+                    job = _Job(key, ext, f"{stem}-{plan.flt.slug}-{key[:SHORT_HASH]}.{ext}", plan.flt, style, source,
+                               label=ref.raw, cached=self._cache.get(key, ext))
+                    self._jobs[ident] = job
+                ref.job = job
+        if not self.check:
+            self._stat_index.save()
+
+    def _fetch_all(self, urls: set[str]) -> None:
+        if not urls:
+            return
+        from blogroto.remote import RemoteFetcher, RemoteImageError, RemotePolicy
+
+        r = self.site.settings.remote
+        policy = RemotePolicy(timeout=r.timeout, max_bytes=r.max_bytes, allow_private=r.allow_private,
+                              enabled=r.enabled)
+        fetcher = RemoteFetcher(self.cache_dir, policy)
+
+        def fetch(url):
+            try:
+                return url, fetcher.fetch(url)
+            except RemoteImageError as exc:
+                return url, exc.reason
+            except BlogrotoError as exc:
+                return url, exc.message
+
+        try:
+            # Downloads are I/O bound: this is what --jobs is for.
+            from concurrent.futures import ThreadPoolExecutor  # only builds that fetch pay for the import
+
+            with ThreadPoolExecutor(max_workers=max(1, self.opts.jobs)) as pool:
+                for url, result in pool.map(fetch, sorted(urls)):
+                    self._remote[url] = result
+        finally:
+            fetcher.close()
+
+    def _stylize(self) -> None:
+        todo = [j for j in self._jobs.values() if j.cached is None]
+        self.report.cache_hits += sum(1 for j in self._jobs.values() if j.cached is not None)
+        if not todo:
+            return
+        if self.check:
+            for job in todo:
+                self.report.would_change.append(f"{IMAGES_DIR}/{job.name}")
+            return
+        from tqdm import tqdm
+
+        if self.b.stylizer is None:
+            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's start-up chatter off the terminal
+            from blogroto.stylize import Stylizer  # TensorFlow is imported here, and only here
+
+            self.b.stylizer = Stylizer()
+        bar = tqdm(todo, desc="stylizing", unit="img", disable=not self.opts.progress, leave=False)
+        for job in bar:
+            bar.set_postfix_str(Path(job.label).name[:40])
+            dst = self._cache.path_for(job.key, job.ext)
+            try:
+                self.b.stylizer.stylize_file(job.source, dst, job.flt, job.style, name=job.label)
+            except ImageError as exc:
+                job.failed = exc.message  # this image only: a warning, the reference is left as it was
+                continue
+            except BlogrotoError as exc:
+                job.failed, job.fatal = str(exc), True  # e.g. corrupt weights: every document using it fails
+                continue
+            job.cached = self._cache.get(job.key, job.ext)
+            if job.cached is None:
+                job.failed = "the stylized image was not written"
+                continue
+            self.report.images_stylized += 1
+            self.note(f"stylized {job.label} -> {job.name}")
+        bar.close()
+
+    # -- documents --------------------------------------------------------------------------
+
+    def _new_path(self, plan: _Plan, ref: _Ref, name: str) -> str:
+        """The replacement for a reference's bare path, in the author's style."""
+        new_root = f"/{IMAGES_DIR}/{name}"
+        raw = ref.raw.strip()
+        baseurl = self.site.baseurl
+        if ref.where == "front":
+            # Front-matter paths are site paths (jekyll-seo-tag and themes add the baseurl).
+            if baseurl and (raw == baseurl or raw.startswith(baseurl + "/")):
+                return baseurl + new_root
+            if not raw.startswith("/") and ref.target and ref.target.local == os.path.normpath(raw):
+                return new_root.lstrip("/")  # written relative to the site root: keep it that way
+            return new_root
+        if ref.handle.raw != ref.handle.path and "{" in ref.handle.raw:
+            return new_root  # the author's {{ site.baseurl }} / relative_url wrapper is kept around it
+        if raw.startswith("/") and not raw.startswith("//"):
+            if baseurl and (raw == baseurl or raw.startswith(baseurl + "/")):
+                return baseurl + new_root
+            return new_root
+        # Relative paths and remote URLs: the page URL decides what a relative path means, so
+        # point at the site path through the baseurl, in Liquid where the document renders it.
+        # No spaces inside the tag: a space would end a bare Markdown destination.
+        return "{{site.baseurl}}" + new_root if plan.liquid else baseurl + new_root
+
+    def _emit_document(self, plan: _Plan) -> None:
+        doc = plan.doc
+        sf = self.sources[doc.rel]
+        used = []
+        fatal = next((r for r in plan.refs if r.job is not None and r.job.fatal), None)
+        if fatal is not None:
+            self._fail(sf, BlogrotoError(f"cannot stylize {fatal.raw} with filter {plan.flt.slug!r}: {fatal.job.failed}",
+                                         plan.display, fatal.line))
+            return
+        for ref in plan.refs:
+            job = ref.job
+            if job is None:
+                continue
+            if job.failed:
+                self.warn(f"cannot stylize {ref.raw}: {job.failed}; left as it is", doc.rel, ref.line, plan)
+                continue
+            ref.new = self._new_path(plan, ref, job.name)
+            used.append(job)
+        if not used:
+            if plan.refs:
+                self.note(f"{plan.display}: no image was stylized")
+            else:
+                self.warn("algorotoscope is set but the document references no images", doc.rel,
+                          doc.key_line(FRONT_MATTER_KEY), plan)
+        try:
+            text = self._render_document(plan, bool(used))
+        except BlogrotoError as exc:
+            self._fail(sf, exc)
+            return
+        if text is None:
+            # Nothing stylized: the document stays as it is, but its inputs are still tracked.
+            self._emit_static(sf, kind="doc", deps={k: list(v) for k, v in plan.deps.items()}, imgs=[],
+                              remote=sorted(set(plan.remote)), retry=plan.warned, flt=plan.flt.slug)
+            self.report.posts += 1
+            return
+        imgs = []
+        for job in dict.fromkeys(used):
+            out_rel = f"{IMAGES_DIR}/{job.name}"
+            if job.cached is not None:
+                self._link_or_copy(job.cached, out_rel)
+            self.images[job.name] = [job.key, job.ext]
+            imgs.append(job.name)
+        self._write_if_changed(doc.rel, doc.encode(text))
+        deps = {k: list(v) for k, v in plan.deps.items()}
+        self._record(doc.rel, sf, "doc", [doc.rel], deps=deps, imgs=imgs, remote=sorted(set(plan.remote)),
+                     retry=plan.warned, flt=plan.flt.slug)
+        self.report.posts += 1
+        self.report.posts_rebuilt += 1
+
+    def _render_document(self, plan: _Plan, stylized: bool) -> str | None:
+        """The rewritten text of a document, or None when it stays as it is."""
+        if not stylized:
+            return None
+        from blogroto import credits as credits_mod
+        from blogroto import references
+
+        doc = plan.doc
+        renderer = self.b._renderer or self.b._credit_renderer(self.site)
+        record = credits_mod.credit_record(plan.flt)
+        records = [record]
+        body_refs = [r for r in plan.refs if r.where == "body" and r.new]
+        body = doc.body
+        if body_refs:
+            new_for = {(r.handle.start, r.handle.end): r.new for r in body_refs}
+            body = references.rewrite_image_refs(body, lambda ref: new_for.get((ref.start, ref.end)))
+            if self.site.settings.figure:
+                body = _wrap_figures(doc.body, body, renderer, record, body_refs, markdown=doc.is_markdown)
+        html = renderer.render_block(records, document={"path": doc.rel, "title": doc.data.get("title"),
+                                                        "kind": doc.kind, "kind_name": _kind_name(doc.kind)})
+        body = credits_mod.place_credits(body, html, markdown=doc.is_markdown)
+        front = [r for r in plan.refs if r.where == "front" and r.new]
+        yaml_text = rewrite_front_matter(doc, front, records)
+        return doc.text[: doc.front.yaml_start] + yaml_text + doc.text[doc.front.yaml_end: doc.front.body_start] + body
+
+    # -- finishing --------------------------------------------------------------------------
+
+    def _remove_stale(self) -> None:
+        wanted = {o for e in self.new_files.values() for o in e.get("out", {})}
+        wanted.update(f"{IMAGES_DIR}/{n}" for n in self.images)
+        old = {o for e in self.old_files.values() for o in e.get("out", {})}
+        old.update(f"{IMAGES_DIR}/{n}" for n in self.old.get("images", {}))
+        old.update(rel for rel, e in self.old_files.items() if e.get("k") == "link")
+        wanted.update(rel for rel, e in self.new_files.items() if e.get("k") == "link")
+        if not self.old and self.out.is_dir():
+            # No manifest (first build, --force, lost cache): find strays by walking the output.
+            old.update(_walk_files(self.out))
+        for rel in sorted(old - wanted):
+            if rel == OUTPUT_MARKER:
+                continue
+            path = self.out / rel
+            if not os.path.lexists(path):
+                continue
+            (self.report.would_change if self.check else self.report.removed).append(rel)
+            self.changed = True
+            if not self.check:
+                path.unlink()
+                _prune_empty_dirs(path.parent, self.out)
+
+    def _save(self) -> None:
+        if self.check:
+            return
+        image_sigs = {}
+        for name in self.images:
+            st = self._out_stat(f"{IMAGES_DIR}/{name}")
+            image_sigs[name] = _sig(st) if st else None
+        used = sorted({e["flt"] for e in self.new_files.values() if e.get("flt")})
+        filters = {name: self._filter_sig(name) for name in used}
+        data = {"format": MANIFEST_FORMAT, "global": self.glob, "out": str(self.out),
+                "files": self.new_files, "images": self.images, "image_sigs": image_sigs, "filters": filters}
+        if (not self.changed and image_sigs == self.old.get("image_sigs") and data["global"] == self.old.get("global")
+                and filters == self.old.get("filters")):
+            return  # a no-op build writes nothing at all
+        atomic_write_bytes(self.manifest_path, json.dumps(data, separators=(",", ":")).encode())
+
+
+def _walk_one(site: Site, rel: str, drafts: bool):
+    path = site.root / rel
+    st = os.stat(path, follow_symlinks=False)
+    if any(Path(d) in path.parents or Path(d) == path for d in site.skipped_dirs()):
+        return
+    if any(part in site_mod.NEVER_COPIED for part in rel.split("/")):
+        return
+    import stat as stat_mod
+
+    if stat_mod.S_ISLNK(st.st_mode):
+        yield SourceFile(rel, path, st, None, is_link=True)
+    elif stat_mod.S_ISREG(st.st_mode):
+        yield SourceFile(rel, path, st, site=site, drafts=drafts)
+
+
+def _walk_files(root: Path) -> set[str]:
+    out = set()
+    for folder, dirs, files in os.walk(root):
+        for name in files + [d for d in dirs if os.path.islink(os.path.join(folder, d))]:
+            out.add(Path(os.path.join(folder, name)).relative_to(root).as_posix())
+    return out
+
+
+def _prune_empty_dirs(folder: Path, stop: Path) -> None:
+    while folder != stop and stop in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        folder = folder.parent
+
+
+def _same_content(a: Path, b: Path, sta: os.stat_result, stb: os.stat_result) -> bool:
+    import stat as stat_mod
+
+    if not stat_mod.S_ISREG(stb.st_mode) or sta.st_size != stb.st_size:
+        return False
+    try:
+        with open(a, "rb") as fa, open(b, "rb") as fb:
+            while True:
+                x, y = fa.read(1 << 20), fb.read(1 << 20)
+                if x != y:
+                    return False
+                if not x:
+                    return True
+    except OSError:
+        return False
+
+
+def _sniff(head: bytes) -> str | None:
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "tiff"
+    if head[:2] == b"BM":
+        return "bmp"
+    return None
+
+
+def _kind_name(kind: str) -> str:
+    return {"posts": "post", "drafts": "post", "pages": "page"}.get(kind, "page")
+
+
+# --------------------------------------------------------------------------------------------
+# references-module glue (blogroto.references finds and rewrites body references)
+
+
+def _wrap_figures(old_body: str, body: str, renderer, record: dict, refs: list[_Ref], *, markdown: bool) -> str:
+    """Wrap stylized images that stand alone on their line in <figure> with a credit caption.
+
+    The references module reports path spans, not element spans; the rewritten body parses back
+    to the same references in the same order, so the old and new lists are zipped to find where
+    each stylized path now is, and the element is its whole line (`![..](..)` or `<img ..>`).
+    Images sharing a line with other content are left unwrapped: a block <figure> inside a
+    paragraph would break it.
+    """
+    from blogroto import references
+
+    old = references.find_image_refs(old_body)
+    new = references.find_image_refs(body)
+    if len(old) != len(new):
+        return body
+    wanted = {(r.handle.start, r.handle.end): r for r in refs}
+    lines: dict[int, tuple[int, Any, Any]] = {}  # line start -> (line end, new ref, our ref)
+    per_line: dict[int, int] = {}
+    for o, n in zip(old, new):
+        start = body.rfind("\n", 0, n.start) + 1
+        per_line[start] = per_line.get(start, 0) + 1
+        ours = wanted.get((o.start, o.end))
+        if ours is not None and n.kind in (references.MD_INLINE, references.HTML_SRC):
+            end = body.find("\n", n.end)
+            lines[start] = (len(body) if end < 0 else end, n, ours)
+    out, last = [], 0
+    for start in sorted(lines):
+        end, n, ours = lines[start]
+        line = body[start:end].rstrip("\r")
+        is_md = n.kind == references.MD_INLINE
+        if per_line[start] != 1 and not (not is_md and per_line[start] > 1 and line.count("<img") == 1):
+            continue  # more than one image on the line (srcset candidates of one <img> are fine)
+        if is_md and not (markdown and line.startswith("![") and line.rstrip().endswith((")", "}"))):
+            continue
+        if not is_md and not (line.startswith("<img") and line.rstrip().endswith(">") and line.count("<") == 1):
+            continue
+        alt = n.alt
+        title = n.title
+        fig = renderer.wrap_figure(line.rstrip(), record, alt=alt, title=title)
+        before = "" if start == 0 or body[:start].endswith(("\n\n", "\r\n\r\n")) else "\n"
+        after = "" if body[end:].startswith(("\n\n", "\r\n\r\n")) or end >= len(body) else "\n"
+        out.append(body[last:start])
+        out.append(before + fig + after)
+        last = start + len(line)
+    out.append(body[last:])
+    return "".join(out)
+
+
+# --------------------------------------------------------------------------------------------
+# front matter
+
+
+@dataclass
+class _FrontLoc:
+    key: str  # top-level key
+    node: Any  # yaml ScalarNode in the document's own front matter, or None when from defaults
+    path: tuple  # how to reach the value inside data[key]: () or ("path",) or (index, "image") ...
+    default: Any = None  # the whole value from `defaults:` when the document does not set the key
+
+
+def _front_matter_refs(doc: Document, keys: tuple[str, ...], defaults: dict) -> list[_Ref]:
+    """References in the image keys of the front matter, with the YAML nodes that hold them."""
+    refs: list[_Ref] = []
+    own = {k for k in keys if k in doc.data}
+    node = None
+    if own:
+        node = yaml.compose(doc.yaml_text, Loader=site_mod.FastLoader)
+    first = doc.yaml_line
+    top = {}
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            if isinstance(k, yaml.ScalarNode):
+                top[k.value] = v
+
+    def add(key, value, vnode, path, own_key=True, default=None):
+        if isinstance(value, str) and value.strip():
+            line = first + vnode.start_mark.line if vnode is not None else None
+            refs.append(_Ref("front", value, line, _FrontLoc(key, vnode, path, None if own_key else default)))
+
+    def child(vnode, name):
+        if isinstance(vnode, yaml.MappingNode):
+            for k, v in vnode.value:
+                if isinstance(k, yaml.ScalarNode) and k.value == name:
+                    return v
+        return None
+
+    for key in keys:
+        own_key = key in doc.data
+        if own_key:
+            value, vnode = doc.data[key], top.get(key)
+        elif key in defaults:
+            value, vnode = defaults[key], None
+        else:
+            continue
+        default = value
+        if isinstance(value, str):
+            add(key, value, vnode, (), own_key, default)
+        elif isinstance(value, dict):
+            for sub in ("path", "image", "url"):
+                if isinstance(value.get(sub), str):
+                    add(key, value[sub], child(vnode, sub), (sub,), own_key, default)
+                    break
+        elif isinstance(value, list):
+            items = vnode.value if isinstance(vnode, yaml.SequenceNode) else [None] * len(value)
+            for i, (item, inode) in enumerate(zip(value, items)):
+                if isinstance(item, str):
+                    add(key, item, inode, (i,), own_key, default)
+                elif isinstance(item, dict):
+                    for sub in ("image", "path", "url"):
+                        if isinstance(item.get(sub), str):
+                            add(key, item[sub], child(inode, sub), (i, sub), own_key, default)
+                            break
+    return refs
+
+
+def _yaml_scalar(value: str, style: str | None, flow: bool) -> str:
+    if style == "'":
+        return "'" + value.replace("'", "''") + "'"
+    if style == '"':
+        return json.dumps(value, ensure_ascii=False)
+    plain_ok = (re.fullmatch(r"[A-Za-z0-9_./~%+@-][^#:\s,\[\]{}]*", value) is not None
+                and not value.startswith(("@", "%"))
+                and yaml.load(value, Loader=site_mod.FastLoader) == value)
+    if flow and any(c in value for c in ",[]{}"):
+        plain_ok = False
+    return value if plain_ok else json.dumps(value, ensure_ascii=False)
+
+
+def _set_in(data: dict, key: str, path: tuple, value: str) -> None:
+    if not path:
+        data[key] = value
+        return
+    target = data[key]
+    for p in path[:-1]:
+        target = target[p]
+    target[path[-1]] = value
+
+
+def rewrite_front_matter(doc: Document, refs: list[_Ref], credits: list[dict]) -> str:
+    """The document's YAML text with the image values replaced and `algorotoscope_credits` added.
+
+    Edits the author's text in place (comments, order and quoting survive); only when the result
+    would not parse back to the intended data does it fall back to dumping the whole mapping.
+    """
+    import copy
+
+    yaml_text = doc.yaml_text
+    nl = "\r\n" if "\r\n" in yaml_text else "\n"
+    expected = copy.deepcopy(doc.data)
+    edits: list[tuple[int, int, str]] = []
+    added: dict[str, Any] = {}
+    for ref in refs:
+        loc: _FrontLoc = ref.handle
+        if loc.node is not None:
+            if loc.key not in expected:
+                continue
+            _set_in(expected, loc.key, loc.path, ref.new)
+            n = loc.node
+            if not isinstance(n, yaml.ScalarNode) or n.style in ("|", ">"):
+                edits = None
+                break
+            flow = doc.yaml_text[n.start_mark.index - 1: n.start_mark.index] in ("[", ",", " ") and _in_flow(doc, n)
+            edits.append((n.start_mark.index, n.end_mark.index, _yaml_scalar(ref.new, n.style, flow)))
+        else:
+            # The value came from `defaults:` in _config.yml: state the stylized one explicitly.
+            if loc.key not in added:
+                added[loc.key] = copy.deepcopy(loc.default)
+            _set_in(added, loc.key, loc.path, ref.new)
+    expected.update(added)
+    expected[CREDITS_KEY] = credits
+    text = None
+    if edits is not None and CREDITS_KEY not in doc.data:
+        text = yaml_text
+        for start, end, new in sorted(set(edits), reverse=True):
+            text = text[:start] + new + text[end:]
+        if text and not text.endswith("\n"):
+            text += nl
+        extra = "# added by blogroto build: credits for the artworks behind the stylized images" + nl
+        if added:
+            extra += _dump(added).replace("\n", nl)
+        extra += _dump({CREDITS_KEY: credits}).replace("\n", nl)
+        text += extra
+        try:
+            ok = yaml.load(text, Loader=site_mod.FastLoader) == expected
+        except yaml.YAMLError:
+            ok = False
+        if not ok:
+            text = None
+    if text is None:
+        text = _dump(expected).replace("\n", nl)
+    return text
+
+
+def _in_flow(doc: Document, node) -> bool:
+    # A scalar inside [..] or {..}: commas and brackets end a plain scalar there.
+    before = doc.yaml_text[: node.start_mark.index]
+    return before.count("[") + before.count("{") > before.count("]") + before.count("}")
+
+
+def _dump(data: dict) -> str:
+    return yaml.dump(data, Dumper=site_mod.FastDumper, sort_keys=False, allow_unicode=True, default_flow_style=False,
+                     width=10**6)

@@ -1,0 +1,74 @@
+"""The `blogroto` command line.
+
+Each sub-command lives in its own module under `blogroto.commands` and is imported only when it
+is run, so `blogroto build` on a warm cache never pays for importing TensorFlow.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from blogroto import __version__
+from blogroto.errors import BlogrotoError, ConfigError
+
+# command name -> module in blogroto.commands exposing a click command called `command`
+COMMANDS = {
+    "apply": "apply",
+    "train": "train",
+    "filters": "filters",
+    "build": "build",
+    "gc": "gc",
+    "watch": "watch",
+    "serve": "serve",
+    "catalog": "catalog",
+    "preview": "preview",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name):
+        module_name = COMMANDS.get(name)
+        if module_name is None:
+            return None
+        try:
+            module = importlib.import_module(f"blogroto.commands.{module_name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"blogroto.commands.{module_name}":
+                return None  # command listed but not built in this version
+            raise
+        return module.command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="blogroto")
+def cli():
+    """Neural texture transfer ("algorithmic rotoscope") for Jekyll-style blogs."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, prog_name="blogroto", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except BlogrotoError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    sys.exit(0)

@@ -1,0 +1,57 @@
+"""`blogroto apply PHOTO... --filter NAME -o OUT`: stylize photos directly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from blogroto.stylize import DEFAULT_MAX_SIZE, FORMATS
+
+
+@click.command("apply")
+@click.argument("photos", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--filter", "-f", "filter_name", required=True, help="Filter name (or a path to a filter folder).")
+@click.option("--output", "-o", type=click.Path(path_type=Path), help="Output file (one photo) or folder (several). Default: PHOTO-FILTER.EXT beside... in the current folder.")
+@click.option("--filters-dir", multiple=True, type=click.Path(file_okay=False, path_type=Path), help="Extra folders to look for filters in (before the built-in ones).")
+@click.option("--strength", type=click.FloatRange(0, 1), default=1.0, show_default=True, help="0 = the photo, 1 = fully stylized.")
+@click.option("--keep-colors", "--keep-colours", "keep_colors", is_flag=True, help="Keep the photo's colours; take only texture and light from the filter.")
+@click.option("--max-size", type=click.IntRange(0), default=DEFAULT_MAX_SIZE, show_default=True, help="Long side of the output in px; 0 = full size.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), help="Output format (default: the input's).")
+@click.option("--quality", type=click.IntRange(1, 100), default=90, show_default=True)
+@click.option("--precision", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default="auto", show_default=True)
+def command(photos, filter_name, output, filters_dir, strength, keep_colors, max_size, fmt, quality, precision):
+    """Apply a filter to one or more PHOTOS."""
+    from tqdm import tqdm
+
+    from blogroto.errors import BlogrotoError
+    from blogroto.filters import FilterLibrary, load_filter
+    from blogroto.images import EXTENSIONS
+    from blogroto.stylize import StyleOptions, Stylizer, output_format
+
+    candidate = Path(filter_name)
+    flt = load_filter(candidate) if candidate.is_dir() else FilterLibrary(filters_dir).get(filter_name)
+    options = StyleOptions(strength=strength, keep_colors=keep_colors, max_size=max_size, format=fmt, quality=quality)
+    if len(photos) > 1 and output is not None and output.suffix:
+        raise click.UsageError("with several photos, --output must be a folder")
+    stylizer = Stylizer(precision=precision)
+    failures = 0
+    for photo in tqdm(photos, desc=f"applying {flt.slug}", unit="image", disable=len(photos) < 2):
+        try:
+            src_format = photo.suffix.lstrip(".")
+            ext = EXTENSIONS[output_format(src_format, options)]
+            if output is None:
+                dst = Path(f"{photo.stem}-{flt.slug}{ext}")
+            elif len(photos) == 1 and output.suffix:
+                dst = output
+            else:
+                dst = output / f"{photo.stem}-{flt.slug}{ext}"
+            if dst.resolve() == photo.resolve():
+                raise BlogrotoError("refusing to overwrite the input photo", photo)
+            stylizer.stylize_file(photo, dst, flt, options)
+            click.echo(f"{photo} -> {dst}")
+        except BlogrotoError as exc:
+            failures += 1
+            click.echo(f"error: {exc}", err=True)
+    if failures:
+        raise SystemExit(1)

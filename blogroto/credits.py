@@ -1,0 +1,198 @@
+"""Credits for the artworks behind the filters: the one place that renders them.
+
+Every stylized document credits the source work of each filter it used: as data
+(`algorotoscope_credits:` in the front matter, see `credit_record`) so theme layouts can render it
+themselves, and as HTML placed after the content or at the author's marker. Figure captions for
+`figure: true` sites are rendered here too. The HTML comes from Jinja2 templates in `templates/`
+that a site overrides in `_algorotoscope/` (or at the paths its config names).
+
+Jinja2 is imported only when something is rendered, so a no-op build does not pay for it.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from blogroto.errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from blogroto.filters import Filter
+
+CREDIT_TEMPLATE = "credit.html.j2"
+FIGCAPTION_TEMPLATE = "figcaption.html.j2"
+MARKER = "<!-- algorotoscope-credits -->"
+RECORD_KEYS = ("filter", "display_name", "title", "creator", "year", "url", "licence", "licence_url", "credit")
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+# Built-in templates: inside the package when installed from a wheel, else the repository's templates/.
+BUILTIN_TEMPLATE_DIRS = [d for d in (_PACKAGE_DIR / "data" / "templates", _PACKAGE_DIR.parent / "templates") if d.is_dir()]
+
+_MARKER_LINE_RE = re.compile(r"^[ \t]{0,3}<!--\s*algorotoscope-credits\s*-->[ \t]*\r?$", re.M)
+_FENCE_RE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})", re.M)
+
+
+def safe_url(value: Any) -> str | None:
+    """Only http(s) and scheme-less URLs become links: a filter folder is data, and a
+    `javascript:` URL in its metadata must not turn into script on the author's blog."""
+    if not value:
+        return None
+    text = str(value).strip()
+    scheme = urllib.parse.urlsplit(text).scheme.lower()
+    return text if scheme in ("http", "https", "") else None
+
+
+def credit_record(flt: Filter) -> dict:
+    """The credit of one filter as plain data (the `algorotoscope_credits:` list items)."""
+    src = flt.source
+    year = src.get("year")
+    return {
+        "filter": flt.slug,
+        "display_name": flt.display_name,
+        "title": _text(src.get("title")),
+        "creator": _text(src.get("creator")),
+        "year": year if isinstance(year, int) and not isinstance(year, bool) else _text(year),
+        "url": safe_url(src.get("url")),
+        "licence": _text(src.get("licence")),
+        "licence_url": safe_url(src.get("licence_url")),
+        "credit": _text(src.get("credit")),
+    }
+
+
+def _text(value) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
+def liquid_safe(html: str) -> str:
+    """Keep Jekyll from running Liquid found in credit text ('{{' in a title, say)."""
+    if "{{" in html or "{%" in html:
+        html = html.replace("{% endraw %}", "{% endraw %}{{ '{% endraw %}' }}{% raw %}")
+        return "{% raw %}" + html + "{% endraw %}"
+    return html
+
+
+def _compact(html: str) -> str:
+    # Markdown ends an HTML block at a blank line, and indents of 4 spaces read as code: emit
+    # one block with no blank or indented lines so kramdown passes it through untouched.
+    return "\n".join(line.strip() for line in html.splitlines() if line.strip())
+
+
+class CreditRenderer:
+    """Renders credit blocks and figure captions from (site-overridable) Jinja2 templates."""
+
+    def __init__(self, site_root: str | Path | None = None, *, credit_template: str | Path | None = None,
+                 figcaption_template: str | Path | None = None):
+        self.site_dir = Path(site_root) / "_algorotoscope" if site_root is not None else None
+        self._explicit = {CREDIT_TEMPLATE: credit_template, FIGCAPTION_TEMPLATE: figcaption_template}
+        for name, path in self._explicit.items():
+            if path is not None and not Path(path).is_file():
+                raise ConfigError(f"credit template not found: {path}", path)
+        self._env = None
+
+    def template_files(self) -> list[Path]:
+        """The template files in use (their changes must invalidate cached builds)."""
+        out = []
+        for name in (CREDIT_TEMPLATE, FIGCAPTION_TEMPLATE):
+            explicit = self._explicit[name]
+            if explicit is not None:
+                out.append(Path(explicit))
+                continue
+            dirs = ([self.site_dir] if self.site_dir else []) + BUILTIN_TEMPLATE_DIRS
+            for d in dirs:
+                if (d / name).is_file():
+                    out.append(d / name)
+                    break
+        return out
+
+    def _environment(self):
+        if self._env is None:
+            import jinja2
+            from jinja2.sandbox import SandboxedEnvironment
+
+            site = [jinja2.FileSystemLoader(str(self.site_dir))] if self.site_dir and self.site_dir.is_dir() else []
+            builtin = jinja2.FileSystemLoader([str(d) for d in BUILTIN_TEMPLATE_DIRS])
+            # A site template may {% extends "builtin/credit.html.j2" %} to change one block only.
+            loader = jinja2.ChoiceLoader([*site, jinja2.PrefixLoader({"builtin": builtin}), builtin])
+            # Sandboxed: templates can come with themes; autoescape: credit text comes from filter metadata.
+            self._env = SandboxedEnvironment(loader=loader, autoescape=True, trim_blocks=True, lstrip_blocks=True,
+                                             undefined=jinja2.ChainableUndefined)
+        return self._env
+
+    def _template(self, name: str):
+        import jinja2
+
+        explicit = self._explicit[name]
+        env = self._environment()
+        try:
+            if explicit is not None:
+                return env.from_string(Path(explicit).read_text(encoding="utf-8"))
+            return env.get_template(name)
+        except jinja2.TemplateSyntaxError as exc:
+            raise ConfigError(f"template error: {exc.message}", exc.filename or explicit or name, exc.lineno) from exc
+        except jinja2.TemplateNotFound as exc:
+            raise ConfigError(f"credit template {name!r} not found (blogroto is not installed completely?)",
+                              explicit or name) from exc
+
+    def _render(self, name: str, **context) -> str:
+        import jinja2
+
+        try:
+            return self._template(name).render(**context)
+        except jinja2.TemplateError as exc:
+            raise ConfigError(f"template error: {exc}", self._explicit[name] or name,
+                              getattr(exc, "lineno", None)) from exc
+
+    def render_block(self, records: list[dict], *, document: dict | None = None) -> str:
+        """The credits section for a document ('' when nothing was stylized)."""
+        if not records:
+            return ""
+        html = self._render(CREDIT_TEMPLATE, credits=records, document=document or {})
+        return liquid_safe(_compact(html))
+
+    def render_figcaption(self, record: dict, *, alt: str | None = None, title: str | None = None) -> str:
+        html = self._render(FIGCAPTION_TEMPLATE, credit=record, alt=alt or "", title=title or "")
+        return _compact(html)
+
+    def wrap_figure(self, element: str, record: dict, *, alt: str | None = None, title: str | None = None) -> str:
+        """`element` (an <img> tag or a Markdown image) inside a <figure> with a credit caption."""
+        caption = self.render_figcaption(record, alt=alt, title=title)
+        if element.lstrip().startswith("!"):
+            # kramdown does not parse Markdown inside an HTML block unless asked per element.
+            return liquid_safe(f'<figure class="algorotoscope-figure" markdown="1">\n{element}\n{caption}\n</figure>')
+        return liquid_safe(f'<figure class="algorotoscope-figure">{element}{caption}</figure>')
+
+
+def place_credits(body: str, html: str, *, markdown: bool = True) -> str:
+    """Insert `html` at the author's `<!-- algorotoscope-credits -->` marker line (outside fenced
+    code), else after the content. The rest of the body is left byte-identical."""
+    if not html:
+        return body
+    fences = _fenced_ranges(body) if markdown else []
+    for m in _MARKER_LINE_RE.finditer(body):
+        if not any(a <= m.start() < b for a, b in fences):
+            return body[: m.start()] + html + body[m.end():]
+    newline = "\r\n" if "\r\n" in body else "\n"
+    sep = "" if body.endswith(("\n", "\r")) or not body else newline
+    # A blank line first, so Markdown starts a new block rather than continuing a paragraph.
+    return f"{body}{sep}{newline}{html}{newline}"
+
+
+def _fenced_ranges(body: str) -> list[tuple[int, int]]:
+    ranges = []
+    pos = 0
+    while True:
+        m = _FENCE_RE.search(body, pos)
+        if m is None:
+            return ranges
+        fence = m.group(1)
+        close = re.compile(r"^[ \t]{0,3}" + re.escape(fence[0]) + "{" + str(len(fence)) + r",}[ \t]*\r?$", re.M)
+        end_line = body.find("\n", m.end())
+        if end_line < 0:
+            ranges.append((m.start(), len(body)))
+            return ranges
+        c = close.search(body, end_line + 1)
+        end = c.end() if c else len(body)
+        ranges.append((m.start(), end))
+        pos = end

@@ -1,0 +1,224 @@
+"""The data blogroto ships: style artworks, a small training content set, the preview photo.
+
+Everything under `blogroto/data/` is credited in `data/CREDITS.yaml` (one entry per file, with
+the same keys a filter's `source:` uses, so an entry can be copied into `filter.yaml` as is);
+`data/README.md` is the same information as a table and is generated from it.
+
+Only redistributable images are shipped: public domain, CC0, or our own drawing
+(`blogroto.artwork`). The preview photo is deliberately *not* in the content set, so training
+previews show how a filter does on a photo it never trained on.
+
+Maintainers regenerate the files with `python -m blogroto.datasets rebuild` (needs
+scikit-image, which blogroto itself does not depend on); the credits are edited by hand.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+
+import yaml
+
+from blogroto.errors import BlogrotoError
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+ARTWORK_DIR = DATA_DIR / "artworks"
+CONTENT_DIR = DATA_DIR / "content"
+PREVIEW_PHOTO = DATA_DIR / "preview.jpg"
+CREDITS_FILE = DATA_DIR / "CREDITS.yaml"
+README_FILE = DATA_DIR / "README.md"
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+CREDIT_KEYS = ("file", "title", "creator", "year", "url", "licence", "licence_url", "credit", "obtained_from")
+# files in DATA_DIR that describe the data rather than being data
+META_FILES = ("CREDITS.yaml", "README.md")
+
+CONTENT_LONG_SIDE = 512
+ARTWORK_LONG_SIDE = 1024
+JPEG_QUALITY = 88
+
+# How `rebuild` makes each shipped photo: scikit-image sample file, longest side (never upscaled).
+_FROM_SKIMAGE = {
+    "artworks/hubble-deep-field.jpg": ("hubble_deep_field.jpg", ARTWORK_LONG_SIDE),
+    "artworks/ihc.jpg": ("ihc.png", ARTWORK_LONG_SIDE),
+    "content/astronaut.jpg": ("astronaut.png", CONTENT_LONG_SIDE),
+    "content/chelsea.jpg": ("chelsea.png", CONTENT_LONG_SIDE),
+    "content/rocket.jpg": ("rocket.jpg", CONTENT_LONG_SIDE),
+    "preview.jpg": ("coffee.png", CONTENT_LONG_SIDE),
+}
+_COPPER = "artworks/copper-circuit.jpg"  # drawn by blogroto.artwork, seed 0, 1024 x 1024
+
+
+def _images_in(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def content_images() -> list[Path]:
+    """The built-in training photos, sorted by name (stable order = reproducible training)."""
+    return _images_in(CONTENT_DIR)
+
+
+def artworks() -> list[Path]:
+    return _images_in(ARTWORK_DIR)
+
+
+def artwork(name: str) -> Path:
+    """A built-in style artwork by name: 'copper-circuit', 'hubble_deep_field', 'ihc.jpg', ..."""
+    # accept the file name, the stem, and scikit-image's underscore spelling
+    wanted = Path(name).stem.lower().replace("_", "-").replace(" ", "-")
+    for path in artworks():
+        if path.stem.lower() == wanted:
+            return path
+    names = ", ".join(p.stem for p in artworks()) or "none"
+    raise BlogrotoError(f"no built-in artwork called {name!r} (available: {names})", ARTWORK_DIR)
+
+
+def preview_photo() -> Path:
+    """The fixed photo that training previews and filter previews are rendered on."""
+    if not PREVIEW_PHOTO.is_file():
+        raise BlogrotoError("the built-in preview photo is missing from the installation", PREVIEW_PHOTO)
+    return PREVIEW_PHOTO
+
+
+def credits() -> list[dict]:
+    """Every entry of data/CREDITS.yaml, missing keys filled with None."""
+    try:
+        entries = yaml.safe_load(CREDITS_FILE.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise BlogrotoError(f"cannot read: {exc.strerror or exc}", CREDITS_FILE) from exc
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        raise BlogrotoError(f"not valid YAML: {exc}", CREDITS_FILE, None if line is None else line + 1) from exc
+    if not isinstance(entries, list) or not all(isinstance(e, dict) and e.get("file") for e in entries):
+        raise BlogrotoError("expected a list of entries, each with a 'file'", CREDITS_FILE)
+    return [{key: e.get(key) for key in CREDIT_KEYS} | e for e in entries]
+
+
+def credit_for(path: str | Path) -> dict | None:
+    """The credit entry of a shipped file (absolute, or relative to DATA_DIR); None if not ours."""
+    p = Path(path)
+    if p.is_absolute():
+        try:
+            rel = p.resolve().relative_to(DATA_DIR)
+        except ValueError:
+            return None
+    else:
+        rel = p
+    key = rel.as_posix()
+    return next((e for e in credits() if e["file"] == key), None)
+
+
+def shipped_files() -> list[str]:
+    """Every data file (relative posix paths) that needs a credit entry."""
+    return sorted(
+        p.relative_to(DATA_DIR).as_posix()
+        for p in DATA_DIR.rglob("*")
+        if p.is_file() and p.name not in META_FILES and not p.name.startswith(".")
+    )
+
+
+# ----------------------------------------------------------------------------- README
+
+
+def render_readme(entries: list[dict]) -> str:
+    """data/README.md: the credits as a table people can read on GitHub."""
+
+    def cell(value) -> str:
+        return "" if value is None else str(value).replace("|", "\\|").replace("\n", " ")
+
+    def link(text, url) -> str:
+        return f"[{cell(text)}]({url})" if url else cell(text)
+
+    lines = [
+        "# Built-in data",
+        "",
+        "Images shipped with blogroto: style artworks for the built-in filters (`artworks/`), a small",
+        "training content set (`content/`) and the fixed preview photo (`preview.jpg`). All are public",
+        "domain, CC0, or drawn by blogroto itself. This table is generated from `CREDITS.yaml`",
+        "(`python -m blogroto.datasets readme`); edit that file, not this one.",
+        "",
+        "| file | title | creator | year | licence | source | obtained from |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for e in entries:
+        lines.append(
+            "| " + " | ".join([
+                f"`{cell(e['file'])}`", cell(e["title"]), cell(e["creator"]), cell(e["year"]),
+                link(e["licence"], e["licence_url"]), link("link", e["url"]) if e["url"] else "",
+                cell(e["obtained_from"]),
+            ]) + " |"
+        )
+    lines += ["", "## Credit lines", ""]
+    lines += [f"- `{e['file']}`: {cell(e['credit'])}" for e in entries]
+    return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------- rebuild
+
+
+def _long_side(size: tuple[int, int], limit: int) -> tuple[int, int]:
+    w, h = size
+    if max(w, h) <= limit:
+        return w, h  # never upscale: that adds no detail, only blur
+    # integer round-half-up, as blogroto.images.resize_long_side does
+    if w >= h:
+        return limit, max(1, (2 * h * limit + w) // (2 * w))
+    return max(1, (2 * w * limit + h) // (2 * h)), limit
+
+
+def _jpeg_bytes(im) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=JPEG_QUALITY, optimize=True)
+    return buf.getvalue()
+
+
+def rebuild(skimage_data: Path | None = None) -> list[Path]:
+    """Regenerate every shipped image and README.md; returns the files written."""
+    from PIL import Image
+
+    from blogroto.artwork import draw_circuit_board
+    from blogroto.fsutil import atomic_write_bytes, atomic_write_text
+
+    if skimage_data is None:
+        try:
+            import skimage.data
+        except ImportError as exc:
+            raise BlogrotoError("rebuilding the data needs scikit-image (pip install scikit-image)") from exc
+        skimage_data = Path(skimage.data.__file__).parent
+    written = []
+    for rel, (src, limit) in _FROM_SKIMAGE.items():
+        with Image.open(skimage_data / src) as im:
+            im = im.convert("RGB")
+            size = _long_side(im.size, limit)
+            if size != im.size:
+                im = im.resize(size, Image.LANCZOS)
+            atomic_write_bytes(DATA_DIR / rel, _jpeg_bytes(im))
+        written.append(DATA_DIR / rel)
+    atomic_write_bytes(DATA_DIR / _COPPER, _jpeg_bytes(draw_circuit_board(ARTWORK_LONG_SIDE, seed=0)))
+    written.append(DATA_DIR / _COPPER)
+    atomic_write_text(README_FILE, render_readme(credits()))
+    written.append(README_FILE)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["rebuild"]:
+        for path in rebuild(Path(argv[1]) if len(argv) > 1 else None):
+            print(path)
+        return 0
+    if argv[:1] == ["readme"]:
+        from blogroto.fsutil import atomic_write_text
+
+        atomic_write_text(README_FILE, render_readme(credits()))
+        print(README_FILE)
+        return 0
+    print("usage: python -m blogroto.datasets rebuild [SKIMAGE_DATA_DIR] | readme", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

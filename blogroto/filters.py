@@ -1,0 +1,218 @@
+"""The filter folder format: metadata with credits, weights, artwork and previews.
+
+A filter is a folder `<slug>/` holding `filter.yaml` and the files it names (see
+docs/ARCHITECTURE.md). Loading one never executes code from the folder: the metadata is read with
+`yaml.safe_load`, weights are a numpy `.npz` read with `allow_pickle=False`, and folders that carry
+executable model formats (pickles, Keras archives, SavedModels) are refused outright.
+
+This module does not import TensorFlow: a build that finds everything cached never needs it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import yaml
+
+from blogroto.errors import FilterError, UnknownFilterError
+
+FILTER_FILE = "filter.yaml"
+FORMAT_VERSION = 1
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+BUILTIN_STYLES_DIR = Path(os.environ.get("BLOGROTO_STYLES", Path(__file__).resolve().parent.parent / "styles"))
+
+# Files that could execute code when loaded by some framework: a filter folder holding one is refused.
+CODE_CARRYING_SUFFIXES = {".pkl", ".pickle", ".keras", ".pb", ".py", ".pyc", ".joblib", ".pt", ".pth", ".h5", ".hdf5"}
+
+DEFAULT_FILES = {
+    "weights": "weights.npz",
+    "artwork": "artwork.jpg",
+    "preview": "preview.jpg",
+    "example_before": "example-before.jpg",
+    "example_after": "example-after.jpg",
+    "loss_plot": "loss.png",
+    "contact_sheet": "progress.jpg",
+}
+REQUIRED_FILES = ("weights",)
+SOURCE_KEYS = ("title", "creator", "year", "url", "licence", "licence_url", "credit", "description")
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    width: int = 32
+    blocks: int = 5
+
+    def as_dict(self) -> dict:
+        return {"width": self.width, "blocks": self.blocks}
+
+
+@dataclass(frozen=True)
+class Filter:
+    slug: str
+    folder: Path
+    meta: dict = field(repr=False)
+
+    @property
+    def display_name(self) -> str:
+        return str(self.meta.get("display_name") or self.slug)
+
+    @property
+    def description(self) -> str:
+        return str(self.meta.get("description") or "")
+
+    @property
+    def source(self) -> dict:
+        src = self.meta.get("source") or {}
+        return {key: src.get(key) for key in SOURCE_KEYS}
+
+    @property
+    def training(self) -> dict:
+        return dict(self.meta.get("training") or {})
+
+    @property
+    def network(self) -> NetworkSpec:
+        net = self.meta.get("network") or {}
+        return NetworkSpec(width=int(net.get("width", 32)), blocks=int(net.get("blocks", 5)))
+
+    def file(self, key: str) -> Path | None:
+        """Path of one of the folder's files ('weights', 'artwork', 'preview', ...) if it exists."""
+        name = (self.meta.get("files") or {}).get(key, DEFAULT_FILES.get(key))
+        if not name:
+            return None
+        path = self.folder / name
+        return path if path.is_file() else None
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Hash of everything that changes the pixels this filter produces (weights, architecture)."""
+        digest = hashlib.sha256()
+        digest.update(json.dumps({"format": FORMAT_VERSION, "network": self.network.as_dict()}, sort_keys=True).encode())
+        with open(self.file("weights"), "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    def credit_line(self) -> str:
+        """A one-line title–author–source–licence credit, for CLIs and alt texts."""
+        src = self.source
+        if src.get("credit"):
+            return str(src["credit"])
+        parts = [f"“{src['title']}”" if src.get("title") else None, src.get("creator"), str(src["year"]) if src.get("year") else None]
+        line = ", ".join(p for p in parts if p)
+        if src.get("licence"):
+            line += f" ({src['licence']})"
+        return line
+
+
+def _validate_meta(meta: object, path: Path, slug: str) -> dict:
+    if not isinstance(meta, dict):
+        raise FilterError(f"metadata must be a mapping, not {type(meta).__name__}", path)
+    fmt = meta.get("format", FORMAT_VERSION)
+    if fmt != FORMAT_VERSION:
+        raise FilterError(f"unsupported filter format {fmt!r} (this blogroto reads format {FORMAT_VERSION})", path)
+    name = meta.get("name", slug)
+    if name != slug:
+        raise FilterError(f"name {name!r} does not match the folder name {slug!r}", path)
+    source = meta.get("source")
+    if not isinstance(source, dict) or not source.get("title"):
+        raise FilterError("`source` must be a mapping with at least a `title` (every filter credits its artwork)", path)
+    for key in ("network", "training", "files"):
+        if key in meta and meta[key] is not None and not isinstance(meta[key], dict):
+            raise FilterError(f"`{key}` must be a mapping", path)
+    net = meta.get("network") or {}
+    for key in ("width", "blocks"):
+        value = net.get(key, 1)
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 256:
+            raise FilterError(f"network.{key} must be an integer between 1 and 256, got {value!r}", path)
+    files = meta.get("files") or {}
+    for key, name in files.items():
+        if not isinstance(name, str) or "/" in name or "\\" in name or name.startswith("."):
+            raise FilterError(f"files.{key} must be a plain file name inside the filter folder, got {name!r}", path)
+    return meta
+
+
+def load_filter(folder: str | Path) -> Filter:
+    """Read and validate a filter folder; raises FilterError naming the offending file."""
+    folder = Path(folder)
+    slug = folder.name
+    meta_path = folder / FILTER_FILE
+    if not SLUG_RE.match(slug):
+        raise FilterError("filter folder names must be lower-case letters, digits and dashes", folder)
+    if not meta_path.is_file():
+        raise FilterError(f"not a filter folder: {FILTER_FILE} is missing", folder)
+    for child in folder.iterdir():
+        if child.suffix.lower() in CODE_CARRYING_SUFFIXES or child.is_dir() and (child / "saved_model.pb").exists():
+            raise FilterError(
+                "refused: filter folders hold weights as .npz only; this file could carry executable code", child
+            )
+    try:
+        meta = yaml.safe_load(meta_path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise FilterError(f"malformed YAML: {getattr(exc, 'problem', exc)}", meta_path, mark.line + 1 if mark else None) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FilterError(f"cannot read metadata: {exc}", meta_path) from exc
+    meta = _validate_meta(meta, meta_path, slug)
+    flt = Filter(slug=slug, folder=folder, meta=meta)
+    for key in REQUIRED_FILES:
+        if flt.file(key) is None:
+            name = (meta.get("files") or {}).get(key, DEFAULT_FILES[key])
+            raise FilterError(f"{key} file {name!r} is missing", folder / name)
+    return flt
+
+
+class FilterLibrary:
+    """Filters resolved by name: the site's own folders first, in order, then the built-in `styles/`."""
+
+    def __init__(self, search_dirs: Sequence[str | Path] = (), include_builtin: bool = True):
+        self.search_dirs = [Path(d) for d in search_dirs]
+        if include_builtin:
+            self.search_dirs.append(BUILTIN_STYLES_DIR)
+        self._loaded: dict[str, Filter] = {}
+
+    def _candidates(self) -> Iterable[Path]:
+        for base in self.search_dirs:
+            if base.is_dir():
+                for child in sorted(base.iterdir()):
+                    if (child / FILTER_FILE).is_file():
+                        yield child
+
+    def names(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for folder in self._candidates():
+            seen.setdefault(folder.name, None)
+        return sorted(seen)
+
+    def get(self, name: str) -> Filter:
+        if name in self._loaded:
+            return self._loaded[name]
+        for base in self.search_dirs:
+            folder = base / name
+            if SLUG_RE.match(name) and (folder / FILTER_FILE).is_file():
+                flt = load_filter(folder)
+                self._loaded[name] = flt
+                return flt
+        available = self.names()
+        raise UnknownFilterError(name, difflib.get_close_matches(name, available, n=3, cutoff=0.5), available)
+
+    def all(self) -> list[Filter]:
+        return [self.get(name) for name in self.names()]
+
+
+def write_metadata(folder: str | Path, meta: dict) -> None:
+    """Write filter.yaml atomically, keys in a human-friendly order."""
+    from blogroto.fsutil import atomic_write_text
+
+    order = ["format", "name", "display_name", "description", "source", "network", "training", "files"]
+    ordered = {k: meta[k] for k in order if k in meta}
+    ordered.update({k: v for k, v in meta.items() if k not in ordered})
+    atomic_write_text(Path(folder) / FILTER_FILE, yaml.safe_dump(ordered, sort_keys=False, allow_unicode=True, width=100))

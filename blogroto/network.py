@@ -1,0 +1,203 @@
+"""The image transformation network (Johnson et al. 2016) in Keras 3.
+
+9x9 conv, two stride-2 downsamples, residual blocks, two resize-convolution upsamples (nearest x2
+then conv, which avoids the checkerboard artifacts of transposed convolutions), 9x9 conv, with
+reflection padding and instance normalisation throughout.
+
+Instance normalisation normally uses the statistics of the tensor it sees. To stylize a large
+photo in tiles without seams, every tile must be normalised with the statistics of the *whole*
+image: `TransformNet.run` can therefore return the statistics it used and accept given ones.
+
+Weights are saved as a plain `.npz` (numpy, no pickles) keyed by stable layer names, so loading a
+filter never runs code from the filter folder.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off the author's terminal
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from blogroto.errors import FilterError  # noqa: E402
+
+EPSILON = 1e-5
+
+
+class InstanceNorm(keras.layers.Layer):
+    """Instance normalisation with learned scale/offset; statistics in float32 for stability."""
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        self.gamma = self.add_weight(name="gamma", shape=(channels,), initializer="ones")
+        self.beta = self.add_weight(name="beta", shape=(channels,), initializer="zeros")
+
+    def call(self, x, stats=None, pooled=False):
+        x32 = tf.cast(x, tf.float32)
+        if stats is None:
+            # pooled: one set of statistics over a batch of crops of the same photo
+            axes = [0, 1, 2] if pooled else [1, 2]
+            mean, var = tf.nn.moments(x32, axes=axes, keepdims=True)
+        else:
+            mean, var = stats
+        y = (x32 - mean) * tf.math.rsqrt(var + EPSILON) * self.gamma + self.beta
+        return tf.cast(y, x.dtype), (mean, var)
+
+
+def _reflect(x, pad):
+    return tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
+
+
+class TransformNet(keras.Model):
+    """Johnson-style feed-forward stylization network. `width` is the first layer's channel count
+    (then 2x and 4x); `blocks` the number of residual blocks. Input and output: RGB in [0, 1]."""
+
+    def __init__(self, width: int = 32, blocks: int = 5, dtype_policy: str = "float32", **kwargs):
+        super().__init__(name="transform_net", **kwargs)
+        self.width = int(width)
+        self.blocks = int(blocks)
+        policy = keras.DTypePolicy(dtype_policy)
+        w = self.width
+
+        def conv(name, filters, kernel, stride=1):
+            return keras.layers.Conv2D(filters, kernel, strides=stride, padding="valid", name=name, dtype=policy)
+
+        def norm(name):
+            return InstanceNorm(name=name, dtype=policy)
+
+        # (name, conv, norm, kernel, upsample-before) for the layers outside the residual trunk
+        self.c1, self.n1 = conv("c1", w, 9), norm("n1")
+        self.d1, self.nd1 = conv("d1", 2 * w, 3, 2), norm("nd1")
+        self.d2, self.nd2 = conv("d2", 4 * w, 3, 2), norm("nd2")
+        self.res = []
+        for i in range(self.blocks):
+            self.res.append((conv(f"r{i}a", 4 * w, 3), norm(f"r{i}an"), conv(f"r{i}b", 4 * w, 3), norm(f"r{i}bn")))
+        self.u1, self.nu1 = conv("u1", 2 * w, 3), norm("nu1")
+        self.u2, self.nu2 = conv("u2", w, 3), norm("nu2")
+        self.out = conv("out", 3, 9)
+        self.compute_dtype_name = policy.compute_dtype
+
+    @property
+    def norm_count(self) -> int:
+        return 5 + 2 * self.blocks
+
+    def norm_channels(self) -> list[int]:
+        w = self.width
+        return [w, 2 * w, 4 * w] + [4 * w] * (2 * self.blocks) + [2 * w, w]
+
+    def run(self, x, stats=None, pooled=False):
+        """Stylize `x` (N,H,W,3 in [0,1]; H and W multiples of 4). Returns (y, stats_used).
+
+        With `stats` (a list of (mean, var) per norm layer) those statistics are used instead of
+        the tile's own: that is how tiles of one photo share the whole photo's statistics.
+        With `pooled`, the batch holds crops of one photo and each norm layer uses statistics
+        pooled over all of them: an estimate of the whole photo's statistics at full resolution."""
+        used = []
+        it = iter(stats) if stats is not None else None
+
+        def normed(layer, h):
+            y, st = layer(h, stats=next(it) if it is not None else None, pooled=pooled)
+            used.append(st)
+            return y
+
+        h = tf.cast(x, self.compute_dtype_name)
+        h = tf.nn.relu(normed(self.n1, self.c1(_reflect(h, 4))))
+        h = tf.nn.relu(normed(self.nd1, self.d1(_reflect(h, 1))))
+        h = tf.nn.relu(normed(self.nd2, self.d2(_reflect(h, 1))))
+        for conv_a, norm_a, conv_b, norm_b in self.res:
+            r = tf.nn.relu(normed(norm_a, conv_a(_reflect(h, 1))))
+            r = normed(norm_b, conv_b(_reflect(r, 1)))
+            h = h + r
+        for conv_u, norm_u in ((self.u1, self.nu1), (self.u2, self.nu2)):
+            h = tf.repeat(tf.repeat(h, 2, axis=1), 2, axis=2)  # nearest-neighbour x2
+            h = tf.nn.relu(normed(norm_u, conv_u(_reflect(h, 1))))
+        y = self.out(_reflect(h, 4))
+        y = (tf.tanh(tf.cast(y, tf.float32)) + 1.0) * 0.5
+        return y, used
+
+    def call(self, x):
+        return self.run(x)[0]
+
+    def ensure_built(self):
+        if not self.built or not self.weights:
+            self(tf.zeros((1, 16, 16, 3)))
+        return self
+
+    def named_layers(self):
+        layers = [self.c1, self.n1, self.d1, self.nd1, self.d2, self.nd2]
+        for block in self.res:
+            layers.extend(block)
+        layers += [self.u1, self.nu1, self.u2, self.nu2, self.out]
+        return layers
+
+    # Weight I/O: a flat {"layer/variable": array} mapping, stable across processes.
+    def weight_dict(self) -> dict[str, np.ndarray]:
+        self.ensure_built()
+        out = {}
+        for layer in self.named_layers():
+            for var in layer.weights:
+                out[f"{layer.name}/{var.name}"] = np.asarray(var.numpy(), dtype=np.float32)
+        return out
+
+    def set_weight_dict(self, weights: dict[str, np.ndarray], source: str | Path = "weights") -> None:
+        self.ensure_built()
+        expected = {}
+        for layer in self.named_layers():
+            for var in layer.weights:
+                expected[f"{layer.name}/{var.name}"] = var
+        missing = sorted(set(expected) - set(weights))
+        extra = sorted(set(weights) - set(expected))
+        if missing or extra:
+            raise FilterError(
+                f"weights do not match the network (width {self.width}, {self.blocks} blocks): "
+                f"missing {missing[:3]}{'…' if len(missing) > 3 else ''}, unexpected {extra[:3]}{'…' if len(extra) > 3 else ''}",
+                source,
+            )
+        for key, var in expected.items():
+            value = weights[key]
+            if tuple(value.shape) != tuple(var.shape):
+                raise FilterError(f"weight {key} has shape {tuple(value.shape)}, expected {tuple(var.shape)}", source)
+            if not np.all(np.isfinite(value)):
+                raise FilterError(f"weight {key} contains NaN or infinite values", source)
+            var.assign(value.astype(np.float32))
+
+
+def save_weights(net: TransformNet, path: str | Path) -> None:
+    """Write the weights as an uncompressed .npz, atomically (deterministic bytes for equal weights)."""
+    import io
+
+    from blogroto.fsutil import atomic_write_bytes
+
+    buffer = io.BytesIO()
+    weights = net.weight_dict()
+    np.savez(buffer, **{k: weights[k] for k in sorted(weights)})
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def read_weights(path: str | Path) -> dict[str, np.ndarray]:
+    """Read an .npz of float arrays. Pickled objects are refused (allow_pickle=False)."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except FileNotFoundError as exc:
+        raise FilterError("weights file is missing", path) from exc
+    except ValueError as exc:  # raised for object arrays: would need pickle
+        raise FilterError(f"weights file refused (contains pickled objects or is malformed): {exc}", path) from exc
+    except Exception as exc:  # zip errors, truncated files, bad headers
+        raise FilterError(f"weights file is corrupt or truncated: {exc}", path) from exc
+    for key, value in arrays.items():
+        if value.dtype.kind != "f":
+            raise FilterError(f"weight {key} has dtype {value.dtype}, expected floating point", path)
+    return arrays
+
+
+def load_network(path: str | Path, width: int, blocks: int, dtype_policy: str = "float32") -> TransformNet:
+    net = TransformNet(width=width, blocks=blocks, dtype_policy=dtype_policy).ensure_built()
+    net.set_weight_dict(read_weights(path), source=path)
+    return net

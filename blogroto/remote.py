@@ -1,0 +1,398 @@
+"""Fetch remote images for the build, safely.
+
+A post may reference `https://...` images; the build downloads them to stylize them. The URL comes
+from content that may not be fully trusted (guest posts, imported archives), and the build may run
+in CI next to cloud metadata endpoints, so a fetch:
+
+* speaks only http/https, with no proxies or .netrc from the environment;
+* resolves the host itself and refuses it if ANY address is loopback, private, link-local,
+  multicast, reserved or unspecified (also inside IPv4-mapped, 6to4 and NAT64 IPv6 addresses),
+  unless the policy allows private addresses;
+* connects to exactly the address it checked (the connection is pinned; the Host header and the
+  TLS server name and certificate check still use the host name), so a DNS answer that changes
+  between check and connect (DNS rebinding) cannot redirect it;
+* follows redirects itself, re-checking each hop's scheme and addresses, up to a limit;
+* bounds every socket operation by `timeout` and the whole fetch by `total_timeout`, and the body
+  by `max_bytes` (Content-Length first, then while streaming);
+* accepts only bodies that are recognisably raster images.
+
+Residual risks: `socket.getaddrinfo` itself has no timeout (a hanging resolver stalls the fetch);
+a host whose addresses are all public but which forwards to internal services is not detectable.
+
+Bodies are cached on disk by sha256(URL) under `CACHE_DIR/remote/`; a cached copy is used without
+network access. Delete the folder to fetch again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import ipaddress
+import re
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urljoin, urlsplit
+
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+
+from blogroto import __version__
+from blogroto.errors import BlogrotoError, ConfigError
+from blogroto.fsutil import atomic_write_bytes
+
+REMOTE_DIR = "remote"
+_REDIRECT_STATUSES = {301, 302, 303, 307, 308}
+_CHUNK = 64 * 1024
+
+# Detected format -> (extension to add, extensions that already fit it).
+_FORMATS = {
+    "jpeg": (".jpg", {".jpg", ".jpeg", ".jpe", ".jfif"}),
+    "png": (".png", {".png"}),
+    "gif": (".gif", {".gif"}),
+    "webp": (".webp", {".webp"}),
+    "bmp": (".bmp", {".bmp", ".dib"}),
+    "tiff": (".tif", {".tif", ".tiff"}),
+    "avif": (".avif", {".avif"}),
+    "heic": (".heic", {".heic", ".heif"}),
+    "ico": (".ico", {".ico"}),
+    "jxl": (".jxl", {".jxl"}),
+}
+_IMAGE_EXTS = {ext for _, exts in _FORMATS.values() for ext in exts} | {".svg", ".svgz"}
+_BMFF_BRANDS = {b"avif": "avif", b"avis": "avif", b"heic": "heic", b"heix": "heic", b"heif": "heic",
+                b"mif1": "heic", b"msf1": "heic", b"hevc": "heic"}
+
+
+class RemoteImageError(BlogrotoError):
+    """A remote image cannot or may not be fetched. The message names the URL (credentials in it
+    are masked); `path`/`line` may name the post that references it."""
+
+    def __init__(self, url: str, reason: str, path: str | Path | None = None, line: int | None = None):
+        self.url = url
+        self.reason = reason
+        super().__init__(f"{_redact(url)}: {reason}", path, line)
+
+
+@dataclass
+class RemotePolicy:
+    timeout: float = 10.0             # seconds, for connecting and for each read
+    max_bytes: int = 25 * 1024 * 1024
+    max_redirects: int = 5
+    allow_private: bool = False       # loopback/private/link-local/multicast/reserved refused unless True
+    enabled: bool = True
+    total_timeout: float = 60.0       # whole fetch, all hops: a server dripping bytes can't stall a build
+
+    def __post_init__(self):
+        if not self.timeout > 0 or not self.total_timeout > 0:
+            raise ConfigError(f"remote image timeouts must be positive, got {self.timeout}/{self.total_timeout}")
+        if self.max_bytes <= 0:
+            raise ConfigError(f"remote image max_bytes must be positive, got {self.max_bytes}")
+        if self.max_redirects < 0:
+            raise ConfigError(f"remote image max_redirects must be >= 0, got {self.max_redirects}")
+
+
+class _PinnedAdapter(HTTPAdapter):
+    """Connects to the address the fetcher checked instead of resolving the host again."""
+
+    def build_connection_pool_key_attributes(self, request, verify, cert=None):
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
+        pinned = getattr(request, "blogroto_pinned", None)
+        if pinned is None:
+            # Fail closed: a request that skipped the address check must never go out.
+            raise RuntimeError(f"blogroto: unchecked request to {request.url}")
+        address, hostname = pinned
+        if host_params["scheme"] == "https":
+            pool_kwargs["server_hostname"] = hostname  # SNI and certificate check by name
+        host_params["host"] = address
+        return host_params, pool_kwargs
+
+
+class RemoteFetcher:
+    def __init__(self, cache_dir: str | Path, policy: RemotePolicy | None = None):
+        if not hasattr(HTTPAdapter, "build_connection_pool_key_attributes"):
+            raise BlogrotoError(f"fetching remote images needs requests >= 2.32.2 (found {requests.__version__})")
+        self.cache_dir = Path(cache_dir) / REMOTE_DIR
+        self.policy = policy if policy is not None else RemotePolicy()
+        self._session = requests.Session()
+        # No proxies (they would resolve and connect for us, bypassing the address check) and no
+        # .netrc credentials from the environment.
+        self._session.trust_env = False
+        self._session.proxies = {}
+        adapter = _PinnedAdapter(max_retries=0)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def cache_path(self, url: str) -> Path:
+        digest = hashlib.sha256(url.encode("utf-8")).hexdigest()
+        return self.cache_dir / digest[:2] / digest
+
+    def fetch(self, url: str) -> tuple[bytes, str]:
+        """(body, suggested file name from the URL path). Raises RemoteImageError."""
+        if not self.policy.enabled:
+            raise RemoteImageError(url, "remote images are disabled")
+        if urlsplit(url).scheme.lower() not in ("http", "https"):
+            raise RemoteImageError(url, "only http and https URLs can be fetched")
+        path = self.cache_path(url)
+        body = self._read_cached(path)
+        if body is not None:
+            fmt = _identify(body, "")
+        else:
+            body, content_type = self._download(url)
+            fmt = _identify(body, content_type)
+            if fmt is None:
+                raise RemoteImageError(url, f"not an image (Content-Type {content_type or 'missing'!r})")
+            atomic_write_bytes(path, body)
+        return body, suggested_name(url, fmt)
+
+    def _read_cached(self, path: Path) -> bytes | None:
+        try:
+            body = path.read_bytes()
+        except OSError:
+            return None
+        # Re-check against the current policy and formats: a damaged or now-too-large copy is
+        # fetched again rather than trusted.
+        if not body or len(body) > self.policy.max_bytes or _identify(body, "") is None:
+            return None
+        return body
+
+    # --- network -------------------------------------------------------------------------------
+
+    def _download(self, url: str) -> tuple[bytes, str]:
+        deadline = time.monotonic() + self.policy.total_timeout
+        current = url
+        for _hop in range(self.policy.max_redirects + 1):
+            where = "" if current == url else f" (redirected to {_redact(current)})"
+            response = self._get(url, current, where, deadline)
+            with response:
+                location = response.headers.get("Location")
+                if response.status_code in _REDIRECT_STATUSES and location:
+                    current = urljoin(current, location)
+                    continue
+                if not 200 <= response.status_code < 300:
+                    reason = f"HTTP {response.status_code} {response.reason or ''}".rstrip()
+                    raise RemoteImageError(url, reason + where)
+                body = self._read_body(url, where, response, deadline)
+                return body, response.headers.get("Content-Type", "")
+        raise RemoteImageError(url, f"more than {self.policy.max_redirects} redirects (last: {_redact(current)})")
+
+    def _get(self, url: str, current: str, where: str, deadline: float) -> requests.Response:
+        request = requests.Request("GET", current, headers={
+            "User-Agent": f"blogroto/{__version__}",
+            "Accept": "image/png,image/jpeg,image/webp,image/gif,image/*;q=0.8",
+            "Accept-Encoding": "identity",  # images are compressed already; no decompression bombs
+        })
+        try:
+            prepared = self._session.prepare_request(request)  # IDNA-encodes the host
+        except requests.RequestException as exc:
+            raise RemoteImageError(url, f"invalid URL{where}: {exc}") from exc
+        parts = urlsplit(prepared.url)
+        scheme = parts.scheme.lower()
+        if scheme not in ("http", "https"):
+            raise RemoteImageError(url, f"only http and https URLs can be fetched{where}")
+        host = parts.hostname
+        try:
+            port = parts.port or (443 if scheme == "https" else 80)
+        except ValueError:
+            raise RemoteImageError(url, f"invalid port{where}") from None
+        if not host:
+            raise RemoteImageError(url, f"URL has no host{where}")
+        addresses = self._checked_addresses(url, where, host, port)
+        # Without this, the Host header would name the pinned address instead of the host.
+        prepared.headers["Host"] = parts.netloc.rpartition("@")[2]
+
+        # Try each checked address in turn, as a normal client would (e.g. IPv6 unreachable).
+        last_error: Exception | None = None
+        for address in addresses:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            timeout = min(self.policy.timeout, remaining)
+            prepared.blogroto_pinned = (address, host)
+            try:
+                return self._session.send(prepared, stream=True, timeout=(timeout, timeout), allow_redirects=False)
+            except requests.exceptions.ConnectionError as exc:
+                last_error = exc  # includes connect timeouts and TLS failures: next address
+            except requests.RequestException as exc:
+                raise RemoteImageError(url, f"{_describe(exc, self.policy.timeout)}{where}") from exc
+        if last_error is None:
+            raise RemoteImageError(url, f"timed out after {self.policy.total_timeout:g}s in total{where}")
+        raise RemoteImageError(url, f"{_describe(last_error, self.policy.timeout)}{where}") from last_error
+
+    def _checked_addresses(self, url: str, where: str, host: str, port: int) -> list[str]:
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+        except (socket.gaierror, UnicodeError, OSError) as exc:
+            raise RemoteImageError(url, f"cannot resolve host {host!r}{where}: {exc}") from exc
+        addresses = list(dict.fromkeys(info[4][0] for info in infos))
+        if not addresses:
+            raise RemoteImageError(url, f"host {host!r} has no addresses{where}")
+        if not self.policy.allow_private:
+            # Every address, not just the first: the connection could otherwise land on any of them.
+            for address in addresses:
+                problem = address_refusal(address)
+                if problem:
+                    raise RemoteImageError(url, f"refused: {host} resolves to {problem}{where}")
+        return addresses
+
+    def _read_body(self, url: str, where: str, response: requests.Response, deadline: float) -> bytes:
+        limit = self.policy.max_bytes
+        declared = response.headers.get("Content-Length", "")
+        if declared.strip().isdigit() and int(declared) > limit:
+            raise RemoteImageError(url, f"too large: {int(declared)} bytes, the limit is {limit}{where}")
+        chunks = []
+        total = 0
+        # read1 returns whatever one socket read brings, so the deadline is checked at least every
+        # `timeout` seconds; iter_content would block until a whole chunk arrived from a drip-feed.
+        raw = response.raw
+        read = getattr(raw, "read1", None) or raw.read  # read1: urllib3 >= 2.3
+        try:
+            while chunk := read(_CHUNK, decode_content=True):
+                total += len(chunk)
+                if total > limit:
+                    raise RemoteImageError(url, f"too large: more than {limit} bytes{where}")
+                if time.monotonic() > deadline:
+                    raise RemoteImageError(url, f"timed out after {self.policy.total_timeout:g}s in total{where}")
+                chunks.append(chunk)
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise RemoteImageError(url, f"{_describe(exc, self.policy.timeout)}{where}") from exc
+        return b"".join(chunks)
+
+
+def address_refusal(address: str) -> str | None:
+    """Why an address may not be fetched from by default, or None when it is a public one."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone id
+    except ValueError:
+        return f"an unparseable address {address!r}"
+    candidates = [ip]
+    if ip.version == 6:
+        # IPv6 forms that carry an IPv4 address the traffic ends up at. Mapped and NAT64 (DNS64
+        # on IPv6-only networks) addresses are judged by that IPv4 address alone: the outer
+        # prefix counts as "reserved" in some Python versions, which would refuse public hosts.
+        if ip.ipv4_mapped is not None:
+            candidates = [ip.ipv4_mapped]
+        elif ip in _NAT64:
+            candidates = [ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)]
+        if ip.sixtofour is not None:
+            candidates.append(ip.sixtofour)
+        if ip.teredo:
+            candidates.extend(ip.teredo)
+    for candidate in candidates:
+        for attr, label in _KINDS:
+            if getattr(candidate, attr):
+                return f"{label} address {address}"
+        if not candidate.is_global:  # e.g. 100.64/10 carrier-grade NAT
+            return f"non-public address {address}"
+    return None
+
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_KINDS = [
+    ("is_unspecified", "an unspecified"),
+    ("is_loopback", "a loopback"),
+    ("is_link_local", "a link-local"),
+    ("is_multicast", "a multicast"),
+    ("is_private", "a private"),
+    ("is_reserved", "a reserved"),
+]
+
+
+def _describe(exc: Exception, timeout: float) -> str:
+    text = str(exc)
+    if isinstance(exc, requests.Timeout) or "timed out" in text.lower():
+        return f"timed out (limit {timeout:g}s)"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return f"TLS error: {text}"
+    if isinstance(exc, requests.ConnectionError):
+        return f"cannot connect: {text}"
+    return text
+
+
+def _redact(url: str) -> str:
+    """The URL without a password, for messages and logs."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@" + parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=netloc).geturl()
+
+
+def _identify(body: bytes, content_type: str) -> str | None:
+    """The raster format of `body` ('jpeg', 'png', ... or a Pillow format name), or None.
+
+    Magic bytes decide, not Content-Type: servers label images application/octet-stream, and
+    label HTML error pages image/png. Formats without a cheap signature are left to Pillow, which
+    the build needs to decode the image anyway.
+    """
+    head = body[:32]
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "tiff"
+    if head[4:8] == b"ftyp" and head[8:12] in _BMFF_BRANDS:
+        return _BMFF_BRANDS[head[8:12]]
+    if head.startswith(b"\xff\x0a") or head.startswith(b"\x00\x00\x00\x0cJXL \r\n\x87\n"):
+        return "jxl"
+    if head[:2] == b"BM" and len(body) > 26:
+        return "bmp"
+    if head[:4] == b"\x00\x00\x01\x00":
+        return "ico"
+    if re.match(rb"\s*(\xef\xbb\xbf)?\s*<", head):
+        return None  # HTML, XML, SVG: not a raster image whatever the Content-Type says
+    try:
+        from PIL import Image, UnidentifiedImageError  # lazy: only for unusual formats
+    except ImportError:
+        return None
+    try:
+        with Image.open(io.BytesIO(body)) as image:
+            return image.format.lower() if image.format else None
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        return None
+
+
+def suggested_name(url: str, fmt: str | None) -> str:
+    """A safe file name from the last segment of the URL path, with an extension that fits `fmt`."""
+    segment = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", segment).strip(".-_")
+    stem, dot, suffix = name.rpartition(".")
+    if not dot:
+        stem, suffix = name, ""
+    suffix = "." + suffix.lower() if suffix else ""
+    stem = stem[:80].strip(".-_") or "image"
+    wanted, fitting = _FORMATS.get(fmt, (None, set()))
+    if wanted is None and fmt:
+        wanted, fitting = _pillow_extension(fmt)
+    if wanted is None or suffix in fitting:
+        return stem + suffix
+    if suffix in _IMAGE_EXTS or len(suffix) > 6:
+        return stem + wanted  # a misleading image extension is replaced, not kept
+    return stem + suffix + wanted
+
+
+def _pillow_extension(fmt: str) -> tuple[str | None, set[str]]:
+    try:
+        from PIL import Image
+    except ImportError:
+        return None, set()
+    exts = sorted(ext for ext, name in Image.registered_extensions().items() if name.lower() == fmt)
+    return (exts[0], set(exts)) if exts else (None, set())

@@ -1,0 +1,595 @@
+"""Train a filter: a Johnson transformation network learns one artwork's colours and textures.
+
+Perceptual losses from VGG16 (content on relu2_2, style as Gram matrices, total variation), Adam
+with a cosine learning-rate schedule, progressive resolution (cheap low-resolution steps first).
+
+Safe to interrupt: the run lives in a work folder `.<slug>.training/` beside the output, with a
+checkpoint every few minutes and on Ctrl-C/SIGTERM. The data order depends only on (seed, step),
+so `--resume` continues exactly where a run stopped. The filter folder itself is assembled in a
+hidden `.partial` folder and renamed into place at the very end, so a half-written filter never
+looks complete.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import platform
+import shutil
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from blogroto import __version__
+from blogroto.errors import BlogrotoError
+from blogroto.filters import DEFAULT_FILES, SLUG_RE, load_filter, write_metadata
+from blogroto.fsutil import atomic_write_text
+
+# Presets, sized for the machines they are meant for (see docs/training.md and benchmarks/).
+PRESETS: dict[str, dict] = {
+    # a good-looking filter within 30 minutes on a 2-core laptop CPU
+    "quick": dict(width=16, blocks=3, steps=700, size=192, batch=2, style_size=384, lr=3e-3, progressive=0.5),
+    # an hour or two on a CPU, minutes on a GPU
+    "standard": dict(width=32, blocks=5, steps=4000, size=256, batch=4, style_size=512, lr=1e-3, progressive=0.3),
+    # for a GPU
+    "best": dict(width=32, blocks=5, steps=40000, size=256, batch=8, style_size=512, lr=1e-3, progressive=0.1),
+}
+DEFAULT_WEIGHTS = {"content": 1.0, "style": 1e5, "tv": 0.3}
+CHECKPOINT_MINUTES = 3.0
+
+
+@dataclass
+class TrainConfig:
+    artwork: Path
+    name: str
+    out_dir: Path
+    source: dict = field(default_factory=dict)  # title, creator, year, url, licence, licence_url, credit, description
+    display_name: str | None = None
+    description: str | None = None
+    content_dirs: list[Path] = field(default_factory=list)
+    builtin_content: bool = True
+    preset: str = "quick"
+    steps: int | None = None
+    size: int | None = None
+    batch: int | None = None
+    style_size: int | None = None
+    width: int | None = None
+    blocks: int | None = None
+    lr: float | None = None
+    progressive: float | None = None
+    loss_weights: dict = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    seed: int = 0
+    resume: bool = False
+    vgg_weights: Path | None = None
+    precision: str = "auto"  # auto | float32 | bfloat16 | float16
+    checkpoint_minutes: float = CHECKPOINT_MINUTES
+    preview_every: int | None = None
+    preview_photo: Path | None = None
+    progress: bool = True
+    stop_after: int | None = None  # stop (checkpointed, resumable) after this many steps: used by tests
+
+    def resolved(self) -> dict:
+        if self.preset not in PRESETS:
+            raise BlogrotoError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
+        p = dict(PRESETS[self.preset])
+        for key in ("steps", "size", "batch", "style_size", "width", "blocks", "lr", "progressive"):
+            if getattr(self, key) is not None:
+                p[key] = getattr(self, key)
+        p["size"] = max(16, int(p["size"]) // 4 * 4)
+        if self.preview_every is None:
+            p["preview_every"] = max(1, p["steps"] // 12)
+        else:
+            p["preview_every"] = self.preview_every
+        return p
+
+
+# ---------------------------------------------------------------- data
+
+
+class ContentPool:
+    """Content photos decoded once and kept in memory, slightly larger than the crop size.
+    Crops and flips for step i come from a generator seeded by (seed, i): resumable and repeatable."""
+
+    EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+
+    def __init__(self, paths: list[Path], size: int, log=print):
+        from blogroto.images import load_image, resize_long_side
+
+        self.images: list[np.ndarray] = []
+        self.names: list[str] = []
+        for path in paths:
+            try:
+                img = load_image(path)
+            except BlogrotoError as exc:
+                log(f"warning: skipping content image: {exc}")
+                continue
+            h, w = img.rgb.shape[:2]
+            # short side ~1.25 crop sizes: crops cover most of each photo, memory stays small
+            scale = min(1.0, (size * 1.25) / min(h, w))
+            if scale < 1.0:
+                img = resize_long_side(img, int(round(max(h, w) * scale)))
+            rgb = img.rgb
+            if min(rgb.shape[:2]) < size:
+                pil = Image.fromarray((np.clip(rgb, 0, 1) * 255).astype(np.uint8))
+                factor = size / min(rgb.shape[:2])
+                pil = pil.resize((math.ceil(pil.width * factor), math.ceil(pil.height * factor)), Image.LANCZOS)
+                rgb = np.asarray(pil, np.float32) / 255.0
+            self.images.append((np.clip(rgb, 0, 1) * 255).astype(np.uint8))
+            self.names.append(path.name)
+        if not self.images:
+            raise BlogrotoError("no usable content images (give --content DIR with photos)")
+
+    @staticmethod
+    def find(dirs: list[Path]) -> list[Path]:
+        found = []
+        for d in dirs:
+            d = Path(d)
+            if d.is_file():
+                found.append(d)
+                continue
+            if not d.is_dir():
+                raise BlogrotoError("content folder not found", d)
+            found.extend(p for p in sorted(d.rglob("*")) if p.suffix.lower() in ContentPool.EXTENSIONS and p.is_file())
+        return found
+
+    def batch(self, seed: int, step: int, batch: int, size: int) -> np.ndarray:
+        rng = np.random.default_rng([seed, step])
+        out = np.empty((batch, size, size, 3), np.float32)
+        for b in range(batch):
+            img = self.images[rng.integers(len(self.images))]
+            h, w = img.shape[:2]
+            # random scale between crop size and the whole short side: varied object sizes
+            side = int(rng.integers(size, min(h, w) + 1))
+            y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+            crop = img[y : y + side, x : x + side]
+            if side != size:
+                crop = np.asarray(Image.fromarray(crop).resize((size, size), Image.BILINEAR))
+            if rng.random() < 0.5:
+                crop = crop[:, ::-1]
+            out[b] = crop.astype(np.float32) / 255.0
+        return out
+
+
+def load_style_image(path: Path, style_size: int) -> np.ndarray:
+    from blogroto.images import load_image, resize_long_side
+
+    img = load_image(path)
+    h, w = img.rgb.shape[:2]
+    if max(h, w) != style_size:
+        if max(h, w) > style_size:
+            img = resize_long_side(img, style_size)
+        else:  # upscale small artworks so the "brush size" still matches
+            pil = Image.fromarray((np.clip(img.rgb, 0, 1) * 255).astype(np.uint8))
+            f = style_size / max(h, w)
+            pil = pil.resize((max(1, round(w * f)), max(1, round(h * f))), Image.LANCZOS)
+            return np.asarray(pil, np.float32)[None] / 255.0
+    return img.rgb[None].astype(np.float32)
+
+
+# ---------------------------------------------------------------- device / precision
+
+
+def describe_device() -> str:
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        names = []
+        for gpu in gpus:
+            try:
+                names.append(tf.config.experimental.get_device_details(gpu).get("device_name", "GPU"))
+            except Exception:
+                names.append("GPU")
+        return f"{len(gpus)} x GPU ({', '.join(sorted(set(names)))})"
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"CPU: {model} ({os.cpu_count()} cores)"
+
+
+def cpu_supports_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def pick_policy(precision: str) -> str:
+    """Mixed precision where the hardware has fast low-precision maths: fp16 on GPUs, bf16 on
+    CPUs with AVX-512 BF16/AMX; plain float32 elsewhere (emulated bf16 is slower, not faster)."""
+    import tensorflow as tf
+
+    if precision == "float32":
+        return "float32"
+    if precision == "bfloat16":
+        return "mixed_bfloat16"
+    if precision == "float16":
+        return "mixed_float16"
+    if tf.config.list_physical_devices("GPU"):
+        return "mixed_float16"
+    return "mixed_bfloat16" if cpu_supports_bf16() else "float32"
+
+
+# ---------------------------------------------------------------- training
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, log=print):
+        self.cfg = config
+        self.log = log
+        if not SLUG_RE.match(config.name):
+            raise BlogrotoError(f"filter name {config.name!r} must be lower-case letters, digits and dashes")
+        self.p = config.resolved()
+        self.out_dir = Path(config.out_dir)
+        self.final_dir = self.out_dir / config.name
+        self.work_dir = self.out_dir / f".{config.name}.training"
+        self.config_path = self.work_dir / "run.json"
+
+    # -- setup
+
+    def preview_photo(self) -> Path:
+        if self.cfg.preview_photo:
+            return Path(self.cfg.preview_photo)
+        from blogroto import datasets
+
+        return datasets.preview_photo()
+
+    def _prepare_work_dir(self) -> None:
+        run_record = {"config": _jsonable(asdict(self.cfg)), "resolved": self.p}
+        if self.work_dir.exists():
+            if not self.cfg.resume:
+                raise BlogrotoError(
+                    "an unfinished training run exists here; continue it with --resume, or delete the folder to start over",
+                    self.work_dir,
+                )
+            previous = json.loads(self.config_path.read_text()) if self.config_path.exists() else None
+            if previous and previous.get("resolved") != self.p:
+                raise BlogrotoError("--resume with different training settings than the interrupted run", self.config_path)
+        elif self.cfg.resume:
+            self.log(f"nothing to resume in {self.work_dir}; starting a new run")
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        (self.work_dir / "previews").mkdir(exist_ok=True)
+        atomic_write_text(self.config_path, json.dumps(run_record, indent=2, sort_keys=True))
+
+    def run(self):
+        import tensorflow as tf
+        import keras
+
+        from blogroto.network import TransformNet, save_weights
+        from blogroto.vgg import CONTENT_LAYER, STYLE_LAYERS, LossNetwork, gram, locate_weights
+
+        cfg, p = self.cfg, self.p
+        if not Path(cfg.artwork).is_file():
+            raise BlogrotoError("artwork not found", cfg.artwork)
+        self._prepare_work_dir()
+        tf.config.experimental.enable_op_determinism()
+        keras.utils.set_random_seed(cfg.seed)
+
+        vgg_weights = locate_weights(cfg.vgg_weights, log=self.log)
+        policy = pick_policy(cfg.precision)
+        gpus = tf.config.list_physical_devices("GPU")
+        strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+        replicas = strategy.num_replicas_in_sync
+
+        content_paths = ContentPool.find(list(cfg.content_dirs))
+        if cfg.builtin_content:
+            from blogroto import datasets
+
+            content_paths += datasets.content_images()
+        pool = ContentPool(content_paths, p["size"], log=self.log)
+        style_img = load_style_image(Path(cfg.artwork), p["style_size"])
+        preview_src = np.asarray(Image.open(self.preview_photo()).convert("RGB"), np.float32) / 255.0
+        preview_src = preview_src[: preview_src.shape[0] // 4 * 4, : preview_src.shape[1] // 4 * 4][None]
+
+        compute = "float32" if policy == "float32" else policy.split("_")[1]
+        layers = tuple(dict.fromkeys(STYLE_LAYERS + (CONTENT_LAYER,)))
+        lossnet = LossNetwork(vgg_weights, layers, compute_dtype=compute)
+        style_grams = {name: gram(f) for name, f in lossnet(tf.constant(style_img)).items() if name in STYLE_LAYERS}
+        w = cfg.loss_weights
+
+        with strategy.scope():
+            net = TransformNet(p["width"], p["blocks"], dtype_policy=policy).ensure_built()
+            schedule = keras.optimizers.schedules.CosineDecay(p["lr"], p["steps"], alpha=0.1)
+            optimizer = keras.optimizers.Adam(schedule)
+            if policy == "mixed_float16":
+                optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+            optimizer.build(net.trainable_variables)
+            step_var = tf.Variable(0, dtype=tf.int64, trainable=False)
+
+        ckpt = tf.train.Checkpoint(net=net, optimizer=optimizer, step=step_var)
+        manager = tf.train.CheckpointManager(ckpt, str(self.work_dir / "ckpt"), max_to_keep=2)
+        history_path = self.work_dir / "history.json"
+        history = {"step": [], "seconds": [], "total": [], "content": [], "style": [], "tv": []}
+        elapsed_before = 0.0
+        if manager.latest_checkpoint:
+            ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+            if history_path.exists():
+                history = json.loads(history_path.read_text())
+                history = {k: v[: _count_upto(history["step"], int(step_var.numpy()))] for k, v in history.items()}
+                elapsed_before = history["seconds"][-1] if history["seconds"] else 0.0
+            self.log(f"resumed {cfg.name} at step {int(step_var.numpy())}")
+
+        def losses(x):
+            y = net(x)
+            feats_y = lossnet(y)
+            feats_x = lossnet(x)
+            content = tf.reduce_mean(tf.square(feats_y[CONTENT_LAYER] - feats_x[CONTENT_LAYER]))
+            style = tf.add_n([tf.reduce_mean(tf.square(gram(feats_y[n]) - style_grams[n])) for n in STYLE_LAYERS])
+            tv = tf.reduce_mean(tf.abs(y[:, 1:] - y[:, :-1])) + tf.reduce_mean(tf.abs(y[:, :, 1:] - y[:, :, :-1]))
+            total = w["content"] * content + w["style"] * style + w["tv"] * tv
+            return total, content, style, tv
+
+        def replica_step(x):
+            with tf.GradientTape() as tape:
+                total, content, style, tv = losses(x)
+                scaled = total / replicas
+                if policy == "mixed_float16":
+                    scaled = optimizer.scale_loss(scaled)
+            grads = tape.gradient(scaled, net.trainable_variables)
+            optimizer.apply_gradients(zip(grads, net.trainable_variables))
+            return total, content, style, tv
+
+        @tf.function(reduce_retracing=True)
+        def train_step(x):
+            if replicas > 1:
+                out = strategy.run(replica_step, args=(x,))
+                return [strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) / replicas for v in out]
+            return replica_step(x)
+
+        @tf.function(reduce_retracing=True)
+        def stylize_preview(x):
+            return net(x)
+
+        total_steps = p["steps"]
+        low_until = int(total_steps * p["progressive"])
+        start = int(step_var.numpy())
+        stop_at = total_steps if cfg.stop_after is None else min(total_steps, start + cfg.stop_after)
+        bar = None
+        if cfg.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total_steps, initial=start, desc=f"training {cfg.name}", unit="step", dynamic_ncols=True)
+
+        interrupted = {"flag": False}
+
+        def on_signal(signum, frame):
+            interrupted["flag"] = True
+
+        old_handlers = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        t0 = time.monotonic()
+        last_ckpt = t0
+        ema = None
+
+        def checkpoint():
+            manager.save(checkpoint_number=int(step_var.numpy()))
+            atomic_write_text(history_path, json.dumps(history))
+
+        try:
+            step = start
+            while step < stop_at and not interrupted["flag"]:
+                size = p["size"] // 2 // 4 * 4 if step < low_until else p["size"]
+                x = pool.batch(cfg.seed, step, p["batch"] * replicas, size)
+                total, content, style, tv = (float(v) for v in train_step(tf.constant(x)))
+                if not math.isfinite(total):
+                    raise BlogrotoError(f"training diverged at step {step} (loss is {total}); try a lower --lr")
+                step += 1
+                step_var.assign(step)
+                seconds = elapsed_before + time.monotonic() - t0
+                for key, value in (("step", step), ("seconds", seconds), ("total", total), ("content", content), ("style", style), ("tv", tv)):
+                    history[key].append(value)
+                ema = total if ema is None else 0.9 * ema + 0.1 * total
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{ema:.3g}", content=f"{content:.3g}", style=f"{style * w['style']:.3g}", px=size)
+                if step % p["preview_every"] == 0 or step == total_steps:
+                    y = stylize_preview(tf.constant(preview_src))[0].numpy()
+                    _save_jpeg(self.work_dir / "previews" / f"step-{step:06d}.jpg", y)
+                if time.monotonic() - last_ckpt > cfg.checkpoint_minutes * 60:
+                    checkpoint()
+                    last_ckpt = time.monotonic()
+        finally:
+            if bar is not None:
+                bar.close()
+            for sig, handler in old_handlers.items():
+                signal.signal(sig, handler)
+        checkpoint()
+        if step < total_steps:
+            why = "interrupted" if interrupted["flag"] else "stopped"
+            self.log(f"{why} at step {step}/{total_steps}; checkpoint saved. Continue with --resume.")
+            if interrupted["flag"]:
+                raise KeyboardInterrupt
+            return None
+
+        return self._assemble(net, history, policy, vgg_weights.source, pool.names, stylize_preview, save_weights)
+
+    # -- output
+
+    def _assemble(self, net, history, policy, vgg_source, content_names, stylize_fn, save_weights):
+        import tensorflow as tf
+
+        from blogroto.images import load_image, resize_long_side
+
+        cfg, p = self.cfg, self.p
+        partial = self.out_dir / f".{cfg.name}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        save_weights(net, partial / DEFAULT_FILES["weights"])
+
+        art = resize_long_side(load_image(cfg.artwork), 1024)
+        _save_jpeg(partial / DEFAULT_FILES["artwork"], art.rgb)
+
+        def stylize(path, long_side):
+            img = resize_long_side(load_image(path), long_side)
+            h, w = img.rgb.shape[:2]
+            x = np.pad(img.rgb, ((0, -h % 4), (0, -w % 4), (0, 0)), mode="reflect")[None]
+            return img.rgb, stylize_fn(tf.constant(x))[0].numpy()[:h, :w]
+
+        before, after = stylize(self.preview_photo(), 768)
+        _save_jpeg(partial / DEFAULT_FILES["example_before"], before)
+        _save_jpeg(partial / DEFAULT_FILES["example_after"], after)
+        _save_jpeg(partial / DEFAULT_FILES["preview"], resize_long_side_array(after, 384))
+        _loss_plot(history, partial / DEFAULT_FILES["loss_plot"], cfg.name)
+        _contact_sheet(sorted((self.work_dir / "previews").glob("step-*.jpg")), partial / DEFAULT_FILES["contact_sheet"])
+
+        tail = max(1, min(50, len(history["total"]) // 10))
+        final = {k: float(np.mean(history[k][-tail:])) for k in ("total", "content", "style", "tv")}
+        source = {k: v for k, v in cfg.source.items() if v not in (None, "")}
+        source.setdefault("title", Path(cfg.artwork).stem)
+        meta = {
+            "format": 1,
+            "name": cfg.name,
+            "display_name": cfg.display_name or cfg.name.replace("-", " ").title(),
+            "description": cfg.description or f"Colours and textures learned from {source['title']}.",
+            "source": source,
+            "network": {"width": p["width"], "blocks": p["blocks"]},
+            "training": {
+                "preset": cfg.preset,
+                "steps": p["steps"],
+                "resolution": p["size"],
+                "progressive_low_resolution_fraction": p["progressive"],
+                "batch_size": p["batch"],
+                "style_size": p["style_size"],
+                "learning_rate": p["lr"],
+                "loss_weights": dict(cfg.loss_weights),
+                "content_set": content_names,
+                "seconds": round(history["seconds"][-1], 1) if history["seconds"] else 0.0,
+                "device": describe_device(),
+                "precision": policy,
+                "final_losses": {k: float(f"{v:.6g}") for k, v in final.items()},
+                "vgg_weights": vgg_source,
+                "seed": cfg.seed,
+                "blogroto_version": __version__,
+                "date": datetime.date.today().isoformat(),
+            },
+            "files": dict(DEFAULT_FILES),
+        }
+        write_metadata(partial, meta)
+        load_filter_as(partial, cfg.name)  # validate before it becomes visible
+        # Swap into place: the finished folder appears in one rename.
+        old = self.out_dir / f".{cfg.name}.old"
+        shutil.rmtree(old, ignore_errors=True)
+        if self.final_dir.exists():
+            os.replace(self.final_dir, old)
+        os.replace(partial, self.final_dir)
+        shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(self.work_dir, ignore_errors=True)
+        return load_filter(self.final_dir)
+
+
+def load_filter_as(folder: Path, slug: str):
+    """Validate a filter folder whose directory name is not (yet) its slug."""
+    from blogroto.filters import Filter, _validate_meta
+
+    import yaml
+
+    meta = yaml.safe_load((folder / "filter.yaml").read_text())
+    _validate_meta(meta, folder / "filter.yaml", slug)
+    return Filter(slug=slug, folder=folder, meta=meta)
+
+
+def _count_upto(steps: list[int], step: int) -> int:
+    return sum(1 for s in steps if s <= step)
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def resize_long_side_array(rgb: np.ndarray, long_side: int) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    if max(h, w) <= long_side:
+        return rgb
+    f = long_side / max(h, w)
+    pil = Image.fromarray((np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8))
+    return np.asarray(pil.resize((max(1, round(w * f)), max(1, round(h * f))), Image.LANCZOS), np.float32) / 255.0
+
+
+def _save_jpeg(path: Path, rgb: np.ndarray, quality: int = 88) -> None:
+    from blogroto.images import encode_image
+
+    from blogroto.fsutil import atomic_write_bytes
+
+    atomic_write_bytes(path, encode_image(np.clip(rgb, 0, 1), None, "jpeg", quality))
+
+
+def _loss_plot(history: dict, path: Path, name: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    minutes = np.asarray(history["seconds"]) / 60.0
+    for key in ("total", "content", "style", "tv"):
+        values = np.asarray(history[key])
+        if key != "total":
+            continue
+        ax.plot(minutes, values, color="#bbbbbb", linewidth=0.6, label="loss per step")
+        if len(values) >= 10:
+            k = max(5, len(values) // 50)
+            smooth = np.convolve(values, np.ones(k) / k, mode="valid")
+            ax.plot(minutes[k - 1 :], smooth, color="#b5651d", linewidth=2, label=f"mean of {k} steps")
+    ax.set_yscale("log")
+    ax.set_xlabel("minutes")
+    ax.set_ylabel("total loss")
+    ax.set_title(f"Training {name}")
+    ax.legend()
+    fig.tight_layout()
+    import io
+
+    from blogroto.fsutil import atomic_write_bytes
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _contact_sheet(previews: list[Path], path: Path, columns: int = 4, cell: int = 256) -> None:
+    """The training previews in a grid, each labelled with its step."""
+    from PIL import ImageDraw
+
+    if not previews:
+        return
+    if len(previews) > 12:  # keep an even spread, always including the last
+        idx = np.linspace(0, len(previews) - 1, 12).round().astype(int)
+        previews = [previews[i] for i in idx]
+    first = Image.open(previews[0])
+    cell_h = max(1, round(cell * first.height / first.width))
+    rows = math.ceil(len(previews) / columns)
+    sheet = Image.new("RGB", (columns * cell, rows * (cell_h + 20)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, preview in enumerate(previews):
+        img = Image.open(preview).convert("RGB").resize((cell, cell_h), Image.LANCZOS)
+        x, y = (i % columns) * cell, (i // columns) * (cell_h + 20)
+        sheet.paste(img, (x, y))
+        draw.text((x + 4, y + cell_h + 4), f"step {int(preview.stem.split('-')[1])}", fill="black")
+    import io
+
+    from blogroto.fsutil import atomic_write_bytes
+
+    buffer = io.BytesIO()
+    sheet.save(buffer, "JPEG", quality=85)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def train(config: TrainConfig, log=print):
+    return Trainer(config, log=log).run()

@@ -1,0 +1,479 @@
+"""Tests for blogroto.remote against a real HTTP(S) server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import datetime
+import http.server
+import socket
+import ssl
+import struct
+import threading
+import time
+import zlib
+
+import pytest
+import requests
+
+from blogroto import remote
+from blogroto.errors import BlogrotoError
+from blogroto.remote import RemoteFetcher, RemoteImageError, RemotePolicy, address_refusal, suggested_name
+
+
+def make_png(width: int = 2, height: int = 2) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    raw = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+PNG = make_png()
+TIMEOUT = 0.5
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):  # keep test output quiet
+        pass
+
+    def send_body(self, body: bytes, content_type: str = "image/png", status: int = 200, length: bool = True):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        if length:
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def redirect(self, location: str, status: int = 302):
+        self.send_response(status)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_GET(self):
+        self.server.seen.append((self.path, self.headers.get("Host")))
+        path = self.path.split("?", 1)[0]
+        query = self.path.partition("?")[2]
+        try:
+            if path in ("/img.png", "/photo"):
+                self.send_body(PNG)
+            elif path == "/octet":
+                self.send_body(PNG, "application/octet-stream")
+            elif path.startswith("/r/"):  # /r/3 -> /r/2 -> /r/1 -> /r/0 -> /img.png
+                n = int(path[3:])
+                self.redirect("/img.png" if n == 0 else f"/r/{n - 1}", 301 if n % 2 else 307)
+            elif path == "/loop":
+                self.redirect("/loop")
+            elif path == "/to":
+                self.redirect(requests.utils.unquote(query))
+            elif path == "/slow":
+                time.sleep(TIMEOUT * 3)
+                self.send_body(PNG)
+            elif path == "/drip":  # each byte well within the read timeout, the whole far beyond
+                self.send_response(200)
+                self.send_header("Content-Type", "image/png")
+                self.end_headers()
+                self.wfile.write(PNG[:8])
+                for _ in range(40):
+                    time.sleep(TIMEOUT / 5)
+                    self.wfile.write(b"\x00")
+                    self.wfile.flush()
+            elif path == "/big-declared":
+                self.send_response(200)
+                self.send_header("Content-Type", "image/png")
+                self.send_header("Content-Length", str(50 * 1024 * 1024))
+                self.end_headers()
+                self.wfile.write(PNG)
+            elif path == "/big-undeclared":  # HTTP/1.0, body ends at close
+                self.send_body(PNG + b"\x00" * 5000, length=False)
+            elif path == "/html":
+                self.send_body(b"<!doctype html><p>hello", "text/html")
+            elif path == "/html-as-png":  # a hotlink-protection page mislabelled as an image
+                self.send_body(b"  <html><body>no hotlinking</body></html>", "image/png")
+            elif path == "/svg":
+                self.send_body(b'<svg xmlns="http://www.w3.org/2000/svg"/>', "image/svg+xml")
+            else:
+                self.send_body(b"not found", "text/plain", status=404)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up, as intended
+
+
+class Server:
+    def __init__(self, tls_context: ssl.SSLContext | None = None):
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.httpd.seen = []
+        if tls_context is not None:
+            self.httpd.socket = tls_context.wrap_socket(self.httpd.socket, server_side=True)
+        self.port = self.httpd.server_address[1]
+        self.scheme = "https" if tls_context else "http"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+        self.running = True
+
+    @property
+    def seen(self):
+        return self.httpd.seen
+
+    def url(self, path: str, host: str = "127.0.0.1") -> str:
+        return f"{self.scheme}://{host}:{self.port}{path}"
+
+    def stop(self):
+        if self.running:
+            self.running = False
+            self.httpd.shutdown()
+            self.httpd.server_close()
+
+
+@pytest.fixture
+def server():
+    srv = Server()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def lax():
+    return RemotePolicy(timeout=TIMEOUT, allow_private=True, total_timeout=5.0)
+
+
+@pytest.fixture
+def fetcher(tmp_path, lax):
+    with RemoteFetcher(tmp_path / "cache", lax) as f:
+        yield f
+
+
+@pytest.fixture
+def loopback_is_public(monkeypatch):
+    """Treat 127.0.0.1 (only) as a public address, so the default policy can be exercised
+    against the local server while every other private address stays refused."""
+    real = remote.address_refusal
+    monkeypatch.setattr(remote, "address_refusal", lambda a: None if a == "127.0.0.1" else real(a))
+
+
+@pytest.fixture
+def fake_dns(monkeypatch):
+    """Names in the returned dict resolve to the listed addresses (in turn, for lists of lists);
+    every other name goes to the real resolver."""
+    table: dict[str, list] = {}
+    calls: list[str] = []
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host in table:
+            calls.append(host)
+            answers = table[host]
+            addrs = answers.pop(0) if len(answers) > 1 else answers[0]
+            out = []
+            for a in addrs:
+                family = socket.AF_INET6 if ":" in a else socket.AF_INET
+                sockaddr = (a, port, 0, 0) if family == socket.AF_INET6 else (a, port)
+                out.append((family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", sockaddr))
+            return out
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    table["__calls__"] = calls  # type: ignore[assignment]
+    return table
+
+
+# --- happy paths ---------------------------------------------------------------------------------
+
+
+def test_fetches_png_and_suggests_name(fetcher, server):
+    body, name = fetcher.fetch(server.url("/img.png"))
+    assert body == PNG
+    assert name == "img.png"
+    assert server.seen == [("/img.png", f"127.0.0.1:{server.port}")]
+
+
+def test_extension_is_added_from_content(fetcher, server):
+    assert fetcher.fetch(server.url("/photo?size=large"))[1] == "photo.png"
+
+
+def test_magic_bytes_win_over_content_type(fetcher, server):
+    body, name = fetcher.fetch(server.url("/octet"))
+    assert body == PNG and name == "octet.png"
+
+
+def test_redirect_chain_is_followed(tmp_path, server):
+    policy = RemotePolicy(timeout=TIMEOUT, allow_private=True, max_redirects=4)
+    body, name = RemoteFetcher(tmp_path, policy).fetch(server.url("/r/3"))
+    assert body == PNG
+    assert name == "3.png"  # named after the URL asked for, not the redirect target
+    assert [p for p, _ in server.seen] == ["/r/3", "/r/2", "/r/1", "/r/0", "/img.png"]
+
+
+# --- failures ------------------------------------------------------------------------------------
+
+
+def test_too_many_redirects(tmp_path, server):
+    policy = RemotePolicy(timeout=TIMEOUT, allow_private=True, max_redirects=2)
+    with pytest.raises(RemoteImageError, match="more than 2 redirects") as err:
+        RemoteFetcher(tmp_path, policy).fetch(server.url("/r/3"))
+    assert server.url("/r/3") in str(err.value)
+    assert len(server.seen) == 3
+
+
+def test_redirect_loop(fetcher, server):
+    with pytest.raises(RemoteImageError, match="more than 5 redirects"):
+        fetcher.fetch(server.url("/loop"))
+    assert len(server.seen) == 6
+
+
+def test_slow_server_times_out(fetcher, server):
+    start = time.monotonic()
+    with pytest.raises(RemoteImageError, match="timed out") as err:
+        fetcher.fetch(server.url("/slow"))
+    assert time.monotonic() - start < TIMEOUT * 2.5
+    assert "/slow" in str(err.value)
+
+
+def test_dripping_server_hits_total_deadline(tmp_path, server):
+    policy = RemotePolicy(timeout=TIMEOUT, allow_private=True, total_timeout=1.0)
+    start = time.monotonic()
+    with pytest.raises(RemoteImageError, match="timed out after 1s in total"):
+        RemoteFetcher(tmp_path, policy).fetch(server.url("/drip"))
+    assert time.monotonic() - start < 1.0 + TIMEOUT + 0.5
+
+
+def test_declared_oversize_is_refused_before_reading(tmp_path, server):
+    policy = RemotePolicy(timeout=TIMEOUT, allow_private=True)
+    with pytest.raises(RemoteImageError, match=f"too large: {50 * 1024 * 1024} bytes"):
+        RemoteFetcher(tmp_path, policy).fetch(server.url("/big-declared"))
+
+
+def test_undeclared_oversize_is_aborted_while_streaming(tmp_path, server):
+    policy = RemotePolicy(timeout=TIMEOUT, allow_private=True, max_bytes=1000)
+    with pytest.raises(RemoteImageError, match="more than 1000 bytes"):
+        RemoteFetcher(tmp_path, policy).fetch(server.url("/big-undeclared"))
+    assert not list((tmp_path / "remote").rglob("*"))  # nothing cached
+
+
+def test_http_error_status(fetcher, server):
+    with pytest.raises(RemoteImageError, match="HTTP 404") as err:
+        fetcher.fetch(server.url("/missing.png"))
+    assert isinstance(err.value, BlogrotoError)
+    assert str(err.value).startswith(server.url("/missing.png"))
+
+
+@pytest.mark.parametrize("path", ["/html", "/html-as-png", "/svg"])
+def test_non_images_are_refused(fetcher, server, path):
+    with pytest.raises(RemoteImageError, match="not an image"):
+        fetcher.fetch(server.url(path))
+
+
+def test_connection_refused(fetcher):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(RemoteImageError, match="cannot connect"):
+        fetcher.fetch(f"http://127.0.0.1:{port}/x.png")
+
+
+@pytest.mark.parametrize("url", ["ftp://example.com/a.png", "file:///etc/passwd", "data:image/png;base64,AAAA",
+                                 "gopher://example.com/", "/relative.png"])
+def test_only_http_and_https(fetcher, url):
+    with pytest.raises(RemoteImageError, match="only http and https"):
+        fetcher.fetch(url)
+
+
+def test_disabled_policy(tmp_path, server):
+    with pytest.raises(RemoteImageError, match="disabled"):
+        RemoteFetcher(tmp_path, RemotePolicy(enabled=False)).fetch(server.url("/img.png"))
+    assert server.seen == []
+
+
+def test_password_is_masked_in_messages(fetcher, server):
+    with pytest.raises(RemoteImageError) as err:
+        fetcher.fetch(f"http://user:s3cret@127.0.0.1:{server.port}/missing")
+    assert "s3cret" not in str(err.value) and "user:***@" in str(err.value)
+
+
+@pytest.mark.parametrize("kwargs", [dict(timeout=0), dict(max_bytes=0), dict(max_redirects=-1), dict(total_timeout=-1)])
+def test_policy_validation(kwargs):
+    with pytest.raises(BlogrotoError):
+        RemotePolicy(**kwargs)
+
+
+# --- address checks ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a connection was attempted")
+
+    monkeypatch.setattr(requests.Session, "send", refuse)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "10.1.2.3", "169.254.169.254", "[::1]",
+                                  "[::ffff:127.0.0.1]", "0.0.0.0", "192.168.1.1", "100.64.0.1", "224.0.0.1",
+                                  "[fe80::1]", "[fd00::1]", "127.1", "2130706433"])
+def test_private_addresses_refused_without_connecting(tmp_path, server, no_network, host):
+    fetcher = RemoteFetcher(tmp_path, RemotePolicy(timeout=TIMEOUT))
+    with pytest.raises(RemoteImageError, match="refused"):
+        fetcher.fetch(f"http://{host}:{server.port}/img.png")
+    assert server.seen == []
+
+
+def test_any_private_address_among_many_is_refused(tmp_path, server, no_network, fake_dns):
+    fake_dns["mixed.example.test"] = [["93.184.216.34", "10.0.0.7"]]
+    with pytest.raises(RemoteImageError, match="10.0.0.7"):
+        RemoteFetcher(tmp_path, RemotePolicy(timeout=TIMEOUT)).fetch("http://mixed.example.test/a.png")
+
+
+def test_unresolvable_host(tmp_path, monkeypatch):
+    def fail(*args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", fail)
+    with pytest.raises(RemoteImageError, match="cannot resolve host 'nowhere.invalid'"):
+        RemoteFetcher(tmp_path).fetch("http://nowhere.invalid/a.png")
+
+
+@pytest.mark.parametrize("address,refused", [
+    ("8.8.8.8", False), ("2606:4700:4700::1111", False), ("127.0.0.1", True), ("::1", True),
+    ("::ffff:10.0.0.1", True), ("::ffff:8.8.8.8", False), ("2002:7f00:1::1", True), ("64:ff9b::a9fe:a9fe", True),
+    ("64:ff9b::808:808", False), ("fe80::1%eth0", True), ("255.255.255.255", True), ("240.0.0.1", True),
+    ("ff02::1", True), ("::", True), ("172.16.0.1", True), ("198.18.0.1", True),
+])
+def test_address_refusal(address, refused):
+    assert (address_refusal(address) is not None) == refused
+
+
+def test_redirect_to_private_address_is_refused(tmp_path, server, loopback_is_public):
+    fetcher = RemoteFetcher(tmp_path, RemotePolicy(timeout=TIMEOUT))
+    assert fetcher.fetch(server.url("/img.png"))[0] == PNG  # the local server counts as public here
+    for target in ["http://10.0.0.1/x.png", f"http://[::1]:{server.port}/img.png", "http://169.254.169.254/"]:
+        with pytest.raises(RemoteImageError, match="refused.*redirected to"):
+            fetcher.fetch(server.url("/to?" + requests.utils.quote(target, safe="")))
+    assert [p for p, _ in server.seen if not p.startswith("/to")] == ["/img.png"]
+
+
+@pytest.mark.parametrize("target", ["file:///etc/passwd", "ftp://example.com/a.png"])
+def test_redirect_to_other_scheme_is_refused(fetcher, server, target):
+    with pytest.raises(RemoteImageError, match="only http and https.*redirected to"):
+        fetcher.fetch(server.url("/to?" + requests.utils.quote(target, safe="")))
+
+
+def test_connection_goes_to_the_checked_address(tmp_path, server, loopback_is_public, fake_dns):
+    # DNS rebinding: the first answer passes the check, later answers point inside. The fetch must
+    # connect to the first answer (and not resolve again), and still send the real Host name.
+    fake_dns["rebind.example.test"] = [["127.0.0.1"], ["10.0.0.1"], ["10.0.0.1"]]
+    fetcher = RemoteFetcher(tmp_path, RemotePolicy(timeout=TIMEOUT))
+    body, name = fetcher.fetch(f"http://rebind.example.test:{server.port}/img.png")
+    assert body == PNG
+    assert server.seen == [("/img.png", f"rebind.example.test:{server.port}")]
+    assert fake_dns["__calls__"] == ["rebind.example.test"]
+
+
+def test_falls_back_to_next_address(tmp_path, server, fake_dns):
+    # 127.0.0.2 is loopback too but nothing listens on the server's port there.
+    fake_dns["two.example.test"] = [["127.0.0.2", "127.0.0.1"]]
+    fetcher = RemoteFetcher(tmp_path, RemotePolicy(timeout=TIMEOUT, allow_private=True))
+    assert fetcher.fetch(f"http://two.example.test:{server.port}/img.png")[0] == PNG
+
+
+def test_requests_without_a_checked_address_never_go_out(tmp_path, server):
+    fetcher = RemoteFetcher(tmp_path, RemotePolicy(timeout=TIMEOUT, allow_private=True))
+    with pytest.raises(RuntimeError, match="unchecked"):
+        fetcher._session.get(server.url("/img.png"), timeout=TIMEOUT)
+    assert server.seen == []
+
+
+# --- TLS with a pinned address -------------------------------------------------------------------
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    x509 = pytest.importorskip("cryptography.x509")
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def cert(subject_cn, issuer_name, issuer_key, public_key, ca, sans=()):
+        builder = (x509.CertificateBuilder()
+                   .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject_cn)]))
+                   .issuer_name(issuer_name).public_key(public_key).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=1))
+                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if sans:
+            builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in sans]), critical=False)
+        return builder.sign(issuer_key, hashes.SHA256())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "blogroto test CA")])
+    ca_cert = cert("blogroto test CA", ca_name, ca_key, ca_key.public_key(), True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = cert("images.example.test", ca_name, ca_key, key.public_key(), False, ["images.example.test"])
+    pem = serialization.Encoding.PEM
+    (tmp_path / "ca.pem").write_bytes(ca_cert.public_bytes(pem))
+    (tmp_path / "leaf.pem").write_bytes(leaf.public_bytes(pem) + key.private_bytes(
+        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "leaf.pem")
+    srv = Server(context)
+    srv.ca = str(tmp_path / "ca.pem")
+    yield srv
+    srv.stop()
+
+
+def test_https_pinned_connection_checks_the_host_name(tmp_path, tls_server, fake_dns):
+    fake_dns["images.example.test"] = [["127.0.0.1"]]
+    fetcher = RemoteFetcher(tmp_path, RemotePolicy(timeout=TIMEOUT, allow_private=True))
+    fetcher._session.verify = tls_server.ca  # trust the test CA only
+    url = f"https://images.example.test:{tls_server.port}/img.png"
+    assert fetcher.fetch(url) == (PNG, "img.png")
+    assert tls_server.seen == [("/img.png", f"images.example.test:{tls_server.port}")]
+    # The same server by address: its certificate does not name 127.0.0.1.
+    with pytest.raises(RemoteImageError, match="TLS error"):
+        fetcher.fetch(tls_server.url("/img.png"))
+
+
+# --- disk cache ----------------------------------------------------------------------------------
+
+
+def test_cached_copy_is_used_without_network(tmp_path, server, lax):
+    url = server.url("/img.png")
+    first = RemoteFetcher(tmp_path / "cache", lax).fetch(url)
+    server.stop()
+    assert RemoteFetcher(tmp_path / "cache", lax).fetch(url) == first == (PNG, "img.png")
+    assert len(server.seen) == 1
+
+
+def test_damaged_cached_copy_is_fetched_again(tmp_path, server, lax):
+    fetcher = RemoteFetcher(tmp_path / "cache", lax)
+    url = server.url("/img.png")
+    fetcher.fetch(url)
+    fetcher.cache_path(url).write_bytes(b"")
+    assert fetcher.fetch(url)[0] == PNG
+    assert len(server.seen) == 2
+    assert fetcher.cache_path(url).read_bytes() == PNG
+
+
+def test_failed_fetches_are_not_cached(fetcher, server):
+    for _ in range(2):
+        with pytest.raises(RemoteImageError):
+            fetcher.fetch(server.url("/html"))
+    assert len(server.seen) == 2
+
+
+# --- names ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url,fmt,name", [
+    ("https://x.org/a/b/Photo%20One.JPG?w=3", "jpeg", "Photo-One.jpg"),
+    ("https://x.org/a/b/cat.jpeg", "jpeg", "cat.jpeg"),
+    ("https://x.org/a/b/cat.png", "jpeg", "cat.jpg"),          # misleading extension replaced
+    ("https://x.org/image.php?id=4", "png", "image.php.png"),
+    ("https://x.org/", "gif", "image.gif"),
+    ("https://x.org/..%2F..%2Fetc%2Fpasswd", "png", "etc-passwd.png"),
+    ("https://x.org/.hidden", "webp", "hidden.webp"),
+    ("https://x.org/" + "a" * 300 + ".png", "png", "a" * 80 + ".png"),
+])
+def test_suggested_name(url, fmt, name):
+    assert suggested_name(url, fmt) == name
+    assert "/" not in name and not name.startswith(".")

@@ -1,0 +1,319 @@
+"""The Jekyll site model: config, collections, front matter, document kinds, path resolution."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from blogroto.errors import ConfigError
+from blogroto.site import (
+    Site,
+    Settings,
+    normalize_baseurl,
+    parse_post_options,
+    read_document,
+    split_front_matter,
+)
+
+
+def write(path: Path, text: str | bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def site_dir(tmp_path):
+    root = tmp_path / "site"
+    write(root / "_config.yml", "title: T\nbaseurl: /blog/\ncollections:\n  projects:\n    output: true\n")
+    return root
+
+
+# -- front matter ----------------------------------------------------------------------------
+
+
+def test_split_front_matter_like_jekyll():
+    text = "---\ntitle: A\n---\nbody\n"
+    fm = split_front_matter(text)
+    assert fm.yaml_text(text) == "title: A\n"
+    assert text[fm.body_start:] == "body\n"
+    # '...' also closes, trailing spaces allowed, CRLF kept
+    text = "---  \r\ntitle: A\r\n...\r\nbody"
+    fm = split_front_matter(text)
+    assert fm.yaml_text(text) == "title: A\r\n"
+    assert text[fm.body_start:] == "body"
+    assert split_front_matter("---\n---\nx") is not None
+    assert split_front_matter("no front matter\n---\n") is None
+    assert split_front_matter("----\ntitle: x\n---\n") is None
+
+
+def test_read_document_reports_yaml_errors_with_file_line(tmp_path):
+    path = write(tmp_path / "_posts/2024-01-01-x.md", "---\ntitle: ok\nbad: [unclosed\nmore: 1\n---\nbody\n")
+    with pytest.raises(ConfigError) as info:
+        read_document(path, "_posts/2024-01-01-x.md", "posts")
+    err = info.value
+    assert err.path == path
+    assert err.line == 3  # where the unclosed list starts, not where the parser gave up
+    assert str(err).startswith(f"{path}:{err.line}: invalid YAML")
+
+
+def test_read_document_bom_and_lines(tmp_path):
+    path = write(tmp_path / "p.md", b"\xef\xbb\xbf---\ntitle: x\nalgorotoscope: copper-circuit\n---\n\nHello\n")
+    doc = read_document(path, "p.md", "pages")
+    assert doc.bom and doc.data["algorotoscope"] == "copper-circuit"
+    assert doc.body_line == 5 and doc.yaml_line == 2
+    assert doc.key_line("algorotoscope") == 3
+    assert doc.encode(doc.text) == path.read_bytes()  # byte-identical round trip
+
+
+def test_read_document_without_front_matter_and_non_mapping(tmp_path):
+    assert read_document(write(tmp_path / "a.md", "just text\n"), "a.md", "pages") is None
+    with pytest.raises(ConfigError):
+        read_document(write(tmp_path / "b.md", "---\n- a\n- b\n---\n"), "b.md", "pages")
+    with pytest.raises(ConfigError, match="UTF-8") as info:
+        read_document(write(tmp_path / "c.md", b"---\ntitle: \xff\n---\n"), "c.md", "pages")
+    assert info.value.line == 2
+
+
+# -- config and settings ---------------------------------------------------------------------
+
+
+def test_defaults_without_config(tmp_path):
+    site = Site(tmp_path)
+    s = site.settings
+    assert site.baseurl == ""
+    assert s.output == tmp_path.resolve() / "_blogroto/site"
+    assert s.cache == tmp_path.resolve() / ".blogroto-cache"
+    assert s.filter_dirs == (tmp_path.resolve() / "_filters",)
+    assert s.image_keys == ("image", "feature", "images")
+    assert s.remote.enabled and not s.remote.allow_private
+
+
+def test_baseurl_normalised(site_dir):
+    assert Site(site_dir).baseurl == "/blog"
+    assert normalize_baseurl("blog/") == "/blog"
+    assert normalize_baseurl("") == "" and normalize_baseurl("/") == ""
+
+
+def test_settings_parsed_and_validated(site_dir):
+    write(site_dir / "_config.yml", """\
+baseurl: ""
+algorotoscope:
+  filters: [_my_filters, _more]
+  output: _out/site
+  cache: .c
+  image_keys: [hero]
+  figure: true
+  strength: 0.5
+  keep_colors: true
+  max_size: null
+  format: jpg
+  quality: 70
+  remote: {enabled: false, timeout: 3, max_bytes: 1000, allow_private: true}
+""")
+    s = Site(site_dir).settings
+    root = site_dir.resolve()
+    assert s.filter_dirs == (root / "_my_filters", root / "_more")
+    assert s.output == root / "_out/site" and s.cache == root / ".c"
+    assert s.image_keys == ("hero",) and s.figure and s.strength == 0.5 and s.keep_colors
+    assert s.max_size == 0 and s.format == "jpeg" and s.quality == 70
+    assert s.remote.enabled is False and s.remote.timeout == 3 and s.remote.max_bytes == 1000 and s.remote.allow_private
+
+
+@pytest.mark.parametrize("bad, line", [
+    ("  strength: 2\n", 3),
+    ("  keep_colors: yes please\n", 3),
+    ("  quality: 0\n", 3),
+    ("  format: bmp\n", 3),
+    ("  image_keys: 3\n", 3),
+])
+def test_bad_settings_are_config_errors_naming_the_line(site_dir, bad, line):
+    write(site_dir / "_config.yml", "title: x\nalgorotoscope:\n" + bad)
+    with pytest.raises(ConfigError) as info:
+        Site(site_dir)
+    assert info.value.path == site_dir / "_config.yml"
+    assert info.value.line == line
+
+
+def test_unknown_setting_is_a_warning_with_hint(site_dir):
+    write(site_dir / "_config.yml", "algorotoscope:\n  figures: true\n")
+    site = Site(site_dir)
+    assert any("figures" in w and "figure" in w and ":2:" in w for w in site.warnings)
+
+
+def test_bad_config_yaml(site_dir):
+    write(site_dir / "_config.yml", "title: x\nbaseurl: [\n")
+    with pytest.raises(ConfigError) as info:
+        Site(site_dir)
+    assert info.value.line is not None and info.value.line >= 2
+
+
+def test_toml_config(tmp_path):
+    write(tmp_path / "_config.toml", 'baseurl = "/x"\n[algorotoscope]\nfigure = true\n')
+    site = Site(tmp_path)
+    assert site.baseurl == "/x" and site.settings.figure
+
+
+def test_output_visible_to_jekyll_is_refused(site_dir):
+    write(site_dir / "_config.yml", "algorotoscope:\n  output: public/site\n")
+    with pytest.raises(ConfigError, match="Jekyll would build it"):
+        Site(site_dir)
+    # excluded or underscore/dot folders are fine
+    write(site_dir / "_config.yml", "exclude: [public]\nalgorotoscope:\n  output: public/site\n")
+    Site(site_dir)
+    Site(site_dir, output=site_dir / ".out")
+    Site(site_dir, output=site_dir.parent / "elsewhere")
+
+
+def test_output_containing_the_site_is_refused(site_dir):
+    with pytest.raises(ConfigError, match="must not contain the site"):
+        Site(site_dir, output=site_dir.parent)
+    with pytest.raises(ConfigError):
+        Site(site_dir, output=site_dir)
+
+
+def test_output_and_cache_must_be_separate(site_dir):
+    with pytest.raises(ConfigError, match="must be separate"):
+        Site(site_dir, output=site_dir / "_out", cache=site_dir / "_out/.cache")
+    with pytest.raises(ConfigError, match="must be separate"):
+        Site(site_dir, output=site_dir / ".c/out", cache=site_dir / ".c")
+
+
+def test_post_options():
+    s = Settings(filter_dirs=(), output=Path("/o"), cache=Path("/c"), strength=0.7, max_size=800)
+    o = parse_post_options("copper-circuit", s, Path("p.md"), 2)
+    assert (o.filter, o.strength, o.max_size, o.keep_colors) == ("copper-circuit", 0.7, 800, False)
+    o = parse_post_options({"filter": "x", "strength": 1, "only": "*.jpg", "skip": ["a.png"]}, s, Path("p"), 2)
+    assert o.strength == 1.0 and o.only == ("*.jpg",) and o.skip == ("a.png",)
+    assert parse_post_options(False, s, Path("p"), 2) is None
+    assert parse_post_options(None, s, Path("p"), 2) is None
+    with pytest.raises(ConfigError, match="filter name") as info:
+        parse_post_options({"strength": 1}, s, Path("p.md"), 4)
+    assert info.value.line == 4
+    with pytest.raises(ConfigError, match="Did you mean: strength"):
+        parse_post_options({"filter": "x", "strenght": 1}, s, Path("p"), 2)
+    with pytest.raises(ConfigError, match="between 0"):
+        parse_post_options({"filter": "x", "strength": 1.5}, s, Path("p"), 2)
+    with pytest.raises(ConfigError):
+        parse_post_options(["x"], s, Path("p"), 2)
+
+
+def test_only_and_skip_globs():
+    s = Settings(filter_dirs=(), output=Path("/o"), cache=Path("/c"))
+    o = parse_post_options({"filter": "x", "only": ["assets/img/*.jpg"], "skip": ["*banner*"]}, s, Path("p"), 1)
+    assert o.wants("/assets/img/a.jpg", "assets/img/a.jpg", "a.jpg")
+    assert not o.wants("/assets/img/a.png", "assets/img/a.png", "a.png")
+    assert not o.wants("assets/img/banner.jpg", "banner.jpg")
+
+
+# -- walking and kinds -----------------------------------------------------------------------
+
+
+def test_document_kinds(site_dir):
+    site = Site(site_dir)
+    assert site.document_kind("_posts/2024-01-02-x.md") == "posts"
+    assert site.document_kind("news/_posts/2024-01-02-x.md") == "posts"
+    assert site.document_kind("_posts/not-a-dated-name.md") is None
+    assert site.document_kind("_drafts/x.md") is None
+    assert site.document_kind("_drafts/x.md", include_drafts=True) == "drafts"
+    assert site.document_kind("_projects/board.md") == "projects"
+    assert site.document_kind("_other/thing.md") is None  # not a declared collection
+    assert site.document_kind("about.md") == "pages"
+    assert site.document_kind("docs/guide/index.html") == "pages"
+    assert site.document_kind("_layouts/post.html") is None
+    assert site.document_kind("assets/img/a.jpg") is None
+
+
+def test_collections_dir(site_dir):
+    write(site_dir / "_config.yml", "collections_dir: coll\ncollections: [projects]\n")
+    site = Site(site_dir)
+    assert site.document_kind("coll/_projects/a.md") == "projects"
+    assert site.document_kind("coll/_posts/2024-01-01-a.md") == "posts"
+
+
+def test_walk_skips_output_cache_site_and_vcs(site_dir):
+    for rel in ["index.md", "_posts/2024-01-01-a.md", "assets/x.png", "_blogroto/site/index.md",
+                "_blogroto/other.txt", ".blogroto-cache/objects/ab/c", "_site/index.html", ".git/HEAD",
+                ".jekyll-cache/x", "_layouts/default.html"]:
+        write(site_dir / rel, "x")
+    rels = {sf.rel for sf in Site(site_dir).walk()}
+    assert rels == {"_config.yml", "index.md", "_posts/2024-01-01-a.md", "assets/x.png", "_layouts/default.html"}
+
+
+def test_walk_reports_symlinks_without_following(site_dir, tmp_path):
+    write(tmp_path / "outside.txt", "secret")
+    write(site_dir / "a.txt", "a")
+    os.symlink(tmp_path / "outside.txt", site_dir / "link.txt")
+    files = {sf.rel: sf for sf in Site(site_dir).walk()}
+    assert files["link.txt"].is_link and not files["a.txt"].is_link
+
+
+def test_hidden_from_jekyll(site_dir):
+    write(site_dir / "_config.yml", "exclude: [vendor, '*.log']\ninclude: [_redirects]\n")
+    site = Site(site_dir)
+    assert site.hidden_from_jekyll("_blogroto/site")
+    assert site.hidden_from_jekyll(".cache")
+    assert site.hidden_from_jekyll("vendor/x")
+    assert site.hidden_from_jekyll("debug.log")
+    assert not site.hidden_from_jekyll("_redirects")
+    assert not site.hidden_from_jekyll("assets/x")
+
+
+def test_front_matter_defaults(site_dir):
+    write(site_dir / "_config.yml", """\
+defaults:
+  - scope: {path: ""}
+    values: {algorotoscope: copper-circuit, layout: page}
+  - scope: {path: "", type: posts}
+    values: {algorotoscope: {filter: hubble-deep-field}}
+  - scope: {path: "travel"}
+    values: {algorotoscope: false}
+""")
+    site = Site(site_dir)
+    assert site.defaults_for("about.md", "pages")["algorotoscope"] == "copper-circuit"
+    assert site.defaults_for("_posts/2024-01-01-x.md", "posts")["algorotoscope"] == {"filter": "hubble-deep-field"}
+    assert site.defaults_for("_drafts/x.md", "drafts")["algorotoscope"] == {"filter": "hubble-deep-field"}
+    assert site.defaults_for("travel/_posts/2024-01-01-x.md", "posts")["algorotoscope"] is False
+    assert site.has_defaults_for("algorotoscope")
+
+
+# -- resolving references --------------------------------------------------------------------
+
+
+def test_resolve_local_paths(site_dir, tmp_path):
+    write(site_dir / "assets/img/a.jpg", "x")
+    write(site_dir / "_posts/b.jpg", "x")
+    write(site_dir / "my photo.jpg", "x")
+    site = Site(site_dir)
+    assert site.resolve_local("/assets/img/a.jpg", "_posts") == ("assets/img/a.jpg", "ok")
+    assert site.resolve_local("/blog/assets/img/a.jpg", "_posts") == ("assets/img/a.jpg", "ok")  # baseurl stripped
+    assert site.resolve_local("assets/img/a.jpg", "_posts") == ("assets/img/a.jpg", "ok")  # site root fallback
+    assert site.resolve_local("b.jpg", "_posts") == ("_posts/b.jpg", "ok")  # next to the post
+    assert site.resolve_local("../assets/img/a.jpg?v=2#x", "_posts") == ("assets/img/a.jpg", "ok")
+    assert site.resolve_local("/my%20photo.jpg", "") == ("my photo.jpg", "ok")
+    assert site.resolve_local("/nope.jpg", "") == (None, "missing")
+
+
+def test_resolve_refuses_escapes(site_dir, tmp_path):
+    write(tmp_path / "secret.jpg", "x")
+    os.symlink(tmp_path / "secret.jpg", site_dir / "link.jpg")
+    write(site_dir / "_blogroto/site/x.jpg", "x")
+    site = Site(site_dir)
+    assert site.resolve_local("../../secret.jpg", "_posts")[0] is None
+    assert site.resolve_local("../secret.jpg", "") == (None, "outside")
+    assert site.resolve_local("/link.jpg", "") == (None, "outside")  # symlink resolving outside
+    assert site.resolve_local(str(tmp_path / "secret.jpg"), "") == (None, "outside")  # filesystem path
+    assert site.resolve_local("/_blogroto/site/x.jpg", "") == (None, "outside")  # our own output
+    assert site.resolve_local("..\\..\\secret.jpg", "")[0] is None
+
+
+def test_yaml_error_line_for_block_mapping_points_at_the_bad_line(tmp_path):
+    path = write(tmp_path / "y.md", "---\ntitle: a\nok: 1\n  bad: b\nc: d\n---\nbody\n")
+    with pytest.raises(ConfigError) as info:
+        read_document(path, "y.md", "pages")
+    assert info.value.line == 4

@@ -1,0 +1,173 @@
+"""The applier: options, tiling with whole-image statistics, determinism, real-world files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from blogroto.errors import BlogrotoError, FilterError
+from blogroto.stylize import StyleOptions, Stylizer, blend, output_format
+from tests.conftest import make_photo
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
+
+
+def photo_array(h=40, w=56, seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = np.stack([xx / w, yy / h, 0.5 + 0.4 * np.sin(xx * 0.3)], -1)
+    return np.clip(base + rng.normal(0, 0.05, base.shape), 0, 1).astype(np.float32)
+
+
+def test_options_validate():
+    with pytest.raises(BlogrotoError, match="strength"):
+        StyleOptions(strength=1.5)
+    with pytest.raises(BlogrotoError, match="max_size"):
+        StyleOptions(max_size=-1)
+    with pytest.raises(BlogrotoError, match="format"):
+        StyleOptions(format="bmp")
+    with pytest.raises(BlogrotoError, match="keep_colors"):
+        StyleOptions(keep_colors="yes")
+    assert StyleOptions().pixel_key() == {"strength": 1.0, "keep_colors": False, "max_size": 1600, "format": None, "quality": 90}
+
+
+def test_output_format_keeps_input_unless_asked():
+    assert output_format("jpeg", StyleOptions()) == "jpeg"
+    assert output_format("png", StyleOptions()) == "png"
+    assert output_format("gif", StyleOptions()) == "png"
+    assert output_format("png", StyleOptions(format="webp")) == "webp"
+
+
+def test_strength_zero_returns_photo_and_half_is_between():
+    photo = photo_array()
+    styled = np.full_like(photo, 0.25)
+    assert np.allclose(blend(photo, styled, StyleOptions(strength=0.0)), photo)
+    half = blend(photo, styled, StyleOptions(strength=0.5))
+    assert np.allclose(half, (photo + styled) / 2, atol=1e-6)
+
+
+def test_keep_colors_takes_luminance_from_styled_and_chroma_from_photo():
+    photo = photo_array()
+    styled = np.clip(photo[..., ::-1] * 0.8 + 0.1, 0, 1)
+    out = blend(photo, styled, StyleOptions(keep_colors=True))
+    luma = np.array([0.299, 0.587, 0.114], np.float32)
+    inside = (out > 0.01).all(-1) & (out < 0.99).all(-1)  # away from clipping
+    assert np.allclose((out @ luma)[inside], (styled @ luma)[inside], atol=1e-5)
+    # chroma differences (R-G, B-G) come from the photo
+    assert np.allclose((out[..., 0] - out[..., 1])[inside], (photo[..., 0] - photo[..., 1])[inside], atol=1e-5)
+
+
+def test_result_keeps_odd_sizes(tiny_filter, stylizer):
+    for h, w in [(17, 23), (5, 9), (1, 1), (33, 2)]:
+        out = stylizer.stylize_array(photo_array(h, w), tiny_filter, StyleOptions())
+        assert out.shape == (h, w, 3)
+        assert out.dtype == np.float32 and 0 <= out.min() and out.max() <= 1
+
+
+def test_tiled_matches_untiled_where_both_fit(tiny_filter):
+    """Tiles share whole-image statistics: a tiled result matches the untiled one closely.
+
+    Measured: PSNR > 60 dB with an overlap of 32 px for this tiny network (receptive field < 32 px)."""
+    photo = photo_array(96, 128, seed=3)
+    whole = Stylizer(tile_pixels=10**9).stylize_array(photo, tiny_filter, StyleOptions())
+    tiled_st = Stylizer(tile_pixels=48 * 48 + 1, overlap=32, stats_pixels=10**9)
+    assert len(list(tiled_st.tiles(96, 128))) >= 4  # really tiled
+    tiled = tiled_st.stylize_array(photo, tiny_filter, StyleOptions())
+    assert psnr(whole, tiled) > 60
+
+
+def test_tiles_without_whole_image_statistics_would_disagree(tiny_filter):
+    """Guard for the test above: normalising tiles by their own statistics gives visible seams."""
+    photo = photo_array(96, 128, seed=3)
+    photo[:, 64:] = photo[:, 64:] * 0.3  # left and right halves differ a lot
+    st = Stylizer(tile_pixels=48 * 48 + 1, overlap=32, stats_pixels=10**9)
+    whole, _ = st.network(tiny_filter).whole(photo)
+    own_stats = np.empty_like(photo)
+    for (y0, y1, x0, x1), (cy0, cy1, cx0, cx1) in st.tiles(96, 128):
+        region, _ = st.network(tiny_filter).whole(photo[cy0:cy1, cx0:cx1])
+        own_stats[y0:y1, x0:x1] = region[y0 - cy0 : y1 - cy0, x0 - cx0 : x1 - cx0]
+    shared = st.stylize_array(photo, tiny_filter, StyleOptions())
+    assert psnr(whole, shared) > psnr(whole, own_stats) + 10
+
+
+def test_downscaled_statistics_stay_close(tiny_filter):
+    """For photos larger than `stats_pixels` the statistics come from a downscaled whole-photo pass."""
+    photo = photo_array(128, 160, seed=5)
+    whole = Stylizer(tile_pixels=10**9).stylize_array(photo, tiny_filter, StyleOptions())
+    approx = Stylizer(tile_pixels=64 * 64, overlap=32, stats_pixels=64 * 80).stylize_array(photo, tiny_filter, StyleOptions())
+    assert psnr(whole, approx) > 30
+
+
+def test_deterministic_bytes(tiny_filter, stylizer, tmp_path):
+    src = make_photo(tmp_path / "in.jpg", (40, 30))
+    a = stylizer.stylize_file(src, tmp_path / "a.jpg", tiny_filter, StyleOptions(quality=85))
+    b = Stylizer().stylize_file(src, tmp_path / "b.jpg", tiny_filter, StyleOptions(quality=85))
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_max_size_and_formats(tiny_filter, stylizer, tmp_path):
+    src = make_photo(tmp_path / "big.png", (80, 40))
+    out = stylizer.stylize_file(src, tmp_path / "o.webp", tiny_filter, StyleOptions(max_size=40, format="webp"))
+    img = Image.open(out)
+    assert img.format == "WEBP" and img.size == (40, 20)
+    full = stylizer.stylize_file(src, tmp_path / "o.png", tiny_filter, StyleOptions(max_size=0))
+    assert Image.open(full).size == (80, 40) and Image.open(full).format == "PNG"
+
+
+def test_alpha_is_kept(tiny_filter, stylizer, tmp_path):
+    rgba = np.zeros((16, 20, 4), np.uint8)
+    rgba[..., :3] = 120
+    rgba[..., 3] = np.linspace(0, 255, 20).astype(np.uint8)[None, :]
+    src = tmp_path / "a.png"
+    Image.fromarray(rgba, "RGBA").save(src)
+    out = Image.open(stylizer.stylize_file(src, tmp_path / "o.png", tiny_filter, StyleOptions()))
+    assert out.mode == "RGBA"
+    assert np.abs(np.asarray(out)[..., 3].astype(int) - rgba[..., 3]).max() <= 1
+
+
+def test_exif_orientation_is_applied(tiny_filter, stylizer, tmp_path):
+    src = tmp_path / "rot.jpg"
+    img = Image.fromarray(np.full((10, 30, 3), 100, np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 CW on display
+    img.save(src, exif=exif.tobytes())
+    out = Image.open(stylizer.stylize_file(src, tmp_path / "o.jpg", tiny_filter, StyleOptions()))
+    assert out.size == (10, 30)
+    assert out.getexif().get(0x0112, 1) == 1
+
+
+def test_stylize_image_pil_roundtrip(tiny_filter, stylizer):
+    img = Image.fromarray((photo_array(20, 30) * 255).astype(np.uint8))
+    out = stylizer.stylize_image(img, tiny_filter, StyleOptions(strength=0.5))
+    assert out.size == (30, 20) and out.mode == "RGB"
+
+
+def test_corrupt_weights_are_refused_with_file_name(tiny_filter_dir, tmp_path):
+    import shutil
+
+    from blogroto.filters import load_filter
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_filter_dir / "tiny", broken)
+    (broken / "filter.yaml").write_text((broken / "filter.yaml").read_text().replace("name: tiny", "name: broken"))
+    data = (broken / "weights.npz").read_bytes()
+    (broken / "weights.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(FilterError, match="weights.npz"):
+        Stylizer().stylize_array(photo_array(8, 8), load_filter(broken), StyleOptions())
+
+
+def test_wrong_shapes_are_refused(tiny_filter_dir, tmp_path):
+    import shutil
+
+    from blogroto.filters import load_filter
+
+    wrong = tmp_path / "wrong"
+    shutil.copytree(tiny_filter_dir / "tiny", wrong)
+    text = (wrong / "filter.yaml").read_text().replace("name: tiny", "name: wrong").replace("width: 4", "width: 8")
+    (wrong / "filter.yaml").write_text(text)
+    with pytest.raises(FilterError, match="shape"):
+        Stylizer().stylize_array(photo_array(8, 8), load_filter(wrong), StyleOptions())
