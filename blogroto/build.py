@@ -83,6 +83,8 @@ class BuildReport:
     written: list[str] = field(default_factory=list)  # output paths (relative to out) written or linked
     removed: list[str] = field(default_factory=list)  # output paths removed
     would_change: list[str] = field(default_factory=list)  # check mode: output paths that would change
+    would_change_posts: list[str] = field(default_factory=list)  # check mode: documents (as named) among them
+    missing: list[str] = field(default_factory=list)  # those warnings that name an image that is not there
     failed: list[str] = field(default_factory=list)  # source paths of documents that failed
     out_dir: Path | None = None
     pruned: int = 0
@@ -130,6 +132,7 @@ class _Job:
     cached: Path | None = None
     failed: str | None = None
     fatal: bool = False  # the filter itself is broken (not just this image): the document fails
+    xmp: bytes | None = None  # credit metadata embedded in the file (blogroto.metadata.xmp_for)
 
 
 @dataclass
@@ -333,6 +336,7 @@ class _Run:
         self._filter_sigs: dict[str, Any] = {}
         self._remote: dict[str, tuple[bytes, str] | str] = {}
         self.changed = False
+        self.catalog: Any = None  # blogroto.catalog.CatalogResult of this build
 
     def note(self, message: str) -> None:
         if self.opts.log:
@@ -374,6 +378,7 @@ class _Run:
             self._stylize()
             for plan in plans:
                 self._emit_document(plan)
+        self._write_catalog()
         self._remove_stale()
         self._save()
 
@@ -696,6 +701,7 @@ class _Run:
                 self.warn(f"refusing image reference {ref.raw!r}: it points outside the site", plan.doc.rel, ref.line, plan)
             else:
                 self.warn(f"image not found: {ref.raw}", plan.doc.rel, ref.line, plan)
+                self.report.missing.append(self.report.warnings[-1])  # --check fails on these
             return
         if not plan.options.wants(raw, rel, "/" + rel, rel.rsplit("/", 1)[-1]):
             return
@@ -761,11 +767,16 @@ class _Run:
                 ident = (sha, plan.flt.slug, json.dumps(pixel_key, sort_keys=True, default=str), t.stem)
                 job = self._jobs.get(ident)
                 if job is None:
+                    from blogroto.metadata import xmp_for
+
+                    # The embedded XMP carries the filter's credit, which its weights fingerprint
+                    # does not cover: a corrected credit must give new files, so it is in the key.
+                    xmp = xmp_for(plan.flt, name)
                     key = cache_key(image=sha, filter=plan.flt.fingerprint, options=pixel_key,
-                                    engine=blogroto.ENGINE_VERSION)
+                                    engine=blogroto.ENGINE_VERSION, xmp=hashlib.sha256(xmp).hexdigest())
                     stem = _STEM_RE.sub("-", t.stem).strip(".-") or "image"
                     job = _Job(key, ext, f"{stem}-{plan.flt.slug}-{key[:SHORT_HASH]}.{ext}", plan.flt, style, source,
-                               label=ref.raw, cached=self._cache.get(key, ext))
+                               label=ref.raw, cached=self._cache.get(key, ext), xmp=xmp)
                     self._jobs[ident] = job
                 ref.job = job
         if not self.check:
@@ -780,6 +791,7 @@ class _Run:
         policy = RemotePolicy(timeout=r.timeout, max_bytes=r.max_bytes, allow_private=r.allow_private,
                               enabled=r.enabled)
         fetcher = RemoteFetcher(self.cache_dir, policy)
+        fetcher.store = not self.check  # --check writes nothing, not even downloads to the cache
 
         def fetch(url):
             try:
@@ -820,7 +832,7 @@ class _Run:
             bar.set_postfix_str(Path(job.label).name[:40])
             dst = self._cache.path_for(job.key, job.ext)
             try:
-                self.b.stylizer.stylize_file(job.source, dst, job.flt, job.style, name=job.label)
+                self.b.stylizer.stylize_file(job.source, dst, job.flt, job.style, name=job.label, xmp=job.xmp)
             except ImageError as exc:
                 job.failed = exc.message  # this image only: a warning, the reference is left as it was
                 continue
@@ -895,7 +907,7 @@ class _Run:
                               remote=sorted(set(plan.remote)), retry=plan.warned, flt=plan.flt.slug)
             self.report.posts += 1
             return
-        imgs = []
+        imgs, mark = [], len(self.report.would_change)
         for job in dict.fromkeys(used):
             out_rel = f"{IMAGES_DIR}/{job.name}"
             if job.cached is not None:
@@ -903,6 +915,8 @@ class _Run:
             self.images[job.name] = [job.key, job.ext]
             imgs.append(job.name)
         self._write_if_changed(doc.rel, doc.encode(text))
+        if self.check and (len(self.report.would_change) > mark or any(j.cached is None for j in used)):
+            self.report.would_change_posts.append(plan.display)  # its text, or an image it shows, would change
         deps = {k: list(v) for k, v in plan.deps.items()}
         self._record(doc.rel, sf, "doc", [doc.rel], deps=deps, imgs=imgs, remote=sorted(set(plan.remote)),
                      retry=plan.warned, flt=plan.flt.slug)
@@ -927,14 +941,31 @@ class _Run:
             body = references.rewrite_image_refs(body, lambda ref: new_for.get((ref.start, ref.end)))
             if self.site.settings.figure:
                 body = _wrap_figures(doc.body, body, renderer, record, body_refs, markdown=doc.is_markdown)
+        from blogroto.metadata import document_jsonld
+
+        jsonld = document_jsonld(self.site, record, [(f"{IMAGES_DIR}/{r.job.name}", r.target.local, r.target.url)
+                                                     for r in plan.refs if r.new and r.job is not None], doc.data)
         html = renderer.render_block(records, document={"path": doc.rel, "title": doc.data.get("title"),
-                                                        "kind": doc.kind, "kind_name": _kind_name(doc.kind)})
+                                                        "kind": doc.kind, "kind_name": _kind_name(doc.kind)},
+                                     jsonld=jsonld)
         body = credits_mod.place_credits(body, html, markdown=doc.is_markdown)
         front = [r for r in plan.refs if r.where == "front" and r.new]
         yaml_text = rewrite_front_matter(doc, front, records)
         return doc.text[: doc.front.yaml_start] + yaml_text + doc.text[doc.front.yaml_end: doc.front.body_start] + body
 
     # -- finishing --------------------------------------------------------------------------
+
+    def _write_catalog(self) -> None:
+        """The filter catalog pages (blogroto.catalog): written once every document is known, as
+        they list which documents use which filter. Cheap when nothing they show has changed."""
+        from blogroto import catalog
+
+        uses = {rel: (e["flt"], e["st"], e.get("kind")) for rel, e in self.new_files.items()
+                if e.get("k") == "doc" and e.get("flt") and e.get("imgs")}
+        self.catalog = catalog.write_catalog(
+            self.site, uses, library=self.b._library_for(self.site), out_dir=self.out,
+            previous=self.old.get("catalog"), base_signature=self.glob, filter_sig=self._filter_sig,
+            out_stat=self._out_stat, write=self._write_if_changed, taken=self.new_files, warn=self.warn)
 
     def _remove_stale(self) -> None:
         wanted = {o for e in self.new_files.values() for o in e.get("out", {})}
@@ -943,6 +974,8 @@ class _Run:
         old.update(f"{IMAGES_DIR}/{n}" for n in self.old.get("images", {}))
         old.update(rel for rel, e in self.old_files.items() if e.get("k") == "link")
         wanted.update(rel for rel, e in self.new_files.items() if e.get("k") == "link")
+        wanted.update(self.catalog.files if self.catalog else ())
+        old.update((self.old.get("catalog") or {}).get("files") or ())
         if not self.old and self.out.is_dir():
             # No manifest (first build, --force, lost cache): find strays by walking the output.
             old.update(_walk_files(self.out))
@@ -968,9 +1001,10 @@ class _Run:
         used = sorted({e["flt"] for e in self.new_files.values() if e.get("flt")})
         filters = {name: self._filter_sig(name) for name in used}
         data = {"format": MANIFEST_FORMAT, "global": self.glob, "out": str(self.out),
-                "files": self.new_files, "images": self.images, "image_sigs": image_sigs, "filters": filters}
+                "files": self.new_files, "images": self.images, "image_sigs": image_sigs, "filters": filters,
+                "catalog": self.catalog.state if self.catalog else {}}
         if (not self.changed and image_sigs == self.old.get("image_sigs") and data["global"] == self.old.get("global")
-                and filters == self.old.get("filters")):
+                and filters == self.old.get("filters") and data["catalog"] == self.old.get("catalog", {})):
             return  # a no-op build writes nothing at all
         atomic_write_bytes(self.manifest_path, json.dumps(data, separators=(",", ":")).encode())
 

@@ -144,12 +144,20 @@ class CreditRenderer:
             raise ConfigError(f"template error: {exc}", self._explicit[name] or name,
                               getattr(exc, "lineno", None)) from exc
 
-    def render_block(self, records: list[dict], *, document: dict | None = None) -> str:
-        """The credits section for a document ('' when nothing was stylized)."""
+    def render_block(self, records: list[dict], *, document: dict | None = None,
+                     jsonld: list[dict] | None = None) -> str:
+        """The credits section for a document ('' when nothing was stylized). `jsonld`: schema.org
+        objects (blogroto.metadata.document_jsonld) appended as a JSON-LD script; it is machine
+        data, so it is not part of the (overridable) template."""
         if not records:
             return ""
         html = self._render(CREDIT_TEMPLATE, credits=records, document=document or {})
-        return liquid_safe(_compact(html))
+        html = liquid_safe(_compact(html))
+        if jsonld:
+            from blogroto.metadata import jsonld_script
+
+            html += "\n" + jsonld_script(jsonld)  # escaped for HTML and Liquid by jsonld_script itself
+        return html
 
     def render_figcaption(self, record: dict, *, alt: str | None = None, title: str | None = None) -> str:
         html = self._render(FIGCAPTION_TEMPLATE, credit=record, alt=alt or "", title=title or "")
@@ -157,11 +165,13 @@ class CreditRenderer:
 
     def wrap_figure(self, element: str, record: dict, *, alt: str | None = None, title: str | None = None) -> str:
         """`element` (an <img> tag or a Markdown image) inside a <figure> with a credit caption."""
-        caption = self.render_figcaption(record, alt=alt, title=title)
+        # Only the caption (credit text) is kept from Liquid: the element is the author's own and
+        # often needs it ({{ site.baseurl }} in the rewritten path).
+        caption = liquid_safe(self.render_figcaption(record, alt=alt, title=title))
         if element.lstrip().startswith("!"):
             # kramdown does not parse Markdown inside an HTML block unless asked per element.
-            return liquid_safe(f'<figure class="algorotoscope-figure" markdown="1">\n{element}\n{caption}\n</figure>')
-        return liquid_safe(f'<figure class="algorotoscope-figure">{element}{caption}</figure>')
+            return f'<figure class="algorotoscope-figure" markdown="1">\n{element}\n{caption}\n</figure>'
+        return f'<figure class="algorotoscope-figure">{element}{caption}</figure>'
 
 
 def place_credits(body: str, html: str, *, markdown: bool = True) -> str:

@@ -842,18 +842,47 @@ def encode_image(
             raise ValueError(f"alpha must be floats in [0, 1], got dtype {alpha.dtype}")
     if not 1 <= int(quality) <= 100:
         raise ValueError(f"quality must be 1..100, got {quality}")
-    quality = int(quality)
-    height, width = rgb.shape[:2]
 
     if alpha is not None and fmt in ("jpeg", "bmp"):
         a = np.clip(np.nan_to_num(np.asarray(alpha, dtype=np.float32)), 0.0, 1.0)[..., None]
         rgb = np.asarray(rgb, dtype=np.float32) * a + (1.0 - a)  # onto white
         alpha = None
+    return encode_uint8(to_uint8(rgb), None if alpha is None else to_uint8(alpha), fmt, quality, exif, xmp)
+
+
+def encode_uint8(
+    rgb: np.ndarray,
+    alpha: np.ndarray | None,
+    fmt: str,
+    quality: int = 90,
+    exif: bytes | None = None,
+    xmp: bytes | None = None,
+) -> bytes:
+    """`encode_image` for pixels already quantised by `to_uint8` (uint8 HxWx3, alpha uint8 HxW).
+
+    For large photos: the float path needs several full-size float32 temporaries (a 24 MP photo:
+    ~1 GB); this one none. Alpha is composited onto white for JPEG/BMP in row chunks."""
+    fmt = normalise_format(fmt)
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"rgb must be uint8 HxWx3, got {rgb.dtype} {rgb.shape}")
+    if alpha is not None and (alpha.dtype != np.uint8 or alpha.shape != rgb.shape[:2]):
+        raise ValueError(f"alpha must be uint8 {rgb.shape[:2]}, got {alpha.dtype} {alpha.shape}")
+    if not 1 <= int(quality) <= 100:
+        raise ValueError(f"quality must be 1..100, got {quality}")
+    quality = int(quality)
+    height, width = rgb.shape[:2]
+
+    if alpha is not None and fmt in ("jpeg", "bmp"):
+        flat = np.empty_like(rgb)
+        for y in range(0, height, 256):
+            a = alpha[y : y + 256, :, None].astype(np.float32) / 255
+            flat[y : y + 256] = to_uint8(rgb[y : y + 256] / np.float32(255) * a + (1.0 - a))  # onto white
+        rgb, alpha = flat, None
 
     if alpha is not None:
-        im = Image.fromarray(np.dstack([to_uint8(rgb), to_uint8(alpha)]), "RGBA")
+        im = Image.fromarray(np.dstack([rgb, alpha]), "RGBA")
     else:
-        im = Image.fromarray(to_uint8(rgb), "RGB")
+        im = Image.fromarray(rgb, "RGB")
 
     exif_bytes = _exif_for_output(exif, width, height) if fmt not in ("gif", "bmp") else None
     xmp = bytes(xmp) if xmp else None

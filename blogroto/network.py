@@ -37,12 +37,10 @@ class InstanceNorm(keras.layers.Layer):
         self.gamma = self.add_weight(name="gamma", shape=(channels,), initializer="ones")
         self.beta = self.add_weight(name="beta", shape=(channels,), initializer="zeros")
 
-    def call(self, x, stats=None, pooled=False):
+    def call(self, x, stats=None):
         x32 = tf.cast(x, tf.float32)
         if stats is None:
-            # pooled: one set of statistics over a batch of crops of the same photo
-            axes = [0, 1, 2] if pooled else [1, 2]
-            mean, var = tf.nn.moments(x32, axes=axes, keepdims=True)
+            mean, var = tf.nn.moments(x32, axes=[1, 2], keepdims=True)
         else:
             mean, var = stats
         y = (x32 - mean) * tf.math.rsqrt(var + EPSILON) * self.gamma + self.beta
@@ -90,35 +88,65 @@ class TransformNet(keras.Model):
         w = self.width
         return [w, 2 * w, 4 * w] + [4 * w] * (2 * self.blocks) + [2 * w, w]
 
-    def run(self, x, stats=None, pooled=False):
+    # The network as three chains of units (conv, norm or None, upsample before, relu after); a
+    # residual block is a two-unit chain whose output is added to its input. `run` and the tiled
+    # executor in stylize.py both go through these, so there is one definition of the architecture.
+    def front_units(self):
+        return [(self.c1, self.n1, False, True), (self.d1, self.nd1, False, True), (self.d2, self.nd2, False, True)]
+
+    def block_units(self, i: int):
+        conv_a, norm_a, conv_b, norm_b = self.res[i]
+        return [(conv_a, norm_a, False, True), (conv_b, norm_b, False, False)]
+
+    def up_units(self):
+        return [(self.u1, self.nu1, True, True), (self.u2, self.nu2, True, True), (self.out, None, False, False)]
+
+    @staticmethod
+    def _chain(h, units, stats, used):
+        """Run `units` on h, normalising unit k with stats[k] (None: h's own statistics).
+
+        Stops at the pre-norm output of unit len(stats) when there are fewer entries than norms:
+        that is what a statistics pass over tiles needs to measure."""
+        for k, (conv, norm, upsample, relu) in enumerate(units):
+            if upsample:
+                h = tf.repeat(tf.repeat(h, 2, axis=1), 2, axis=2)  # nearest-neighbour x2
+            h = conv(_reflect(h, conv.kernel_size[0] // 2))
+            if norm is None or k == len(stats):
+                return h
+            h, st = norm(h, stats=stats[k])
+            used.append(st)
+            if relu:
+                h = tf.nn.relu(h)
+        return h
+
+    def front(self, x, stats, used=None):
+        """Full resolution -> 1/4 resolution (c1, d1, d2); see `_chain` for `stats`."""
+        return self._chain(tf.cast(x, self.compute_dtype_name), self.front_units(), stats, [] if used is None else used)
+
+    def block(self, i: int, h, stats, used=None):
+        """Residual block i at 1/4 resolution: h + norm_b(conv_b(relu(norm_a(conv_a(h))))) given
+        both statistics, else the pre-norm output of conv a (no stats) or conv b (stats of a)."""
+        h = tf.cast(h, self.compute_dtype_name)
+        r = self._chain(h, self.block_units(i), stats, [] if used is None else used)
+        return h + r if len(stats) == 2 else r
+
+    def up(self, h, stats, used=None):
+        """1/4 resolution -> the image in [0, 1] (u1, u2, out) given both statistics, else the
+        pre-norm output of u1 (no stats) or u2 (stats of nu1)."""
+        y = self._chain(tf.cast(h, self.compute_dtype_name), self.up_units(), stats, [] if used is None else used)
+        return (tf.tanh(tf.cast(y, tf.float32)) + 1.0) * 0.5 if len(stats) == 2 else y
+
+    def run(self, x, stats=None):
         """Stylize `x` (N,H,W,3 in [0,1]; H and W multiples of 4). Returns (y, stats_used).
 
         With `stats` (a list of (mean, var) per norm layer) those statistics are used instead of
-        the tile's own: that is how tiles of one photo share the whole photo's statistics.
-        With `pooled`, the batch holds crops of one photo and each norm layer uses statistics
-        pooled over all of them: an estimate of the whole photo's statistics at full resolution."""
+        the tensor's own: that is how tiles of one photo share the whole photo's statistics."""
+        stats = list(stats) if stats is not None else [None] * self.norm_count
         used = []
-        it = iter(stats) if stats is not None else None
-
-        def normed(layer, h):
-            y, st = layer(h, stats=next(it) if it is not None else None, pooled=pooled)
-            used.append(st)
-            return y
-
-        h = tf.cast(x, self.compute_dtype_name)
-        h = tf.nn.relu(normed(self.n1, self.c1(_reflect(h, 4))))
-        h = tf.nn.relu(normed(self.nd1, self.d1(_reflect(h, 1))))
-        h = tf.nn.relu(normed(self.nd2, self.d2(_reflect(h, 1))))
-        for conv_a, norm_a, conv_b, norm_b in self.res:
-            r = tf.nn.relu(normed(norm_a, conv_a(_reflect(h, 1))))
-            r = normed(norm_b, conv_b(_reflect(r, 1)))
-            h = h + r
-        for conv_u, norm_u in ((self.u1, self.nu1), (self.u2, self.nu2)):
-            h = tf.repeat(tf.repeat(h, 2, axis=1), 2, axis=2)  # nearest-neighbour x2
-            h = tf.nn.relu(normed(norm_u, conv_u(_reflect(h, 1))))
-        y = self.out(_reflect(h, 4))
-        y = (tf.tanh(tf.cast(y, tf.float32)) + 1.0) * 0.5
-        return y, used
+        h = self.front(x, stats[0:3], used)
+        for i in range(self.blocks):
+            h = self.block(i, h, stats[3 + 2 * i : 5 + 2 * i], used)
+        return self.up(h, stats[3 + 2 * self.blocks :], used), used
 
     def call(self, x):
         return self.run(x)[0]

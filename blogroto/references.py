@@ -287,7 +287,9 @@ class _RefEvent:
     raw_s: int
     raw_e: int
     base: str
-    alt: str | None
+    # Markdown alt text is kept as a (start, end) span and only made a string for refs that are
+    # reported: nested images ("![![![…") would otherwise copy O(n) text per level.
+    alt: str | tuple[int, int] | None
     title: str | None
     opt_out: bool
     srcset: bool = False
@@ -297,10 +299,11 @@ class _RefEvent:
 class _UseEvent:
     """``![alt][label]`` and friends: an image only if the label is defined somewhere."""
 
-    label: str
-    alt: str
+    label: str | None  # normalised; None when too long to match any definition
+    alt: tuple[int, int]
     opt_out: bool
     nested_from: int  # events[nested_from:this] lie inside the alt text
+    anchor: int  # where the "![" is
 
 
 @dataclass
@@ -645,7 +648,8 @@ class _Scanner:
                     title, nxt_from = text[t[0]:t[1]], t[2]
         key = _normalize_label(label)
         if key not in self.defs:  # the first definition of a label wins
-            self.defs[key] = _Definition(ds, de, base, _md_text(title) if title is not None else None)
+            title = _md_text(title) if title is not None else None
+            self.defs[key] = _Definition(ds, de, base, title)
         nxt = self._next_line_start(nxt_from, line_starts)
         return end if nxt is None else nxt
 
@@ -709,7 +713,7 @@ class _Scanner:
                         del self.events[op[2]:]  # images in a description are only alt text
                         opt, end = self._ial(end, pe)
                         self.events.append(_RefEvent(
-                            MD_INLINE, ds, de, base, _md_text(self.body[op[0] + 2:pos]),
+                            MD_INLINE, ds, de, base, (op[0] + 2, pos),
                             _md_text(title) if title is not None else None, opt))
                     else:
                         floor = len(brackets)
@@ -719,17 +723,17 @@ class _Scanner:
                     pos += 1
                     continue
                 # Reference image: full [label], collapsed [] or shortcut; resolved at the end.
-                alt_src = self.text[op[0] + 2:pos]
                 lab = self._label(after, pe) if after < pe and text[after] == "[" else None
                 if lab is not None and lab[1] > lab[0]:
-                    label, end = text[lab[0]:lab[1]], lab[2]
-                elif lab is not None and text[lab[0]:lab[1]] == "":
-                    label, end = alt_src, lab[2]
-                else:
-                    label, end = alt_src, after
+                    label_s, label_e, end = lab
+                else:  # collapsed "[]" or shortcut: the description is the label
+                    label_s, label_e = op[0] + 2, pos
+                    end = lab[2] if lab is not None else after
+                label = None
+                if label_e - label_s <= _MAX_LABEL:  # a longer label cannot match a definition
+                    label = _normalize_label(text[label_s:label_e])
                 opt, end = self._ial(end, pe)
-                self.events.append(_UseEvent(
-                    _normalize_label(label), _md_text(self.body[op[0] + 2:pos]), opt, op[2]))
+                self.events.append(_UseEvent(label, (op[0] + 2, pos), opt, op[2], op[0]))
                 pos = end
 
     def _liquid_end(self, pos: int, pe: int) -> int | None:
@@ -745,6 +749,7 @@ class _Scanner:
         """``[label]`` at p: (inner start, inner end, end). No unescaped brackets inside."""
         text = self.text
         q = p + 1
+        pe = min(pe, p + _MAX_LABEL + 2)
         while q < pe:
             m = _LABEL_RUN_RE.match(text, q, pe)
             if m is not None:
@@ -757,8 +762,6 @@ class _Scanner:
             elif c == "]":
                 return (p + 1, q, q + 1) if q - p - 1 <= _MAX_LABEL else None
             else:
-                return None
-            if q - p > _MAX_LABEL + 2:
                 return None
         return None
 
@@ -1085,6 +1088,8 @@ class _Scanner:
     def _make_ref(self, kind, raw_s, raw_e, base, alt, title, opt, srcset=False):
         if raw_e <= raw_s or self._masked(raw_s, raw_e):
             return None
+        if isinstance(alt, tuple):
+            alt = _md_text(self.body[alt[0]:alt[1]])
         s, e, lq = _split_liquid(self.body, raw_s, raw_e)
         if e <= s:
             return None
@@ -1094,20 +1099,27 @@ class _Scanner:
 
     def results(self) -> list[ImageRef]:
         events = self.events
-        dropped: set[int] = set()
+        # Events inside the description of a resolved reference image are only alt text. The
+        # ranges nest like brackets, so a difference array marks them in linear time.
+        cover = [0] * (len(events) + 1)
+        resolved = [False] * len(events)
         for i, ev in enumerate(events):
-            if isinstance(ev, _UseEvent):
-                if ev.label in self.defs:
-                    dropped.update(range(ev.nested_from, i))  # alt text of a real image
-                else:
-                    dropped.add(i)
+            # A use inside {% raw %} is code being shown: it must not pull its definition in.
+            if (isinstance(ev, _UseEvent) and ev.label in self.defs
+                    and not self._masked(ev.anchor, ev.anchor + 2)):
+                resolved[i] = True
+                cover[ev.nested_from] += 1
+                cover[i] -= 1
         refs: list[ImageRef] = []
         uses: dict[str, list[_UseEvent]] = {}
+        depth = 0
         for i, ev in enumerate(events):
-            if i in dropped:
+            depth += cover[i]
+            if depth > 0:
                 continue
             if isinstance(ev, _UseEvent):
-                uses.setdefault(ev.label, []).append(ev)
+                if resolved[i]:
+                    uses.setdefault(ev.label, []).append(ev)
                 continue
             ref = self._make_ref(ev.kind, ev.raw_s, ev.raw_e, ev.base, ev.alt, ev.title,
                                  ev.opt_out, ev.srcset)

@@ -115,6 +115,7 @@ class RemoteFetcher:
             raise BlogrotoError(f"fetching remote images needs requests >= 2.32.2 (found {requests.__version__})")
         self.cache_dir = Path(cache_dir) / REMOTE_DIR
         self.policy = policy if policy is not None else RemotePolicy()
+        self.store = True  # keep downloads in the cache (False: `build --check`, which writes nothing)
         self._session = requests.Session()
         # No proxies (they would resolve and connect for us, bypassing the address check) and no
         # .netrc credentials from the environment.
@@ -152,7 +153,8 @@ class RemoteFetcher:
             fmt = _identify(body, content_type)
             if fmt is None:
                 raise RemoteImageError(url, f"not an image (Content-Type {content_type or 'missing'!r})")
-            atomic_write_bytes(path, body)
+            if self.store:
+                atomic_write_bytes(path, body)
         return body, suggested_name(url, fmt)
 
     def _read_cached(self, path: Path) -> bytes | None:

@@ -1,13 +1,24 @@
-"""Apply a filter to photos: options, tiling with whole-image statistics, warm networks.
+"""Apply a filter to photos: options, tiling with exact whole-image statistics, warm networks.
 
 Importing this module is cheap; TensorFlow is imported the first time a network is loaded.
 
-Large photos are stylized in overlapping tiles so memory stays bounded (a 24 MP photo in about
-1.5 GB). Tiles must not disagree in colour, so every tile is normalised with instance-norm
-statistics of the *whole* photo: a first pass measures them (exactly where the photo fits in
-`stats_pixels`, else pooled over a batch of full-resolution crops spread over the photo) and the
-tiles then use them. Where the photo fits in `stats_pixels` the tiled result differs from the
-untiled one only by padding effects far inside the overlap.
+Photos up to `tile_pixels` go through the network in one piece. Larger ones are stylized in
+overlapping tiles so memory stays bounded (a 24 MP photo within ~1.5 GB, see
+benchmarks/results/memory_24mp.md), and every instance norm still uses the statistics of the
+*whole* photo, exactly (up to float rounding), so tiles cannot disagree in colour. Statistics
+exist only after the whole tensor before a norm has been seen, so the executor makes passes:
+
+  front (full res -> 1/4): one pass per norm accumulates sum and sum of squares (float64) of the
+      pre-norm activations over the tiles' cores, then a pass writes the normalised 1/4-res
+      features into a buffer (the only full-size intermediate: 1/16 of the pixels x 4*width);
+  trunk: per residual block a pass for each norm's statistics, then a pass that updates the
+      buffer in place (h + block(h));
+  up: a pass for each norm's statistics, then the final pass writes blended output tiles.
+
+A tile's context (halo) is the receptive reach of its stage, computed from the layers' kernels,
+strides and upsamplings, so every output pixel of a core sees exactly what it sees untiled;
+tiles touching the photo's border reflect the same pixels as the untiled run. Tile origins at
+full resolution are multiples of 4 so the stride-2 grids line up with the whole image's.
 
 Strength and keep-colours are per-pixel operations and run tile by tile too.
 """
@@ -22,7 +33,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from blogroto.errors import BlogrotoError, ImageError
+from blogroto.errors import BlogrotoError
 from blogroto.filters import Filter
 
 FORMATS = ("jpeg", "png", "webp")
@@ -78,18 +89,71 @@ def blend(photo: np.ndarray, styled: np.ndarray, options: StyleOptions) -> np.nd
     return np.clip(styled, 0.0, 1.0)
 
 
+FLOAT32_BUFFER_BYTES = 256 * 2**20  # see Stylizer.buffer_dtype
 MIN_SIDE = 16  # reflection padding inside the network needs a few pixels at the 1/4-scale bottleneck
 
 
-def _pad_to_multiple(x: np.ndarray, multiple: int = 4) -> np.ndarray:
-    """Pad bottom/right so both sides are multiples of 4 (two stride-2 layers) and at least MIN_SIDE;
-    the caller crops the result back to the input size."""
-    h, w = x.shape[:2]
-    ph, pw = max(MIN_SIDE, h + (-h % multiple)) - h, max(MIN_SIDE, w + (-w % multiple)) - w
-    if ph or pw:
-        mode = "reflect" if h > ph and w > pw else "edge"
-        x = np.pad(x, ((0, ph), (0, pw), (0, 0)), mode=mode)
-    return x
+def _padded_size(h: int, w: int) -> tuple[int, int, str]:
+    """The photo is padded bottom/right to multiples of 4 (two stride-2 layers), at least MIN_SIDE;
+    the result is cropped back. Reflection where the photo is big enough, else edge repeat."""
+    hp, wp = max(MIN_SIDE, h + (-h % 4)), max(MIN_SIDE, w + (-w % 4))
+    return hp, wp, "reflect" if h > hp - h and w > wp - w else "edge"
+
+
+def _source_index(positions: np.ndarray, n: int, mode: str) -> np.ndarray:
+    """Index into the unpadded axis for each position of the padded axis (numpy.pad's rules)."""
+    if mode == "reflect":
+        return np.where(positions < n, positions, 2 * (n - 1) - positions)
+    return np.minimum(positions, n - 1)
+
+
+def _padded_window(rgb: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+    """Rows y0:y1, columns x0:x1 of the padded photo, without padding (copying) the whole photo."""
+    h, w = rgb.shape[:2]
+    if y1 <= h and x1 <= w:
+        return rgb[y0:y1, x0:x1]
+    mode = _padded_size(h, w)[2]
+    rows = _source_index(np.arange(y0, y1), h, mode)
+    cols = _source_index(np.arange(x0, x1), w, mode)
+    return rgb[np.ix_(rows, cols)]
+
+
+def _grid(n: int, side: int, align: int = 1) -> list[tuple[int, int]]:
+    """Split [0, n) into near-equal parts of at most ~`side`, boundaries on multiples of `align`."""
+    count = max(1, math.ceil(n / side))
+    edges = sorted({min(n, round(i * n / count / align) * align) for i in range(count)} | {n})
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def _reach(units) -> int:
+    """Context (input pixels, each side) a stage's output core depends on: its receptive reach.
+
+    Maps an aligned core's output interval back through every conv (kernel, stride, padding
+    kernel//2) and nearest x2 upsampling, and measures how far it sticks out of the core."""
+    scale = _scale(units)
+    a, b = 64, 128  # an input core far from any border, aligned for the stride-2 layers
+    lo, hi = round(a * scale), round(b * scale)
+    for conv, _norm, upsample, _relu in reversed(units):
+        k, s = conv.kernel_size[0], conv.strides[0]
+        lo, hi = s * lo - k // 2, s * (hi - 1) - k // 2 + k
+        if upsample:
+            lo, hi = lo // 2, (hi - 1) // 2 + 1
+    return max(a - lo, hi - b, 0)
+
+
+def _scale(units) -> float:
+    """Output pixels per input pixel of a stage."""
+    scale = 1.0
+    for conv, _norm, upsample, _relu in units:
+        scale = scale * (2 if upsample else 1) / conv.strides[0]
+    return scale
+
+
+def _store(out: np.ndarray, box: tuple[int, int, int, int], values: np.ndarray) -> None:
+    from blogroto.images import to_uint8
+
+    y0, y1, x0, x1 = box
+    out[y0:y1, x0:x1] = to_uint8(values) if out.dtype == np.uint8 else values
 
 
 class _LoadedNetwork:
@@ -103,24 +167,164 @@ class _LoadedNetwork:
         self.tf = tf
         spec = flt.network
         self.net = load_network(flt.file("weights"), spec.width, spec.blocks, dtype_policy=policy)
-        channels = self.net.norm_channels()
         image = tf.TensorSpec([1, None, None, 3], tf.float32)
-        self.collect = tf.function(lambda x: self.net.run(x), input_signature=[image])
-        crops = tf.TensorSpec([None, None, None, 3], tf.float32)
-        self.pooled = tf.function(lambda x: self.net.run(x, pooled=True)[1], input_signature=[crops])
-        stats_spec = [(tf.TensorSpec([1, 1, 1, c], tf.float32), tf.TensorSpec([1, 1, 1, c], tf.float32)) for c in channels]
-        self.with_stats = tf.function(lambda x, stats: self.net.run(x, stats)[0], input_signature=[image, stats_spec])
+        self._whole = tf.function(lambda x: self.net.run(x)[0], input_signature=[image], autograph=False)
+        self._stages: dict[tuple, object] = {}
 
-    def whole(self, rgb: np.ndarray):
-        y, stats = self.collect(self.tf.constant(_pad_to_multiple(rgb)[None]))
-        return y[0].numpy()[: rgb.shape[0], : rgb.shape[1]], stats
+    def whole(self, rgb: np.ndarray) -> np.ndarray:
+        """The untiled network on `rgb` (padded to a multiple of 4, then cropped back)."""
+        h, w = rgb.shape[:2]
+        hp, wp, _ = _padded_size(h, w)
+        y = self._whole(self.tf.constant(_padded_window(rgb, 0, hp, 0, wp)[None]))
+        return y[0].numpy()[:h, :w]
 
-    def pooled_stats(self, crops: np.ndarray):
-        return self.pooled(self.tf.constant(crops))
+    def units(self, part: str, block: int = 0) -> list:
+        net = self.net
+        return {"front": net.front_units, "up": net.up_units}[part]() if part != "block" else net.block_units(block)
 
-    def tile(self, rgb: np.ndarray, stats) -> np.ndarray:
-        y = self.with_stats(self.tf.constant(_pad_to_multiple(rgb)[None]), stats)
-        return y[0].numpy()[: rgb.shape[0], : rgb.shape[1]]
+    def stage(self, part: str, block: int, n_stats: int, reduce: bool, in_dtype):
+        """Traced (window, core box, stats) -> the stage's output on the core box, or (reduce) its
+        per-channel float64 sum and sum of squares there. Traced once per stage, for any tile size.
+
+        The stage is `front`/`block`/`up` of TransformNet given its first `n_stats` statistics."""
+        key = (part, block, n_stats, reduce, np.dtype(in_dtype).name)
+        if key not in self._stages:
+            tf, net = self.tf, self.net
+            run = {"front": net.front, "up": net.up, "block": lambda h, st: net.block(block, h, st)}[part]
+            norms = [norm for _conv, norm, _up, _relu in self.units(part, block) if norm is not None]
+            stats_spec = [(tf.TensorSpec([1, 1, 1, n.gamma.shape[0]], tf.float32),) * 2 for n in norms[:n_stats]]
+            channels = 3 if part == "front" else 4 * net.width
+            window_spec = tf.TensorSpec([1, None, None, channels], tf.as_dtype(np.dtype(in_dtype)))
+
+            def fn(window, core, stats):
+                y = run(window, [tuple(s) for s in stats])[:, core[0] : core[1], core[2] : core[3], :]
+                if reduce:
+                    y64 = tf.cast(y, tf.float64)
+                    return tf.reduce_sum(y64, axis=[0, 1, 2]), tf.reduce_sum(tf.square(y64), axis=[0, 1, 2])
+                return tf.cast(y[0], tf.float32)
+
+            spec = [window_spec, tf.TensorSpec([4], tf.int32), stats_spec]
+            self._stages[key] = tf.function(fn, input_signature=spec, autograph=False)
+        return self._stages[key]
+
+
+class _TiledRun:
+    """Stylizes one photo in tiles with exact whole-photo normalisation statistics (module doc).
+
+    `side`: tile core side at full resolution (the 1/4-res trunk uses side/2, i.e. about the same
+    activation memory, and the up path side/4 at 1/4 res: side at full res)."""
+
+    def __init__(self, net: _LoadedNetwork, rgb: np.ndarray, side: int, buffer_dtype):
+        self.net, self.rgb, self.side = net, rgb, side
+        self.buffer_dtype = np.dtype(buffer_dtype)
+        self.full = _padded_size(*rgb.shape[:2])[:2]
+        self.quarter = (self.full[0] // 4, self.full[1] // 4)
+
+    def _tiles(self, size: tuple[int, int], side: int, halo: int, align: int = 1):
+        """(core, window) boxes (y0, y1, x0, x1) covering `size`; windows = core + halo, clipped."""
+        h, w = size
+        for y0, y1 in _grid(h, side, align):
+            for x0, x1 in _grid(w, side, align):
+                yield (y0, y1, x0, x1), (max(0, y0 - halo), min(h, y1 + halo), max(0, x0 - halo), min(w, x1 + halo))
+
+    def _plan(self, part: str, block: int, n_stats: int):
+        """The stage's units (up to the conv before norm n_stats), halo, input size, tile side and alignment."""
+        units = self.net.units(part, block)
+        units = units[: n_stats + 1]
+        halo = _reach(units)
+        if part == "front":
+            return units, -(-halo // 4) * 4, self.full, self.side, 4  # keep tile origins on multiples of 4
+        return units, halo, self.quarter, max(halo, self.side // (2 if part == "block" else 4)), 1
+
+    @staticmethod
+    def _core_in_window(core, window, scale: float) -> np.ndarray:
+        (y0, y1, x0, x1), (wy0, _, wx0, _) = core, window
+        return np.array([(y0 - wy0) * scale, (y1 - wy0) * scale, (x0 - wx0) * scale, (x1 - wx0) * scale], np.int32)
+
+    def _measure(self, part: str, block: int, stats: list, source) -> tuple[np.ndarray, np.ndarray]:
+        """A statistics pass: mean and variance (E[x^2] - E[x]^2, float64) of the pre-norm
+        activations of norm len(stats) of `part` over the whole (padded) image."""
+        units, halo, size, side, align = self._plan(part, block, len(stats))
+        scale = _scale(units)
+        fn = self.net.stage(part, block, len(stats), True, source.dtype)
+        total = total_sq = 0.0
+        for core, window in self._tiles(size, side, halo, align):
+            s, ss = fn(self._read(source, window), self._core_in_window(core, window, scale), stats)
+            total, total_sq = total + s.numpy(), total_sq + ss.numpy()
+        count = round(size[0] * scale) * round(size[1] * scale)
+        mean = total / count
+        var = np.maximum(total_sq / count - mean * mean, 0.0)
+        return mean.astype(np.float32).reshape(1, 1, 1, -1), var.astype(np.float32).reshape(1, 1, 1, -1)
+
+    def _read(self, source: np.ndarray, window) -> np.ndarray:
+        wy0, wy1, wx0, wx1 = window
+        if source is self.rgb:
+            return _padded_window(self.rgb, wy0, wy1, wx0, wx1)[None]
+        return source[wy0:wy1, wx0:wx1][None]
+
+    def run(self, out: np.ndarray, options: StyleOptions) -> None:
+        width, blocks = self.net.net.width, self.net.net.blocks
+        stats: list = []
+        for _ in range(3):
+            stats.append(self._measure("front", 0, list(stats), self.rgb))
+        h = np.empty((*self.quarter, 4 * width), self.buffer_dtype)
+        self._front_features(stats, h)
+        for i in range(blocks):
+            sa = self._measure("block", i, [], h)
+            sb = self._measure("block", i, [sa], h)
+            self._block_in_place(i, [sa, sb], h)
+        s1 = self._measure("up", 0, [], h)
+        s2 = self._measure("up", 0, [s1], h)
+        self._output(h, [s1, s2], out, options)
+
+    def _front_features(self, stats: list, h: np.ndarray) -> None:
+        """Writes relu(nd2(d2(...))) of every tile's core into the 1/4-res buffer."""
+        units, halo, size, side, align = self._plan("front", 0, 3)
+        fn = self.net.stage("front", 0, 3, False, np.float32)
+        for core, window in self._tiles(size, side, halo, align):
+            y = fn(self._read(self.rgb, window), self._core_in_window(core, window, 0.25), stats)
+            y0, y1, x0, x1 = (c // 4 for c in core)
+            h[y0:y1, x0:x1] = y.numpy()
+
+    def _block_in_place(self, i: int, stats: list, h: np.ndarray) -> None:
+        """h <- h + block_i(h) over the buffer, in place, reading only original values of h.
+
+        Tiles go in raster order. A tile's left context belongs to the previous tile, whose
+        result is written only after this one is computed; its top context belongs to the
+        previous tile row, whose original bottom rows are copied before that row is written."""
+        units, halo, size, side, _ = self._plan("block", i, 2)
+        fn = self.net.stage("block", i, 2, False, h.dtype)
+        rows, cols = _grid(size[0], side), _grid(size[1], side)
+        assert all(b - a >= halo for a, b in rows[:-1] + cols[:-1]), "tiles must be at least as big as their halo"
+        above = None  # original rows just above the current tile row's cores
+        for y0, y1 in rows:
+            wy0, wy1 = max(0, y0 - halo), min(size[0], y1 + halo)
+            below = h[max(y0, y1 - halo) : y1].copy()  # the next tile row's top context, before it is overwritten
+            pending = None
+            for x0, x1 in cols:
+                wx0, wx1 = max(0, x0 - halo), min(size[1], x1 + halo)
+                window = h[wy0:wy1, wx0:wx1]
+                if y0 > wy0:
+                    window = np.concatenate([above[:, wx0:wx1], h[y0:wy1, wx0:wx1]])
+                y = fn(window[None], self._core_in_window((y0, y1, x0, x1), (wy0, wy1, wx0, wx1), 1), stats).numpy()
+                if pending is not None:
+                    _store(h, *pending)
+                pending = ((y0, y1, x0, x1), y)
+            _store(h, *pending)
+            above = below
+
+    def _output(self, h: np.ndarray, stats: list, out: np.ndarray, options: StyleOptions) -> None:
+        """The final pass: up path on each 1/4-res tile, cropped to the photo, blended, stored."""
+        units, halo, size, side, _ = self._plan("up", 0, 2)
+        fn = self.net.stage("up", 0, 2, False, h.dtype)
+        height, width = self.rgb.shape[:2]
+        for core, window in self._tiles(size, side, halo):
+            y = fn(self._read(h, window), self._core_in_window(core, window, 4), stats).numpy()
+            y0, y1, x0, x1 = (4 * c for c in core)
+            y1, x1 = min(y1, height), min(x1, width)
+            if y0 < y1 and x0 < x1:
+                styled = y[: y1 - y0, : x1 - x0]
+                _store(out, (y0, y1, x0, x1), blend(self.rgb[y0:y1, x0:x1], styled, options))
 
 
 def _configure_tensorflow():
@@ -135,17 +339,21 @@ class Stylizer:
     """Stylizes images with filters, keeping each loaded network warm for the next image.
 
     `tile_pixels`: photos with more pixels than this are stylized in tiles (bounded memory).
-    `overlap`: context in px added around each tile (the network's reach; enough to hide seams).
-    `stats_pixels`: pixels of the statistics pass (the whole photo if it fits, else full-resolution crops).
+    `tile_side`: tile core side in px at full resolution (multiple of 4) for tiled photos.
+    `buffer_dtype`: dtype of the 1/4-resolution feature buffer of tiled photos, the biggest
+    allocation (1/16 of the pixels x 4*width channels). auto: float32 (exact) while that is at
+    most FLOAT32_BUFFER_BYTES, else float16 (a 24 MP photo and a width-32 network: 384 MB instead
+    of 768 MB; ~70 dB from the untiled result, see benchmarks/results/memory_24mp.md).
     `precision`: auto | float32 | bfloat16 | float16 (auto: float16 on GPUs, bf16 on CPUs with
     native bf16 only if enabled per filter, else float32; see docs/precision.md).
     """
 
-    def __init__(self, tile_pixels: int = 2_600_000, overlap: int = 64, stats_pixels: int = 2_600_000, stats_crop: int = 128, precision: str = "auto"):
+    def __init__(self, tile_pixels: int = 2_600_000, tile_side: int = 512, buffer_dtype: str = "auto", precision: str = "auto"):
+        if tile_side < 16 or tile_side % 4:
+            raise ValueError(f"tile_side must be a multiple of 4 and at least 16, got {tile_side}")
         self.tile_pixels = int(tile_pixels)
-        self.overlap = int(overlap)
-        self.stats_pixels = int(stats_pixels)
-        self.stats_crop = int(stats_crop)
+        self.tile_side = int(tile_side)
+        self.buffer_dtype = buffer_dtype if buffer_dtype == "auto" else np.dtype(buffer_dtype)
         self.precision = precision
         self._networks: dict[tuple[str, str], _LoadedNetwork] = {}
         self._lock = threading.Lock()  # TF functions are thread-safe, but loading twice wastes seconds
@@ -168,80 +376,55 @@ class Stylizer:
                 self._networks[key] = _LoadedNetwork(flt, key[1])
             return self._networks[key]
 
+    def tiled(self, h: int, w: int) -> bool:
+        return h * w > self.tile_pixels
+
+    def buffer_dtype_for(self, h: int, w: int, width: int) -> np.dtype:
+        if not isinstance(self.buffer_dtype, str):
+            return self.buffer_dtype
+        hp, wp, _ = _padded_size(h, w)
+        return np.dtype(np.float32 if hp * wp // 16 * 4 * width * 4 <= FLOAT32_BUFFER_BYTES else np.float16)
+
     # -- arrays
 
-    def stylize_array(self, rgb: np.ndarray, flt: Filter, options: StyleOptions) -> np.ndarray:
-        """rgb: float32 HxWx3 in [0,1] (already resized). Returns float32 HxWx3 in [0,1]."""
+    def stylize_array(self, rgb: np.ndarray, flt: Filter, options: StyleOptions, out: np.ndarray | None = None) -> np.ndarray:
+        """rgb: float32 HxWx3 in [0,1] (already resized). Returns float32 HxWx3 in [0,1], or
+        fills and returns `out` (HxWx3, float32 or uint8 as `images.to_uint8` quantises)."""
         net = self.network(flt)
         h, w = rgb.shape[:2]
-        if h * w <= self.tile_pixels:
-            styled, _ = net.whole(rgb)
-            return blend(rgb, styled, options)
-        stats = self._whole_image_stats(net, rgb)
-        out = np.empty_like(rgb)
-        for (y0, y1, x0, x1), (cy0, cy1, cx0, cx1) in self.tiles(h, w):
-            region = rgb[cy0:cy1, cx0:cx1]
-            styled = net.tile(region, stats)
-            core = styled[y0 - cy0 : y1 - cy0, x0 - cx0 : x1 - cx0]
-            out[y0:y1, x0:x1] = blend(rgb[y0:y1, x0:x1], core, options)
+        if out is None:
+            out = np.empty((h, w, 3), np.float32)
+        if not self.tiled(h, w):
+            _store(out, (0, h, 0, w), blend(rgb, net.whole(rgb), options))
+        else:
+            _TiledRun(net, rgb, self.tile_side, self.buffer_dtype_for(h, w, net.net.width)).run(out, options)
         return out
-
-    def _whole_image_stats(self, net: _LoadedNetwork, rgb: np.ndarray):
-        """Normalisation statistics of the whole photo at full resolution, in bounded memory.
-
-        If the photo fits in `stats_pixels` they are exact. Otherwise they are estimated from a
-        batch of full-resolution crops spread evenly over the photo, with every norm layer pooling
-        its statistics over the whole batch (statistics of a downscaled copy would be wrong:
-        they depend on the scale of detail, measured ~20 dB worse)."""
-        h, w = rgb.shape[:2]
-        if h * w <= self.stats_pixels:
-            _, stats = net.whole(rgb)
-            return stats
-        # many small crops on an even grid sample the photo's regions better than a few big ones
-        side = max(MIN_SIDE, min(self.stats_crop, h, w) // 4 * 4)
-        count = max(1, self.stats_pixels // (side * side))
-        rows = max(1, min(h // side, round(math.sqrt(count * h / w))))
-        cols = max(1, min(w // side, count // rows))
-        ys = np.linspace(0, h - side, rows).round().astype(int)
-        xs = np.linspace(0, w - side, cols).round().astype(int)
-        crops = np.stack([rgb[y : y + side, x : x + side] for y in ys for x in xs])
-        return net.pooled_stats(crops)
-
-    def tiles(self, h: int, w: int):
-        """Yield (core box, context box) pairs covering the image; boxes are (y0, y1, x0, x1)."""
-        side = max(64, int(math.sqrt(min(self.tile_pixels, 1024 * 1024))) - 2 * self.overlap) // 4 * 4
-        for y0 in range(0, h, side):
-            for x0 in range(0, w, side):
-                y1, x1 = min(h, y0 + side), min(w, x0 + side)
-                context = (max(0, y0 - self.overlap), min(h, y1 + self.overlap), max(0, x0 - self.overlap), min(w, x1 + self.overlap))
-                yield (y0, y1, x0, x1), context
 
     # -- PIL and files
 
     def stylize_image(self, image: Image.Image, flt: Filter, options: StyleOptions = StyleOptions()) -> Image.Image:
-        from blogroto.images import LoadedImage, resize_long_side, to_uint8
-
         import io
+
+        from blogroto.images import load_image, resize_long_side, to_uint8
 
         buffer = io.BytesIO()
         image.save(buffer, "PNG")
-        from blogroto.images import load_image
-
         img = resize_long_side(load_image(buffer.getvalue(), name="image"), options.max_size)
-        rgb = to_uint8(self.stylize_array(img.rgb, flt, options))
+        rgb = self.stylize_array(img.rgb, flt, options, out=np.empty(img.rgb.shape, np.uint8))
         if img.alpha is not None:
             return Image.fromarray(np.dstack([rgb, to_uint8(img.alpha[..., None])[..., 0]]), "RGBA")
         return Image.fromarray(rgb, "RGB")
 
     def stylize_file(self, src: str | Path | bytes, dst: str | Path, flt: Filter, options: StyleOptions = StyleOptions(), name: str | None = None, xmp: bytes | None = None) -> Path:
         """Read `src` (a path or bytes), stylize, write `dst` atomically. Returns `dst`."""
-        from blogroto.images import encode_image, load_image, resize_long_side
-
         from blogroto.fsutil import atomic_write_bytes
+        from blogroto.images import encode_uint8, load_image, resize_long_side, to_uint8
 
         img = resize_long_side(load_image(src, name=name), options.max_size)
         fmt = output_format(img.format, options)
-        styled = self.stylize_array(img.rgb, flt, options)
-        data = encode_image(styled, img.alpha, fmt, options.quality, exif=img.exif, xmp=xmp)
+        # uint8 output: a 24 MP photo's float32 copy alone would be 288 MB
+        styled = self.stylize_array(img.rgb, flt, options, out=np.empty(img.rgb.shape, np.uint8))
+        alpha = None if img.alpha is None else to_uint8(img.alpha)
+        data = encode_uint8(styled, alpha, fmt, options.quality, exif=img.exif, xmp=xmp)
         atomic_write_bytes(dst, data)
         return Path(dst)

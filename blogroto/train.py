@@ -373,8 +373,9 @@ class Trainer:
         ema = None
 
         def checkpoint():
-            manager.save(checkpoint_number=int(step_var.numpy()))
+            # history first: if killed in between, resume trims it back to the checkpoint's step
             atomic_write_text(history_path, json.dumps(history))
+            manager.save(checkpoint_number=int(step_var.numpy()))
 
         try:
             step = start

@@ -82,14 +82,18 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         ("numpy", "dtype"),
         ("numpy.core.multiarray", "scalar"),
         ("numpy._core.multiarray", "scalar"),
+        ("_codecs", "encode"),  # protocol-2 pickles written by Python 3 carry array bytes this way
     }
 
     def find_class(self, module, name):
         if (module, name) not in self.ALLOWED:
             raise pickle.UnpicklingError(f"refused to unpickle {module}.{name}: only numpy arrays are allowed")
+        import codecs
+
         import numpy._core.multiarray as multiarray
 
-        return {"_reconstruct": multiarray._reconstruct, "scalar": multiarray.scalar, "ndarray": np.ndarray, "dtype": np.dtype}[name]
+        return {"_reconstruct": multiarray._reconstruct, "scalar": multiarray.scalar, "ndarray": np.ndarray,
+                "dtype": np.dtype, "encode": codecs.encode}[name]
 
 
 def _from_lpips_ckpt(data: bytes, where: str) -> VGGWeights:

@@ -338,6 +338,12 @@ def test_excluded_regions(wrapped):
     assert rewrite_image_refs(body, to_x) == f"![b](X)\n\n{wrapped}\n\n![c](X)\n"
 
 
+def test_reference_use_inside_raw_does_not_count():
+    body = "{% raw %}![a][r]{% endraw %}\n\n[r]: /r.jpg\n"
+    assert paths(body) == []
+    assert paths(body + "\n![b][r]\n") == ["/r.jpg"]
+
+
 def test_unclosed_comment_hides_the_rest():
     assert paths("![b](y.jpg) <!-- ![a](x.jpg)\n\n![c](z.jpg)") == ["y.jpg"]
 
@@ -457,7 +463,8 @@ def test_rewrite_exact_output_mixed_document():
     body = (
         "---ignored: front matter is not the body, but this is just text---\n"
         "![A](/img/a.jpg \"T\") and `![B](/img/b.jpg)`\n\n"
-        "<img src=\"{{ '/img/c.jpg' | relative_url }}\" srcset=\"/img/c.jpg 1x, /img/c2.jpg 2x\">\n\n"
+        "<img src=\"{{ '/img/c.jpg' | relative_url }}\"\n"
+        "     srcset=\"/img/c.jpg 1x, /img/c2.jpg 2x\">\n\n"
         "![D][d]{: .no-algorotoscope} ![E][e]\n\n"
         "[d]: /img/d.jpg\n[e]: {{ site.baseurl }}/img/e.jpg 'E'\n"
     )
@@ -465,7 +472,8 @@ def test_rewrite_exact_output_mixed_document():
     assert out == (
         "---ignored: front matter is not the body, but this is just text---\n"
         "![A](/styled/a.jpg \"T\") and `![B](/img/b.jpg)`\n\n"
-        "<img src=\"{{ '/styled/c.jpg' | relative_url }}\" srcset=\"/styled/c.jpg 1x, /styled/c2.jpg 2x\">\n\n"
+        "<img src=\"{{ '/styled/c.jpg' | relative_url }}\"\n"
+        "     srcset=\"/styled/c.jpg 1x, /styled/c2.jpg 2x\">\n\n"
         "![D][d]{: .no-algorotoscope} ![E][e]\n\n"
         "[d]: /img/d.jpg\n[e]: {{ site.baseurl }}/styled/e.jpg 'E'\n"
     )
@@ -491,7 +499,8 @@ def test_rewrite_selective():
     ("<img src=\"a.jpg\">", 'q"q.jpg', "<img src=\"q%22q.jpg\">"),
     ("<img src='a.jpg'>", "q'q.jpg", "<img src='q%27q.jpg'>"),
     ("<img src=a.jpg alt=x>", "a b>.jpg", "<img src=a%20b%3E.jpg alt=x>"),
-    ('<img srcset="a.jpg 1x, b.jpg 2x">', "c d.jpg,", '<img srcset="c%20d.jpg%2C 1x, c%20d.jpg%2C 2x">'),
+    ('<img srcset="a.jpg 1x, b.jpg 2x">', "c d.jpg,",
+     '<img srcset="c%20d.jpg%2C 1x, c%20d.jpg%2C 2x">'),
     ("[r]: a.jpg\n\n![x][r]\n", "new pic.jpg", "[r]: new%20pic.jpg\n\n![x][r]\n"),
 ])
 def test_rewrite_encodes_only_what_would_break_the_syntax(body, new, expected):
@@ -524,25 +533,33 @@ HOSTILE_INLINE = [
     "<?", "< ", "<img {{ ", "{: ", "<!-->", "<![CDATA[",
 ]
 HOSTILE_BLOCK = ["    ", "> - ", "1. ", "- - ", "* ", "> ", "#", "~~~ x\n~~~\n", "```\n```\n"]
+# Nesting shapes, each built to about `size` characters.
+HOSTILE_NESTED = [
+    lambda k: "![" * k + "x" + "](a.jpg)" * k,
+    lambda k: "![" * k + "x" + "][r]" * k,
+    lambda k: "![" * k + "r" + "]" * k,
+    lambda k: "[" * k + "![a](b.jpg)" + "](c)" * k,
+    lambda k: "<!-- -->`" * k,
+]
 # These swallow the rest of the text by design (unclosed comment/raw/pre), so they come last.
 HOSTILE_TAIL = ["{% raw %}", "<pre>", "<!--"]
 
 
 def test_one_megabyte_hostile_body_completes():
-    units = HOSTILE_INLINE + HOSTILE_BLOCK + HOSTILE_TAIL
-    block = 1_000_000 // len(units)
-    parts = []
-    for i, u in enumerate(units):
-        lead = "p " if u in HOSTILE_INLINE else ""  # keep inline shapes out of block syntax
-        parts.append(lead + u * (block // len(u) + 1))
-        parts.append(f"![s](sentinel-{i}.jpg)")
-    body = "\n\n".join(parts)
+    n_blocks = len(HOSTILE_INLINE) + len(HOSTILE_BLOCK) + len(HOSTILE_NESTED) + len(HOSTILE_TAIL)
+    size = 1_100_000 // n_blocks
+    blocks = [("p " + u * (size // len(u) + 1)) for u in HOSTILE_INLINE]  # keep them inline
+    blocks += [u * (size // len(u) + 1) for u in HOSTILE_BLOCK]
+    blocks += ["p " + make(size // 10) for make in HOSTILE_NESTED]
+    tail = [u * (size // len(u) + 1) for u in HOSTILE_TAIL]
+    parts = [f"{b}\n\n![s](sentinel-{i}.jpg)" for i, b in enumerate(blocks)]
+    body = "\n\n".join(parts + ["[r]: /r.jpg"] + tail)
     assert len(body) > 1_000_000
     refs = find_image_refs(body)  # no timing assertion: a quadratic scan would simply not finish
     found = {r.path for r in refs}
     # Every block was scanned and the parse recovered after it, up to the swallowing tail.
-    expected = {f"sentinel-{i}.jpg" for i in range(len(units) - len(HOSTILE_TAIL))}
-    assert expected <= found
+    assert {f"sentinel-{i}.jpg" for i in range(len(blocks))} <= found
+    assert "/r.jpg" in found
     assert all(body[r.start:r.end] == r.path for r in refs)
     out = rewrite_image_refs(body, to_x)
     assert len(out) == len(body) - sum(len(r.path) - 1 for r in refs if not r.opt_out)

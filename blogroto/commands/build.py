@@ -22,7 +22,12 @@ import click
 @click.option("--prune", is_flag=True, help="Afterwards remove cache entries and output images nothing references.")
 @click.option("--quiet", "-q", is_flag=True, help="Print errors only.")
 @click.option("--verbose", "-v", is_flag=True, help="Print every file written and image stylized.")
-def command(site, out, cache, drafts, force, jobs, prune, quiet, verbose):
+@click.option("--check", is_flag=True, help="Write nothing; exit 1, listing the posts, if the output is not up "
+              "to date or a post names a missing image or filter (for pull-request checks).")
+@click.option("--strict", is_flag=True, help="Treat warnings (unreachable remote image, refused path, ...) as "
+              "errors: exit 1.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout, and nothing else there.")
+def command(site, out, cache, drafts, force, jobs, prune, quiet, verbose, check, strict, as_json):
     """Build SITE into a copy whose algorotoscope posts show stylized images and credits.
 
     Exit status: 0 when everything built, 1 when some documents failed (the rest are built and
@@ -35,6 +40,10 @@ def command(site, out, cache, drafts, force, jobs, prune, quiet, verbose):
     log = (lambda msg: click.echo(msg, err=True)) if verbose else None
     options = BuildOptions(out=out, cache=cache, drafts=drafts, force=force, jobs=jobs, prune=prune,
                            progress=not quiet, log=log)
+    if check or strict or as_json:
+        from blogroto import ci  # the CI flags: see blogroto/ci.py
+
+        sys.exit(ci.run(site, options, check=check, strict=strict, as_json=as_json, quiet=quiet, verbose=verbose))
     report = Builder(site, options).build()
     if not quiet:
         for message in report.warnings:

@@ -9,6 +9,19 @@ import click
 from blogroto.train import PRESETS
 
 
+def source_credit(artwork: Path, given: dict) -> dict:
+    """The artwork's credit: what the author gave, completed from blogroto's own CREDITS.yaml when
+    the artwork is one of the images shipped with blogroto."""
+    from blogroto.datasets import credit_for
+
+    from blogroto.filters import SOURCE_KEYS
+
+    known = credit_for(artwork.resolve()) or {}
+    source = {key: given.get(key) if given.get(key) not in (None, "") else known.get(key) for key in SOURCE_KEYS}
+    source["title"] = source["title"] or artwork.stem
+    return source
+
+
 @click.command("train")
 @click.argument("artwork", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--name", required=True, help="Filter name (slug): lower-case letters, digits and dashes.")
@@ -49,10 +62,10 @@ def command(artwork, name, title, creator, year, source_url, licence, licence_ur
     if style_weight is not None:
         weights["style"] = style_weight
     year_value = int(year) if year and year.isdigit() else year
+    given = {"title": title, "creator": creator, "year": year_value, "url": source_url,
+             "licence": licence, "licence_url": licence_url, "credit": credit}
     config = TrainConfig(
-        artwork=artwork, name=name, out_dir=out_dir,
-        source={"title": title or artwork.stem, "creator": creator, "year": year_value, "url": source_url,
-                "licence": licence, "licence_url": licence_url, "credit": credit},
+        artwork=artwork, name=name, out_dir=out_dir, source=source_credit(artwork, given),
         display_name=display_name, description=description, content_dirs=list(content_dirs),
         builtin_content=not no_builtin_content, preset=preset, steps=steps, size=size, batch=batch,
         style_size=style_size, width=width, blocks=blocks, lr=lr, loss_weights=weights, seed=seed,

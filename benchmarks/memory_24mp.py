@@ -1,0 +1,183 @@
+"""Peak memory of stylizing a 24-megapixel photo, and the cost of tiling.
+
+    python benchmarks/memory_24mp.py                  # slim (16/3) and full (32/5) random networks
+    python benchmarks/memory_24mp.py --nets 16/3      # one network
+    python benchmarks/memory_24mp.py --record         # also write benchmarks/results/memory_24mp.md
+
+Requirement: a 24 MP photo stylizes in at most ~1.5 GB of peak memory. Each measurement runs in
+a fresh process: decode the JPEG -> `Stylizer.stylize_file` (tiled, full size) -> encode the JPEG,
+and reports that process's peak resident set size (`ru_maxrss`: everything it ever had resident,
+TensorFlow's shared libraries included). A process that only imports TensorFlow and builds the
+network is measured the same way, as the floor.
+
+The overhead of the multi-pass tiled executor is timed on a photo small enough for the untiled
+path: both paths warmed up (traced) first, then timed on the same photo in the same process.
+
+The networks are random (untrained) with the shipped architecture's sizes: memory and time depend
+on the sizes only. The photo is synthetic (gradients, waves and noise), 6000x4000, JPEG quality 92.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+LIMIT_MB = 1536
+
+
+def peak_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def make_photo(path: Path, width: int = 6000, height: int = 4000) -> None:
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(24)
+    rows = []
+    for y0 in range(0, height, 500):  # in strips: the generator should not need gigabytes either
+        yy, xx = np.mgrid[y0 : min(height, y0 + 500), 0:width].astype(np.float32)
+        rgb = np.stack([xx / width, yy / height, 0.5 + 0.4 * np.sin(xx * 0.011 + yy * 0.004)], -1) * 220
+        rgb += 30 * np.sin(xx * 0.05)[..., None] * (yy[..., None] > height / 2) + rng.normal(0, 10, rgb.shape)
+        rows.append(np.clip(rgb, 0, 255).astype(np.uint8))
+    Image.fromarray(np.concatenate(rows)).save(path, quality=92)
+
+
+def make_filter(folder: Path, width: int, blocks: int) -> Path:
+    from tests.conftest import make_filter as make
+
+    return make(folder, f"random-{width}-{blocks}", width=width, blocks=blocks, seed=width + blocks)
+
+
+def child(argv: list[str]) -> None:
+    """One measurement in this (fresh) process; prints a JSON line."""
+    mode, folder = argv[0], Path(argv[1])
+    from blogroto.filters import load_filter
+    from blogroto.stylize import StyleOptions, Stylizer
+
+    flt = load_filter(folder)
+    if mode == "floor":
+        Stylizer().network(flt)
+        print(json.dumps({"peak_mb": peak_mb()}))
+    elif mode == "file":
+        photo, out = Path(argv[2]), Path(argv[3])
+        start = time.perf_counter()
+        Stylizer().stylize_file(photo, out, flt, StyleOptions(max_size=0, quality=90))
+        print(json.dumps({"peak_mb": peak_mb(), "seconds": time.perf_counter() - start, "bytes": out.stat().st_size}))
+    elif mode == "overhead":
+        import numpy as np
+
+        from blogroto.images import load_image, resize_long_side
+
+        rgb = resize_long_side(load_image(Path(argv[2])), int(argv[3])).rgb
+        untiled, tiled = Stylizer(tile_pixels=10**9), Stylizer(tile_pixels=0)
+        for st in (untiled, tiled):  # trace the functions on a small crop first
+            st.stylize_array(rgb[:64, :64], flt, StyleOptions())
+        times = {}
+        for name, st in (("untiled", untiled), ("tiled", tiled)):
+            start = time.perf_counter()
+            times[name] = (st.stylize_array(rgb, flt, StyleOptions()), time.perf_counter() - start)
+        diff = np.abs(times["untiled"][0] - times["tiled"][0])
+        mse = float(np.mean(diff.astype(np.float64) ** 2))
+        print(json.dumps({"size": list(rgb.shape[:2]), "untiled_s": times["untiled"][1], "tiled_s": times["tiled"][1],
+                          "max_diff": float(diff.max()), "psnr": 10 * np.log10(1 / mse) if mse else float("inf")}))
+
+
+def run_child(*args: str) -> dict:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, env=env, cwd=REPO)
+    if proc.returncode:
+        raise SystemExit(f"child {args[0]} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def machine() -> str:
+    model = cores = "?"
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+            if line.startswith("Model name:"):
+                model = line.split(":", 1)[1].strip()
+            if line.startswith("CPU(s):"):
+                cores = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return f"{model}, {cores} cores, {ram:.1f} GiB RAM, Python {platform.python_version()}, load average {load} at the start"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--nets", default="16/3,32/5", help="width/blocks, comma separated")
+    parser.add_argument("--overhead-size", type=int, default=1024, help="long side of the photo for the overhead timing")
+    parser.add_argument("--record", action="store_true")
+    parser.add_argument("--note", default="", help="free text for the results file (e.g. concurrent jobs)")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        photo = tmp / "photo-24mp.jpg"
+        make_photo(photo)
+        for spec in args.nets.split(","):
+            width, blocks = (int(v) for v in spec.split("/"))
+            folder = make_filter(tmp / "filters", width, blocks)
+            floor = run_child("floor", str(folder))
+            file = run_child("file", str(folder), str(photo), str(tmp / "out.jpg"))
+            over = run_child("overhead", str(folder), str(photo), str(args.overhead_size))
+            row = {"net": f"{width}/{blocks}", "floor": floor, "file": file, "overhead": over}
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    if args.record:
+        record(rows, machine(), args.note)
+
+
+def record(rows: list[dict], machine_line: str, note: str) -> None:
+    lines = [
+        "# 24-megapixel memory benchmark",
+        "",
+        "Generated by `python benchmarks/memory_24mp.py --record`. Photo: synthetic 6000x4000 JPEG; networks:",
+        "random weights with the given width/blocks. Each figure comes from a fresh process; peak = `ru_maxrss`",
+        "(resident set, TensorFlow's shared libraries included).",
+        "",
+        f"Machine: {machine_line}.",
+    ]
+    if note:
+        lines += ["", note]
+    lines += [
+        "",
+        "| network (width/blocks) | floor: TF + network loaded | 24 MP decode -> stylize -> JPEG: peak | seconds | limit |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        ok = "met" if r["file"]["peak_mb"] <= LIMIT_MB else "**exceeded**"
+        lines.append(f"| {r['net']} | {r['floor']['peak_mb']:.0f} MB | {r['file']['peak_mb']:.0f} MB | {r['file']['seconds']:.0f} s | {ok} (<= {LIMIT_MB} MB) |")
+    lines += [
+        "",
+        "Multi-pass overhead, same photo (downscaled) through both paths in one warm process:",
+        "",
+        "| network | photo | untiled | tiled | ratio | tiled vs untiled: max abs diff, PSNR |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        o = r["overhead"]
+        lines.append(f"| {r['net']} | {o['size'][1]}x{o['size'][0]} | {o['untiled_s']:.1f} s | {o['tiled_s']:.1f} s | "
+                     f"{o['tiled_s'] / o['untiled_s']:.2f}x | {o['max_diff']:.1e}, {o['psnr']:.1f} dB |")
+    (REPO / "benchmarks/results/memory_24mp.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        child(sys.argv[2:])
+    else:
+        main()

@@ -1,0 +1,814 @@
+"""The filter catalog: pages that show the artworks behind the filters, and the contact sheet.
+
+The build calls `write_catalog` at the end: it knows which documents use which filter. The
+catalog is written into the output site as ordinary Jekyll pages (front matter with the site's
+layout, a title and a permalink), so it takes the blog's own look:
+
+    filters/index.html               every filter the site uses (or every available one: `all`)
+    filters/<slug>/index.html        the artwork, its creator and licence, what the filter does,
+                                     how it was trained, a before/after example, the posts using it
+    filters/<slug>/artwork.jpg ...   copies (large ones shrunk) of the filter folder's pictures
+
+Configured in `_config.yml`:
+
+    algorotoscope:
+      catalog: {enabled: true, path: /filters/, all: false, layout: default}
+
+The pages come from Jinja2 templates `catalog/index.html.j2` and `catalog/filter.html.j2`; a site
+overrides either with its own file in `_algorotoscope/catalog/` (the same folder credit templates
+are overridden in; `{% extends "builtin/catalog/filter.html.j2" %}` reaches the built-in one).
+
+Links inside the pages are relative, so they work under any `baseurl` (also one given only at
+`jekyll serve` time) and in `blogroto preview`. Text from filter metadata is HTML-escaped and its
+braces written as entities, so Liquid never runs anything from a filter folder.
+
+A no-op build must not import Jinja2 or Pillow: everything the pages show is summarised in a
+signature kept in the build manifest, and only a changed signature (or a catalog file changed
+or deleted behind the build's back) renders the pages again.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import posixpath
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from blogroto.errors import BlogrotoError, ConfigError, FilterError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from PIL import Image
+
+    from blogroto.filters import Filter, FilterLibrary
+    from blogroto.site import Site
+
+CATALOG_FORMAT = 1  # bump when the pages' content changes for the same inputs
+INDEX_TEMPLATE = "catalog/index.html.j2"
+FILTER_TEMPLATE = "catalog/filter.html.j2"
+SETTINGS_KEYS = ("enabled", "path", "all", "layout")
+# The filter folder's pictures shown on its page: key in Filter.file -> output base name.
+PICTURES = {"artwork": "artwork", "example_before": "example-before", "example_after": "example-after",
+            "preview": "preview", "loss_plot": "loss", "contact_sheet": "progress"}
+MAX_PICTURE_SIDE = 1600  # larger pictures are shrunk: a catalog page is not the place for a 40 MP scan
+PICTURE_FORMATS = {"jpeg": ".jpg", "png": ".png", "webp": ".webp", "gif": ".gif"}
+
+_PATH_RE = re.compile(r"^/(?:[A-Za-z0-9~-][A-Za-z0-9._~-]*/)+$")
+
+
+# --------------------------------------------------------------------------------------------
+# settings
+
+
+@dataclass(frozen=True)
+class CatalogSettings:
+    enabled: bool = True
+    path: str = "/filters/"  # site path of the index page (the baseurl comes on top)
+    all: bool = False  # list every available filter, not only those the site uses
+    layout: str | None = "default"
+
+    @property
+    def folder(self) -> str:
+        """The output folder of the catalog, relative to the site root ('filters')."""
+        return self.path.strip("/")
+
+
+def catalog_settings(site: Site) -> CatalogSettings:
+    """`algorotoscope: catalog:` from the site's configuration (`catalog: false` turns it off)."""
+    section = site.config.get("algorotoscope") or {}
+    value = section.get("catalog", {}) if isinstance(section, dict) else {}
+    where = site.config_path or site.root / "_config.yml"
+    if value is None or value is True:
+        value = {}
+    if value is False:
+        return CatalogSettings(enabled=False)
+    if not isinstance(value, dict):
+        raise ConfigError(f"algorotoscope.catalog must be a mapping or true/false, not {value!r}", where)
+    unknown = [k for k in value if k not in SETTINGS_KEYS]
+    if unknown:
+        raise ConfigError(f"unknown algorotoscope.catalog setting {unknown[0]!r} (known: {', '.join(SETTINGS_KEYS)})",
+                          where)
+    for key in ("enabled", "all"):
+        if key in value and not isinstance(value[key], bool):
+            raise ConfigError(f"algorotoscope.catalog.{key} must be true or false, not {value[key]!r}", where)
+    path = value.get("path", CatalogSettings.path)
+    if not isinstance(path, str):
+        raise ConfigError(f"algorotoscope.catalog.path must be a site path like /filters/, not {path!r}", where)
+    path = "/" + path.strip().strip("/") + "/"
+    if not _PATH_RE.match(path) or any(part in (".", "..") for part in path.split("/")):
+        # Jekyll ignores folders starting with '_' or '.', so the pages would silently vanish.
+        raise ConfigError(f"algorotoscope.catalog.path must be a site path like /filters/ whose folders do not "
+                          f"start with '_' or '.', not {value.get('path')!r}", where)
+    layout = value.get("layout", CatalogSettings.layout)
+    if layout is not None and not isinstance(layout, str):
+        raise ConfigError(f"algorotoscope.catalog.layout must be a layout name, not {layout!r}", where)
+    return CatalogSettings(enabled=value.get("enabled", True), path=path, all=value.get("all", False),
+                           layout=layout or None)
+
+
+# --------------------------------------------------------------------------------------------
+# Jekyll URLs of documents (also used by blogroto.preview)
+
+
+_PERMALINK_STYLES = {
+    "date": "/:categories/:year/:month/:day/:title:output_ext",
+    "pretty": "/:categories/:year/:month/:day/:title/",
+    "ordinal": "/:categories/:year/:y_day/:title:output_ext",
+    "weekdate": "/:categories/:year/W:week/:short_day/:title:output_ext",
+    "none": "/:categories/:title:output_ext",
+}
+_POST_FILE_RE = re.compile(r"^(\d{2,4})-(\d{1,2})-(\d{1,2})-(.+)$")
+_MARKUP_EXTS = {".md", ".markdown", ".mkdown", ".mkdn", ".mkd", ".mdown", ".mdwn", ".mdtxt", ".mdtext", ".html",
+                ".htm", ".textile"}
+
+
+def _slugify(text: str, mode: str = "default", cased: bool = False) -> str:
+    # Jekyll's Utils.slugify for the two modes its URL placeholders use.
+    if mode == "pretty":
+        out = re.sub(r"(?:[^\w._~!$&'()+,;=@]|_)+", "-", text)
+    else:
+        out = re.sub(r"[\W_]+", "-", text)
+    out = out.strip("-")
+    return out if cased else out.lower()
+
+
+def _as_datetime(value: Any) -> _dt.datetime | None:
+    if isinstance(value, _dt.datetime):
+        return value.replace(tzinfo=None) if value.tzinfo else value
+    if isinstance(value, _dt.date):
+        return _dt.datetime(value.year, value.month, value.day)
+    if isinstance(value, str):
+        m = re.match(r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?", value)
+        if m:
+            parts = [int(x) if x else 0 for x in m.groups()]
+            try:
+                return _dt.datetime(*parts)
+            except ValueError:
+                return None
+    return None
+
+
+def _output_ext(rel: str) -> str:
+    ext = posixpath.splitext(rel)[1].lower()
+    return ".html" if ext in _MARKUP_EXTS else posixpath.splitext(rel)[1]
+
+
+def _fill(template: str, values: Mapping[str, str]) -> str:
+    def sub(m: re.Match) -> str:
+        name = m.group(1)
+        if name in values:
+            return values[name]
+        if name.endswith("_") and name[:-1] in values:
+            return values[name[:-1]] + "_"
+        return m.group(0)
+
+    return re.sub(r":([a-z_]+)", sub, template)
+
+
+def _clean_url(url: str) -> str:
+    url = re.sub(r"/{2,}", "/", "/" + url)
+    return url
+
+
+def document_date(rel: str, kind: str, data: Mapping) -> _dt.datetime | None:
+    """A post's date: front matter `date`, else the one in its file name."""
+    when = _as_datetime(data.get("date"))
+    if when is None and kind in ("posts", "drafts"):
+        m = _POST_FILE_RE.match(posixpath.basename(rel))
+        if m:
+            try:
+                when = _dt.datetime(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+            except ValueError:
+                when = None
+    return when
+
+
+def document_url(site: Site, rel: str, kind: str, data: Mapping) -> str:
+    """The URL (without baseurl) Jekyll gives document `rel` of `kind` with front matter `data`
+    (defaults already merged in): Jekyll 4's permalink rules for posts, collections and pages."""
+    config = site.config
+    style = config.get("permalink") or "date"
+    style_s = str(style)
+    base = posixpath.basename(rel)
+    stem, ext = posixpath.splitext(base)
+    out_ext = _output_ext(rel)
+    permalink = data.get("permalink")
+    if kind in ("posts", "drafts"):
+        m = _POST_FILE_RE.match(stem)
+        slug = str(data.get("slug") or (m.group(4) if m else stem))
+        when = document_date(rel, kind, data) or _dt.datetime(1970, 1, 1)
+        parts = rel.split("/")
+        folder_cats = [p for p in parts[: parts.index("_posts")]] if "_posts" in parts else []
+        cats: list[str] = []
+        for c in folder_cats + _categories(data):
+            c = str(c).lower()
+            if c not in cats:
+                cats.append(c)
+        values = {
+            "year": f"{when.year:04d}", "month": f"{when.month:02d}", "i_month": str(when.month),
+            "day": f"{when.day:02d}", "i_day": str(when.day), "short_year": f"{when.year % 100:02d}",
+            "hour": f"{when.hour:02d}", "minute": f"{when.minute:02d}", "second": f"{when.second:02d}",
+            "y_day": f"{when.timetuple().tm_yday:03d}", "week": f"{when.isocalendar()[1]:02d}",
+            "short_day": when.strftime("%a"), "long_day": when.strftime("%A"),
+            "short_month": when.strftime("%b"), "long_month": when.strftime("%B"),
+            "title": _slugify(slug, "pretty", cased=True), "slug": _slugify(slug),
+            "name": _slugify(stem), "categories": "/".join(cats), "output_ext": out_ext,
+            "collection": "posts", "path": posixpath.splitext(rel)[0],
+        }
+        template = permalink or _PERMALINK_STYLES.get(style_s, style_s)
+        return _clean_url(_fill(str(template), values))
+    if kind in site.collections:
+        coll = site.collections[kind]
+        inner = rel[len(coll.folder) + 1:] if rel.startswith(coll.folder + "/") else rel
+        values = {"collection": kind, "path": posixpath.splitext(inner)[0], "name": _slugify(stem),
+                  "title": _slugify(str(data.get("slug") or stem), "pretty", cased=True),
+                  "slug": _slugify(str(data.get("slug") or stem)), "output_ext": out_ext, "categories": ""}
+        template = permalink or coll.meta.get("permalink") or _add_suffix("/:collection/:path", style_s)
+        return _clean_url(_fill(str(template), values))
+    # pages
+    folder = posixpath.dirname(rel)
+    values = {"path": folder, "basename": stem, "output_ext": out_ext, "categories": "",
+              "title": _slugify(stem, "pretty", cased=True), "slug": _slugify(stem), "name": _slugify(stem)}
+    if permalink:
+        return _clean_url(_fill(str(permalink), values))
+    if out_ext != ".html":
+        template = "/:path/:basename:output_ext"
+    elif stem == "index":
+        template = "/:path/"
+    else:
+        template = _add_suffix("/:path/:basename", style_s)
+    return _clean_url(_fill(template, values))
+
+
+def _add_suffix(template: str, style: str) -> str:
+    if style == "pretty":
+        return template + "/"
+    if style in ("date", "ordinal", "none", "weekdate"):
+        return template + ":output_ext"
+    if style.endswith("/"):
+        return template + "/"
+    if style.endswith(":output_ext"):
+        return template + ":output_ext"
+    return template
+
+
+def _categories(data: Mapping) -> list[str]:
+    out: list[str] = []
+    for key in ("category", "categories"):
+        value = data.get(key)
+        if isinstance(value, str):
+            out.extend(value.split())
+        elif isinstance(value, list):
+            out.extend(str(v) for v in value)
+    return out
+
+
+def destination_path(url: str) -> str:
+    """The file (relative to the built site) Jekyll writes for `url`."""
+    path = url.lstrip("/")
+    if not path or path.endswith("/"):
+        return path + "index.html"
+    if not posixpath.splitext(path)[1]:
+        return path + ".html"
+    return path
+
+
+def default_title(rel: str, kind: str) -> str:
+    """Jekyll's title for a post without one (its slug, titleized); else the file name."""
+    stem = posixpath.splitext(posixpath.basename(rel))[0]
+    m = _POST_FILE_RE.match(stem)
+    if kind in ("posts", "drafts") and m:
+        return " ".join(w.capitalize() for w in m.group(4).split("-") if w)
+    return stem
+
+
+def document_info(site: Site, rel: str, kind: str, data: Mapping | None = None) -> dict:
+    """Title, URL and date of a document as the catalog lists it (data read from the file if None)."""
+    if data is None:
+        from blogroto.site import read_document
+
+        doc = read_document(site.root / rel, rel, kind)
+        data = doc.data if doc is not None else {}
+    merged = {**site.defaults_for(rel, kind), **data}
+    when = document_date(rel, kind, merged)
+    title = merged.get("title")
+    return {
+        "title": str(title) if title not in (None, "") else default_title(rel, kind),
+        "url": document_url(site, rel, kind, merged),
+        "date": when.strftime("%Y-%m-%d") if when else None,
+        "kind": kind,
+    }
+
+
+def relative_link(from_url: str, to_url: str) -> str:
+    """A relative link from page `from_url` to `to_url` (both site paths): baseurl-proof."""
+    start = from_url if from_url.endswith("/") else posixpath.dirname(from_url) + "/"
+    rel = posixpath.relpath(to_url, start)
+    if to_url.endswith("/") and not rel.endswith("/"):
+        rel = "./" if rel == "." else rel + "/"
+    import urllib.parse
+
+    return urllib.parse.quote(rel, safe="/:@!$&'()*+,;=-._~")
+
+
+# --------------------------------------------------------------------------------------------
+# training record, in words
+
+
+def _duration(seconds: float) -> str:
+    seconds = float(seconds)
+    if seconds < 90:
+        n = max(1, round(seconds))
+        return f"{n} second{'s' if n != 1 else ''}"
+    minutes = round(seconds / 60)
+    if minutes < 90:
+        return f"{minutes} minutes"
+    hours, rest = divmod(minutes, 60)
+    text = f"{hours} hour{'s' if hours != 1 else ''}"
+    return text + (f" {rest} minute{'s' if rest != 1 else ''}" if rest else "")
+
+
+def _device(device: str) -> str:
+    kind, sep, detail = device.partition(":")
+    if sep and kind.strip().upper() in ("CPU", "GPU", "TPU"):
+        detail = re.sub(r"\s*\(([^()]*)\)\s*$", r", \1", detail.strip())
+        return f"on a {kind.strip().upper()}" + (f" ({detail})" if detail else "")
+    return f"on {device}"
+
+
+def describe_training(training: Mapping) -> str:
+    """The training record in a sentence: 'Trained for 9,000 steps in 28 minutes on a CPU (...)'."""
+    if not training:
+        return "No training record was kept for this filter."
+    steps = training.get("steps")
+    if isinstance(steps, int) and not isinstance(steps, bool) and steps == 0:
+        note = f" ({training['note']})" if training.get("note") else ": the network has random weights"
+        return f"Not trained{note}."
+    text = "Trained"
+    if isinstance(steps, (int, float)) and not isinstance(steps, bool):
+        text += f" for {int(steps):,} steps"
+    if isinstance(training.get("seconds"), (int, float)) and not isinstance(training.get("seconds"), bool):
+        text += f" in {_duration(training['seconds'])}"
+    if training.get("device"):
+        text += " " + _device(str(training["device"]))
+    return text + "."
+
+
+def training_details(training: Mapping) -> list[tuple[str, str]]:
+    """(label, value) pairs of the other parts of the record worth showing."""
+    rows = []
+    if training.get("date"):
+        rows.append(("Date", str(training["date"])))
+    if training.get("preset"):
+        rows.append(("Preset", str(training["preset"])))
+    if training.get("resolution"):
+        batch = f", batches of {training['batch_size']}" if training.get("batch_size") else ""
+        rows.append(("Photos", f"{training['resolution']} px crops{batch}"))
+    content = training.get("content_set")
+    if isinstance(content, list) and content:
+        rows.append(("Content set", f"{len(content)} photos"))
+    if training.get("style_size"):
+        rows.append(("Artwork size", f"{training['style_size']} px"))
+    weights = training.get("loss_weights")
+    if isinstance(weights, dict) and weights:
+        rows.append(("Loss weights", ", ".join(f"{k} {v:g}" if isinstance(v, (int, float)) else f"{k} {v}"
+                                                 for k, v in weights.items())))
+    if training.get("precision"):
+        rows.append(("Precision", str(training["precision"])))
+    if training.get("vgg_weights"):
+        rows.append(("Perceptual network", str(training["vgg_weights"])))
+    if training.get("seed") is not None:
+        rows.append(("Seed", str(training["seed"])))
+    if training.get("blogroto_version"):
+        rows.append(("blogroto", str(training["blogroto_version"])))
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# templates
+
+
+def template_dirs(site_root: str | Path | None) -> tuple[Path | None, list[Path]]:
+    """(the site's override folder, the built-in template folders), as credits.py resolves them."""
+    from blogroto.credits import BUILTIN_TEMPLATE_DIRS
+    from blogroto.site import SITE_TEMPLATE_DIR
+
+    site_dir = Path(site_root) / SITE_TEMPLATE_DIR if site_root is not None else None
+    return site_dir, list(BUILTIN_TEMPLATE_DIRS)
+
+
+def template_files(site_root: str | Path | None, subdir: str = "catalog") -> list[Path]:
+    """Every template file a page of `subdir` may use (overrides, includes, the built-in ones)."""
+    site_dir, builtin = template_dirs(site_root)
+    out = []
+    for d in ([site_dir] if site_dir else []) + builtin:
+        folder = d / subdir
+        if folder.is_dir():
+            out.extend(sorted(p for p in folder.rglob("*") if p.is_file()))
+    return out
+
+
+def _finalize(value: Any):
+    # Every {{ value }} of a template is HTML-escaped, and its braces become entities: the page
+    # goes through Liquid in Jekyll, and text from a filter folder must never run as Liquid.
+    from markupsafe import Markup, escape
+
+    if value is None:
+        return ""
+    if isinstance(value, Markup):
+        return value
+    return Markup(str(escape(value)).replace("{", "&#123;").replace("}", "&#125;"))
+
+
+def environment(site_root: str | Path | None):
+    """A sandboxed Jinja2 environment: site overrides first, then the built-in templates."""
+    import jinja2
+    from jinja2.sandbox import SandboxedEnvironment
+
+    site_dir, builtin_dirs = template_dirs(site_root)
+    site = [jinja2.FileSystemLoader(str(site_dir))] if site_dir is not None and site_dir.is_dir() else []
+    builtin = jinja2.FileSystemLoader([str(d) for d in builtin_dirs])
+    loader = jinja2.ChoiceLoader([*site, jinja2.PrefixLoader({"builtin": builtin}), builtin])
+    env = SandboxedEnvironment(loader=loader, autoescape=True, trim_blocks=True, lstrip_blocks=True,
+                               finalize=_finalize, undefined=jinja2.ChainableUndefined)
+    env.filters["thousands"] = lambda n: f"{int(n):,}" if isinstance(n, (int, float)) else n
+    return env
+
+
+def render_template(env, name: str, **context) -> str:
+    import jinja2
+
+    try:
+        return env.get_template(name).render(**context)
+    except jinja2.TemplateSyntaxError as exc:
+        raise ConfigError(f"template error: {exc.message}", exc.filename or name, exc.lineno) from exc
+    except jinja2.TemplateNotFound as exc:
+        raise ConfigError(f"template {exc.name!r} not found (blogroto is not installed completely?)", name) from exc
+    except jinja2.TemplateError as exc:
+        raise ConfigError(f"template error: {exc}", name, getattr(exc, "lineno", None)) from exc
+
+
+# --------------------------------------------------------------------------------------------
+# writing the catalog
+
+
+@dataclass
+class CatalogResult:
+    state: dict = field(default_factory=dict)  # keep in the build manifest; pass back as `previous`
+    files: list[str] = field(default_factory=list)  # output paths (relative to the output) the catalog owns
+    rendered: bool = False  # False: nothing changed, nothing was rendered or read
+    warnings: list[str] = field(default_factory=list)
+
+
+def _json_sig(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _stat_sig(st: os.stat_result | None) -> list[int] | None:
+    return [st.st_size, st.st_mtime_ns, st.st_ino] if st is not None else None
+
+
+def _default_filter_sig(library: FilterLibrary, slug: str):
+    for base in library.search_dirs:
+        folder = base / slug
+        if (folder / "filter.yaml").is_file():
+            try:
+                return [str(folder), sorted([e.name, e.stat().st_size, e.stat().st_mtime_ns]
+                                            for e in os.scandir(folder) if e.is_file())]
+            except OSError:
+                return [str(folder), None]
+    return None
+
+
+def _front_matter(fields: dict) -> str:
+    # JSON strings are valid YAML scalars: titles with colons or quotes cannot break the block.
+    # Layouts print page.title unescaped (Jekyll does not escape), so no markup may get in.
+    lines = ["---"]
+    for key, value in fields.items():
+        if isinstance(value, str):
+            value = value.replace("<", "").replace(">", "")
+        if value is not None:
+            lines.append(f"{key}: {json.dumps(value, ensure_ascii=False)}")
+    lines.append("---")
+    return "\n".join(lines) + "\n"
+
+
+def _picture_bytes(path: Path) -> tuple[bytes, str]:
+    """A filter picture for the web: its own bytes, or a shrunk copy when it is very large."""
+    data = path.read_bytes()
+    from PIL import Image
+
+    with Image.open(path) as im:
+        fmt = (im.format or "").lower()
+        size = im.size
+        if fmt in PICTURE_FORMATS and max(size) <= MAX_PICTURE_SIDE and len(data) <= 4 << 20:
+            return data, PICTURE_FORMATS[fmt]
+        im.thumbnail((MAX_PICTURE_SIDE, MAX_PICTURE_SIDE))
+        import io
+
+        out = io.BytesIO()
+        if im.mode in ("RGBA", "LA", "P") and fmt == "png":
+            im.save(out, "PNG", optimize=True)
+            return out.getvalue(), ".png"
+        im.convert("RGB").save(out, "JPEG", quality=88, progressive=True, optimize=True)
+        return out.getvalue(), ".jpg"
+
+
+def write_catalog(
+    site: Site,
+    uses: Mapping[str, tuple[str, Any, str]],
+    *,
+    library: FilterLibrary,
+    out_dir: str | Path | None = None,
+    previous: dict | None = None,
+    base_signature: str = "",
+    filter_sig: Callable[[str], Any] | None = None,
+    out_stat: Callable[[str], os.stat_result | None] | None = None,
+    write: Callable[[str, bytes], None] | None = None,
+    taken: Iterable[str] | Mapping = (),
+    warn: Callable[[str], None] | None = None,
+) -> CatalogResult:
+    """Write (only what changed of) the catalog pages into the output site.
+
+    `uses`: document path (relative to the site) -> (filter slug, the document's stat signature,
+    its kind) for every document with stylized images. `previous` is the `state` of the last
+    result; when nothing the pages show has changed and the files are as written, this returns
+    at once without reading or rendering anything. `write(rel, data)` writes one output file
+    (the build passes its own, which skips identical content and honours --check); `out_stat`
+    stats an output file; `taken` holds the site's own paths, which the catalog never replaces.
+    """
+    out = Path(out_dir) if out_dir is not None else site.settings.output
+    result = CatalogResult()
+
+    def _warn(message: str) -> None:
+        result.warnings.append(message)
+        if warn is not None:
+            warn(message)
+
+    if write is None:
+        def write(rel: str, data: bytes) -> None:
+            from blogroto.fsutil import atomic_write_bytes
+
+            dst = out / rel
+            try:
+                if dst.is_file() and dst.stat().st_size == len(data) and dst.read_bytes() == data:
+                    return
+            except OSError:
+                pass
+            atomic_write_bytes(dst, data)
+    if out_stat is None:
+        def out_stat(rel: str):
+            try:
+                return os.stat(out / rel, follow_symlinks=False)
+            except OSError:
+                return None
+    if filter_sig is None:
+        def filter_sig(slug: str):
+            return _default_filter_sig(library, slug)
+
+    settings = catalog_settings(site)
+    if not settings.enabled:
+        return result
+    used_by: dict[str, list[str]] = {}
+    for rel, (slug, _sig, _kind) in uses.items():
+        used_by.setdefault(slug, []).append(rel)
+    slugs = sorted(set(used_by) | (set(library.names()) if settings.all else set()))
+    if not slugs:
+        return result  # nothing to show: no catalog at all
+
+    templates = template_files(site.root)
+    signature = _json_sig([
+        CATALOG_FORMAT, base_signature, asdict(settings), site.baseurl, site.config.get("title"),
+        sorted([rel, slug, list(sig)] for rel, (slug, sig, _kind) in uses.items()),
+        {slug: filter_sig(slug) for slug in slugs},
+        [[str(p), _stat_sig(_safe_stat(p))] for p in templates],
+    ])
+    prev = previous if isinstance(previous, dict) else {}
+    prev_files = prev.get("files") if isinstance(prev.get("files"), dict) else {}
+    if prev.get("sig") == signature and prev_files and all(
+            _stat_sig(out_stat(rel)) == sig for rel, sig in prev_files.items()):
+        result.state, result.files = prev, list(prev_files)
+        return result
+
+    # -- something changed: gather and render -----------------------------------------------
+    result.rendered = True
+    prev_docs = prev.get("docs") if isinstance(prev.get("docs"), dict) else {}
+    docs: dict[str, dict] = {}
+    for rel, (slug, sig, kind) in uses.items():
+        old = prev_docs.get(rel)
+        if isinstance(old, dict) and old.get("st") == list(sig) and old.get("filter") == slug:
+            docs[rel] = old
+            continue
+        try:
+            info = document_info(site, rel, kind)
+        except (BlogrotoError, OSError) as exc:
+            _warn(f"catalog: cannot read {rel}: {exc}")
+            info = {"title": default_title(rel, kind), "url": None, "date": None, "kind": kind}
+        docs[rel] = {**info, "st": list(sig), "filter": slug}
+
+    taken_set = taken if isinstance(taken, Mapping) else set(taken)
+    files: dict[str, bytes] = {}
+    folder = settings.folder
+    index_url = settings.path
+
+    def claim(rel: str, data: bytes) -> bool:
+        stem = posixpath.splitext(rel)[0]
+        clash = [t for t in (rel, *(stem + e for e in (".md", ".markdown", ".html", ".htm"))) if t in taken_set]
+        if clash:
+            _warn(f"catalog: not writing {rel}: the site has its own {clash[0]}")
+            return False
+        files[rel] = data
+        return True
+
+    env = environment(site.root)
+    site_ctx = {"title": site.config.get("title"), "baseurl": site.baseurl, "url": site.config.get("url")}
+    entries = []
+    for slug in slugs:
+        try:
+            flt = library.get(slug)
+        except (FilterError, BlogrotoError) as exc:
+            _warn(f"catalog: filter {slug!r} left out: {exc}")
+            continue
+        page_url = f"{index_url}{slug}/"
+        pictures: dict[str, str | None] = {}
+        for key, base in PICTURES.items():
+            path = flt.file(key)
+            pictures[key] = None
+            if path is None:
+                continue
+            try:
+                data, ext = _picture_bytes(path)
+            except Exception as exc:  # Pillow raises many types on a broken picture; leave it out
+                _warn(f"catalog: {path}: cannot use this picture: {exc}")
+                continue
+            if claim(f"{folder}/{slug}/{base}{ext}", data):
+                pictures[key] = f"{base}{ext}"
+        documents = sorted(
+            ({"title": d["title"], "date": d.get("date"), "kind": d.get("kind"),
+              "url": relative_link(page_url, d["url"]) if d.get("url") else None}
+             for rel in used_by.get(slug, []) for d in [docs[rel]]),
+            key=lambda d: (d["date"] or "", d["title"]), reverse=True)
+        src = flt.source
+        entry = {
+            "slug": slug,
+            "display_name": flt.display_name,
+            "description": flt.description,
+            "source": src,
+            "credit_line": flt.credit_line(),
+            "licence_url": _safe(src.get("licence_url")),
+            "source_url": _safe(src.get("url")),
+            "training": flt.training,
+            "training_summary": describe_training(flt.training),
+            "training_details": training_details(flt.training),
+            "network": flt.network.as_dict(),
+            "pictures": pictures,
+            "documents": documents,
+            "used": slug in used_by,
+        }
+        entries.append(entry)
+        body = render_template(env, FILTER_TEMPLATE, filter=entry, site=site_ctx, index_url=relative_link(page_url, index_url))
+        page = _front_matter({"layout": settings.layout, "title": f"{flt.display_name}: a filter learned from "
+                              f"{src.get('title') or 'an artwork'}", "permalink": page_url,
+                              "algorotoscope_catalog": "filter", "algorotoscope_filter": slug}) + body
+        claim(f"{folder}/{slug}/index.html", page.encode("utf-8"))
+
+    cards = [{**e, "url": f"{e['slug']}/",
+              "thumbnail": f"{e['slug']}/{e['pictures']['artwork']}" if e["pictures"].get("artwork") else None,
+              "after": f"{e['slug']}/{e['pictures']['example_after'] or e['pictures']['preview']}"
+              if (e["pictures"].get("example_after") or e["pictures"].get("preview")) else None}
+             for e in entries]
+    body = render_template(env, INDEX_TEMPLATE, filters=cards, site=site_ctx, all=settings.all)
+    claim(f"{folder}/index.html", (_front_matter({"layout": settings.layout, "title": "Filters", "permalink": index_url,
+                                                  "algorotoscope_catalog": "index"}) + body).encode("utf-8"))
+
+    for rel, data in files.items():
+        write(rel, data)
+    result.files = sorted(files)
+    result.state = {"sig": signature, "files": {rel: _stat_sig(out_stat(rel)) for rel in result.files}, "docs": docs}
+    return result
+
+
+def _safe(value):
+    from blogroto.credits import safe_url
+
+    return safe_url(value)
+
+
+def _safe_stat(path: Path) -> os.stat_result | None:
+    try:
+        return path.stat()
+    except OSError:
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# contact sheet: every filter on one photo
+
+
+def _font(size: int):
+    from PIL import ImageFont
+
+    for candidate in ("DejaVuSans.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"):
+        try:
+            return ImageFont.truetype(candidate, size)
+        except OSError:
+            pass
+    try:
+        return ImageFont.load_default(size=size)  # Pillow >= 10.1 with FreeType
+    except TypeError:  # pragma: no cover - older Pillow
+        return ImageFont.load_default()
+
+
+def _wrap(draw, text: str, font, width: int, max_lines: int) -> list[str]:
+    words, lines, line = text.split(), [], ""
+    for word in words:
+        trial = f"{line} {word}".strip()
+        if draw.textlength(trial, font=font) <= width or not line:
+            line = trial
+        else:
+            lines.append(line)
+            line = word
+    if line:
+        lines.append(line)
+    if len(lines) > max_lines:
+        lines = lines[:max_lines]
+        while lines[-1] and draw.textlength(lines[-1] + "…", font=font) > width:
+            lines[-1] = lines[-1][:-1]
+        lines[-1] += "…"
+    return lines
+
+
+def contact_sheet(photo: str | Path, filters: list[Filter], *, cell: int = 320, columns: int | None = None,
+                  stylizer=None, on_error: Callable[[Filter, Exception], None] | None = None) -> Image.Image:
+    """One picture: `photo` as it is, then through every filter, each labelled with the filter's
+    name and the credit of the artwork it learned from."""
+    from PIL import Image, ImageDraw, ImageOps
+
+    from blogroto.images import load_image, resize_long_side, to_uint8
+
+    if not filters:
+        raise BlogrotoError("no filters to show")
+    loaded = resize_long_side(load_image(photo), cell)
+    original = Image.fromarray(to_uint8(loaded.rgb), "RGB")
+    if stylizer is None:
+        from blogroto.stylize import Stylizer  # TensorFlow is imported here, only for the sheet
+
+        stylizer = Stylizer()
+    from blogroto.stylize import StyleOptions
+
+    opts = StyleOptions(max_size=cell)
+    tiles: list[tuple[Image.Image | None, str, str]] = [(original, "Original photo", Path(photo).name)]
+    for flt in filters:
+        try:
+            styled = stylizer.stylize_image(original, flt, opts).convert("RGB")
+        except Exception as exc:  # one broken filter must not cost the whole sheet
+            if on_error is not None:
+                on_error(flt, exc)
+            styled = None
+        tiles.append((styled, flt.display_name, flt.credit_line()))
+
+    n = len(tiles)
+    columns = columns or min(4, n)
+    cell_w, cell_h = cell, original.height  # every result has the photo's shape: no square gaps
+    rows = -(-n // columns)
+    pad, name_size, credit_size = max(8, cell // 24), max(12, cell // 18), max(10, cell // 26)
+    name_font, credit_font = _font(name_size), _font(credit_size)
+    label_h = name_size + 3 * (credit_size + 4) + pad
+    header_h = name_size + 2 * pad
+    sheet = Image.new("RGB", (pad + columns * (cell_w + pad), header_h + rows * (cell_h + label_h + pad)), "white")
+    draw = ImageDraw.Draw(sheet)
+    draw.text((pad, pad), f"blogroto filters on {Path(photo).name}", fill=(20, 20, 20), font=name_font)
+    for i, (img, name, credit) in enumerate(tiles):
+        x = pad + (i % columns) * (cell_w + pad)
+        y = header_h + (i // columns) * (cell_h + label_h + pad)
+        if img is None:
+            draw.rectangle([x, y, x + cell_w - 1, y + cell_h - 1], fill=(230, 230, 230))
+            draw.text((x + pad, y + cell_h // 2), "could not apply this filter", fill=(150, 0, 0), font=credit_font)
+        else:
+            fitted = ImageOps.contain(img, (cell_w, cell_h))
+            sheet.paste(fitted, (x + (cell_w - fitted.width) // 2, y + (cell_h - fitted.height) // 2))
+        ty = y + cell_h + 4
+        draw.text((x, ty), name, fill=(20, 20, 20), font=name_font)
+        ty += name_size + 4
+        for line in _wrap(draw, credit, credit_font, cell, 3):
+            draw.text((x, ty), line, fill=(90, 90, 90), font=credit_font)
+            ty += credit_size + 4
+    return sheet
+
+
+def write_contact_sheet(dest: str | Path, photo: str | Path, filters: list[Filter], **kwargs) -> Path:
+    """`contact_sheet(...)` saved as a PNG (atomically)."""
+    import io
+
+    from blogroto.fsutil import atomic_write_bytes
+
+    sheet = contact_sheet(photo, filters, **kwargs)
+    buffer = io.BytesIO()
+    sheet.save(buffer, "PNG", optimize=True)
+    atomic_write_bytes(dest, buffer.getvalue())
+    return Path(dest)

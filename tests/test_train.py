@@ -1,0 +1,92 @@
+"""`blogroto train`: a complete, credited filter folder; exact resume; safe output."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from blogroto.errors import BlogrotoError
+from blogroto.filters import load_filter
+from blogroto.stylize import StyleOptions, Stylizer
+from blogroto.train import ContentPool, Trainer, train
+from tests.train_helpers import tiny_config, weights_of
+
+
+def test_training_writes_a_complete_filter_that_applies(tmp_path):
+    flt = train(tiny_config(tmp_path), log=lambda m: None)
+    assert flt.folder == tmp_path / "out" / "tiny-trained"
+    for key in ("weights", "artwork", "preview", "example_before", "example_after", "loss_plot", "contact_sheet"):
+        assert flt.file(key) is not None, key
+    t = flt.training
+    assert t["steps"] == 6 and t["resolution"] == 32 and t["seconds"] > 0
+    assert t["vgg_weights"] == "random test weights"
+    assert set(t["final_losses"]) == {"total", "content", "style", "tv"}
+    assert flt.source == {**dict.fromkeys(flt.source), "title": "Test Art", "creator": "Tester", "licence": "CC0-1.0"}
+    assert not (tmp_path / "out" / ".tiny-trained.training").exists()  # work folder removed
+    assert not (tmp_path / "out" / ".tiny-trained.partial").exists()
+    out = Stylizer().stylize_array(np.full((20, 24, 3), 0.5, np.float32), load_filter(flt.folder), StyleOptions())
+    assert out.shape == (20, 24, 3)
+
+
+def test_same_seed_same_weights_and_interrupted_run_resumes_exactly(tmp_path):
+    a = train(tiny_config(tmp_path / "a"), log=lambda m: None)
+    stopped = train(tiny_config(tmp_path / "b", stop_after=3), log=lambda m: None)
+    assert stopped is None  # stopped early, resumable
+    work = tmp_path / "b" / "out" / ".tiny-trained.training"
+    assert work.is_dir() and not (tmp_path / "b" / "out" / "tiny-trained").exists()  # never looks complete
+    b = train(tiny_config(tmp_path / "b", resume=True), log=lambda m: None)
+    wa, wb = weights_of(a.folder), weights_of(b.folder)
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        np.testing.assert_array_equal(wa[key], wb[key], err_msg=key)
+    assert b.training["steps"] == 6
+
+
+def test_unfinished_run_needs_resume_and_same_settings(tmp_path):
+    train(tiny_config(tmp_path, stop_after=2), log=lambda m: None)
+    with pytest.raises(BlogrotoError, match="--resume"):
+        train(tiny_config(tmp_path), log=lambda m: None)
+    with pytest.raises(BlogrotoError, match="different training settings"):
+        train(tiny_config(tmp_path, resume=True, steps=8), log=lambda m: None)
+
+
+def test_retraining_replaces_the_filter_in_one_step(tmp_path):
+    first = train(tiny_config(tmp_path), log=lambda m: None)
+    second = train(tiny_config(tmp_path, seed=1), log=lambda m: None)
+    assert first.folder == second.folder
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["tiny-trained"]
+
+
+def test_bad_inputs_are_clear(tmp_path):
+    with pytest.raises(BlogrotoError, match="lower-case"):
+        Trainer(tiny_config(tmp_path, name="Bad Name"))
+    with pytest.raises(BlogrotoError, match="artwork not found"):
+        train(tiny_config(tmp_path, artwork=tmp_path / "nope.jpg"), log=lambda m: None)
+    with pytest.raises(BlogrotoError, match="preset"):
+        tiny_config(tmp_path, preset="turbo").resolved()
+    with pytest.raises(BlogrotoError, match="content folder not found"):
+        ContentPool.find([tmp_path / "missing"])
+
+
+def test_content_pool_batches_depend_only_on_seed_and_step(tmp_path):
+    cfg = tiny_config(tmp_path)
+    pool = ContentPool(ContentPool.find(cfg.content_dirs), 32)
+    assert np.array_equal(pool.batch(0, 5, 2, 32), pool.batch(0, 5, 2, 32))
+    assert not np.array_equal(pool.batch(0, 5, 2, 32), pool.batch(0, 6, 2, 32))
+    assert pool.batch(0, 1, 3, 32).shape == (3, 32, 32, 3)
+
+
+def test_cli_trains_and_credits(tmp_path):
+    from blogroto.cli import cli
+
+    cfg = tiny_config(tmp_path)
+    result = CliRunner().invoke(cli, [
+        "train", str(cfg.artwork), "--name", "cli-made", "--title", "Sunflowers", "--creator", "A. Painter",
+        "--year", "1888", "--licence", "public domain", "--content", str(cfg.content_dirs[0]), "--no-builtin-content",
+        "--steps", "2", "--size", "32", "--batch", "1", "--style-size", "32", "--width", "4", "--blocks", "1",
+        "--vgg-weights", str(cfg.vgg_weights), "--out", str(tmp_path / "styles"), "--quiet", "--preview-every", "1",
+    ], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    flt = load_filter(tmp_path / "styles" / "cli-made")
+    assert flt.source["title"] == "Sunflowers" and flt.source["year"] == 1888 and flt.source["creator"] == "A. Painter"

