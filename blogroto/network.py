@@ -14,17 +14,14 @@ filter never runs code from the filter folder.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off the author's terminal
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+import numpy as np
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+from blogroto.errors import FilterError
+from blogroto.tfruntime import import_tensorflow
 
-from blogroto.errors import FilterError  # noqa: E402
+tf, keras = import_tensorflow()
 
 EPSILON = 1e-5
 

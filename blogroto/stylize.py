@@ -328,8 +328,9 @@ class _TiledRun:
 
 
 def _configure_tensorflow():
-    import tensorflow as tf
+    from blogroto.tfruntime import import_tensorflow
 
+    tf, _ = import_tensorflow()
     # Same photo, filter and options -> identical bytes on the same machine.
     tf.config.experimental.enable_op_determinism()
     return tf

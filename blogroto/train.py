@@ -264,8 +264,9 @@ class Trainer:
         atomic_write_text(self.config_path, json.dumps(run_record, indent=2, sort_keys=True))
 
     def run(self):
-        import tensorflow as tf
-        import keras
+        from blogroto.tfruntime import import_tensorflow
+
+        tf, keras = import_tensorflow()
 
         from blogroto.network import TransformNet, save_weights
         from blogroto.vgg import CONTENT_LAYER, STYLE_LAYERS, LossNetwork, gram, locate_weights
@@ -341,14 +342,18 @@ class Trainer:
             optimizer.apply_gradients(zip(grads, net.trainable_variables))
             return total, content, style, tv
 
-        @tf.function(reduce_retracing=True)
+        # One trace for every crop size: the same graph before and after a resume, which keeps a
+        # resumed run bit-identical (Adam turns float-rounding differences into lr-sized steps).
+        any_batch = tf.TensorSpec([None, None, None, 3], tf.float32)
+
+        @tf.function(input_signature=[any_batch])
         def train_step(x):
             if replicas > 1:
                 out = strategy.run(replica_step, args=(x,))
                 return [strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) / replicas for v in out]
             return replica_step(x)
 
-        @tf.function(reduce_retracing=True)
+        @tf.function(input_signature=[any_batch])
         def stylize_preview(x):
             return net(x)
 

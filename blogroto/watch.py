@@ -556,7 +556,7 @@ class JekyllPreview(Preview):
             if text.startswith("Server address:"):
                 url = text.split(":", 1)[1].strip()
                 self.echo(f"preview: {url if url.endswith('/') else url + '/'} (jekyll serve)")
-            elif "error" in text.lower() and not text.startswith("Regenerating"):
+            elif ("error" in text.lower() or "exception" in text.lower()) and not text.startswith("Regenerating"):
                 self.echo(f"jekyll: {text}")
 
     def check(self) -> None:

