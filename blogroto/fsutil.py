@@ -20,6 +20,11 @@ from blogroto.errors import BlogrotoError
 TMP_PREFIX = ".blogroto-tmp-"
 
 
+def describe_os_error(exc: OSError) -> str:
+    """A short reason for an OSError ('no space left on device', 'read-only file system', ...)."""
+    return _describe_os_error(exc)
+
+
 def _describe_os_error(exc: OSError) -> str:
     if exc.errno == errno.ENOSPC:
         return "no space left on device"
@@ -71,8 +76,12 @@ def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8") -> N
 def file_lock(path: str | Path, shared: bool = False) -> Iterator[None]:
     """An advisory lock (flock) held for the duration of the block; released if the process dies."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as handle:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a+b")
+    except OSError as exc:
+        raise BlogrotoError(f"cannot lock: {_describe_os_error(exc)}", path) from exc
+    with handle:
         fcntl.flock(handle.fileno(), fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         try:
             yield

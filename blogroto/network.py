@@ -217,12 +217,41 @@ def read_weights(path: str | Path) -> dict[str, np.ndarray]:
     except Exception as exc:  # zip errors, truncated files, bad headers
         raise FilterError(f"weights file is corrupt or truncated: {exc}", path) from exc
     for key, value in arrays.items():
+        if not isinstance(value, np.ndarray):  # a zip member that is not an .npy array (e.g. a .keras archive)
+            raise FilterError(f"weights file refused: {key!r} is not a numpy array", path)
         if value.dtype.kind != "f":
             raise FilterError(f"weight {key} has dtype {value.dtype}, expected floating point", path)
     return arrays
 
 
+def expected_shapes(width: int, blocks: int) -> dict[str, tuple[int, ...]]:
+    """The weight shapes of TransformNet(width, blocks), computed without building it."""
+    w = width
+    convs = [("c1", 9, 3, w), ("d1", 3, w, 2 * w), ("d2", 3, 2 * w, 4 * w)]
+    for i in range(blocks):
+        convs += [(f"r{i}a", 3, 4 * w, 4 * w), (f"r{i}b", 3, 4 * w, 4 * w)]
+    convs += [("u1", 3, 4 * w, 2 * w), ("u2", 3, 2 * w, w), ("out", 9, w, 3)]
+    norms = {"c1": "n1", "d1": "nd1", "d2": "nd2", "u1": "nu1", "u2": "nu2"}
+    norms.update({f"r{i}{x}": f"r{i}{x}n" for i in range(blocks) for x in "ab"})
+    shapes = {}
+    for name, k, cin, cout in convs:
+        shapes[f"{name}/kernel"], shapes[f"{name}/bias"] = (k, k, cin, cout), (cout,)
+        if name in norms:
+            shapes[f"{norms[name]}/gamma"] = shapes[f"{norms[name]}/beta"] = (cout,)
+    return shapes
+
+
 def load_network(path: str | Path, width: int, blocks: int, dtype_policy: str = "float32") -> TransformNet:
+    weights = read_weights(path)
+    # Check the shapes before building: a hostile filter.yaml (width 256, 256 blocks) with a tiny
+    # weights file must not make Keras allocate a 19 GB network first.
+    shapes = {k: tuple(v.shape) for k, v in weights.items()}
+    if shapes != expected_shapes(width, blocks):
+        want = expected_shapes(width, blocks)
+        bad = sorted(k for k in set(want) | set(shapes) if want.get(k) != shapes.get(k))
+        raise FilterError(f"weights do not match the network (width {width}, {blocks} blocks): "
+                          f"{', '.join(f'{k} is {shapes.get(k)}, expected {want.get(k)}' for k in bad[:3])}"
+                          f"{'…' if len(bad) > 3 else ''}", path)
     net = TransformNet(width=width, blocks=blocks, dtype_policy=dtype_policy).ensure_built()
-    net.set_weight_dict(read_weights(path), source=path)
+    net.set_weight_dict(weights, source=path)
     return net

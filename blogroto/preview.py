@@ -591,7 +591,7 @@ def render_preview(out_dir: str | Path, dest: str | Path, *, warnings: list[str]
     import markdown
     from markupsafe import Markup
 
-    from blogroto.site import FRONT_MATTER_KEY, MARKDOWN_SUFFIXES, Site, read_document
+    from blogroto.site import FRONT_MATTER_KEY, Site, read_document
 
     out_dir = Path(out_dir).resolve()
     dest = Path(dest).resolve()

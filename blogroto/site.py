@@ -56,7 +56,7 @@ _POST_NAME_RE = re.compile(r"^\d{2,4}-\d{1,2}-\d{1,2}-.+\.[^.]+$")
 
 SETTINGS_KEYS = (
     "filters", "output", "cache", "credit_template", "figcaption_template", "image_keys", "remote",
-    "figure", "strength", "keep_colors", "max_size", "format", "quality",
+    "figure", "strength", "keep_colors", "max_size", "format", "quality", "catalog",
 )
 POST_OPTION_KEYS = ("filter", "strength", "keep_colors", "max_size", "format", "quality", "only", "skip")
 REMOTE_KEYS = ("enabled", "timeout", "max_bytes", "allow_private")
@@ -182,7 +182,7 @@ def parse_settings(section: Any, root: Path, config_path: Path | None, line_of=l
                             + _hint(str(key), SETTINGS_KEYS))
 
     def p(key):
-        return f"algorotoscope.{key}", where, line_of(key)
+        return f"algorotoscope.{key}", where, line_of(key.split(".")[0])  # remote.timeout: the `remote:` line
 
     def site_path(value, key):
         if not isinstance(value, str) or not value.strip():
@@ -190,7 +190,8 @@ def parse_settings(section: Any, root: Path, config_path: Path | None, line_of=l
         return (root / os.path.expanduser(value)).resolve()
 
     filters = _str_list(section.get("filters", list(DEFAULT_FILTER_DIRS)), *p("filters"))
-    remote = section.get("remote") or {}
+    remote = section.get("remote")
+    remote = {} if remote is None else remote  # not `or {}`: `remote: false` must switch fetching off
     if isinstance(remote, bool):
         remote = {"enabled": remote}
     if not isinstance(remote, dict):

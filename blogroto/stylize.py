@@ -29,6 +29,7 @@ import math
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -118,6 +119,27 @@ def _padded_window(rgb: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> np.nd
     return rgb[np.ix_(rows, cols)]
 
 
+def _as_float(photo: np.ndarray) -> np.ndarray:
+    """A photo region as float32 in [0, 1]; uint8 k -> k/255, bit for bit as images.load_image."""
+    return photo.astype(np.float32) / np.float32(255) if photo.dtype == np.uint8 else photo
+
+
+def quantised(rgb: np.ndarray, rows: int = 256) -> np.ndarray | None:
+    """The photo as uint8 when that loses nothing (8-bit sources), else None.
+
+    A 24 MP photo takes 288 MB as float32 but 72 MB as uint8, and the tiled executor keeps the
+    photo for its whole run. Row chunks: no full-size float temporaries."""
+    from blogroto.images import to_uint8
+
+    out = np.empty(rgb.shape, np.uint8)
+    for y in range(0, rgb.shape[0], rows):
+        q = to_uint8(rgb[y : y + rows])
+        if not np.array_equal(_as_float(q), rgb[y : y + rows]):
+            return None
+        out[y : y + rows] = q
+    return out
+
+
 def _grid(n: int, side: int, align: int = 1) -> list[tuple[int, int]]:
     """Split [0, n) into near-equal parts of at most ~`side`, boundaries on multiples of `align`."""
     count = max(1, math.ceil(n / side))
@@ -175,7 +197,7 @@ class _LoadedNetwork:
         """The untiled network on `rgb` (padded to a multiple of 4, then cropped back)."""
         h, w = rgb.shape[:2]
         hp, wp, _ = _padded_size(h, w)
-        y = self._whole(self.tf.constant(_padded_window(rgb, 0, hp, 0, wp)[None]))
+        y = self._whole(self.tf.constant(_as_float(_padded_window(rgb, 0, hp, 0, wp))[None]))
         return y[0].numpy()[:h, :w]
 
     def units(self, part: str, block: int = 0) -> list:
@@ -208,11 +230,21 @@ class _LoadedNetwork:
         return self._stages[key]
 
 
+class _Plan(NamedTuple):
+    halo: int  # context around each tile's core, input pixels
+    scale: float  # output pixels per input pixel
+    size: tuple[int, int]  # the stage's input (padded photo or 1/4-res buffer)
+    side: int  # tile core side, input pixels
+    align: int  # core boundaries on multiples of this
+
+
 class _TiledRun:
     """Stylizes one photo in tiles with exact whole-photo normalisation statistics (module doc).
 
-    `side`: tile core side at full resolution (the 1/4-res trunk uses side/2, i.e. about the same
-    activation memory, and the up path side/4 at 1/4 res: side at full res)."""
+    `side`: tile core side of the front passes (full resolution, `width` channels). The trunk
+    (1/4 res, 4*width channels) uses side/4, the up path side/8 at 1/4 res (side/2 at full res,
+    where u2 sees 2*width channels): measured, that keeps each stage's TensorFlow working memory
+    about equal (width 32, side 512: ~30-40 MB a tile)."""
 
     def __init__(self, net: _LoadedNetwork, rgb: np.ndarray, side: int, buffer_dtype):
         self.net, self.rgb, self.side = net, rgb, side
@@ -220,21 +252,20 @@ class _TiledRun:
         self.full = _padded_size(*rgb.shape[:2])[:2]
         self.quarter = (self.full[0] // 4, self.full[1] // 4)
 
-    def _tiles(self, size: tuple[int, int], side: int, halo: int, align: int = 1):
-        """(core, window) boxes (y0, y1, x0, x1) covering `size`; windows = core + halo, clipped."""
-        h, w = size
-        for y0, y1 in _grid(h, side, align):
-            for x0, x1 in _grid(w, side, align):
-                yield (y0, y1, x0, x1), (max(0, y0 - halo), min(h, y1 + halo), max(0, x0 - halo), min(w, x1 + halo))
-
-    def _plan(self, part: str, block: int, n_stats: int):
-        """The stage's units (up to the conv before norm n_stats), halo, input size, tile side and alignment."""
-        units = self.net.units(part, block)
-        units = units[: n_stats + 1]
+    def _plan(self, part: str, block: int, n_stats: int) -> _Plan:
+        """Tiling of the stage that ends before norm n_stats of `part` (or runs all of it)."""
+        units = self.net.units(part, block)[: n_stats + 1]
         halo = _reach(units)
-        if part == "front":
-            return units, -(-halo // 4) * 4, self.full, self.side, 4  # keep tile origins on multiples of 4
-        return units, halo, self.quarter, max(halo, self.side // (2 if part == "block" else 4)), 1
+        if part == "front":  # keep tile origins on multiples of 4 for the stride-2 layers
+            return _Plan(-(-halo // 4) * 4, _scale(units), self.full, self.side, 4)
+        return _Plan(halo, _scale(units), self.quarter, max(halo, self.side // (4 if part == "block" else 8)), 1)
+
+    def _tiles(self, plan: _Plan):
+        """(core, window) boxes (y0, y1, x0, x1) covering the stage's input; windows = core + halo, clipped."""
+        h, w = plan.size
+        for y0, y1 in _grid(h, plan.side, plan.align):
+            for x0, x1 in _grid(w, plan.side, plan.align):
+                yield (y0, y1, x0, x1), (max(0, y0 - plan.halo), min(h, y1 + plan.halo), max(0, x0 - plan.halo), min(w, x1 + plan.halo))
 
     @staticmethod
     def _core_in_window(core, window, scale: float) -> np.ndarray:
@@ -244,14 +275,13 @@ class _TiledRun:
     def _measure(self, part: str, block: int, stats: list, source) -> tuple[np.ndarray, np.ndarray]:
         """A statistics pass: mean and variance (E[x^2] - E[x]^2, float64) of the pre-norm
         activations of norm len(stats) of `part` over the whole (padded) image."""
-        units, halo, size, side, align = self._plan(part, block, len(stats))
-        scale = _scale(units)
-        fn = self.net.stage(part, block, len(stats), True, source.dtype)
+        plan = self._plan(part, block, len(stats))
+        fn = self.net.stage(part, block, len(stats), True, np.float32 if source is self.rgb else source.dtype)
         total = total_sq = 0.0
-        for core, window in self._tiles(size, side, halo, align):
-            s, ss = fn(self._read(source, window), self._core_in_window(core, window, scale), stats)
+        for core, window in self._tiles(plan):
+            s, ss = fn(self._read(source, window), self._core_in_window(core, window, plan.scale), stats)
             total, total_sq = total + s.numpy(), total_sq + ss.numpy()
-        count = round(size[0] * scale) * round(size[1] * scale)
+        count = round(plan.size[0] * plan.scale) * round(plan.size[1] * plan.scale)
         mean = total / count
         var = np.maximum(total_sq / count - mean * mean, 0.0)
         return mean.astype(np.float32).reshape(1, 1, 1, -1), var.astype(np.float32).reshape(1, 1, 1, -1)
@@ -259,7 +289,7 @@ class _TiledRun:
     def _read(self, source: np.ndarray, window) -> np.ndarray:
         wy0, wy1, wx0, wx1 = window
         if source is self.rgb:
-            return _padded_window(self.rgb, wy0, wy1, wx0, wx1)[None]
+            return _as_float(_padded_window(self.rgb, wy0, wy1, wx0, wx1))[None]
         return source[wy0:wy1, wx0:wx1][None]
 
     def run(self, out: np.ndarray, options: StyleOptions) -> None:
@@ -279,9 +309,8 @@ class _TiledRun:
 
     def _front_features(self, stats: list, h: np.ndarray) -> None:
         """Writes relu(nd2(d2(...))) of every tile's core into the 1/4-res buffer."""
-        units, halo, size, side, align = self._plan("front", 0, 3)
         fn = self.net.stage("front", 0, 3, False, np.float32)
-        for core, window in self._tiles(size, side, halo, align):
+        for core, window in self._tiles(self._plan("front", 0, 3)):
             y = fn(self._read(self.rgb, window), self._core_in_window(core, window, 0.25), stats)
             y0, y1, x0, x1 = (c // 4 for c in core)
             h[y0:y1, x0:x1] = y.numpy()
@@ -292,7 +321,7 @@ class _TiledRun:
         Tiles go in raster order. A tile's left context belongs to the previous tile, whose
         result is written only after this one is computed; its top context belongs to the
         previous tile row, whose original bottom rows are copied before that row is written."""
-        units, halo, size, side, _ = self._plan("block", i, 2)
+        halo, _, size, side, _ = self._plan("block", i, 2)
         fn = self.net.stage("block", i, 2, False, h.dtype)
         rows, cols = _grid(size[0], side), _grid(size[1], side)
         assert all(b - a >= halo for a, b in rows[:-1] + cols[:-1]), "tiles must be at least as big as their halo"
@@ -315,16 +344,15 @@ class _TiledRun:
 
     def _output(self, h: np.ndarray, stats: list, out: np.ndarray, options: StyleOptions) -> None:
         """The final pass: up path on each 1/4-res tile, cropped to the photo, blended, stored."""
-        units, halo, size, side, _ = self._plan("up", 0, 2)
         fn = self.net.stage("up", 0, 2, False, h.dtype)
         height, width = self.rgb.shape[:2]
-        for core, window in self._tiles(size, side, halo):
+        for core, window in self._tiles(self._plan("up", 0, 2)):
             y = fn(self._read(h, window), self._core_in_window(core, window, 4), stats).numpy()
             y0, y1, x0, x1 = (4 * c for c in core)
             y1, x1 = min(y1, height), min(x1, width)
             if y0 < y1 and x0 < x1:
                 styled = y[: y1 - y0, : x1 - x0]
-                _store(out, (y0, y1, x0, x1), blend(self.rgb[y0:y1, x0:x1], styled, options))
+                _store(out, (y0, y1, x0, x1), blend(_as_float(self.rgb[y0:y1, x0:x1]), styled, options))
 
 
 def _configure_tensorflow():
@@ -378,6 +406,7 @@ class Stylizer:
             return self._networks[key]
 
     def tiled(self, h: int, w: int) -> bool:
+        """Whether a photo of h x w px goes through the tiled executor."""
         return h * w > self.tile_pixels
 
     def buffer_dtype_for(self, h: int, w: int, width: int) -> np.dtype:
@@ -389,14 +418,15 @@ class Stylizer:
     # -- arrays
 
     def stylize_array(self, rgb: np.ndarray, flt: Filter, options: StyleOptions, out: np.ndarray | None = None) -> np.ndarray:
-        """rgb: float32 HxWx3 in [0,1] (already resized). Returns float32 HxWx3 in [0,1], or
-        fills and returns `out` (HxWx3, float32 or uint8 as `images.to_uint8` quantises)."""
+        """rgb: float32 HxWx3 in [0,1] (already resized), or uint8 (k -> k/255, see `quantised`).
+        Returns float32 HxWx3 in [0,1], or fills and returns `out` (HxWx3, float32 or uint8 as
+        `images.to_uint8` quantises)."""
         net = self.network(flt)
         h, w = rgb.shape[:2]
         if out is None:
             out = np.empty((h, w, 3), np.float32)
         if not self.tiled(h, w):
-            _store(out, (0, h, 0, w), blend(rgb, net.whole(rgb), options))
+            _store(out, (0, h, 0, w), blend(_as_float(rgb), net.whole(rgb), options))
         else:
             _TiledRun(net, rgb, self.tile_side, self.buffer_dtype_for(h, w, net.net.width)).run(out, options)
         return out
@@ -423,9 +453,14 @@ class Stylizer:
 
         img = resize_long_side(load_image(src, name=name), options.max_size)
         fmt = output_format(img.format, options)
-        # uint8 output: a 24 MP photo's float32 copy alone would be 288 MB
-        styled = self.stylize_array(img.rgb, flt, options, out=np.empty(img.rgb.shape, np.uint8))
         alpha = None if img.alpha is None else to_uint8(img.alpha)
-        data = encode_uint8(styled, alpha, fmt, options.quality, exif=img.exif, xmp=xmp)
+        photo = quantised(img.rgb)
+        photo = img.rgb if photo is None else photo
+        exif, shape = img.exif, img.rgb.shape
+        del img  # an 8-bit photo now lives on as uint8 only (288 -> 72 MB at 24 MP)
+        # uint8 output too, for the same reason; encoded without float copies
+        styled = self.stylize_array(photo, flt, options, out=np.empty(shape, np.uint8))
+        del photo
+        data = encode_uint8(styled, alpha, fmt, options.quality, exif=exif, xmp=xmp)
         atomic_write_bytes(dst, data)
         return Path(dst)

@@ -41,7 +41,8 @@ PRESETS: dict[str, dict] = {
     "best": dict(width=32, blocks=5, steps=40000, size=256, batch=8, style_size=512, lr=1e-3, progressive=0.1),
 }
 DEFAULT_WEIGHTS = {"content": 1.0, "style": 1e5, "tv": 0.3}
-CHECKPOINT_MINUTES = 3.0
+# BLOGROTO_CHECKPOINT_EVERY_STEP=1: checkpoint after every step (tests that kill -9 a run mid-way).
+CHECKPOINT_MINUTES = 0.0 if os.environ.get("BLOGROTO_CHECKPOINT_EVERY_STEP") == "1" else 3.0
 
 
 @dataclass

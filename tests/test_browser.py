@@ -13,10 +13,10 @@ import html.parser
 import json
 import os
 import posixpath
-import re
 import select
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.parse
@@ -183,6 +183,10 @@ def test_jekyll_builds_posts_and_catalog(jekyll_site):
 # Chromium over the DevTools protocol (pipe transport: fd 3 in, fd 4 out, NUL-separated JSON)
 
 
+LAUNCHER = ("import os, sys; r, w = int(sys.argv[1]), int(sys.argv[2]); os.dup2(r, 3); os.dup2(w, 4); "
+            "os.execv(sys.argv[3], sys.argv[3:])")
+
+
 class Chromium:
     def __init__(self, binary: str, profile: str):
         to_browser_r, self._w = os.pipe()
@@ -193,8 +197,9 @@ class Chromium:
         # Its chatter goes to a file: an undrained stderr pipe would fill up and freeze the browser.
         self.log = Path(profile) / "chromium.log"
         with open(self.log, "wb") as log:
-            # /bin/sh puts the pipe ends on the fds the protocol wants (no preexec_fn with threads about)
-            self.proc = subprocess.Popen(["/bin/sh", "-c", f'exec "$0" "$@" 3<&{to_browser_r} 4>&{from_browser_w}',
+            # A tiny launcher puts the pipe ends on the fds the protocol wants (3 in, 4 out). Not
+            # /bin/sh: dash cannot redirect fds above 9; not preexec_fn: servers' threads are running.
+            self.proc = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(to_browser_r), str(from_browser_w),
                                           binary, *flags], pass_fds=(to_browser_r, from_browser_w),
                                          stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         os.close(to_browser_r)

@@ -348,6 +348,16 @@ def test_catalog_follows_config_and_filter_changes(tmp_path_factory, built_sampl
     report = Builder(root, options).build()
     assert "filters/copper-circuit/index.html" in report.written
     assert "Grace Solder" in (out / "filters/copper-circuit/index.html").read_text()
+    # a broken catalog template is an error of this build, not the end of it: the old pages stay
+    broken = root / "_algorotoscope/catalog/index.html.j2"
+    broken.parent.mkdir(parents=True)
+    broken.write_text("{% for %}")
+    report = Builder(root, options).build()
+    assert not report.ok and any("template" in e for e in report.errors)
+    assert (out / "filters/index.html").is_file() and "Grace Solder" in (out / "filters/copper-circuit/index.html").read_text()
+    broken.unlink()
+    report = Builder(root, options).build()
+    assert report.ok, report.errors
     # check mode writes nothing
     config = root / "_config.yml"
     text = config.read_text().replace("algorotoscope:\n", "algorotoscope:\n  catalog: {path: /works/}\n", 1)

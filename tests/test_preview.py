@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -200,7 +201,7 @@ def test_serve_preview(out_site, tmp_path):
         server.server_close()
 
 
-def test_preview_command_builds_and_renders(built_sample, tmp_path):
+def test_preview_command_builds_and_renders(built_sample, tmp_path):  # noqa: F811
     from click.testing import CliRunner
 
     from blogroto.cli import cli
@@ -213,7 +214,7 @@ def test_preview_command_builds_and_renders(built_sample, tmp_path):
     assert str(root) in result.output
     post = (root / "2024/03/02/copper-morning.html").read_text()
     assert "/blog/assets/algorotoscope/coffee-copper-circuit-" in post and "algorotoscope-credits" in post
-    for src in __import__("re").findall(r'<img[^>]* src="([^"]+)"', post):
+    for src in re.findall(r'<img[^>]* src="([^"]+)"', post):
         assert (dest / src.lstrip("/")).is_file(), src
     catalog_page = (root / "filters/copper-circuit/index.html").read_text()
     assert ">Copper morning<" in catalog_page and 'src="artwork.jpg"' in catalog_page

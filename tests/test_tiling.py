@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from blogroto.stylize import StyleOptions, Stylizer, _grid, _padded_size, _padded_window, _reach
-from tests.conftest import make_filter
+from blogroto.stylize import StyleOptions, Stylizer, _grid, _padded_size, _padded_window, _reach, quantised
+from tests.conftest import make_filter, make_photo
 from tests.test_stylize import photo_array, psnr
 
 
@@ -32,7 +32,7 @@ def tiled_and_untiled(flt, photo, options=StyleOptions(), tile_side=32, buffer_d
 
 
 def test_tiled_equals_untiled_tiny(tiny_filter):
-    # odd sizes, many tiles at every level (full res 32 px, 1/4-res trunk 16, up path 8)
+    # odd sizes, many tiles at every level (full res 32 px; at 1/4 res: trunk 8, up path 4)
     for h, w in [(151, 109), (37, 203)]:
         assert len(_grid(_padded_size(h, w)[0], 32, 4)) * len(_grid(_padded_size(h, w)[1], 32, 4)) >= 8
         whole, tiled = tiled_and_untiled(tiny_filter, photo_array(h, w, seed=h))
@@ -174,3 +174,16 @@ def test_tiled_numpy_memory_stays_below_a_photo_copy(tiny_filter):
         tracemalloc.stop()
     buffer = 512 * 384 // 16 * 16 * 4  # the 1/4-res features of a width-4 network, float32
     assert peak < buffer + photo.nbytes // 4, peak
+
+
+def test_eight_bit_photos_run_as_uint8_exactly(tiny_filter, tmp_path):
+    """stylize_file keeps 8-bit photos as uint8 (a quarter of the memory): same pixels as float."""
+    from blogroto.images import load_image
+
+    loaded = load_image(make_photo(tmp_path / "p.jpg", (50, 70))).rgb
+    photo = quantised(loaded, rows=16)  # several chunks
+    assert photo is not None and photo.dtype == np.uint8
+    assert quantised(loaded + np.float32(1e-4)) is None  # not 8-bit (16-bit, resized): stays float
+    options = StyleOptions(keep_colors=True, strength=0.7)
+    for st in (Stylizer(tile_pixels=10**9), Stylizer(tile_pixels=0, tile_side=32)):
+        assert np.array_equal(st.stylize_array(photo, tiny_filter, options), st.stylize_array(loaded, tiny_filter, options))

@@ -140,8 +140,9 @@ def test_watch_session(site, tiny_filter_dir, tmp_path):
     a, b = site / "_posts/2024-01-01-a.md", site / "_posts/2024-01-02-b.md"
     w = Session("watch", str(site), cwd=tmp_path)
     try:
-        # initial build: the first image is stylized (TensorFlow is imported here)
-        w.wait_for(lambda: "a-tiny-" in read(out / a.relative_to(site)), "the initial build", 2 * WAIT)
+        # initial build: the first image is stylized. TensorFlow's import (seconds, over a minute
+        # on a starved machine) happens here, so this one wait is longer than the others.
+        w.wait_for(lambda: "a-tiny-" in read(out / a.relative_to(site)), "the initial build", 4 * WAIT)
         w.wait_line(r"^watching ")
         first_a = stylized(out, "a-tiny")
         assert len(first_a) == 1

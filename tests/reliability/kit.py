@@ -28,6 +28,7 @@ import numpy as np
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
+_open = open  # the real one, even while a test makes some files unreadable to blogroto
 FAKE_CLI = Path(__file__).resolve().parent / "fake_cli.py"
 FILTER = "tiny"
 TMP_PREFIX = ".blogroto-tmp-"
@@ -51,7 +52,7 @@ def tree_state(root: Path) -> dict[str, tuple]:
             elif stat.S_ISDIR(st.st_mode):
                 out[rel] = ("dir", stat.S_IMODE(st.st_mode))
             else:
-                with open(path, "rb") as handle:
+                with _open(path, "rb") as handle:
                     digest = hashlib.file_digest(handle, "sha256").hexdigest()
                 out[rel] = ("file", stat.S_IMODE(st.st_mode), st.st_size, st.st_mtime_ns, digest)
     return out
@@ -328,3 +329,79 @@ def files_under(root: Path) -> dict[str, bytes]:
             if path.is_file():
                 out[path.relative_to(root).as_posix()] = path.read_bytes()
     return out
+
+
+# ------------------------------------------------------------------------------- consistency
+
+
+def is_tmp(rel: str) -> bool:
+    return rel.rsplit("/", 1)[-1].startswith(TMP_PREFIX)
+
+
+def snapshot_output(out: Path) -> dict[str, bytes | tuple]:
+    """The output tree as a reader sees it: file bytes, link targets; writers' temp files left out."""
+    snap: dict[str, bytes | tuple] = {}
+    if not Path(out).is_dir():
+        return snap
+    for folder, dirs, files in os.walk(out):
+        for name in files + [d for d in dirs if os.path.islink(os.path.join(folder, d))]:
+            path = os.path.join(folder, name)
+            rel = os.path.relpath(path, out).replace(os.sep, "/")
+            if is_tmp(rel):
+                continue
+            snap[rel] = ("link", os.readlink(path)) if os.path.islink(path) else Path(path).read_bytes()
+    return snap
+
+
+def snapshot_objects(cache: Path) -> dict[str, bytes]:
+    """The cache's content-addressed entries (objects/ab/<key>.<ext>), temp files left out."""
+    objects = Path(cache) / "objects"
+    return {p.name: p.read_bytes() for p in sorted(objects.rglob("*")) if p.is_file() and not is_tmp(p.name)} \
+        if objects.is_dir() else {}
+
+
+def leftovers(*roots: Path) -> list[str]:
+    return [str(p) for root in roots if Path(root).is_dir() for p in Path(root).rglob(TMP_PREFIX + "*")]
+
+
+def assert_consistent(out: Path, cache: Path, *versions: tuple[dict, dict], complete: bool = False,
+                      source: Path | None = None) -> None:
+    """What a reader (Jekyll, a browser, the next build) can see is never torn.
+
+    `versions`: (output snapshot, cache objects) of complete builds this state may lie between.
+    Every output file equals its twin in one of them (no truncated or half-written file), every
+    cache entry equals that version's entry and decodes, every stylized image a document names is
+    there, and temp files of killed writers are hidden from Jekyll. `complete`: equal to the last.
+    """
+    from blogroto.site import Site
+
+    snap = snapshot_output(out)
+    if source is not None:  # a document that failed is copied unchanged: the author's own file is fine too
+        versions = (*versions, (snapshot_output(source), {}))
+    for rel, data in snap.items():
+        assert any(v[0].get(rel) == data for v in versions), f"output {rel} matches no complete build (torn?)"
+        if rel.endswith((".md", ".html")) and isinstance(data, bytes):
+            for name in set(STYLIZED_RE.findall(data.decode("utf-8", "replace"))):
+                assert f"assets/algorotoscope/{name}" in snap, f"{rel} shows {name}, which is not in the output"
+    objects = snapshot_objects(cache)
+    for name, data in objects.items():
+        assert any(v[1].get(name) == data for v in versions), f"cache entry {name} matches no complete build"
+    for path in (Path(cache) / "objects").rglob("*.*") if (Path(cache) / "objects").is_dir() else ():
+        if not is_tmp(path.name):
+            assert decodes_fully(path), path
+    stray = leftovers(out)
+    if stray and (Path(out) / "_config.yml").is_file():
+        site = Site(out, output=Path(out).parent / "_never", cache=Path(out).parent / "_never-cache")
+        for path in stray:
+            rel = os.path.relpath(path, out).replace(os.sep, "/")
+            assert site.hidden_from_jekyll(rel), f"Jekyll would publish the temp file {rel}"
+    import json
+
+    for path in [Path(cache) / "stat-index.json", *Path(cache).glob("builds/*.json")]:
+        if path.exists():
+            json.loads(path.read_bytes())  # complete JSON, never torn
+    if complete:
+        last_out, last_objects = versions[-2 if source is not None else -1]
+        assert set(snap) == set(last_out), (sorted(set(snap) ^ set(last_out))[:10])
+        assert snap == last_out
+        assert set(objects) == set(last_objects)
