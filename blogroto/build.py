@@ -1281,7 +1281,7 @@ def rewrite_front_matter(doc: Document, refs: list[_Ref], credits: list[dict]) -
         extra += _dump({CREDITS_KEY: credits}).replace("\n", nl)
         text += extra
         try:
-            ok = yaml.load(text, Loader=site_mod.FastLoader) == expected
+            ok = _same_data(yaml.load(text, Loader=site_mod.FastLoader), expected)
         except yaml.YAMLError:
             ok = False
         if not ok:
@@ -1289,6 +1289,22 @@ def rewrite_front_matter(doc: Document, refs: list[_Ref], credits: list[dict]) -
     if text is None:
         text = _dump(expected).replace("\n", nl)
     return text
+
+
+def _same_data(a: Any, b: Any, seen: set | None = None) -> bool:
+    """`a == b` for YAML data, comparing each pair of shared (aliased) containers once: a
+    'billion laughs' front matter (aliases nested 9 deep) is a few dozen nodes, not 10**9 leaves."""
+    seen = set() if seen is None else seen
+    if isinstance(a, (dict, list)) and type(a) is type(b):
+        if (id(a), id(b)) in seen:
+            return True
+        seen.add((id(a), id(b)))
+        if isinstance(a, dict):
+            return a.keys() == b.keys() and all(_same_data(v, b[k], seen) for k, v in a.items())
+        return len(a) == len(b) and all(_same_data(x, y, seen) for x, y in zip(a, b))
+    if isinstance(a, (dict, list)) or isinstance(b, (dict, list)):
+        return False
+    return a == b
 
 
 def _in_flow(doc: Document, node) -> bool:

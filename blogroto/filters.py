@@ -161,6 +161,8 @@ def load_filter(folder: str | Path) -> Filter:
         raise FilterError(f"malformed YAML: {getattr(exc, 'problem', exc)}", meta_path, mark.line + 1 if mark else None) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise FilterError(f"cannot read metadata: {exc}", meta_path) from exc
+    except RecursionError as exc:  # thousands of nested [ or {: refused, not a traceback
+        raise FilterError("malformed YAML: nested too deeply", meta_path) from exc
     meta = _validate_meta(meta, meta_path, slug)
     flt = Filter(slug=slug, folder=folder, meta=meta)
     for key in REQUIRED_FILES:

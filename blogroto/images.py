@@ -947,7 +947,22 @@ def _save_jpeg(im: Image.Image, out: io.BytesIO, quality: int, exif: bytes | Non
         params["xmp"] = xmp
     elif xmp:
         log.warning("XMP too large for a JPEG segment (%d bytes; extended XMP unsupported); not embedded", len(xmp))
-    im.save(out, "JPEG", **params)
+    try:
+        im.save(out, "JPEG", **params)
+    except OSError:
+        # Pillow encodes optimized/progressive JPEGs into one buffer sized at 1 byte per pixel
+        # (2 at quality >= 95); very detailed images (noise, fine textures at 4:4:4) need more
+        # and fail with "broken data stream". Retry with room for the worst case.
+        from PIL import ImageFile
+
+        out.seek(0)
+        out.truncate()
+        block = ImageFile.MAXBLOCK
+        ImageFile.MAXBLOCK = max(block, 6 * im.size[0] * im.size[1] + 2 * _MAX_JPEG_SEGMENT)
+        try:
+            im.save(out, "JPEG", **params)
+        finally:
+            ImageFile.MAXBLOCK = block
 
 
 def _save_png(im: Image.Image, out: io.BytesIO, exif: bytes | None, xmp: bytes | None) -> None:

@@ -36,7 +36,7 @@ class FakeStylizer:
     def __init__(self):
         self.calls = []
 
-    def stylize_file(self, src, dst, flt, options, name=None):
+    def stylize_file(self, src, dst, flt, options, name=None, xmp=None):
         self.calls.append((name, flt.slug))
         data = src if isinstance(src, bytes) else Path(src).read_bytes()
         try:
@@ -116,7 +116,9 @@ Intro.
 @pytest.fixture
 def site(tmp_path):
     root = tmp_path / "site"
-    write(root / "_config.yml", "title: Test\nbaseurl: /blog\ncollections:\n  projects:\n    output: true\n")
+    # the catalog has its own tests (tests/test_catalog.py); here only posts and images are written
+    write(root / "_config.yml", "title: Test\nbaseurl: /blog\ncollections:\n  projects:\n    output: true\n"
+                                "algorotoscope:\n  catalog: false\n")
     write(root / "_layouts/post.html", "<html>{{ content }}</html>\n")
     write(root / "index.md", "---\ntitle: Home\n---\nHome page.\n")
     write(root / "assets/img/a.jpg", jpeg(1))
@@ -183,7 +185,8 @@ def test_build_writes_stylized_post_with_credits(site):
     # code block untouched
     assert "```\n![code](/assets/img/a.jpg)\n```" in body
     # credits after the content
-    assert body.rstrip().endswith("</aside>") and "<cite>Test Artwork</cite>" in body
+    assert "</aside>" in body and "<cite>Test Artwork</cite>" in body
+    assert body.rstrip().endswith("</script>")  # the schema.org JSON-LD closes the credits
     # every referenced stylized image exists and is an inverted copy
     for name in set(stylized_names(text)):
         assert (out / IMAGES_DIR / name).is_file(), name
@@ -433,7 +436,8 @@ def test_credits_marker_and_site_template(site):
                                            "![a](/assets/img/a.jpg)\n")
     builder(site).build()
     body = (out_dir(site) / "_posts/2024-05-01-m.md").read_text().split("---\n", 2)[2]
-    assert body.startswith("A\n\n<div class=\"mine\">Test Artwork</div>\n\nB\n")
+    assert body.startswith("A\n\n<div class=\"mine\">Test Artwork</div>\n<script type=\"application/ld+json\">")
+    assert "</script>\n\nB\n" in body
     # changing the template rebuilds every stylized document
     write(site / "_algorotoscope/credit.html.j2", "<div class=\"mine2\"></div>")
     report = builder(site).build()
@@ -568,7 +572,7 @@ def test_real_stylizer_tiny_filter(tmp_path, tiny_filter):
     write(root / "_posts/2024-01-01-x.md", f"---\nalgorotoscope: {folder.name}\n---\n![a](/assets/a.jpg)\n")
     report = Builder(root).build()
     assert report.errors == [] and report.images_stylized == 1
-    (name,) = stylized_names((root / "_blogroto/site/_posts/2024-01-01-x.md").read_text())
+    (name,) = set(stylized_names((root / "_blogroto/site/_posts/2024-01-01-x.md").read_text()))
     with Image.open(root / "_blogroto/site" / IMAGES_DIR / name) as im:
         assert im.format == "JPEG" and im.size == (64, 48)
 
@@ -577,7 +581,7 @@ def test_broken_filter_fails_its_documents(site):
     from blogroto.errors import FilterError
 
     class Broken(FakeStylizer):
-        def stylize_file(self, src, dst, flt, options, name=None):
+        def stylize_file(self, src, dst, flt, options, name=None, xmp=None):
             if flt.slug == OTHER:
                 raise FilterError("weights file is corrupt", flt.folder / "weights.npz")
             return super().stylize_file(src, dst, flt, options, name)
@@ -606,8 +610,9 @@ def test_only_the_documents_of_a_changed_filter_rebuild(site):
     data["source"]["title"] = "Renamed Artwork"
     meta.write_text(yaml.safe_dump(data))
     report = builder(site).build()
-    assert report.written == ["_posts/2024-07-01-o.md"]  # the test-filter post is untouched
-    assert report.images_stylized == 0  # metadata only: same weights, same pixels
+    # the test-filter post is untouched; the other post and its image are rewritten, because the
+    # image embeds the (changed) artwork credit as XMP
+    assert [w for w in report.written if w.endswith(".md")] == ["_posts/2024-07-01-o.md"]
     assert "Renamed Artwork" in (out_dir(site) / "_posts/2024-07-01-o.md").read_text()
     # a filter folder appearing in the site that shadows nothing used changes nothing
     make_filter(site / "_filters", "unrelated-filter")

@@ -193,6 +193,19 @@ def test_wrong_extension_goes_by_content(kit):
     assert im.format == "PNG" and Path(im.filename).suffix == ".png"
 
 
+def test_very_detailed_photo_encodes(kit):
+    """Noise at JPEG quality 90 / 4:4:4 takes more than the 1 byte per pixel Pillow reserves for
+    progressive JPEGs ("broken data stream when writing image file" before the fix)."""
+    rng = np.random.default_rng(1)
+    buffer = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)).save(buffer, "JPEG", quality=95)
+    kit.write("assets/img/noise.jpg", buffer.getvalue())
+    rel = image_post(kit, "noise", "assets/img/noise.jpg")
+    im = stylized_image(kit, rel)
+    assert im.format == "JPEG" and im.size == (320, 240)
+    assert len(Path(im.filename).read_bytes()) > 320 * 240  # the case Pillow's buffer was too small for
+
+
 def test_cmyk_jpeg(kit):
     kit.write("assets/img/cmyk.jpg", photo(mode="CMYK", seed=3))
     rel = image_post(kit, "cmyk", "assets/img/cmyk.jpg")

@@ -104,6 +104,7 @@ def test_filter_folders_carrying_code_or_bad_metadata_are_refused(kit, tmp_path)
     fake_filter(f, "no-credit", meta=meta("no-credit", source=None))
     fake_filter(f, "huge-width", meta=meta("huge-width", network={"width": 100_000, "blocks": 1}))
     fake_filter(f, "escaping-files", meta=meta("escaping-files", files={"weights": "../../../../etc/passwd"}))
+    fake_filter(f, "deep-yaml", meta="format: 1\nx: " + "[" * 5000 + "]" * 5000 + "\n")
     fake_filter(f, "no-weights")
     (f / "no-weights/weights.npz").unlink()
     code = "refused: filter folders hold weights as .npz only; this file could carry executable code"
@@ -123,6 +124,7 @@ def test_filter_folders_carrying_code_or_bad_metadata_are_refused(kit, tmp_path)
         "huge-width": (2, ["network.width must be an integer between 1 and 256, got 100000"]),
         "escaping-files": (2, ["files.weights must be a plain file name inside the filter folder"]),
         "no-weights": (2, ["weights file 'weights.npz' is missing"]),
+        "deep-yaml": (2, ["deep-yaml/filter.yaml: malformed YAML: nested too deeply"]),
     }
     for slug in expected:
         post_for(kit, slug)

@@ -22,13 +22,13 @@ import pytest
 from tests.reliability.kit import (Kit, assert_consistent, cli_command, photo, snapshot_objects, snapshot_output,
                                    subprocess_env, tree_state)
 
-N_IMAGES = 24
+N_IMAGES = 16
 SEED = 20261125
 
 
 def populate(kit: Kit) -> None:
     for i in range(N_IMAGES):
-        kit.write(f"assets/photos/p{i:02d}.jpg", photo((480, 360), seed=300 + i))
+        kit.write(f"assets/photos/p{i:02d}.jpg", photo((400, 300), seed=300 + i))
     for n in range(N_IMAGES // 4):
         kit.post(f"photos{n}", "".join(f"![p{i}](/assets/photos/p{i:02d}.jpg)\n\n" for i in range(n * 4, n * 4 + 4)))
 
