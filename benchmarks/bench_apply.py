@@ -549,26 +549,41 @@ def main() -> None:
     parser.add_argument("--large-warmup", default="same",
                         help="warm-up photo above 1920x1080: 'same' (the same size) or WxH (a smaller photo that also "
                              "takes the tiled path: traces the same stage functions, for a shorter run)")
-    parser.add_argument("--variants", default="peer,slim,full")
+    parser.add_argument("--variants", default="peer,slim,full", help="comma separated; empty: no table")
     parser.add_argument("--full", default="32/5", help="width/blocks of the full network (random weights)")
     parser.add_argument("--no-file", action="store_true", help="skip the end-to-end stylize_file measurement")
     parser.add_argument("--analysis", action="store_true", help="MACs, GFLOP/s, per-layer times, runtime experiments")
-    parser.add_argument("--analysis-size", default="1920x1080")
+    parser.add_argument("--analysis-size", default="1920x1080", help="size for MAC/GFLOP/s and per-layer times")
+    parser.add_argument("--analysis-parts", default="macs,peer_ops,layers,experiments")
+    parser.add_argument("--exp-size", default=None, help="size for the runtime experiments (default: --analysis-size)")
+    parser.add_argument("--exp-runs", type=int, default=None, help="timed calls per experiment (default: --runs)")
     parser.add_argument("--experiments", default="", help="comma separated experiment names (default: all)")
     parser.add_argument("--json", type=Path, default=Path(tempfile.gettempdir()) / "bench_apply.json",
                         help="raw results, rewritten after every measurement (default: %(default)s)")
-    parser.add_argument("--render-from", type=Path, help="only render apply.md from a --json file of an earlier run")
+    parser.add_argument("--render-from", type=Path, nargs="+",
+                        help="only render apply.md from --json files of earlier runs (merged: e.g. a run of the "
+                             "small sizes with --analysis and a run of 6000x4000 alone)")
     parser.add_argument("--record", action="store_true", help="write benchmarks/results/apply.md")
     parser.add_argument("--note", default="", help="free text for the results file (e.g. concurrent jobs)")
     args = parser.parse_args()
     if args.render_from:
-        res = json.loads(args.render_from.read_text())
-        (REPO / "benchmarks" / "results" / "apply.md").write_text(render(res, argparse.Namespace(**res["args"])))
+        parts = [json.loads(p.read_text()) for p in args.render_from]
+        res = dict(parts[0])
+        res["apply"] = [row for part in parts for row in part["apply"]]
+        res["file"] = next((part["file"] for part in parts if part.get("file")), None)
+        analysis_parts = [part["analysis"] for part in parts if part.get("analysis")]
+        res["analysis"] = {k: v for a in analysis_parts for k, v in a.items() if v}
+        for key in ("file", "analysis"):
+            if not res[key]:
+                res.pop(key)
+        res["finished"], res["load_after"], res["jobs_after"] = parts[-1]["finished"], parts[-1]["load_after"], parts[-1]["jobs_after"]
+        res["args"]["note"] = " ".join(dict.fromkeys(part["args"].get("note", "") for part in parts))
+        write_report(render(res, argparse.Namespace(**res["args"])))
         print("wrote benchmarks/results/apply.md")
         return
 
     sizes = [parse_size(s) for s in args.sizes.split(",")]
-    variants = args.variants.split(",")
+    variants = [v for v in args.variants.split(",") if v]
     results = {"machine": machine(), "load_before": load_avg(), "jobs_before": other_jobs(), "apply": [],
                "started": time.strftime("%Y-%m-%d %H:%M:%S"), "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}}
 
@@ -584,15 +599,16 @@ def main() -> None:
         folders = {"slim": str(SLIM), "full": str(make_filter(tmp / "filters", f"random-{fw}-{fb}", width=fw, blocks=fb, seed=0))}
         photos = {}
         large_warmup = None if args.large_warmup == "same" else parse_size(args.large_warmup)
-        for w, h in sorted(set(sizes) | ({parse_size(args.analysis_size)} if args.analysis else set()) | ({large_warmup} if large_warmup else set())):
+        extra = {parse_size(args.analysis_size), parse_size(args.exp_size or args.analysis_size)} if args.analysis else set()
+        for w, h in sorted(set(sizes) | extra | ({large_warmup} if large_warmup else set())):
             photos[(w, h)] = tmp / f"photo-{w}x{h}.npy"
             make_photo(w, h, photos[(w, h)], tmp / f"photo-{w}x{h}.jpg")
 
-        for w, h in sizes:
+        for w, h in (sizes if variants else []):
             runs = args.runs if w * h <= KEY_SIZE[0] * KEY_SIZE[1] else args.large_runs
             for variant in variants:
                 cfg = {"mode": "apply", "variant": variant, "photo": str(photos[(w, h)]), "runs": runs}
-                if large_warmup and w * h > KEY_SIZE[0] * KEY_SIZE[1]:
+                if large_warmup and w * h > KEY_SIZE[0] * KEY_SIZE[1] and variant != "peer":
                     cfg["warmup_photo"] = str(photos[large_warmup])
                 if variant != "peer":
                     cfg["folder"] = folders[variant]
@@ -604,7 +620,7 @@ def main() -> None:
                 save()
                 print(json.dumps(row), flush=True)
 
-        if not args.no_file:
+        if not args.no_file and variants:
             w, h = KEY_SIZE if KEY_SIZE in photos else sizes[0]
             if (w, h) not in photos:
                 photos[(w, h)] = tmp / f"photo-{w}x{h}.npy"
@@ -627,7 +643,7 @@ def main() -> None:
     results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     save()
     if args.record:
-        (REPO / "benchmarks" / "results" / "apply.md").write_text(render(results, args))
+        write_report(render(results, args))
         print("wrote benchmarks/results/apply.md")
 
 
@@ -659,23 +675,31 @@ def analysis(args, folders: dict, photos: dict, tmp: Path, out: dict, save) -> N
     """Fills `out` (saving after each step)."""
     w, h = parse_size(args.analysis_size)
     photo = str(photos[(w, h)])
+    parts = args.analysis_parts.split(",")
     out["size"] = [w, h]
-    out["macs"] = run_child({"mode": "macs", "folders": folders})
-    print(json.dumps({"macs": {k: v["macs_per_px"] for k, v in out["macs"].items()}}), flush=True)
-    out["peer_ops"] = run_child({"mode": "peer_ops", "size": [h, w]})
-    print(json.dumps({"peer_ops": out["peer_ops"]["op_ms"]}), flush=True)
+    if "macs" in parts:
+        out["macs"] = run_child({"mode": "macs", "folders": folders})
+        print(json.dumps({"macs": {k: v["macs_per_px"] for k, v in out["macs"].items()}}), flush=True)
+    if "peer_ops" in parts:
+        out["peer_ops"] = run_child({"mode": "peer_ops", "size": [h, w]})
+        print(json.dumps({"peer_ops": out["peer_ops"]["op_ms"]}), flush=True)
     out["layers"] = {}
-    for name in ("slim", "full"):
+    for name in ("slim", "full") if "layers" in parts else ():
         out["layers"][name] = run_child({"mode": "layers", "folder": folders[name], "size": [h, w], "runs": args.runs})
         save()
         print(json.dumps({"layers": name, "rows": out["layers"][name]["rows"]}), flush=True)
     names = args.experiments.split(",") if args.experiments else list(EXPERIMENTS)
+    if "experiments" not in parts:
+        return
+    ew, eh = parse_size(args.exp_size or args.analysis_size)
+    photo = str(photos[(ew, eh)])
+    out["exp_size"], out["exp_runs"] = [ew, eh], args.exp_runs or args.runs
     out["experiments"] = []
     refs = {}
     for name in names:
         desc, cfg_over, env = EXPERIMENTS[name]
         net = "full" if name.startswith("full:") else "slim"
-        cfg = {"mode": "experiment", "folder": folders[net], "photo": photo, "runs": args.runs, **cfg_over}
+        cfg = {"mode": "experiment", "folder": folders[net], "photo": photo, "runs": args.exp_runs or args.runs, **cfg_over}
         if name.endswith("local-baseline"):
             refs[net] = str(tmp / f"ref-{net}.npy")
             cfg.update(save=refs[net], check_stylizer=(net == "slim"))
@@ -689,6 +713,18 @@ def analysis(args, folders: dict, photos: dict, tmp: Path, out: dict, save) -> N
 
 
 # ---------------------------------------------------------------- report
+
+FINDINGS = "\n## Findings and recommendations"
+
+
+def write_report(text: str) -> None:
+    """Write apply.md, keeping its hand-written "Findings and recommendations" section (the
+    interpretation of the numbers) at the end; update it by hand when the numbers change."""
+    path = REPO / "benchmarks" / "results" / "apply.md"
+    old = path.read_text() if path.exists() else ""
+    if FINDINGS in old:
+        text = text.rstrip("\n") + "\n" + old[old.index(FINDINGS):]
+    path.write_text(text)
 
 def render(res: dict, args) -> str:
     m = res["machine"]
@@ -713,7 +749,9 @@ def render(res: dict, args) -> str:
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB RAM, SIMD {', '.join(m['simd'])}; Python {m['python']}, "
         + ", ".join(f"{k} {v}" for k, v in m["versions"].items()) + ".",
         f"Load average before: {res['load_before']}; after: {res['load_after']}. "
-        f"Training jobs running at the start: {len(res['jobs_before'])}; at the end: {len(res['jobs_after'])}.",
+        "Processes matching `blogroto train` at the start: "
+        + ("; ".join(j[:90] for j in res["jobs_before"]) or "none") + "; at the end: "
+        + ("; ".join(j[:90] for j in res["jobs_after"]) or "none") + ".",
     ]
     if args.note:
         lines += ["", f"Note: {args.note}"]
@@ -724,7 +762,7 @@ def render(res: dict, args) -> str:
         "- **slim**: shipped trained filter `styles/copper-circuit` (width 16, 3 blocks), `Stylizer().stylize_array` on float32.",
         f"- **full**: width {fw}, {fb} blocks, random weights (speed and memory depend only on layer shapes), same API.",
         "- Photo: `sample_site/assets/img/coffee.jpg` (a real 600x400 photo) upscaled with LANCZOS and centre-cropped to each size.",
-        "- Each cell is a fresh process: warm-up once at the same size, then the median of "
+        "- Each cell is a fresh process: warm-up once at the same size (unless noted in the per-run list), then the median of "
         f"{args.runs} calls ({args.large_runs} above 1920x1080). 6000x4000 goes through the tiled executor for ours "
         "(`Stylizer.tile_pixels` = 2.6 MP); 1920x1080 and below are untiled.",
         "- Memory: *peak* = process peak RSS (`ru_maxrss`, libraries + model + input + calls); *call* = peak RSS "
@@ -814,7 +852,9 @@ def render_analysis(res: dict, rows: dict) -> list[str]:
                          f"{r['gflops']:.1f} | {r['norm_s']:.3f} |")
     exps = an.get("experiments", [])
     if exps:
-        lines += ["", f"## Runtime experiments at {size[0]}x{size[1]} (local copy of the network, fresh process each)", "",
+        es = an.get("exp_size", an["size"])
+        lines += ["", f"## Runtime experiments at {es[0]}x{es[1]} (local copy of the network, fresh process each, "
+                  f"warm-up + median of {an.get('exp_runs', res['args'].get('runs'))} calls)", "",
                   "PSNR vs the local baseline's float output (inner: 16 px border excluded); exact rewrites should be > 60 dB "
                   "(float rounding only).", "",
                   "| experiment | seconds | vs baseline | PSNR dB | inner PSNR dB | max diff | what |", "| --- | --- | --- | --- | --- | --- | --- |"]

@@ -31,8 +31,9 @@ class InstanceNorm(keras.layers.Layer):
 
     def build(self, input_shape):
         channels = input_shape[-1]
-        self.gamma = self.add_weight(name="gamma", shape=(channels,), initializer="ones")
-        self.beta = self.add_weight(name="beta", shape=(channels,), initializer="zeros")
+        # autocast=False: under mixed precision the scale/offset stay float32, like the statistics
+        self.gamma = self.add_weight(name="gamma", shape=(channels,), initializer="ones", autocast=False)
+        self.beta = self.add_weight(name="beta", shape=(channels,), initializer="zeros", autocast=False)
 
     def call(self, x, stats=None):
         x32 = tf.cast(x, tf.float32)

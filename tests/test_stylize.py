@@ -159,3 +159,13 @@ def test_wrong_shapes_are_refused(tiny_filter_dir, tmp_path):
     (wrong / "filter.yaml").write_text(text)
     with pytest.raises(FilterError, match="shape"):
         Stylizer().stylize_array(photo_array(8, 8), load_filter(wrong), StyleOptions())
+
+
+@pytest.mark.parametrize("precision", ["bfloat16", "float16"])
+def test_mixed_precision_runs_and_stays_close(tiny_filter, precision):
+    """GPUs use float16 and bf16 CPUs may use bfloat16: instance norm keeps float32 statistics."""
+    photo = photo_array(32, 40)
+    ref = Stylizer(precision="float32").stylize_array(photo, tiny_filter, StyleOptions())
+    low = Stylizer(precision=precision).stylize_array(photo, tiny_filter, StyleOptions())
+    assert low.dtype == np.float32 and low.shape == ref.shape
+    assert psnr(ref, low) > 30

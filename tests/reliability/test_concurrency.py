@@ -13,8 +13,6 @@ import signal
 import subprocess
 import time
 
-import pytest
-
 from tests.reliability.kit import (Kit, assert_consistent, cli, cli_command, leftovers, photo, snapshot_objects,
                                    snapshot_output, subprocess_env, tree_state)
 
@@ -82,7 +80,6 @@ def test_two_builds_into_different_outputs_sharing_a_cache(kit):
     assert_consistent(other, kit.cache, ref, complete=True)
 
 
-@pytest.mark.slow
 def test_build_while_watch_rebuilds(kit):
     populate(kit)
     watch = spawn(["watch", kit.root, "--out", kit.out, "--cache", kit.cache], delay=0.05)
