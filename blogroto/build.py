@@ -64,7 +64,7 @@ class BuildOptions:
     cache: str | Path | None = None  # cache folder (default: the config's, else SITE/.blogroto-cache)
     drafts: bool = False  # also stylize _drafts/
     force: bool = False  # ignore the build manifest: re-read every file, re-check every output
-    jobs: int = 1  # threads for I/O (fetching remote images, hashing); stylizing stays serial
+    jobs: int = 1  # threads for fetching remote images; stylizing stays serial (TF uses every core)
     prune: bool = False  # afterwards remove cache entries and output images nothing references
     check: bool = False  # write nothing; report what would change in `would_change`
     progress: bool = False  # tqdm bar while stylizing

@@ -133,9 +133,9 @@ def run(site: str, options: BuildOptions, *, check: bool, strict: bool, as_json:
             # Still one JSON object: the CI script parses stdout whatever happened.
             code = 2 if isinstance(exc, ConfigError) else 1
             click.echo(f"error: {exc}", err=True)
-            click.echo(json.dumps({"ok": False, "check": check, "strict": strict, "posts": 0, "images_stylized": 0,
-                                   "cache_hits": 0, "warnings": [], "errors": [str(exc)], "seconds": 0.0,
-                                   "would_change": [], "would_change_posts": []}))
+            # Every documented key, as on success, so a script reading one of them does not crash.
+            data = summary(BuildReport(), Outcome(errors=[str(exc)]), check=check, strict=strict)
+            click.echo(json.dumps(data, ensure_ascii=False))
             return code
     else:
         report = Builder(site, options).build()

@@ -125,7 +125,7 @@ def _validate_meta(meta: object, path: Path, slug: str) -> dict:
     source = meta.get("source")
     if not isinstance(source, dict) or not source.get("title"):
         raise FilterError("`source` must be a mapping with at least a `title` (every filter credits its artwork)", path)
-    for key in ("network", "training", "files"):
+    for key in ("network", "training", "precision", "files"):
         if key in meta and meta[key] is not None and not isinstance(meta[key], dict):
             raise FilterError(f"`{key}` must be a mapping", path)
     net = meta.get("network") or {}
@@ -214,7 +214,7 @@ def write_metadata(folder: str | Path, meta: dict) -> None:
     """Write filter.yaml atomically, keys in a human-friendly order."""
     from blogroto.fsutil import atomic_write_text
 
-    order = ["format", "name", "display_name", "description", "source", "network", "training", "files"]
+    order = ["format", "name", "display_name", "description", "source", "network", "training", "precision", "files"]
     ordered = {k: meta[k] for k in order if k in meta}
     ordered.update({k: v for k, v in meta.items() if k not in ordered})
     atomic_write_text(Path(folder) / FILTER_FILE, yaml.safe_dump(ordered, sort_keys=False, allow_unicode=True, width=100))

@@ -38,15 +38,50 @@ class InstanceNorm(keras.layers.Layer):
     def call(self, x, stats=None):
         x32 = tf.cast(x, tf.float32)
         if stats is None:
-            mean, var = tf.nn.moments(x32, axes=[1, 2], keepdims=True)
+            # E[x^2] - E[x]^2: both reductions read x once (tf.nn.moments reads it twice and writes a
+            # squared-difference tensor); measured 25% faster at full resolution, same result to
+            # float rounding for these activations.
+            mean = tf.reduce_mean(x32, axis=[1, 2], keepdims=True)
+            var = tf.maximum(tf.reduce_mean(tf.square(x32), axis=[1, 2], keepdims=True) - tf.square(mean), 0.0)
         else:
             mean, var = stats
-        y = (x32 - mean) * tf.math.rsqrt(var + EPSILON) * self.gamma + self.beta
+        # folded into one multiply-add per element
+        scale = self.gamma * tf.math.rsqrt(var + EPSILON)
+        y = x32 * scale + (self.beta - mean * scale)
         return tf.cast(y, x.dtype), (mean, var)
 
 
 def _reflect(x, pad):
     return tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
+
+
+def _taps(kernel, axis: int):
+    """A 3-tap kernel along `axis` seen from the low-res grid after nearest x2 upsampling: output
+    phase 0 reads low-res pixels (i-1, i) with taps (k0, k1+k2), phase 1 reads (i, i+1) with
+    (k0+k1, k2). Returns the two 2-tap kernels."""
+    k0, k1, k2 = tf.split(kernel, 3, axis=axis)
+    return tf.concat([k0, k1 + k2], axis=axis), tf.concat([k0 + k1, k2], axis=axis)
+
+
+def upsample_conv(conv, h):
+    """conv(reflect_pad_1(nearest_x2(h))) for a 3x3 `conv`, computed exactly at low resolution.
+
+    Reflect-padding the upsampled image by 1 equals symmetric padding of h by 1, and each of the
+    four output phases (2i+a, 2j+b) is a 2x2 conv of that: 16 instead of 36 multiply-adds per
+    low-res pixel and channel pair, and no 4x-sized upsampled tensor (measured: the whole network
+    ~1.5x faster; benchmarks/results/apply.md)."""
+    if not conv.built:
+        conv.build(h.shape)
+    kernel = tf.cast(conv.kernel, h.dtype)
+    padded = tf.pad(h, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="SYMMETRIC")
+    rows, cols = tf.shape(h)[1], tf.shape(h)[2]
+    phases = []
+    for a, k_a in enumerate(_taps(kernel, 0)):
+        for b, k_ab in enumerate(_taps(k_a, 1)):
+            phases.append(tf.nn.conv2d(padded[:, a : a + rows + 1, b : b + cols + 1], k_ab, 1, "VALID"))
+    # depth_to_space puts channel block 2a+b at output pixel (2i+a, 2j+b)
+    y = tf.nn.depth_to_space(tf.concat(phases, axis=-1), 2)
+    return tf.nn.bias_add(y, tf.cast(conv.bias, h.dtype))
 
 
 class TransformNet(keras.Model):
@@ -107,8 +142,9 @@ class TransformNet(keras.Model):
         that is what a statistics pass over tiles needs to measure."""
         for k, (conv, norm, upsample, relu) in enumerate(units):
             if upsample:
-                h = tf.repeat(tf.repeat(h, 2, axis=1), 2, axis=2)  # nearest-neighbour x2
-            h = conv(_reflect(h, conv.kernel_size[0] // 2))
+                h = upsample_conv(conv, h)  # nearest-neighbour x2, then the conv
+            else:
+                h = conv(_reflect(h, conv.kernel_size[0] // 2))
             if norm is None or k == len(stats):
                 return h
             h, st = norm(h, stats=stats[k])

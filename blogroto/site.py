@@ -213,6 +213,9 @@ def parse_settings(section: Any, root: Path, config_path: Path | None, line_of=l
     for key in ("credit_template", "figcaption_template"):
         value = section.get(key)
         templates[key] = site_path(value, key) if value is not None else None
+        if templates[key] is not None and not templates[key].is_file():
+            # Checked here, not when rendering, so the message points at the config line.
+            raise ConfigError(f"algorotoscope.{key}: template file not found: {value}", where, line_of(key))
     return Settings(
         filter_dirs=tuple(site_path(d, "filters") for d in filters),
         output=site_path(section.get("output", DEFAULT_OUTPUT), "output"),
@@ -643,14 +646,12 @@ class Site:
     # -- walking ----------------------------------------------------------------------------
 
     def skipped_dirs(self) -> set[Path]:
-        """Absolute folders never walked or copied: the output (and `_blogroto/`), cache, `_site`."""
+        """Absolute folders never walked or copied: the output, the cache, `_site`, and the default
+        output and cache folders (`_blogroto/`, `.blogroto-cache/`) even when `--out`/`--cache` point
+        elsewhere: they hold an earlier build, which must not be copied into the new output."""
         s = self.settings
-        skip = {s.output, s.cache, self.destination}
-        if _is_within(s.output, self.root):
-            first = s.output.relative_to(self.root).parts[0]
-            if first == "_blogroto":
-                skip.add(self.root / first)
-        return skip
+        default_out = self.root / DEFAULT_OUTPUT.split("/")[0]
+        return {s.output, s.cache, self.destination, default_out, self.root / DEFAULT_CACHE}
 
     def walk(self, include_drafts: bool = False) -> Iterator[SourceFile]:
         """Every file of the source tree that belongs in the output, with its stat and kind."""

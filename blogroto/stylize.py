@@ -382,8 +382,9 @@ class Stylizer:
     allocation (1/16 of the pixels x 4*width channels). auto: float32 (exact) while that is at
     most FLOAT32_BUFFER_BYTES, else float16 (a 24 MP photo and a width-32 network: 384 MB instead
     of 768 MB; ~70 dB from the untiled result, see benchmarks/results/memory_24mp.md).
-    `precision`: auto | float32 | bfloat16 | float16 (auto: float16 on GPUs, bf16 on CPUs with
-    native bf16 only if enabled per filter, else float32; see docs/precision.md).
+    `precision`: auto | float32 | bfloat16 | float16 (auto: float16 on GPUs, bfloat16 on CPUs with
+    native bf16 for filters whose recorded bf16 output is visually identical, else float32; see
+    blogroto/precision.py).
     """
 
     def __init__(self, tile_pixels: int = 2_600_000, tile_side: int = 512, buffer_dtype: str = "auto", precision: str = "auto"):
@@ -396,20 +397,16 @@ class Stylizer:
         self._networks: dict[tuple[str, str], _LoadedNetwork] = {}
         self._lock = threading.Lock()  # TF functions are thread-safe, but loading twice wastes seconds
 
-    def _policy(self) -> str:
-        if self.precision == "float32":
-            return "float32"
-        if self.precision == "bfloat16":
-            return "mixed_bfloat16"
-        if self.precision == "float16":
-            return "mixed_float16"
-        tf = _configure_tensorflow()
-        return "mixed_float16" if tf.config.list_physical_devices("GPU") else "float32"
+    def policy(self, flt: Filter) -> str:
+        """The Keras dtype policy `flt` runs in here (see blogroto.precision)."""
+        from blogroto.precision import inference_policy
+
+        _configure_tensorflow()
+        return inference_policy(self.precision, flt.meta)
 
     def network(self, flt: Filter) -> _LoadedNetwork:
         with self._lock:
-            _configure_tensorflow()
-            key = (flt.fingerprint, self._policy())
+            key = (flt.fingerprint, self.policy(flt))
             if key not in self._networks:
                 self._networks[key] = _LoadedNetwork(flt, key[1])
             return self._networks[key]

@@ -30,6 +30,7 @@ from blogroto import __version__
 from blogroto.errors import BlogrotoError
 from blogroto.filters import DEFAULT_FILES, SLUG_RE, load_filter, write_metadata
 from blogroto.fsutil import atomic_write_text
+from blogroto.precision import measure_bfloat16_psnr, precision_record, training_policy
 
 # Presets, sized for the machines they are meant for (see docs/training.md and benchmarks/).
 PRESETS: dict[str, dict] = {
@@ -199,30 +200,6 @@ def describe_device() -> str:
     return f"CPU: {model} ({os.cpu_count()} cores)"
 
 
-def cpu_supports_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def pick_policy(precision: str) -> str:
-    """Mixed precision where the hardware has fast low-precision maths: fp16 on GPUs, bf16 on
-    CPUs with AVX-512 BF16/AMX; plain float32 elsewhere (emulated bf16 is slower, not faster)."""
-    import tensorflow as tf
-
-    if precision == "float32":
-        return "float32"
-    if precision == "bfloat16":
-        return "mixed_bfloat16"
-    if precision == "float16":
-        return "mixed_float16"
-    if tf.config.list_physical_devices("GPU"):
-        return "mixed_float16"
-    return "mixed_bfloat16" if cpu_supports_bf16() else "float32"
-
-
 # ---------------------------------------------------------------- training
 
 
@@ -280,7 +257,7 @@ class Trainer:
         keras.utils.set_random_seed(cfg.seed)
 
         vgg_weights = locate_weights(cfg.vgg_weights, log=self.log)
-        policy = pick_policy(cfg.precision)
+        policy = training_policy(cfg.precision)
         gpus = tf.config.list_physical_devices("GPU")
         strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
         replicas = strategy.num_replicas_in_sync
@@ -483,7 +460,10 @@ class Trainer:
             "files": dict(DEFAULT_FILES),
         }
         write_metadata(partial, meta)
-        load_filter_as(partial, cfg.name)  # validate before it becomes visible
+        flt = load_filter_as(partial, cfg.name)  # validate before it becomes visible
+        # Whether `auto` may apply this filter in bfloat16 on CPUs that have it (blogroto.precision)
+        meta["precision"] = precision_record(measure_bfloat16_psnr(flt))
+        write_metadata(partial, meta)
         # Swap into place: the finished folder appears in one rename.
         old = self.out_dir / f".{cfg.name}.old"
         shutil.rmtree(old, ignore_errors=True)

@@ -173,6 +173,10 @@ def test_jekyll_builds_posts_and_catalog(jekyll_site):
         for title in users:
             assert title in text
         assert "artwork.jpg" in page.imgs
+        assert "example-before.jpg" in page.imgs and "example-after.jpg" in page.imgs  # before/after
+        # the page names its filter in a heading of its own (the sample's layout prints no title)
+        assert ('<h1 class="ac-heading">' + slug.replace("-", " ").title() + "</h1>") in \
+            (site / f"filters/{slug}/index.html").read_text()
         for ref in page.imgs + page.links:
             target = _local_file(serve_root, page_url, ref)
             if target is not None:
@@ -353,8 +357,10 @@ def test_catalog_in_the_browser(browser, server):
     assert len(state["cards"]) == 2
     assert any("Copper Circuit Board" in c for c in state["cards"])
     state = _show(browser, f"{server}{BASEURL}/filters/copper-circuit/", "browser-catalog-filter.png")
-    for text in ("Copper Circuit Board", "The Test Suite", "CC0-1.0", "Where it is used", "Copper morning", "About"):
+    for text in ("Copper Circuit Board", "The Test Suite", "CC0-1.0", "Where it is used", "Copper morning", "About",
+                 "What it does to a photo", "Not trained"):
         assert text in state["main"]
+    assert state["main"].lstrip().startswith("Copper Circuit\n")  # its heading comes first
 
 
 def test_preview_in_the_browser(browser, jekyll_site, tmp_path):

@@ -187,10 +187,49 @@ def test_build_writes_stylized_post_with_credits(site):
     # credits after the content
     assert "</aside>" in body and "<cite>Test Artwork</cite>" in body
     assert body.rstrip().endswith("</script>")  # the schema.org JSON-LD closes the credits
-    # every referenced stylized image exists and is an inverted copy
+    # every referenced stylized image exists, named <original stem>-<filter>-<short hash>.<ext>
+    import re
+
+    assert {n.split("-")[0] for n in stylized_names(text)} == {"a", "b", "c"}
     for name in set(stylized_names(text)):
+        assert re.fullmatch(r"[abc]-test-filter-[0-9a-f]{10}\.(jpg|png)", name), name
         assert (out / IMAGES_DIR / name).is_file(), name
     assert report.images_stylized == 3 and report.posts == 1
+
+
+def test_every_reference_form_is_rewritten_and_nothing_else(site):
+    import re
+
+    for n in "defg":
+        write(site / f"assets/img/{n}.jpg", jpeg(ord(n)))
+    body = """\
+Ref ![one][id] and ![Two][] and ![two]
+
+[id]: /assets/img/a.jpg "T1"
+[two]: assets/img/b.jpg
+
+<img alt='x' srcset="/assets/img/c.png 1x, {{ '/assets/img/d.jpg' | relative_url }} 2x" src={{ "/assets/img/e.jpg" | relative_url }}>
+
+![kept](/assets/img/f.jpg){: .no-algorotoscope}
+<img data-algorotoscope="off" src="/assets/img/g.jpg">
+`![code](/assets/img/a.jpg)`
+<!-- ![c](/assets/img/a.jpg) -->
+{% raw %}![r](/assets/img/a.jpg){% endraw %}
+
+    ![indented](/assets/img/a.jpg)
+"""
+    write(site / "_posts/2024-08-01-forms.md", "---\nalgorotoscope: test-filter\n---\n" + body)
+    report = builder(site).build()
+    assert report.errors == [] and report.warnings == [], report.errors + report.warnings
+    out = read_document(out_dir(site) / "_posts/2024-08-01-forms.md", "p.md", "posts").body
+    expected = (body
+                .replace("/assets/img/a.jpg \"T1\"", "/assets/algorotoscope/a-test-filter-H.jpg \"T1\"")
+                .replace("[two]: assets/img/b.jpg", "[two]: {{site.baseurl}}/assets/algorotoscope/b-test-filter-H.jpg")
+                .replace("/assets/img/c.png 1x", "/assets/algorotoscope/c-test-filter-H.png 1x")
+                .replace("'/assets/img/d.jpg'", "'/assets/algorotoscope/d-test-filter-H.jpg'")
+                .replace('"/assets/img/e.jpg"', '"/assets/algorotoscope/e-test-filter-H.jpg"'))
+    # Only the five image paths changed (hashes aside); opted-out, code, comment and raw ones did not.
+    assert re.sub(r"-test-filter-[0-9a-f]{10}\.", "-test-filter-H.", out).startswith(expected + "\n<aside")
 
 
 def test_untouched_files_are_hard_links_and_sources_unchanged(site):
@@ -400,6 +439,16 @@ Project text.
         assert (out_dir(site) / IMAGES_DIR / name).is_file()
 
 
+def test_image_keys_setting_decides_which_front_matter_keys_hold_images(site):
+    write(site / "_config.yml", (site / "_config.yml").read_text() + "  image_keys: [hero]\n")
+    write(site / "_posts/2024-04-03-hero.md", "---\nalgorotoscope: test-filter\nhero: /assets/img/a.jpg\n"
+                                              "image: /assets/img/b.jpg\n---\nText.\n")
+    assert builder(site).build().errors == []
+    doc = read_document(out_dir(site) / "_posts/2024-04-03-hero.md", "p.md", "posts")
+    assert doc.data["hero"].startswith("/assets/algorotoscope/a-test-filter-")
+    assert doc.data["image"] == "/assets/img/b.jpg"  # not an image key on this site
+
+
 def test_rewrite_front_matter_falls_back_to_dump_when_needed(tmp_path):
     path = write(tmp_path / "p.md", "---\nalgorotoscope: x\nalgorotoscope_credits: old\n---\nbody\n")
     doc = read_document(path, "p.md", "pages")
@@ -417,6 +466,26 @@ algorotoscope: {filter: test-filter, only: ["assets/img/*.jpg"], skip: [b.jpg]}
     builder(site).build()
     text = (out_dir(site) / "_posts/2024-04-01-sel.md").read_text()
     assert "a-test-filter-" in text and "(/assets/img/b.jpg)" in text and "(/assets/img/c.png)" in text
+
+
+def test_post_options_reach_the_stylizer_and_the_cache_key(site):
+    class Recording(FakeStylizer):
+        def stylize_file(self, src, dst, flt, options, name=None, xmp=None):
+            seen.append((name, options.strength, options.keep_colors, options.max_size))
+            return super().stylize_file(src, dst, flt, options, name)
+
+    seen = []
+    write(site / "_posts/2024-04-02-opts.md", "---\nalgorotoscope: {filter: test-filter, strength: 0.8, "
+                                              "keep_colors: true, max_size: 64}\n---\n![a](/assets/img/a.jpg)\n")
+    b = builder(site)
+    b.stylizer = Recording()
+    assert b.build().errors == []
+    assert ("/assets/img/a.jpg", 0.8, True, 64) in seen
+    assert ("/assets/img/a.jpg", 1.0, False, 1600) in seen  # the copper post: the site's defaults
+    # other options, another cache key, so another file
+    names = {n for rel in ("2024-04-02-opts.md", "2024-01-01-copper.md")
+             for n in stylized_names((out_dir(site) / "_posts" / rel).read_text()) if n.startswith("a-")}
+    assert len(names) == 2
 
 
 def test_jekyll_defaults_can_enable_a_filter(site):
@@ -443,6 +512,19 @@ def test_credits_marker_and_site_template(site):
     report = builder(site).build()
     assert "_posts/2024-05-01-m.md" in report.written
     assert 'class="mine2"' in (out_dir(site) / "_posts/2024-05-01-m.md").read_text()
+
+
+def test_credit_template_named_in_config(site):
+    cfg = (site / "_config.yml").read_text() + "  credit_template: _theme/credit.j2\n"
+    write(site / "_config.yml", cfg)
+    with pytest.raises(ConfigError, match="credit_template: template file not found: _theme/credit.j2") as info:
+        builder(site).build()
+    assert info.value.path == site / "_config.yml" and info.value.line == 8
+    write(site / "_theme/credit.j2", "<p class=\"theirs\">{% for c in credits %}{{ c.title }} by {{ c.creator }}"
+                                     "{% endfor %}</p>")
+    assert builder(site).build().errors == []
+    body = (out_dir(site) / "_posts/2024-01-01-copper.md").read_text()
+    assert '<p class="theirs">Test Artwork by A. Painter</p>' in body and "algorotoscope-credits" not in body
 
 
 def test_figure_mode_wraps_images_with_caption(site):
@@ -509,6 +591,20 @@ def test_incremental_paths(site):
     assert report.removed == ["new.txt"]
 
 
+def test_incremental_template_change_and_removal_rebuild_stylized_documents(site):
+    # what `watch` does when the author edits or deletes the site's credit template
+    b = builder(site)
+    b.build()
+    post = "_posts/2024-01-01-copper.md"
+    tpl = write(site / "_algorotoscope/credit.html.j2", "<div class=\"mine\">{{ credits[0].title }}</div>")
+    report = b.build(paths=[tpl])
+    assert post in report.written and "_posts/2024-01-02-plain.md" not in report.written
+    assert '<div class="mine">Test Artwork</div>' in (out_dir(site) / post).read_text()
+    tpl.unlink()
+    report = b.build(paths=[tpl])
+    assert post in report.written and 'class="mine"' not in (out_dir(site) / post).read_text()
+
+
 def test_check_mode_writes_nothing(site):
     b = builder(site, check=True)
     report = b.build()
@@ -560,6 +656,27 @@ def test_cli_exit_codes(site):
     bad = run_cli("build", str(site))
     assert bad.returncode == 2 and "_config.yml:2:" in bad.stderr and "Traceback" not in bad.stderr
     assert run_cli("build", str(site), "--jobs", "0").returncode == 2
+
+
+def test_cli_out_drafts_force_verbose_and_gc(site, tmp_path):
+    write(site / "_drafts/wip.md", "---\nalgorotoscope: test-filter\n---\n![a](/assets/img/a.jpg)\n")
+    builder(site, drafts=True).build()  # fills the cache, so the CLI runs below never stylize (no TF)
+    other = tmp_path / "other-out"
+    res = run_cli("build", str(site), "--out", str(other), "--drafts", "--verbose")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().endswith(f"-> {other}") and "0 images stylized" in res.stdout
+    assert "wrote _drafts/wip.md" in res.stderr.splitlines()
+    assert "a-test-filter-" in (other / "_drafts/wip.md").read_text()
+    # the earlier default build (SITE/_blogroto) and the cache are not copied into the new output
+    assert not (other / "_blogroto").exists() and not (other / ".blogroto-cache").exists()
+    assert (site / "_blogroto/site/_posts/2024-01-01-copper.md").exists()  # the default output is left alone
+    res = run_cli("build", str(site), "--out", str(other), "--drafts", "--force", "--verbose")
+    assert res.returncode == 0 and "wrote " not in res.stderr, res.stderr  # re-checked everything, wrote nothing
+    orphan = other / IMAGES_DIR / "orphan-test-filter-0000000000.jpg"
+    write(orphan, jpeg(1))
+    res = run_cli("gc", str(site), "--out", str(other))
+    assert res.returncode == 0 and "and 1 output images" in res.stdout, res.stdout + res.stderr
+    assert not orphan.exists() and (other / "_drafts/wip.md").exists()
 
 
 def test_real_stylizer_tiny_filter(tmp_path, tiny_filter):

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from PIL import Image
+from PIL import Image, ImageOps
 
 from blogroto import catalog
 from blogroto.errors import ConfigError
@@ -77,12 +77,17 @@ def build_sample(base: Path, *, config_extra: str = "", figure: bool = False, ca
     """sample_site copied to `base/site`, its two filters replaced by tiny random networks in the
     site's `_filters/`, built. Real TensorFlow stylizing, tiny and fast."""
     from blogroto.build import BuildOptions, Builder
-    from tests.conftest import make_filter
+    from tests.conftest import make_filter, make_photo
 
     root = base / "site"
     shutil.copytree(SAMPLE, root, ignore=shutil.ignore_patterns("_blogroto", ".blogroto-cache", "_site"))
-    make_filter(root / "_filters", "copper-circuit", seed=0, title="Copper Circuit Board")
-    make_filter(root / "_filters", "hubble-deep-field", seed=1, title="Hubble Deep Field")
+    for seed, (slug, title) in enumerate((("copper-circuit", "Copper Circuit Board"),
+                                          ("hubble-deep-field", "Hubble Deep Field"))):
+        folder = make_filter(root / "_filters", slug, seed=seed, title=title)
+        # a before/after pair, so real Jekyll and Chromium see that part of the catalog pages too
+        before = make_photo(folder / "example-before.jpg", size=(160, 120), seed=seed)
+        with Image.open(before) as im:
+            ImageOps.invert(im.convert("RGB")).save(folder / "example-after.jpg")
     config = (root / "_config.yml").read_text()
     if figure:
         config = config.replace("  figure: false", "  figure: true")
@@ -195,11 +200,15 @@ def small_site(tmp_path) -> Site:
 
 def test_write_catalog_pages(small_site, tmp_path):
     out = tmp_path / "out"
+    folder = small_site.root / "_filters/copper-circuit"
+    Image.new("RGB", (60, 40), (250, 250, 250)).save(folder / "loss.png")
+    Image.new("RGB", (60, 40), (20, 20, 20)).save(folder / "progress.jpg")
     lib = FilterLibrary([small_site.root / "_filters"])
     result = catalog.write_catalog(small_site, USES, library=lib, out_dir=out)
     assert result.rendered and not result.warnings
     assert sorted(result.files) == ["filters/copper-circuit/artwork.jpg", "filters/copper-circuit/example-after.jpg",
                                     "filters/copper-circuit/example-before.jpg", "filters/copper-circuit/index.html",
+                                    "filters/copper-circuit/loss.png", "filters/copper-circuit/progress.jpg",
                                     "filters/index.html"]  # unused filters only with `all: true`
     page = out / "filters/copper-circuit/index.html"
     fm = front_matter(page)
@@ -211,12 +220,17 @@ def test_write_catalog_pages(small_site, tmp_path):
     assert "Ada Etcher" in html and 'rel="license"' in html and "CC0-1.0" in html
     assert "Trained for 9,000 steps in 29 minutes on a CPU (AMD EPYC, 2 cores)." in html
     assert 'src="artwork.jpg"' in html and 'src="example-before.jpg"' in html and 'src="example-after.jpg"' in html
+    assert 'src="loss.png"' in html and 'src="progress.jpg"' in html  # the training run's pictures
+    # its own heading (a `default` layout does not print page.title) and the filter's description
+    assert html.count("<h1") == 1 and '<h1 class="ac-heading">Copper Circuit</h1>' in html
+    assert "Etches photos into copper traces." in html
     # links to the documents using it: relative, so any baseurl works; newest first
     assert html.index('href="../../2024/03/02/copper-morning.html">Copper: morning<') < html.index(
         'href="../../about.html">About me<')
     index = (out / "filters/index.html").read_text()
     assert front_matter(out / "filters/index.html")["permalink"] == "/filters/"
     assert 'href="copper-circuit/"' in index and 'src="copper-circuit/artwork.jpg"' in index
+    assert index.count("<h1") == 1 and '<h1 class="ac-heading">Filters</h1>' in index
     assert (out / "filters/copper-circuit/artwork.jpg").read_bytes() == \
         (small_site.root / "_filters/copper-circuit/artwork.jpg").read_bytes()
 

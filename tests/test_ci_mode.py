@@ -229,6 +229,9 @@ def test_json_on_a_configuration_error(site):
     assert proc.returncode == 2
     data = json.loads(proc.stdout)
     assert data["ok"] is False and "_config.yml" in data["errors"][0]
+    # the same keys as a successful run's object: a CI script may read any of them
+    ok = json.loads(run_cli("build", str(make_site(site.parent / "good")), "--json", "--check").stdout)
+    assert set(data) == set(ok)
 
 
 # -- --check writes nothing ------------------------------------------------------------------

@@ -159,3 +159,62 @@ def test_credit_block_carries_the_jsonld(tmp_path):
     assert json.loads(parser.scripts[0])["contentUrl"] == "https://e.org/assets/algorotoscope/a.jpg"
     assert "\n\n" not in html  # still one Markdown HTML block
     assert "application/ld+json" not in CreditRenderer(tmp_path).render_block([record])  # optional
+
+
+# --------------------------------------------------------------------------------------------
+# end to end: a phone photo through `blogroto build`, out as JPEG and as WebP
+
+
+@pytest.fixture
+def kit(tmp_path, monkeypatch):
+    """The reliability suite's guarded site, with its fake network (blogroto's own decoding,
+    metadata and encoding; colours inverted instead of TensorFlow)."""
+    from blogroto import stylize
+    from tests.reliability.kit import Kit, install_fake_stylizer
+
+    monkeypatch.setattr(stylize, "Stylizer", stylize.Stylizer)  # restored afterwards
+    install_fake_stylizer()
+    return Kit(tmp_path)
+
+
+@pytest.mark.parametrize("fmt, pillow_format", [("jpeg", "JPEG"), ("webp", "WEBP")])
+def test_built_images_carry_the_credit_and_keep_the_photos_own_metadata(kit, fmt, pillow_format):
+    from PIL import ExifTags, ImageCms
+
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6  # stored sideways: shown rotated 90 degrees clockwise
+    exif[ExifTags.Base.Artist] = "The Photographer"
+    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
+    gps[ExifTags.GPS.GPSLatitudeRef] = "N"
+    gps[ExifTags.GPS.GPSLatitude] = (51.0, 30.0, 0.0)
+    stored = np.zeros((32, 48, 3), np.uint8)
+    stored[:, :24] = (255, 255, 255)  # the stored left half is white: the shown top half
+    buffer = io.BytesIO()
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    Image.fromarray(stored).save(buffer, "JPEG", quality=95, exif=exif, icc_profile=srgb)
+    kit.write("assets/img/phone.jpg", buffer.getvalue())
+    rel = kit.post("phone", "![phone](/assets/img/phone.jpg)\n",
+                   front=f"title: Phone\nalgorotoscope: {{filter: tiny, format: {fmt}}}\n")
+    result = kit.build()
+    assert result.code == 0 and not result.lines("warning"), result.text
+    (name,) = kit.stylized(rel)
+    with Image.open(kit.out / "assets/algorotoscope" / name) as im:
+        im.load()
+        assert im.format == pillow_format
+        # XMP: the artwork, its creator and licence, the filter, the IPTC digital source type
+        fields = metadata.read_xmp(im.info.get("xmp") or im.info["XML:com.adobe.xmp"])
+        assert fields["Iptc4xmpExt:AOTitle"] == "Tiny Test Pattern"
+        assert fields["Iptc4xmpExt:AOCreator"] == "The Test Suite"
+        assert "CC0-1.0" in fields["dc:rights"] and "Tiny Test Pattern" in fields["photoshop:Credit"]
+        assert fields["blogroto:filter"] == "tiny" and fields["blogroto:original"] == "phone.jpg"
+        assert fields["Iptc4xmpExt:DigitalSourceType"] == metadata.DIGITAL_SOURCE_TYPE
+        # the photo's own EXIF: the photographer kept, the location dropped, the orientation applied
+        carried = im.getexif()
+        assert carried[ExifTags.Base.Artist] == "The Photographer"
+        assert ExifTags.IFD.GPSInfo not in carried and carried.get_ifd(ExifTags.IFD.GPSInfo) == {}
+        assert carried.get(ExifTags.Base.Orientation, 1) == 1
+        assert im.size == (32, 48)  # upright now
+        top, bottom = np.asarray(im.convert("RGB"))[[4, 44], 16].astype(int)
+        assert top.max() < 40 and bottom.min() > 215  # white on top, inverted by the fake network
+        # colour: converted to sRGB when read (tests/test_images.py), written untagged (= sRGB on the web)
+        assert not im.info.get("icc_profile")

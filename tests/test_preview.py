@@ -218,4 +218,7 @@ def test_preview_command_builds_and_renders(built_sample, tmp_path):  # noqa: F8
         assert (dest / src.lstrip("/")).is_file(), src
     catalog_page = (root / "filters/copper-circuit/index.html").read_text()
     assert ">Copper morning<" in catalog_page and 'src="artwork.jpg"' in catalog_page
+    # the catalog page brings its own heading; the preview layout does not add a second one
+    assert catalog_page.count("<h1") == 1 and '<h1 class="ac-heading">Copper Circuit</h1>' in catalog_page
+    assert 'src="example-before.jpg"' in catalog_page and 'src="example-after.jpg"' in catalog_page
     assert (root / "filters/copper-circuit/artwork.jpg").is_file()

@@ -131,6 +131,7 @@ algorotoscope:
     ("  quality: 0\n", 3),
     ("  format: bmp\n", 3),
     ("  image_keys: 3\n", 3),
+    ("  figure: false\n  credit_template: _theme/nope.html.j2\n", 4),
 ])
 def test_bad_settings_are_config_errors_naming_the_line(site_dir, bad, line):
     write(site_dir / "_config.yml", "title: x\nalgorotoscope:\n" + bad)
@@ -243,6 +244,14 @@ def test_walk_skips_output_cache_site_and_vcs(site_dir):
         write(site_dir / rel, "x")
     rels = {sf.rel for sf in Site(site_dir).walk()}
     assert rels == {"_config.yml", "index.md", "_posts/2024-01-01-a.md", "assets/x.png", "_layouts/default.html"}
+
+
+def test_walk_skips_default_output_and_cache_when_building_elsewhere(site_dir, tmp_path):
+    # `build --out/--cache` elsewhere: an earlier default build must not be copied into the new output
+    for rel in ["index.md", "_blogroto/site/index.md", ".blogroto-cache/objects/ab/c"]:
+        write(site_dir / rel, "x")
+    site = Site(site_dir, output=tmp_path / "out", cache=tmp_path / "cache")
+    assert {sf.rel for sf in site.walk()} == {"_config.yml", "index.md"}
 
 
 def test_walk_reports_symlinks_without_following(site_dir, tmp_path):

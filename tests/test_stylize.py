@@ -169,3 +169,20 @@ def test_mixed_precision_runs_and_stays_close(tiny_filter, precision):
     low = Stylizer(precision=precision).stylize_array(photo, tiny_filter, StyleOptions())
     assert low.dtype == np.float32 and low.shape == ref.shape
     assert psnr(ref, low) > 30
+
+
+@pytest.mark.parametrize("shape", [(1, 5, 7, 8), (2, 6, 4, 8), (1, 1, 3, 8)])
+def test_upsample_conv_is_exactly_upsample_then_conv(shape):
+    """The network computes nearest-x2 + reflect pad + 3x3 conv as four 2x2 convs at low resolution."""
+    import keras
+    import tensorflow as tf
+
+    from blogroto.network import _reflect, upsample_conv
+
+    keras.utils.set_random_seed(1)
+    conv = keras.layers.Conv2D(6, 3, padding="valid")
+    h = tf.constant(np.random.default_rng(0).normal(size=shape).astype(np.float32))
+    naive = conv(_reflect(tf.repeat(tf.repeat(h, 2, axis=1), 2, axis=2), 1))
+    fast = upsample_conv(conv, h)
+    assert fast.shape == naive.shape == (shape[0], 2 * shape[1], 2 * shape[2], 6)
+    np.testing.assert_allclose(fast.numpy(), naive.numpy(), atol=1e-5)

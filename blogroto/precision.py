@@ -1,0 +1,109 @@
+"""Which numeric precision a network runs in, and the per-filter check that allows bfloat16.
+
+Reduced precision is only worth it where the hardware computes it natively: float16 on GPUs,
+bfloat16 on CPUs with AVX-512 BF16 or AMX (elsewhere TensorFlow emulates bf16 and gets slower).
+For training that is the whole rule. For applying a filter, bfloat16 must also leave the
+filter's output visually identical: each filter records the PSNR of its bfloat16 output against
+float32 (`precision.bfloat16_psnr_db` in filter.yaml, measured when it is trained, or with
+`record_bfloat16_psnr`), and `auto` uses bf16 on a CPU only when that is at least
+`BF16_MIN_PSNR_DB`. Measured figures: benchmarks/results/precision.md.
+
+Importing this module does not import TensorFlow.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+BF16_MIN_PSNR_DB = 40.0  # below ~40 dB differences start to show as banding in flat areas
+CHECK_LONG_SIDE = 512  # photos are measured at this long side (blog-sized, cheap)
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+
+
+def cpu_supports_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether the CPU computes bfloat16 natively (AVX-512 BF16 or AMX)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+    flags = set(cpuinfo.split())
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def has_gpu() -> bool:
+    from blogroto.tfruntime import import_tensorflow
+
+    tf, _ = import_tensorflow()
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def training_policy(precision: str, gpu: bool | None = None, native_bf16: bool | None = None) -> str:
+    """Keras dtype policy for training: fp16 on GPUs, bf16 on CPUs with native bf16, else float32."""
+    if precision != "auto":
+        return POLICIES[precision]
+    if has_gpu() if gpu is None else gpu:
+        return "mixed_float16"
+    return "mixed_bfloat16" if (cpu_supports_bf16() if native_bf16 is None else native_bf16) else "float32"
+
+
+def recorded_bfloat16_psnr(meta: dict) -> float | None:
+    value = (meta.get("precision") or {}).get("bfloat16_psnr_db")
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def inference_policy(precision: str, meta: dict, gpu: bool | None = None, native_bf16: bool | None = None) -> str:
+    """Keras dtype policy for applying the filter whose filter.yaml is `meta` (module doc)."""
+    if precision != "auto":
+        return POLICIES[precision]
+    if has_gpu() if gpu is None else gpu:
+        return "mixed_float16"
+    if not (cpu_supports_bf16() if native_bf16 is None else native_bf16):
+        return "float32"
+    psnr = recorded_bfloat16_psnr(meta)
+    return "mixed_bfloat16" if psnr is not None and psnr >= BF16_MIN_PSNR_DB else "float32"
+
+
+def psnr_db(a, b) -> float:
+    import numpy as np
+
+    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+    return float("inf") if mse == 0 else float(10.0 * np.log10(1.0 / mse))
+
+
+def check_photos() -> list[Path]:
+    """The photos the check runs on: the built-in content set (real photos shipped with blogroto)."""
+    from blogroto.datasets import content_images
+
+    return content_images()
+
+
+def measure_bfloat16_psnr(flt, photos: list[Path] | None = None, long_side: int = CHECK_LONG_SIDE) -> float:
+    """Worst PSNR (dB) of the filter's bfloat16 output against its float32 output over `photos`."""
+    from blogroto.images import load_image, resize_long_side
+    from blogroto.stylize import StyleOptions, Stylizer
+
+    options = StyleOptions(max_size=0)
+    exact, reduced = Stylizer(precision="float32"), Stylizer(precision="bfloat16")
+    worst = float("inf")
+    for photo in photos or check_photos():
+        rgb = resize_long_side(load_image(photo), long_side).rgb
+        worst = min(worst, psnr_db(exact.stylize_array(rgb, flt, options), reduced.stylize_array(rgb, flt, options)))
+    return worst
+
+
+def precision_record(psnr: float) -> dict:
+    """The `precision:` section of filter.yaml for a measured bfloat16 PSNR."""
+    return {"bfloat16_psnr_db": round(float(psnr), 1), "threshold_db": BF16_MIN_PSNR_DB,
+            "measured_on": f"{len(check_photos())} built-in photos at {CHECK_LONG_SIDE} px"}
+
+
+def record_bfloat16_psnr(folder: str | Path) -> float:
+    """Measure an existing filter's bfloat16 PSNR and record it in its filter.yaml (atomically)."""
+    from blogroto.filters import load_filter, write_metadata
+
+    flt = load_filter(folder)
+    psnr = measure_bfloat16_psnr(flt)
+    write_metadata(folder, {**flt.meta, "precision": precision_record(psnr)})
+    return psnr
