@@ -65,18 +65,19 @@ def make_filter(folder: Path, width: int, blocks: int) -> Path:
 
 def child(argv: list[str]) -> None:
     """One measurement in this (fresh) process; prints a JSON line."""
-    mode, folder = argv[0], Path(argv[1])
+    mode, precision, folder = argv[0], argv[1], Path(argv[2])
+    argv = argv[1:]
     from blogroto.filters import load_filter
     from blogroto.stylize import StyleOptions, Stylizer
 
     flt = load_filter(folder)
     if mode == "floor":
-        Stylizer().network(flt)
+        Stylizer(precision=precision).network(flt)
         print(json.dumps({"peak_mb": peak_mb()}))
     elif mode == "file":
         photo, out = Path(argv[2]), Path(argv[3])
         start = time.perf_counter()
-        Stylizer().stylize_file(photo, out, flt, StyleOptions(max_size=0, quality=JPEG_QUALITY))
+        Stylizer(precision=precision).stylize_file(photo, out, flt, StyleOptions(max_size=0, quality=JPEG_QUALITY))
         print(json.dumps({"peak_mb": peak_mb(), "seconds": time.perf_counter() - start, "bytes": out.stat().st_size}))
     elif mode == "overhead":
         import numpy as np
@@ -84,7 +85,7 @@ def child(argv: list[str]) -> None:
         from blogroto.images import load_image, resize_long_side
 
         rgb = resize_long_side(load_image(Path(argv[2])), int(argv[3])).rgb
-        untiled, tiled = Stylizer(tile_pixels=10**9), Stylizer(tile_pixels=0)
+        untiled, tiled = Stylizer(tile_pixels=10**9, precision=precision), Stylizer(tile_pixels=0, precision=precision)
         warm = {}
         for name, st in (("untiled", untiled), ("tiled", tiled)):  # trace the functions on a small crop first
             start = time.perf_counter()
@@ -128,6 +129,7 @@ def machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--nets", default="16/3,32/5", help="width/blocks, comma separated")
+    parser.add_argument("--precisions", default="float32,bfloat16", help="Stylizer precisions, comma separated")
     parser.add_argument("--overhead-size", type=int, default=1600, help="long side of the photo for the overhead timing")
     parser.add_argument("--record", action="store_true")
     parser.add_argument("--note", default="", help="free text for the results file (e.g. concurrent jobs)")
@@ -140,12 +142,13 @@ def main() -> None:
         for spec in args.nets.split(","):
             width, blocks = (int(v) for v in spec.split("/"))
             folder = make_filter(tmp / "filters", width, blocks)
-            floor = run_child("floor", str(folder))
-            file = run_child("file", str(folder), str(photo), str(tmp / "out.jpg"))
-            over = run_child("overhead", str(folder), str(photo), str(args.overhead_size))
-            row = {"net": f"{width}/{blocks}", "floor": floor, "file": file, "overhead": over}
-            print(json.dumps(row), flush=True)
-            rows.append(row)
+            for precision in args.precisions.split(","):
+                floor = run_child("floor", precision, str(folder))
+                file = run_child("file", precision, str(folder), str(photo), str(tmp / "out.jpg"))
+                over = run_child("overhead", precision, str(folder), str(photo), str(args.overhead_size))
+                row = {"net": f"{width}/{blocks} {precision}", "floor": floor, "file": file, "overhead": over}
+                print(json.dumps(row), flush=True)
+                rows.append(row)
     if args.record:
         record(rows, machine(), args.note)
 
@@ -164,7 +167,7 @@ def record(rows: list[dict], machine_line: str, note: str) -> None:
         lines += ["", note]
     lines += [
         "",
-        "| network (width/blocks) | floor: TF + network loaded | 24 MP decode -> stylize -> JPEG: peak | seconds | limit |",
+        "| network (width/blocks), precision | floor: TF + network loaded | 24 MP decode -> stylize -> JPEG: peak | seconds | limit |",
         "| --- | --- | --- | --- | --- |",
     ]
     for r in rows:

@@ -44,8 +44,8 @@ PHOTOS = [REPO / "blogroto" / "data" / "content" / "astronaut.jpg",
           REPO / "sample_site" / "assets" / "img" / "coffee.jpg",
           REPO / "sample_site" / "assets" / "img" / "rocket.jpg"]
 PRECISIONS = ("float32", "bfloat16", "float16")
-THRESHOLD_DB = 40.0
-NATIVE_BF16 = ("avx512_bf16", "amx_bf16")
+from blogroto.precision import BF16_MIN_PSNR_DB as THRESHOLD_DB  # noqa: E402
+from blogroto.precision import cpu_supports_bf16  # noqa: E402
 
 
 def trained_filters(names: list[str] | None) -> list[Path]:
@@ -81,22 +81,6 @@ def prepare_photos(size: int, tmp: Path) -> list[str]:
     return paths
 
 
-def patch_instance_norm() -> None:
-    """In this process only: the minimal fix for mixed precision in blogroto.network.InstanceNorm.
-
-    Under a mixed policy Keras autocasts gamma/beta to the compute dtype (bf16/fp16) when read
-    inside call(), and the float32 statistics arithmetic then fails (AddV2 float32 + bfloat16).
-    Creating them with autocast=False keeps them float32, as the layer's float32 maths intends."""
-    from blogroto import network
-
-    def build(self, input_shape):
-        channels = input_shape[-1]
-        self.gamma = self.add_weight(name="gamma", shape=(channels,), initializer="ones", autocast=False)
-        self.beta = self.add_weight(name="beta", shape=(channels,), initializer="zeros", autocast=False)
-
-    network.InstanceNorm.build = build
-
-
 def child(cfg: dict) -> dict:
     """One precision, every filter and photo, in this fresh process."""
     import numpy as np
@@ -106,13 +90,6 @@ def child(cfg: dict) -> dict:
 
     options = StyleOptions(max_size=0)
     out = {}
-    probe = np.random.default_rng(0).random((32, 32, 3), dtype=np.float32)
-    try:  # does the shipped code run at this precision as it is?
-        Stylizer(precision=cfg["precision"]).stylize_array(probe, load_filter(Path(cfg["filters"][0])), options)
-    except Exception as exc:
-        text = [line for line in str(exc).splitlines() if "cannot compute" in line] or str(exc).strip().splitlines()[:1]
-        out["_patched"] = f"{type(exc).__name__}: {text[0].replace(chr(27) + '[1m', '').replace(chr(27) + '[0m', '').strip()[:200]}"
-        patch_instance_norm()
     st = Stylizer(precision=cfg["precision"])
     for folder in cfg["filters"]:
         flt = load_filter(Path(folder))
@@ -166,7 +143,7 @@ def cpu_info() -> dict:
     relevant = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx512_fp16", "f16c")
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return {"cpu": model, "cores": cores, "ram_gib": round(ram, 1), "flags": {f: f in flags for f in relevant},
-            "native_bf16": any(f in flags for f in NATIVE_BF16), "python": platform.python_version()}
+            "native_bf16": cpu_supports_bf16(), "python": platform.python_version()}
 
 
 def main() -> None:
@@ -255,22 +232,17 @@ def render(res: dict, note: str) -> str:
         cells = [f] + [f"{res['speed'][p][f]['seconds']:.2f}" for p in res["speed"]]
         cells += [f"{res['speed'][p][f]['seconds'] / base:.2f}x" for p in res["speed"] if p != "float32"]
         lines.append("| " + " | ".join(cells) + " |")
-    patched = {p: v["_patched"] for p, v in res["speed"].items() if "_patched" in v}
-    if patched:
-        lines += ["", "**The shipped code fails at " + ", ".join(patched) + "**: `Stylizer(precision=...)` raised "
-                  + "; ".join(f"({p}) `{e}`" for p, e in patched.items())
-                  + ". Those rows were measured with the minimal fix applied in the benchmark's process only "
-                  "(`InstanceNorm.build` creates gamma/beta with `autocast=False`, so they stay float32 inside the "
-                  "layer's float32 statistics maths); blogroto/network.py needs that change."]
     bf = res["quality"].get("bfloat16")
-    psnr_ok = bf is not None and min(v["psnr"] for v in bf.values()) >= THRESHOLD_DB
+    per_filter = {f: min(v["psnr"] for k, v in (bf or {}).items() if k.startswith(f + "/")) for f in res["filters"]} if bf else {}
     lines += ["", "## Decision rule for `precision=\"auto\"`", "",
-              f"- CPU: bfloat16 only if the CPU has native bf16 (avx512_bf16 or amx_bf16) **and** bf16's PSNR vs float32 "
-              f"is >= {THRESHOLD_DB:.0f} dB on every shipped filter (and photo above); otherwise float32.",
-              f"- Here: native bf16 {'yes' if cpu['native_bf16'] else 'no'}; PSNR condition "
-              f"{'holds' if psnr_ok else 'does not hold'} "
-              f"({'worst ' + format(min(v['psnr'] for v in bf.values()), '.1f') + ' dB' if bf else 'not measured'}). "
-              f"=> auto uses **{'bfloat16' if cpu['native_bf16'] and psnr_ok else 'float32'}** on this machine.",
+              f"- CPU: bfloat16 only if the CPU has native bf16 (avx512_bf16 or amx_bf16) **and** the filter's recorded "
+              f"bf16 PSNR vs float32 (`precision.bfloat16_psnr_db` in its filter.yaml, measured by `blogroto train` on the "
+              f"built-in photos at 512 px) is >= {THRESHOLD_DB:.0f} dB; otherwise float32 (`blogroto.precision`).",
+              f"- Here: native bf16 {'yes' if cpu['native_bf16'] else 'no'}. Worst PSNR above per filter: "
+              + ", ".join(f"{f} {p:.1f} dB" for f, p in per_filter.items())
+              + f" => auto uses **{'bfloat16' if cpu['native_bf16'] else 'float32'}** for "
+              + (", ".join(f for f, p in per_filter.items() if p >= THRESHOLD_DB) or "none") + " on this machine"
+              + (f" and float32 for {', '.join(f for f, p in per_filter.items() if p < THRESHOLD_DB)}" if any(p < THRESHOLD_DB for p in per_filter.values()) else "") + ".",
               "- GPU: float16 mixed precision automatically (the issue's rule). The float16 rows above were computed on this "
               "CPU (emulated); they indicate the rounding error of float16 activations for these networks, not GPU speed."]
     return "\n".join(lines) + "\n"

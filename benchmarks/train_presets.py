@@ -56,11 +56,15 @@ def timed_batch(self, *a, **k):
         os.kill(os.getpid(), signal.SIGTERM)  # the trainer checkpoints and stops cleanly
     return orig(self, *a, **k)
 T.ContentPool.batch = timed_batch
+finished = {{}}
+def keep_history(self, net, history, *args):  # a preset that finishes within the budget
+    finished["history"] = history
+T.Trainer._assemble = keep_history
 try:
     trainer.run()
 except KeyboardInterrupt:
     pass
-hist = json.loads((trainer.work_dir / "history.json").read_text())
+hist = finished.get("history") or json.loads((trainer.work_dir / "history.json").read_text())
 print("HISTORY" + json.dumps(hist))
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

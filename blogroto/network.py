@@ -29,6 +29,11 @@ EPSILON = 1e-5
 class InstanceNorm(keras.layers.Layer):
     """Instance normalisation with learned scale/offset; statistics in float32 for stability."""
 
+    def __init__(self, **kwargs):
+        # No autocast: under mixed precision Keras would round given float32 statistics (the
+        # tiled executor's whole-image ones) to bfloat16/float16 before `call` sees them.
+        super().__init__(autocast=False, **kwargs)
+
     def build(self, input_shape):
         channels = input_shape[-1]
         # autocast=False: under mixed precision the scale/offset stay float32, like the statistics

@@ -35,7 +35,7 @@ from blogroto.precision import measure_bfloat16_psnr, precision_record, training
 # Presets, sized for the machines they are meant for (see docs/training.md and benchmarks/).
 PRESETS: dict[str, dict] = {
     # a good-looking filter within 30 minutes on a 2-core laptop CPU
-    "quick": dict(width=16, blocks=3, steps=700, size=192, batch=2, style_size=384, lr=3e-3, progressive=0.5),
+    "quick": dict(width=16, blocks=3, steps=2000, size=192, batch=2, style_size=384, lr=3e-3, progressive=0.5),
     # an hour or two on a CPU, minutes on a GPU
     "standard": dict(width=32, blocks=5, steps=4000, size=256, batch=4, style_size=512, lr=1e-3, progressive=0.3),
     # for a GPU

@@ -7,7 +7,9 @@ import shutil
 import numpy as np
 import pytest
 import yaml
+from click.testing import CliRunner
 
+from blogroto.cli import cli
 from blogroto.filters import load_filter
 from blogroto.precision import (
     BF16_MIN_PSNR_DB,
@@ -59,12 +61,15 @@ def test_auto_training_policy():
 def test_recorded_psnr_is_measured_and_gates_the_stylizer(tiny_filter_dir, tmp_path, monkeypatch):
     folder = tmp_path / "tiny"
     shutil.copytree(tiny_filter_dir / "tiny", folder)
-    psnr = record_bfloat16_psnr(folder)
+    result = CliRunner().invoke(cli, ["filters", "--record-precision", str(folder)])
+    assert result.exit_code == 0, result.output
     meta = yaml.safe_load((folder / "filter.yaml").read_text())
-    assert meta["precision"]["bfloat16_psnr_db"] == round(psnr, 1)
+    psnr = meta["precision"]["bfloat16_psnr_db"]
+    assert f"{folder}: bfloat16 vs float32 {psnr:.1f} dB" in result.output
     assert 25 < psnr < 80  # bf16 keeps ~8 bits of mantissa: close to float32, never identical
     flt = load_filter(folder)
-    assert measure_bfloat16_psnr(flt) == pytest.approx(psnr)  # deterministic
+    assert round(measure_bfloat16_psnr(flt), 1) == psnr  # deterministic
+    assert round(record_bfloat16_psnr(folder), 1) == psnr
 
     # On a CPU with native bf16 the stylizer follows the record (the record itself above 40 dB or not).
     monkeypatch.setattr("blogroto.precision.cpu_supports_bf16", lambda cpuinfo=None: True)

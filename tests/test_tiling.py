@@ -47,6 +47,14 @@ def test_tiled_equals_untiled_random_networks(filters, name):
     assert np.abs(whole - tiled).max() < 1e-4 and psnr(whole, tiled) > 90
 
 
+def test_tiled_bfloat16_matches_untiled_bfloat16(filters):
+    """bf16 CPUs run the tiled executor in bfloat16 too: tiles still share the whole photo's statistics."""
+    photo = photo_array(120, 96, seed=5)
+    whole = Stylizer(tile_pixels=10**9, precision="bfloat16").stylize_array(photo, filters["slim"], StyleOptions())
+    tiled = Stylizer(tile_pixels=0, tile_side=32, precision="bfloat16").stylize_array(photo, filters["slim"], StyleOptions())
+    assert psnr(whole, tiled) > 40  # bf16 rounding, not seams (those would cost > 20 dB)
+
+
 def test_tiled_blends_per_tile(filters):
     photo = photo_array(75, 61, seed=4)
     options = StyleOptions(strength=0.6, keep_colors=True)

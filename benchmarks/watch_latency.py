@@ -1,0 +1,152 @@
+"""Watch mode latency on the sample site: how soon an author sees a change in the output.
+
+    python benchmarks/watch_latency.py            # 10 edits, 3 new images
+    python benchmarks/watch_latency.py --record   # also write benchmarks/results/watch_latency.md
+
+A copy of sample_site is built once (built-in filters), then `blogroto watch` runs on it in a
+subprocess. Measured from the moment a file is saved to the moment the output shows it:
+
+- edit: the title of a post whose images are all cached (target: <= 0.5 s);
+- new image: a post gains a photo never seen before (stylized by the warm network, 1600 px max).
+
+Baseline in the same run: the same edit followed by a one-shot `blogroto build SITE -q` process
+(what an author without watch mode would run), timed from the save to the command's exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+POST = "_posts/2024-03-02-copper-morning.md"
+
+
+def machine() -> str:
+    try:
+        model = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+    except (OSError, StopIteration):
+        model = platform.processor()
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{model}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, Python {platform.python_version()}"
+
+
+def wait_for(predicate, timeout: float = 120.0, poll: float = 0.005) -> float:
+    start = time.monotonic()
+    while not predicate():
+        if time.monotonic() - start > timeout:
+            raise SystemExit("timed out waiting for the output")
+        time.sleep(poll)
+    return time.monotonic()
+
+
+def read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def retitled(text: str, title: str) -> str:
+    return re.sub(r'^title: .*$', f'title: "{title}"', text, count=1, flags=re.M)
+
+
+def new_photo(src: Path, dst: Path, seed: int) -> None:
+    """A photo never seen before: the sample photo, slightly recoloured (new bytes, same size)."""
+    import numpy as np
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(src).convert("RGB"), np.int16)
+    rgb = np.clip(rgb + np.array([seed % 7, -(seed % 5), seed % 3]), 0, 255).astype(np.uint8)
+    Image.fromarray(rgb).save(dst, quality=92)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--edits", type=int, default=10)
+    parser.add_argument("--images", type=int, default=3)
+    parser.add_argument("--record", action="store_true")
+    args = parser.parse_args()
+    blogroto = [sys.executable, "-m", "blogroto"]
+    with tempfile.TemporaryDirectory(prefix="bench-watch-") as tmp:
+        site = Path(tmp) / "site"
+        shutil.copytree(REPO / "sample_site", site, ignore=shutil.ignore_patterns("_blogroto", ".blogroto-cache", "_site"))
+        subprocess.run(blogroto + ["build", str(site), "-q"], check=True)
+        src, out = site / POST, site / "_blogroto/site" / POST
+        original = src.read_text()
+
+        baseline = []
+        for i in range(3):
+            start = time.monotonic()
+            src.write_text(retitled(original, f"Build {i}"))
+            subprocess.run(blogroto + ["build", str(site), "-q"], check=True)
+            assert f'title: "Build {i}"' in read(out)
+            baseline.append(time.monotonic() - start)
+
+        proc = subprocess.Popen(blogroto + ["watch", str(site)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        lines: list[str] = []
+        threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
+        try:
+            wait_for(lambda: any(l.startswith("watching ") for l in lines), timeout=300)
+            edits = []
+            for i in range(args.edits):
+                time.sleep(0.5)  # let the previous batch settle: one change at a time, as an author types
+                start = time.monotonic()
+                src.write_text(retitled(original, f"Edit {i}"))
+                edits.append(wait_for(lambda: f'title: "Edit {i}"' in read(out)) - start)
+            images = []
+            for i in range(args.images):
+                time.sleep(0.5)
+                name = f"new-{i}.jpg"
+                new_photo(site / "assets/img/coffee.jpg", site / "assets/img" / name, seed=i + 1)
+                start = time.monotonic()
+                src.write_text(retitled(original, f"Image {i}") + f"\n![New photo {i}](/assets/img/{name})\n")
+                images.append(wait_for(lambda: f"new-{i}-copper-circuit-" in read(out)) - start)
+        finally:
+            proc.terminate()
+            proc.wait(30)
+        log = [l.rstrip() for l in lines if "→" in l][-4:]
+
+    med = statistics.median
+    text = "\n".join([
+        "# Watch mode: from save to output",
+        "",
+        f"Generated by `python benchmarks/watch_latency.py --record` on {time.strftime('%Y-%m-%d %H:%M')}.",
+        f"Machine: {machine()}. Load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}.",
+        "",
+        "Site: a copy of `sample_site/` (built-in filters), built once before. Post edited: "
+        f"`{POST}` (3 stylized images, all cached). New images: a 600x400 JPEG never seen before, added to that post.",
+        "",
+        "| measurement | median s | max s | runs |",
+        "| --- | --- | --- | --- |",
+        f"| baseline: edit, then a one-shot `blogroto build SITE -q` process | {med(baseline):.3f} | {max(baseline):.3f} | {len(baseline)} |",
+        f"| `blogroto watch`: edit of a cached post, save to output | {med(edits):.3f} | {max(edits):.3f} | {len(edits)} |",
+        f"| `blogroto watch`: a new photo in the post, save to stylized output | {med(images):.3f} | {max(images):.3f} | {len(images)} |",
+        "",
+        f"Watch vs one-shot build for an edit: {med(edits) / med(baseline):.2f}x the time. "
+        f"Target (edit of a cached post <= 0.5 s): {'met' if max(edits) <= 0.5 else 'not met'}.",
+        "",
+        "Last lines printed by the watcher:",
+        "",
+        "```",
+        *log,
+        "```",
+        "",
+    ])
+    print(text)
+    if args.record:
+        (REPO / "benchmarks/results/watch_latency.md").write_text(text)
+
+
+if __name__ == "__main__":
+    main()
