@@ -228,8 +228,10 @@ def child_macs(cfg: dict) -> dict:
                     scale *= 4
                 scale /= conv.strides[0] ** 2
                 k = conv.kernel.shape  # (kh, kw, cin, cout)
-                layers.append({"layer": conv.name, "kernel": list(k), "out_scale": scale,
-                               "macs_per_px": scale * k[0] * k[1] * k[2] * k[3]})
+                # upsampling + 3x3 conv runs as four 2x2 phase convs (blogroto.network.upsample_conv)
+                taps = 4 if upsample else k[0] * k[1]
+                layers.append({"layer": conv.name + (" (2x2 phases)" if upsample else ""), "kernel": list(k),
+                               "out_scale": scale, "macs_per_px": scale * taps * k[2] * k[3]})
             return scale
 
         scale = walk(net.front_units(), scale)
@@ -731,8 +733,8 @@ def render(res: dict, args) -> str:
     if (key, "peer") in rows:
         peer = rows[(key, "peer")]["seconds"]
         parts = []
-        for v in ("slim", "full"):
-            if (key, v) in rows:
+        for v in variants:
+            if v != "peer" and (key, v) in rows:
                 s = rows[(key, v)]["seconds"]
                 parts.append(f"**{v} at {key[0]}x{key[1]}: {s:.2f} s vs peer {peer:.2f} s = {s / peer:.2f}x**")
         lines += ["; ".join(parts) + " (ratio > 1: slower than the peer).", ""]
@@ -817,15 +819,16 @@ def render_analysis(res: dict, rows: dict) -> list[str]:
              "onnxruntime's profile of its ONNX graph, every Conv node's weight and output shape). Effective GFLOP/s = "
              f"2 x MACs x pixels / seconds at {size[0]}x{size[1]} (median from the table above).", "",
              "| network | conv MACs / px | vs peer | params | seconds | effective GFLOP/s |", "| --- | --- | --- | --- | --- | --- |"]
-    for name in ("peer", "slim", "full"):
-        if name not in macs:
+    for name in ["peer"] + [v for v in dict.fromkeys(v for (sz, v) in rows if sz == size) if v != "peer"]:
+        base = name.partition(":")[0]
+        if base not in macs:
             continue
         r = rows.get((size, name))
         secs = r["seconds"] if r else None
-        gf = 2 * macs[name]["macs_per_px"] * px / secs / 1e9 if secs else None
-        params = macs[name].get("params", "-")
-        lines.append(f"| {name} | {macs[name]['macs_per_px']:,.0f} | {macs[name]['macs_per_px'] / macs['peer']['macs_per_px']:.2f}x | "
-                     f"{params} | {secs:.2f} | {gf:.1f} |" if secs else f"| {name} | {macs[name]['macs_per_px']:,.0f} | - | {params} | - | - |")
+        gf = 2 * macs[base]["macs_per_px"] * px / secs / 1e9 if secs else None
+        params = macs[base].get("params", "-")
+        lines.append(f"| {name} | {macs[base]['macs_per_px']:,.0f} | {macs[base]['macs_per_px'] / macs['peer']['macs_per_px']:.2f}x | "
+                     f"{params} | {secs:.2f} | {gf:.1f} |" if secs else f"| {name} | {macs[base]['macs_per_px']:,.0f} | - | {params} | - | - |")
     lines += ["", "Peer convs (cout, cin, kh, kw) at output scale: " + "; ".join(
         f"{c['kernel']}@{c['out_scale']:g}" for c in macs["peer"]["convs"]) + "."]
     for name in ("slim", "full"):

@@ -107,7 +107,7 @@ def child(cfg: dict) -> dict:
             times.append(time.perf_counter() - start)
             np.save(Path(cfg["out"]) / f"{cfg['precision']}-{flt.slug}-{Path(path).stem}.npy", y)
         out[flt.slug] = {"times": times, "seconds": statistics.median(times), "warmup_s": warmup_s, "load_s": load_s,
-                         "policy": st._policy()}
+                         "policy": st.policy(flt)}
     return out
 
 

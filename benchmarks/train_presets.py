@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -25,14 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-
-def machine() -> str:
-    try:
-        model = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
-    except (OSError, StopIteration):
-        model = platform.processor()
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{model}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, Python {platform.python_version()}"
+from benchmarks.common import machine_line  # noqa: E402
 
 
 def run_one(preset: str, minutes: float, out: Path) -> dict:
@@ -104,7 +96,7 @@ def main():
             rows.append((preset, p, rate, summarize(hist, marks)))
             print(f"{preset}: {hist['step'][-1]} steps in {time.time() - t0:.0f} s", file=sys.stderr)
     print(f"# Training loss against wall-clock time, per preset\n")
-    print(f"Machine: {machine()}. Artwork: copper-circuit; built-in content set; seed 0.")
+    print(f"Machine: {machine_line()}. Artwork: copper-circuit; built-in content set; seed 0.")
     print(f"Date: {time.strftime('%Y-%m-%d')}. Command: `python benchmarks/train_presets.py --minutes {args.minutes:g}`.\n")
     print("Total perceptual loss (content + 1e5·style + 0.3·TV; mean of the last 10 steps before each mark) after "
           "equal wall-clock time. Each preset trains at its own resolution, so compare within a column with care: "

@@ -13,6 +13,7 @@ Importing this module does not import TensorFlow.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 BF16_MIN_PSNR_DB = 40.0  # below ~40 dB differences start to show as banding in flat areas
@@ -21,17 +22,21 @@ PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 
 
+@functools.cache
+def _cpuinfo() -> str:
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+
+
 def cpu_supports_bf16(cpuinfo: str | None = None) -> bool:
     """Whether the CPU computes bfloat16 natively (AVX-512 BF16 or AMX)."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return False
-    flags = set(cpuinfo.split())
+    flags = set((_cpuinfo() if cpuinfo is None else cpuinfo).split())
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+@functools.cache
 def has_gpu() -> bool:
     from blogroto.tfruntime import import_tensorflow
 
