@@ -381,7 +381,7 @@ class Stylizer:
     `buffer_dtype`: dtype of the 1/4-resolution feature buffer of tiled photos, the biggest
     allocation (1/16 of the pixels x 4*width channels). auto: float32 (exact) while that is at
     most FLOAT32_BUFFER_BYTES, else float16 (a 24 MP photo and a width-32 network: 384 MB instead
-    of 768 MB; ~70 dB from the untiled result, see benchmarks/results/memory_24mp.md).
+    of 768 MB; ~70 dB from the untiled result, see tests/test_tiling.py).
     `precision`: auto | float32 | bfloat16 | float16 (auto: float16 on GPUs, bfloat16 on CPUs with
     native bf16 for filters whose recorded bf16 output is visually identical, else float32; see
     blogroto/precision.py).
