@@ -379,7 +379,9 @@ def training_details(training: Mapping) -> list[tuple[str, str]]:
         rows.append(("Loss weights", ", ".join(f"{k} {v:g}" if isinstance(v, (int, float)) else f"{k} {v}"
                                                  for k, v in weights.items())))
     if training.get("precision"):
-        rows.append(("Precision", str(training["precision"])))
+        # Keras policy names ("mixed_bfloat16") in words
+        kind, _, dtype = str(training["precision"]).rpartition("_")
+        rows.append(("Precision", f"{dtype} mixed precision" if kind == "mixed" else str(training["precision"])))
     if training.get("vgg_weights"):
         rows.append(("Perceptual network", str(training["vgg_weights"])))
     if training.get("seed") is not None:

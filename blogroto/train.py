@@ -247,7 +247,7 @@ class Trainer:
         tf, keras = import_tensorflow()
 
         from blogroto.network import TransformNet, save_weights
-        from blogroto.vgg import CONTENT_LAYER, STYLE_LAYERS, LossNetwork, gram, locate_weights
+        from blogroto.vgg import LOSS_LAYERS, LossNetwork, locate_weights, perceptual_losses, style_targets
 
         cfg, p = self.cfg, self.p
         if not Path(cfg.artwork).is_file():
@@ -273,9 +273,8 @@ class Trainer:
         preview_src = preview_src[: preview_src.shape[0] // 4 * 4, : preview_src.shape[1] // 4 * 4][None]
 
         compute = "float32" if policy == "float32" else policy.split("_")[1]
-        layers = tuple(dict.fromkeys(STYLE_LAYERS + (CONTENT_LAYER,)))
-        lossnet = LossNetwork(vgg_weights, layers, compute_dtype=compute)
-        style_grams = {name: gram(f) for name, f in lossnet(tf.constant(style_img)).items() if name in STYLE_LAYERS}
+        lossnet = LossNetwork(vgg_weights, LOSS_LAYERS, compute_dtype=compute)
+        style_grams = style_targets(lossnet, style_img)
         w = cfg.loss_weights
 
         with strategy.scope():
@@ -301,14 +300,7 @@ class Trainer:
             self.log(f"resumed {cfg.name} at step {int(step_var.numpy())}")
 
         def losses(x):
-            y = net(x)
-            feats_y = lossnet(y)
-            feats_x = lossnet(x)
-            content = tf.reduce_mean(tf.square(feats_y[CONTENT_LAYER] - feats_x[CONTENT_LAYER]))
-            style = tf.add_n([tf.reduce_mean(tf.square(gram(feats_y[n]) - style_grams[n])) for n in STYLE_LAYERS])
-            tv = tf.reduce_mean(tf.abs(y[:, 1:] - y[:, :-1])) + tf.reduce_mean(tf.abs(y[:, :, 1:] - y[:, :, :-1]))
-            total = w["content"] * content + w["style"] * style + w["tv"] * tv
-            return total, content, style, tv
+            return perceptual_losses(lossnet, x, net(x), style_grams, w)
 
         def replica_step(x):
             with tf.GradientTape() as tape:

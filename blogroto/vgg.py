@@ -254,6 +254,7 @@ def locate_weights(explicit: str | Path | None = None, allow_network: bool = Tru
 
 STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 CONTENT_LAYER = "relu2_2"
+LOSS_LAYERS = tuple(dict.fromkeys(STYLE_LAYERS + (CONTENT_LAYER,)))  # every layer the losses read
 
 
 class LossNetwork:
@@ -300,3 +301,23 @@ def gram(features):
     n, hw, c = shape[0], shape[1] * shape[2], shape[3]
     flat = tf.reshape(features, [n, hw, c])
     return tf.matmul(flat, flat, transpose_a=True) / tf.cast(hw * c, tf.float32)
+
+
+def style_targets(lossnet: LossNetwork, artwork) -> dict:
+    """Gram matrices of the artwork (N,H,W,3 in [0,1]) on the style layers: what training matches."""
+    tf = lossnet.tf
+    return {name: gram(f) for name, f in lossnet(tf.constant(artwork)).items() if name in STYLE_LAYERS}
+
+
+def perceptual_losses(lossnet: LossNetwork, x, y, style_grams: dict, weights: dict):
+    """(total, content, style, tv) of stylized `y` for photo `x` (Johnson et al. 2016): content as
+    feature MSE on CONTENT_LAYER, style as Gram MSE summed over STYLE_LAYERS, total variation."""
+    import tensorflow as tf
+
+    feats_y = lossnet(y)
+    feats_x = lossnet(x)
+    content = tf.reduce_mean(tf.square(feats_y[CONTENT_LAYER] - feats_x[CONTENT_LAYER]))
+    style = tf.add_n([tf.reduce_mean(tf.square(gram(feats_y[n]) - style_grams[n])) for n in STYLE_LAYERS])
+    tv = tf.reduce_mean(tf.abs(y[:, 1:] - y[:, :-1])) + tf.reduce_mean(tf.abs(y[:, :, 1:] - y[:, :, :-1]))
+    total = weights["content"] * content + weights["style"] * style + weights["tv"] * tv
+    return total, content, style, tv

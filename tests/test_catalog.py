@@ -175,8 +175,11 @@ def test_training_in_words():
         "Not trained (random weights, for tests)."
     assert catalog.describe_training({}) == "No training record was kept for this filter."
     rows = dict(catalog.training_details({"preset": "quick", "resolution": 256, "batch_size": 4,
-                                          "loss_weights": {"content": 1.0, "style": 10.0}, "date": "2026-11-25"}))
+                                          "loss_weights": {"content": 1.0, "style": 10.0}, "date": "2026-11-25",
+                                          "precision": "mixed_bfloat16"}))
     assert rows["Photos"] == "256 px crops, batches of 4" and rows["Loss weights"] == "content 1, style 10"
+    assert rows["Precision"] == "bfloat16 mixed precision"
+    assert dict(catalog.training_details({"precision": "float32"}))["Precision"] == "float32"
 
 
 # --------------------------------------------------------------------------------------------
