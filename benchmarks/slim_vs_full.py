@@ -8,8 +8,9 @@ the full Johnson network (width 32, 5 blocks: `standard`/`best`; results/apply.m
 same artwork with blogroto's own `train` (their filter.yaml records how), are scored with the loss they were
 trained on (`blogroto.vgg.perceptual_losses`: content, Gram-matrix style and total variation, default
 weights) on the same photos, in float32: the preview photo, which neither saw in training, and the built-in
-content photos, which both did. The artwork's Gram matrices are taken at `--style-size` for both, and the
-photos are scaled to `--size` px on the long side. Lower is better.
+content photos, which both did. The style targets (the artwork's Gram matrices) depend on the scale the artwork
+is taken at, the "brush size", which the two presets train at differently (384 and 512 px): the losses are
+therefore given for each filter's own training style size. Photos are scaled to `--size` px. Lower is better.
 
 It also writes a side-by-side JPEG (photo, slim, full) of the held-out photo with `--record`.
 """
@@ -35,7 +36,6 @@ def main() -> None:
     parser.add_argument("--full", type=Path, required=True, help="a filter folder trained with --preset standard")
     parser.add_argument("--artwork", default="copper-circuit", help="built-in artwork both were trained on")
     parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--style-size", type=int, default=512)
     parser.add_argument("--record", action="store_true")
     args = parser.parse_args()
 
@@ -52,7 +52,8 @@ def main() -> None:
     tf, _ = import_tensorflow()
     filters = {"slim": load_filter(args.slim), "full": load_filter(args.full)}
     lossnet = LossNetwork(locate_weights(None, log=lambda m: None), LOSS_LAYERS)
-    grams = style_targets(lossnet, load_style_image(datasets.artwork(args.artwork), args.style_size))
+    style_sizes = sorted({int(f.training.get("style_size", 512)) for f in filters.values()})
+    grams = {size: style_targets(lossnet, load_style_image(datasets.artwork(args.artwork), size)) for size in style_sizes}
     stylizer = Stylizer(precision="float32")
     photos = [(datasets.preview_photo(), "no")] + [(p, "yes") for p in datasets.content_images()]
     rows, sheet = [], None
@@ -60,13 +61,13 @@ def main() -> None:
         rgb = resize_long_side(load_image(path), args.size).rgb
         rgb = rgb[: rgb.shape[0] // 4 * 4, : rgb.shape[1] // 4 * 4]
         x = tf.constant(rgb[None])
-        cells, outs = [], [rgb]
-        for flt in filters.values():
-            y = stylizer.stylize_array(rgb, flt, StyleOptions(max_size=0))
-            outs.append(y)
-            total, content, style, tv = (float(v) for v in perceptual_losses(lossnet, x, tf.constant(y[None]), grams, DEFAULT_WEIGHTS))
-            cells.append((total, content, style * DEFAULT_WEIGHTS["style"], tv * DEFAULT_WEIGHTS["tv"]))
-        rows.append((path.name, seen, cells))
+        outs = [rgb] + [stylizer.stylize_array(rgb, flt, StyleOptions(max_size=0)) for flt in filters.values()]
+        for size in style_sizes:
+            cells = []
+            for y in outs[1:]:
+                total, content, style, tv = (float(v) for v in perceptual_losses(lossnet, x, tf.constant(y[None]), grams[size], DEFAULT_WEIGHTS))
+                cells.append((total, content, style * DEFAULT_WEIGHTS["style"], tv * DEFAULT_WEIGHTS["tv"]))
+            rows.append((size, path.name, seen, cells))
         if sheet is None:
             sheet = np.concatenate(outs, axis=1)
 
@@ -83,14 +84,14 @@ def main() -> None:
         "",
         f"- slim: {training(filters['slim'])}",
         f"- full: {training(filters['full'])}",
-        f"- Artwork `{args.artwork}` at {args.style_size} px for the style targets; photos at {args.size} px long side; "
-        "float32; loss weights content 1, style 1e5, TV 0.3 (the training defaults). Lower is better.",
+        f"- Artwork `{args.artwork}` for the style targets at each filter's training style size; photos at {args.size} px "
+        "long side; float32; loss weights content 1, style 1e5, TV 0.3 (the training defaults). Lower is better.",
         "",
-        "| photo | seen in training | slim total | full total | slim / full | slim content / style / tv | full content / style / tv |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| style size | photo | seen in training | slim total | full total | slim / full | slim content / style / tv | full content / style / tv |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for name, seen, (s, f) in rows:
-        lines.append(f"| {name} | {seen} | {s[0]:.1f} | {f[0]:.1f} | {s[0] / f[0]:.2f}x | "
+    for size, name, seen, (s, f) in rows:
+        lines.append(f"| {size} px | {name} | {seen} | {s[0]:.1f} | {f[0]:.1f} | {s[0] / f[0]:.2f}x | "
                      f"{s[1]:.1f} / {s[2]:.1f} / {s[3]:.2f} | {f[1]:.1f} / {f[2]:.1f} / {f[3]:.2f} |")
     lines += ["", "Side by side (held-out photo, slim, full): [slim_vs_full.jpg](slim_vs_full.jpg)", ""]
     text = "\n".join(lines)
