@@ -120,10 +120,9 @@ def load_photo(path: str):
 
 
 def psnr(a, b) -> float:
-    import numpy as np
+    from blogroto.precision import psnr_db
 
-    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
+    return psnr_db(a, b)
 
 
 def variant_config(variant: str, folders: dict) -> dict:

@@ -65,8 +65,8 @@ def make_filter(folder: Path, width: int, blocks: int) -> Path:
 
 def child(argv: list[str]) -> None:
     """One measurement in this (fresh) process; prints a JSON line."""
-    mode, precision, folder = argv[0], argv[1], Path(argv[2])
-    argv = argv[1:]
+    mode, precision, folder, *rest = argv
+    folder = Path(folder)
     from blogroto.filters import load_filter
     from blogroto.stylize import StyleOptions, Stylizer
 
@@ -75,7 +75,7 @@ def child(argv: list[str]) -> None:
         Stylizer(precision=precision).network(flt)
         print(json.dumps({"peak_mb": peak_mb()}))
     elif mode == "file":
-        photo, out = Path(argv[2]), Path(argv[3])
+        photo, out = Path(rest[0]), Path(rest[1])
         start = time.perf_counter()
         Stylizer(precision=precision).stylize_file(photo, out, flt, StyleOptions(max_size=0, quality=JPEG_QUALITY))
         print(json.dumps({"peak_mb": peak_mb(), "seconds": time.perf_counter() - start, "bytes": out.stat().st_size}))
@@ -84,7 +84,7 @@ def child(argv: list[str]) -> None:
 
         from blogroto.images import load_image, resize_long_side
 
-        rgb = resize_long_side(load_image(Path(argv[2])), int(argv[3])).rgb
+        rgb = resize_long_side(load_image(Path(rest[0])), int(rest[1])).rgb
         untiled, tiled = Stylizer(tile_pixels=10**9, precision=precision), Stylizer(tile_pixels=0, precision=precision)
         warm = {}
         for name, st in (("untiled", untiled), ("tiled", tiled)):  # trace the functions on a small crop first

@@ -45,7 +45,7 @@ PHOTOS = [REPO / "blogroto" / "data" / "content" / "astronaut.jpg",
           REPO / "sample_site" / "assets" / "img" / "rocket.jpg"]
 PRECISIONS = ("float32", "bfloat16", "float16")
 from blogroto.precision import BF16_MIN_PSNR_DB as THRESHOLD_DB  # noqa: E402
-from blogroto.precision import cpu_supports_bf16  # noqa: E402
+from blogroto.precision import cpu_supports_bf16, psnr_db  # noqa: E402
 
 
 def trained_filters(names: list[str] | None) -> list[Path]:
@@ -117,12 +117,9 @@ def compare(a_path: Path, ref_path: Path) -> dict:
     from blogroto.images import to_uint8
 
     a, ref = np.load(a_path).astype(np.float64), np.load(ref_path).astype(np.float64)
-    mse = float(np.mean((a - ref) ** 2))
     a8, r8 = to_uint8(a).astype(np.int16), to_uint8(ref).astype(np.int16)
-    mse8 = float(np.mean(((a8 - r8) / 255.0) ** 2))
     diff8 = np.abs(a8 - r8)
-    return {"psnr": float("inf") if mse == 0 else 10 * np.log10(1 / mse),
-            "psnr_uint8": float("inf") if mse8 == 0 else 10 * np.log10(1 / mse8),
+    return {"psnr": psnr_db(a, ref), "psnr_uint8": psnr_db(a8 / 255.0, r8 / 255.0),
             "max_levels": int(diff8.max()), "pct_over_2_levels": float(np.mean(diff8.max(axis=-1) > 2) * 100)}
 
 

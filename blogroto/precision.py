@@ -44,13 +44,18 @@ def has_gpu() -> bool:
     return bool(tf.config.list_physical_devices("GPU"))
 
 
-def training_policy(precision: str, gpu: bool | None = None, native_bf16: bool | None = None) -> str:
-    """Keras dtype policy for training: fp16 on GPUs, bf16 on CPUs with native bf16, else float32."""
+def _policy(precision: str, bf16_ok: bool, gpu: bool | None, native_bf16: bool | None) -> str:
     if precision != "auto":
         return POLICIES[precision]
     if has_gpu() if gpu is None else gpu:
         return "mixed_float16"
-    return "mixed_bfloat16" if (cpu_supports_bf16() if native_bf16 is None else native_bf16) else "float32"
+    native = cpu_supports_bf16() if native_bf16 is None else native_bf16
+    return "mixed_bfloat16" if native and bf16_ok else "float32"
+
+
+def training_policy(precision: str, gpu: bool | None = None, native_bf16: bool | None = None) -> str:
+    """Keras dtype policy for training: fp16 on GPUs, bf16 on CPUs with native bf16, else float32."""
+    return _policy(precision, True, gpu, native_bf16)
 
 
 def recorded_bfloat16_psnr(meta: dict) -> float | None:
@@ -60,14 +65,8 @@ def recorded_bfloat16_psnr(meta: dict) -> float | None:
 
 def inference_policy(precision: str, meta: dict, gpu: bool | None = None, native_bf16: bool | None = None) -> str:
     """Keras dtype policy for applying the filter whose filter.yaml is `meta` (module doc)."""
-    if precision != "auto":
-        return POLICIES[precision]
-    if has_gpu() if gpu is None else gpu:
-        return "mixed_float16"
-    if not (cpu_supports_bf16() if native_bf16 is None else native_bf16):
-        return "float32"
     psnr = recorded_bfloat16_psnr(meta)
-    return "mixed_bfloat16" if psnr is not None and psnr >= BF16_MIN_PSNR_DB else "float32"
+    return _policy(precision, psnr is not None and psnr >= BF16_MIN_PSNR_DB, gpu, native_bf16)
 
 
 def psnr_db(a, b) -> float:
@@ -77,22 +76,17 @@ def psnr_db(a, b) -> float:
     return float("inf") if mse == 0 else float(10.0 * np.log10(1.0 / mse))
 
 
-def check_photos() -> list[Path]:
-    """The photos the check runs on: the built-in content set (real photos shipped with blogroto)."""
-    from blogroto.datasets import content_images
-
-    return content_images()
-
-
 def measure_bfloat16_psnr(flt, photos: list[Path] | None = None, long_side: int = CHECK_LONG_SIDE) -> float:
-    """Worst PSNR (dB) of the filter's bfloat16 output against its float32 output over `photos`."""
+    """Worst PSNR (dB) of the filter's bfloat16 output against its float32 output over `photos`
+    (default: the built-in content photos, real photos shipped with blogroto)."""
+    from blogroto.datasets import content_images
     from blogroto.images import load_image, resize_long_side
     from blogroto.stylize import StyleOptions, Stylizer
 
     options = StyleOptions(max_size=0)
     exact, reduced = Stylizer(precision="float32"), Stylizer(precision="bfloat16")
     worst = float("inf")
-    for photo in photos or check_photos():
+    for photo in photos or content_images():
         rgb = resize_long_side(load_image(photo), long_side).rgb
         worst = min(worst, psnr_db(exact.stylize_array(rgb, flt, options), reduced.stylize_array(rgb, flt, options)))
     return worst
@@ -100,8 +94,10 @@ def measure_bfloat16_psnr(flt, photos: list[Path] | None = None, long_side: int 
 
 def precision_record(psnr: float) -> dict:
     """The `precision:` section of filter.yaml for a measured bfloat16 PSNR."""
+    from blogroto.datasets import content_images
+
     return {"bfloat16_psnr_db": round(float(psnr), 1), "threshold_db": BF16_MIN_PSNR_DB,
-            "measured_on": f"{len(check_photos())} built-in photos at {CHECK_LONG_SIDE} px"}
+            "measured_on": f"{len(content_images())} built-in photos at {CHECK_LONG_SIDE} px"}
 
 
 def record_bfloat16_psnr(folder: str | Path) -> float:
