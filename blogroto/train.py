@@ -3,6 +3,11 @@
 Perceptual losses from VGG16 (content on relu2_2, style as Gram matrices, total variation), Adam
 with a cosine learning-rate schedule, progressive resolution (cheap low-resolution steps first).
 
+Distillation (`teacher`): instead of learning from the artwork, a slim network learns to reproduce
+what a trained (usually full-size) filter makes of each photo: pixel, VGG-feature and Gram-matrix
+differences to the teacher's output (`vgg.distillation_losses`). The slim network applies ~2.7x
+faster; the teacher sets the look.
+
 Safe to interrupt: the run lives in a work folder `.<slug>.training/` beside the output, with a
 checkpoint every few minutes and on Ctrl-C/SIGTERM. The data order depends only on (seed, step),
 so `--resume` continues exactly where a run stopped. The filter folder itself is assembled in a
@@ -28,27 +33,34 @@ from PIL import Image
 
 from blogroto import __version__
 from blogroto.errors import BlogrotoError
-from blogroto.filters import DEFAULT_FILES, SLUG_RE, load_filter, write_metadata
+from blogroto.filters import DEFAULT_FILES, SLUG_RE, Filter, load_filter, resolve_filter, write_metadata
 from blogroto.fsutil import atomic_write_text
 from blogroto.precision import measure_bfloat16_psnr, precision_record, training_policy
 
 # Presets, sized for the machines they are meant for (see docs/training.md and benchmarks/).
 PRESETS: dict[str, dict] = {
     # a good-looking filter within 30 minutes on a 2-core laptop CPU
-    "quick": dict(width=16, blocks=3, steps=2000, size=192, batch=2, style_size=384, lr=3e-3, progressive=0.5),
+    "quick": dict(width=16, blocks=3, steps=2000, size=192, batch=2, style_size=384, lr=3e-3, progressive=0.5, zoom=1.0),
     # an hour or two on a CPU, minutes on a GPU
-    "standard": dict(width=32, blocks=5, steps=4000, size=256, batch=4, style_size=512, lr=1e-3, progressive=0.3),
+    "standard": dict(width=32, blocks=5, steps=4000, size=256, batch=4, style_size=512, lr=1e-3, progressive=0.3, zoom=1.0),
     # for a GPU
-    "best": dict(width=32, blocks=5, steps=40000, size=256, batch=8, style_size=512, lr=1e-3, progressive=0.1),
+    "best": dict(width=32, blocks=5, steps=40000, size=256, batch=8, style_size=512, lr=1e-3, progressive=0.1, zoom=1.0),
+    # a slim network that reproduces a teacher filter (needs `teacher`); style_size is the teacher's.
+    # zoom 3: crops are also taken small and upscaled, so the student sees photos at the larger
+    # scale a 1600 px blog image has, where the teacher's strokes are relatively smaller.
+    "distill": dict(width=16, blocks=3, steps=3000, size=256, batch=4, style_size=None, lr=2e-3, progressive=0.3, zoom=3.0),
 }
 DEFAULT_WEIGHTS = {"content": 1.0, "style": 1e5, "tv": 0.3}
+DISTILL_WEIGHTS = {"pixel": 100.0, "features": 1.0, "texture": 1e5}  # texture: the artwork training's style weight
+STYLE_LOSSES = ("total", "content", "style", "tv")
+DISTILL_LOSSES = ("total", "pixel", "features", "texture")
 # BLOGROTO_CHECKPOINT_EVERY_STEP=1: checkpoint after every step (tests that kill -9 a run mid-way).
 CHECKPOINT_MINUTES = 0.0 if os.environ.get("BLOGROTO_CHECKPOINT_EVERY_STEP") == "1" else 3.0
 
 
 @dataclass
 class TrainConfig:
-    artwork: Path
+    artwork: Path | None  # None with a teacher: the teacher's copy of its artwork
     name: str
     out_dir: Path
     source: dict = field(default_factory=dict)  # title, creator, year, url, licence, licence_url, credit, description
@@ -65,7 +77,9 @@ class TrainConfig:
     blocks: int | None = None
     lr: float | None = None
     progressive: float | None = None
-    loss_weights: dict = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    zoom: float | None = None
+    loss_weights: dict | None = None  # None: DEFAULT_WEIGHTS, or DISTILL_WEIGHTS with a teacher
+    teacher: Path | str | None = None  # a filter (folder or name) to distill instead of learning the artwork
     seed: int = 0
     resume: bool = False
     vgg_weights: Path | None = None
@@ -80,7 +94,7 @@ class TrainConfig:
         if self.preset not in PRESETS:
             raise BlogrotoError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
         p = dict(PRESETS[self.preset])
-        for key in ("steps", "size", "batch", "style_size", "width", "blocks", "lr", "progressive"):
+        for key in ("steps", "size", "batch", "style_size", "width", "blocks", "lr", "progressive", "zoom"):
             if getattr(self, key) is not None:
                 p[key] = getattr(self, key)
         p["size"] = max(16, int(p["size"]) // 4 * 4)
@@ -100,8 +114,11 @@ class ContentPool:
 
     EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 
-    def __init__(self, paths: list[Path], size: int, log=print):
+    def __init__(self, paths: list[Path], size: int, log=print, keep_short_side: int | None = None):
+        """keep_short_side: shrink photos only down to this short side (default 1.25 crop sizes)."""
         from blogroto.images import load_image, resize_long_side
+
+        keep = max(size * 1.25, keep_short_side or 0)
 
         self.images: list[np.ndarray] = []
         self.names: list[str] = []
@@ -113,7 +130,7 @@ class ContentPool:
                 continue
             h, w = img.rgb.shape[:2]
             # short side ~1.25 crop sizes: crops cover most of each photo, memory stays small
-            scale = min(1.0, (size * 1.25) / min(h, w))
+            scale = min(1.0, keep / min(h, w))
             if scale < 1.0:
                 img = resize_long_side(img, int(round(max(h, w) * scale)))
             rgb = img.rgb
@@ -140,14 +157,20 @@ class ContentPool:
             found.extend(p for p in sorted(d.rglob("*")) if p.suffix.lower() in ContentPool.EXTENSIONS and p.is_file())
         return found
 
-    def batch(self, seed: int, step: int, batch: int, size: int) -> np.ndarray:
+    def batch(self, seed: int, step: int, batch: int, size: int, zoom: float = 1.0) -> np.ndarray:
+        """zoom > 1: crops as small as size/zoom too, upscaled (log-uniform crop side), i.e. the
+        photos also seen up to `zoom` times larger than their own pixels."""
         rng = np.random.default_rng([seed, step])
         out = np.empty((batch, size, size, 3), np.float32)
         for b in range(batch):
             img = self.images[rng.integers(len(self.images))]
             h, w = img.shape[:2]
-            # random scale between crop size and the whole short side: varied object sizes
-            side = int(rng.integers(size, min(h, w) + 1))
+            if zoom > 1.0:
+                low = max(8, round(size / zoom))
+                side = int(round(math.exp(rng.uniform(math.log(low), math.log(min(h, w))))))
+            else:
+                # random scale between crop size and the whole short side: varied object sizes
+                side = int(rng.integers(size, min(h, w) + 1))
             y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
             crop = img[y : y + side, x : x + side]
             if side != size:
@@ -211,6 +234,19 @@ class Trainer:
             raise BlogrotoError(f"filter name {config.name!r} must be lower-case letters, digits and dashes")
         self.p = config.resolved()
         self.out_dir = Path(config.out_dir)
+        self.teacher: Filter | None = None
+        if config.teacher is not None:
+            self.teacher = resolve_filter(config.teacher, [self.out_dir])
+            # the student paints with the teacher's brush: its artwork scale is the teacher's
+            self.p["style_size"] = self.teacher.training.get("style_size")
+            self.p["teacher_fingerprint"] = self.teacher.fingerprint  # --resume refuses a retrained teacher
+        elif config.preset == "distill":
+            raise BlogrotoError("the distill preset needs a teacher filter (--teacher NAME)")
+        self.loss_weights = dict(config.loss_weights or (DISTILL_WEIGHTS if self.teacher else DEFAULT_WEIGHTS))
+        self.loss_keys = DISTILL_LOSSES if self.teacher else STYLE_LOSSES
+        self.artwork = Path(config.artwork) if config.artwork else self.teacher and self.teacher.file("artwork")
+        if self.artwork is None:
+            raise BlogrotoError("no artwork given" + (f" and teacher {self.teacher.slug} has none" if self.teacher else ""))
         self.final_dir = self.out_dir / config.name
         self.work_dir = self.out_dir / f".{config.name}.training"
         self.config_path = self.work_dir / "run.json"
@@ -246,12 +282,13 @@ class Trainer:
 
         tf, keras = import_tensorflow()
 
-        from blogroto.network import TransformNet, save_weights
-        from blogroto.vgg import LOSS_LAYERS, LossNetwork, locate_weights, perceptual_losses, style_targets
+        from blogroto.network import TransformNet, load_network, save_weights
+        from blogroto.vgg import (DISTILL_LAYERS, LOSS_LAYERS, LossNetwork, distillation_losses, locate_weights,
+                                  perceptual_losses, style_targets)
 
         cfg, p = self.cfg, self.p
-        if not Path(cfg.artwork).is_file():
-            raise BlogrotoError("artwork not found", cfg.artwork)
+        if not self.artwork.is_file():
+            raise BlogrotoError("artwork not found", self.artwork)
         self._prepare_work_dir()
         tf.config.experimental.enable_op_determinism()
         keras.utils.set_random_seed(cfg.seed)
@@ -267,15 +304,27 @@ class Trainer:
             from blogroto import datasets
 
             content_paths += datasets.content_images()
-        pool = ContentPool(content_paths, p["size"], log=self.log)
-        style_img = load_style_image(Path(cfg.artwork), p["style_size"])
+        # a distilled student also sees the photos larger than the crop (zoom), so keep them larger
+        pool = ContentPool(content_paths, p["size"], log=self.log, keep_short_side=1024 if p["zoom"] > 1 else None)
         preview_src = np.asarray(Image.open(self.preview_photo()).convert("RGB"), np.float32) / 255.0
         preview_src = preview_src[: preview_src.shape[0] // 4 * 4, : preview_src.shape[1] // 4 * 4][None]
 
         compute = "float32" if policy == "float32" else policy.split("_")[1]
-        lossnet = LossNetwork(vgg_weights, LOSS_LAYERS, compute_dtype=compute)
-        style_grams = style_targets(lossnet, style_img)
-        w = cfg.loss_weights
+        w = self.loss_weights
+        if self.teacher is not None:
+            lossnet = LossNetwork(vgg_weights, DISTILL_LAYERS, compute_dtype=compute)
+            spec = self.teacher.network
+            teacher_net = load_network(self.teacher.file("weights"), spec.width, spec.blocks, dtype_policy=policy)
+
+            def losses(x):
+                target = tf.stop_gradient(teacher_net(x))
+                return distillation_losses(lossnet, net(x), target, w)
+        else:
+            lossnet = LossNetwork(vgg_weights, LOSS_LAYERS, compute_dtype=compute)
+            style_grams = style_targets(lossnet, load_style_image(self.artwork, p["style_size"]))
+
+            def losses(x):
+                return perceptual_losses(lossnet, x, net(x), style_grams, w)
 
         with strategy.scope():
             net = TransformNet(p["width"], p["blocks"], dtype_policy=policy).ensure_built()
@@ -289,7 +338,7 @@ class Trainer:
         ckpt = tf.train.Checkpoint(net=net, optimizer=optimizer, step=step_var)
         manager = tf.train.CheckpointManager(ckpt, str(self.work_dir / "ckpt"), max_to_keep=2)
         history_path = self.work_dir / "history.json"
-        history = {"step": [], "seconds": [], "total": [], "content": [], "style": [], "tv": []}
+        history = {key: [] for key in ("step", "seconds") + self.loss_keys}
         elapsed_before = 0.0
         if manager.latest_checkpoint:
             ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
@@ -299,18 +348,15 @@ class Trainer:
                 elapsed_before = history["seconds"][-1] if history["seconds"] else 0.0
             self.log(f"resumed {cfg.name} at step {int(step_var.numpy())}")
 
-        def losses(x):
-            return perceptual_losses(lossnet, x, net(x), style_grams, w)
-
         def replica_step(x):
             with tf.GradientTape() as tape:
-                total, content, style, tv = losses(x)
-                scaled = total / replicas
+                values = losses(x)  # (total, then the parts named by self.loss_keys)
+                scaled = values[0] / replicas
                 if policy == "mixed_float16":
                     scaled = optimizer.scale_loss(scaled)
             grads = tape.gradient(scaled, net.trainable_variables)
             optimizer.apply_gradients(zip(grads, net.trainable_variables))
-            return total, content, style, tv
+            return values
 
         # One trace for every crop size: the same graph before and after a resume, which keeps a
         # resumed run bit-identical (Adam turns float-rounding differences into lr-sized steps).
@@ -356,19 +402,21 @@ class Trainer:
             step = start
             while step < stop_at and not interrupted["flag"]:
                 size = p["size"] // 2 // 4 * 4 if step < low_until else p["size"]
-                x = pool.batch(cfg.seed, step, p["batch"] * replicas, size)
-                total, content, style, tv = (float(v) for v in train_step(tf.constant(x)))
+                x = pool.batch(cfg.seed, step, p["batch"] * replicas, size, zoom=p["zoom"])
+                values = dict(zip(self.loss_keys, (float(v) for v in train_step(tf.constant(x)))))
+                total = values["total"]
                 if not math.isfinite(total):
                     raise BlogrotoError(f"training diverged at step {step} (loss is {total}); try a lower --lr")
                 step += 1
                 step_var.assign(step)
                 seconds = elapsed_before + time.monotonic() - t0
-                for key, value in (("step", step), ("seconds", seconds), ("total", total), ("content", content), ("style", style), ("tv", tv)):
+                for key, value in {"step": step, "seconds": seconds, **values}.items():
                     history[key].append(value)
                 ema = total if ema is None else 0.9 * ema + 0.1 * total
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix(loss=f"{ema:.3g}", content=f"{content:.3g}", style=f"{style * w['style']:.3g}", px=size)
+                    parts = {k: f"{v * w.get(k, 1.0):.3g}" for k, v in values.items() if k != "total"}
+                    bar.set_postfix(loss=f"{ema:.3g}", **parts, px=size)
                 if step % p["preview_every"] == 0 or step == total_steps:
                     y = stylize_preview(tf.constant(preview_src))[0].numpy()
                     _save_jpeg(self.work_dir / "previews" / f"step-{step:06d}.jpg", y)
@@ -403,7 +451,7 @@ class Trainer:
         partial.mkdir(parents=True)
         save_weights(net, partial / DEFAULT_FILES["weights"])
 
-        art = resize_long_side(load_image(cfg.artwork), 1024)
+        art = resize_long_side(load_image(self.artwork), 1024)
         _save_jpeg(partial / DEFAULT_FILES["artwork"], art.rgb)
 
         def stylize(path, long_side):
@@ -420,14 +468,24 @@ class Trainer:
         _contact_sheet(sorted((self.work_dir / "previews").glob("step-*.jpg")), partial / DEFAULT_FILES["contact_sheet"])
 
         tail = max(1, min(50, len(history["total"]) // 10))
-        final = {k: float(np.mean(history[k][-tail:])) for k in ("total", "content", "style", "tv")}
-        source = {k: v for k, v in cfg.source.items() if v not in (None, "")}
-        source.setdefault("title", Path(cfg.artwork).stem)
+        final = {k: float(np.mean(history[k][-tail:])) for k in self.loss_keys}
+        teacher = self.teacher
+        # a distilled filter credits the same work as its teacher, unless told otherwise
+        given = [cfg.source] + ([teacher.meta.get("source") or {}] if teacher else [])
+        source = {}
+        for credit in given:
+            for k, v in credit.items():
+                if v not in (None, ""):
+                    source.setdefault(k, v)
+        source.setdefault("title", self.artwork.stem)
+        description = cfg.description or (
+            f"{teacher.display_name}, reproduced by a slim network (width {p['width']}, {p['blocks']} blocks) that "
+            "applies faster." if teacher else None)
         meta = {
             "format": 1,
             "name": cfg.name,
             "display_name": cfg.display_name or cfg.name.replace("-", " ").title(),
-            "description": cfg.description or f"Colours and textures learned from {source['title']}.",
+            "description": description or f"Colours and textures learned from {source['title']}.",
             "source": source,
             "network": {"width": p["width"], "blocks": p["blocks"]},
             "training": {
@@ -438,7 +496,7 @@ class Trainer:
                 "batch_size": p["batch"],
                 "style_size": p["style_size"],
                 "learning_rate": p["lr"],
-                "loss_weights": dict(cfg.loss_weights),
+                "loss_weights": dict(self.loss_weights),
                 "content_set": content_names,
                 "seconds": round(history["seconds"][-1], 1) if history["seconds"] else 0.0,
                 "device": describe_device(),
@@ -451,6 +509,14 @@ class Trainer:
             },
             "files": dict(DEFAULT_FILES),
         }
+        if teacher is not None:
+            t = teacher.training
+            meta["training"]["crop_zoom"] = p["zoom"]
+            meta["training"]["teacher"] = {
+                "name": teacher.slug, "display_name": teacher.display_name, "network": teacher.network.as_dict(),
+                "fingerprint": teacher.fingerprint, "preset": t.get("preset"), "steps": t.get("steps"),
+                "seconds": t.get("seconds"),
+            }
         write_metadata(partial, meta)
         flt = load_filter_as(partial, cfg.name)  # validate before it becomes visible
         # Whether `auto` may apply this filter in bfloat16 on CPUs that have it (blogroto.precision)
@@ -517,15 +583,12 @@ def _loss_plot(history: dict, path: Path, name: str) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     minutes = np.asarray(history["seconds"]) / 60.0
-    for key in ("total", "content", "style", "tv"):
-        values = np.asarray(history[key])
-        if key != "total":
-            continue
-        ax.plot(minutes, values, color="#bbbbbb", linewidth=0.6, label="loss per step")
-        if len(values) >= 10:
-            k = max(5, len(values) // 50)
-            smooth = np.convolve(values, np.ones(k) / k, mode="valid")
-            ax.plot(minutes[k - 1 :], smooth, color="#b5651d", linewidth=2, label=f"mean of {k} steps")
+    values = np.asarray(history["total"])
+    ax.plot(minutes, values, color="#bbbbbb", linewidth=0.6, label="loss per step")
+    if len(values) >= 10:
+        k = max(5, len(values) // 50)
+        smooth = np.convolve(values, np.ones(k) / k, mode="valid")
+        ax.plot(minutes[k - 1 :], smooth, color="#b5651d", linewidth=2, label=f"mean of {k} steps")
     ax.set_yscale("log")
     ax.set_xlabel("minutes")
     ax.set_ylabel("total loss")

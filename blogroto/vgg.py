@@ -321,3 +321,23 @@ def perceptual_losses(lossnet: LossNetwork, x, y, style_grams: dict, weights: di
     tv = tf.reduce_mean(tf.abs(y[:, 1:] - y[:, :-1])) + tf.reduce_mean(tf.abs(y[:, :, 1:] - y[:, :, :-1]))
     total = weights["content"] * content + weights["style"] * style + weights["tv"] * tv
     return total, content, style, tv
+
+
+DISTILL_LAYERS = ("relu1_2", "relu2_2", "relu3_3")  # edges and colour, small and mid-sized texture
+
+
+def distillation_losses(lossnet: LossNetwork, y, target, weights: dict):
+    """(total, pixel, features, texture) of a student's output `y` against a teacher filter's output
+    `target` for the same photo: mean absolute pixel difference, then feature MSE and Gram-matrix MSE
+    summed over DISTILL_LAYERS. The pixel term pins colours; the feature term, edges and strokes in
+    place; the texture term asks only for the teacher's texture *statistics*, so where the slim student
+    cannot place every via and trace exactly it still paints them instead of a blurred average."""
+    import tensorflow as tf
+
+    y, target = tf.cast(y, tf.float32), tf.cast(target, tf.float32)
+    pixel = tf.reduce_mean(tf.abs(y - target))
+    feats_y, feats_t = lossnet(y), lossnet(target)
+    features = tf.add_n([tf.reduce_mean(tf.square(feats_y[n] - feats_t[n])) for n in DISTILL_LAYERS])
+    texture = tf.add_n([tf.reduce_mean(tf.square(gram(feats_y[n]) - gram(feats_t[n]))) for n in DISTILL_LAYERS])
+    total = weights["pixel"] * pixel + weights["features"] * features + weights["texture"] * texture
+    return total, pixel, features, texture

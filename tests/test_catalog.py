@@ -180,6 +180,8 @@ def test_training_in_words():
     assert rows["Photos"] == "256 px crops, batches of 4" and rows["Loss weights"] == "content 1, style 10"
     assert rows["Precision"] == "bfloat16 mixed precision"
     assert dict(catalog.training_details({"precision": "float32"}))["Precision"] == "float32"
+    teacher = {"name": "oil-full", "display_name": "Oil (full)", "network": {"width": 32, "blocks": 5}}
+    assert dict(catalog.training_details({"teacher": teacher}))["Distilled from"] == "Oil (full) (width 32, 5 blocks)"
 
 
 # --------------------------------------------------------------------------------------------

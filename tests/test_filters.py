@@ -86,3 +86,26 @@ def test_unknown_filter_lists_close_matches(tiny_filter_dir):
     assert "Did you mean" in str(info.value)
     with pytest.raises(UnknownFilterError):
         lib.get("../tiny")  # names are slugs, never paths
+
+
+def test_every_builtin_filter_is_trained_credited_and_current():
+    """What ships in styles/ was trained by blogroto's own code and says how; a distilled filter's
+    teacher is a built-in whose weights are still the ones it learned from."""
+    from blogroto.filters import BUILTIN_STYLES_DIR
+    from blogroto.precision import BF16_MIN_PSNR_DB
+
+    library = FilterLibrary()
+    builtins = [flt for flt in library.all() if flt.folder.parent == BUILTIN_STYLES_DIR]
+    assert len(builtins) >= 5
+    for flt in builtins:
+        t = flt.training
+        assert t["steps"] > 0 and t["seconds"] > 0 and t["resolution"] > 0 and t["device"], flt.slug
+        assert t["final_losses"]["total"] > 0 and t["blogroto_version"] and t["vgg_weights"], flt.slug
+        assert flt.source["title"] and flt.source["licence"], flt.slug
+        assert flt.meta["precision"]["bfloat16_psnr_db"] >= BF16_MIN_PSNR_DB, flt.slug
+        for key in ("artwork", "preview", "example_before", "example_after"):
+            assert flt.file(key) is not None, (flt.slug, key)
+        if "teacher" in t:
+            teacher = library.get(t["teacher"]["name"])
+            assert teacher.fingerprint == t["teacher"]["fingerprint"], f"{flt.slug}: its teacher was retrained"
+            assert flt.source == teacher.source

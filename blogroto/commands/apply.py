@@ -26,12 +26,11 @@ def command(photos, filter_name, output, filters_dir, strength, keep_colors, max
     from tqdm import tqdm
 
     from blogroto.errors import BlogrotoError
-    from blogroto.filters import FilterLibrary, load_filter
+    from blogroto.filters import resolve_filter
     from blogroto.images import EXTENSIONS
     from blogroto.stylize import StyleOptions, Stylizer, output_format
 
-    candidate = Path(filter_name)
-    flt = load_filter(candidate) if candidate.is_dir() else FilterLibrary(filters_dir).get(filter_name)
+    flt = resolve_filter(filter_name, filters_dir)
     options = StyleOptions(strength=strength, keep_colors=keep_colors, max_size=max_size, format=fmt, quality=quality)
     if len(photos) > 1 and output is not None and output.suffix:
         raise click.UsageError("with several photos, --output must be a folder")
