@@ -54,6 +54,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from benchmarks.common import write_keeping_section  # noqa: E402
+
 PHOTO = REPO / "sample_site" / "assets" / "img" / "coffee.jpg"
 SLIM = REPO / "styles" / "copper-circuit"
 DISTILLED = REPO / "styles" / "copper-circuit-distilled"  # the same slim network, distilled from copper-circuit-full
@@ -717,17 +720,10 @@ def analysis(args, folders: dict, photos: dict, tmp: Path, out: dict, save) -> N
 
 # ---------------------------------------------------------------- report
 
-FINDINGS = "\n## Findings and recommendations"
-
-
 def write_report(text: str) -> None:
-    """Write apply.md, keeping its hand-written "Findings and recommendations" section (the
-    interpretation of the numbers) at the end; update it by hand when the numbers change."""
-    path = REPO / "benchmarks" / "results" / "apply.md"
-    old = path.read_text() if path.exists() else ""
-    if FINDINGS in old:
-        text = text.rstrip("\n") + "\n" + old[old.index(FINDINGS):]
-    path.write_text(text)
+    """Write apply.md, keeping its hand-written "Findings and recommendations" section at the end."""
+    write_keeping_section(REPO / "benchmarks" / "results" / "apply.md", text, "## Findings and recommendations")
+
 
 def render(res: dict, args) -> str:
     m = res["machine"]

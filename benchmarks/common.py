@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+from pathlib import Path
 
 
 def machine_line() -> str:
@@ -14,3 +15,13 @@ def machine_line() -> str:
         model = platform.processor()
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return f"{model}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, Python {platform.python_version()}"
+
+
+def write_keeping_section(path: Path, text: str, heading: str) -> None:
+    """Write a generated results file, keeping its hand-written section `heading` (the reading of the
+    numbers) and everything after it from the previous version; update that part by hand."""
+    marker = f"\n{heading}"
+    old = path.read_text() if path.exists() else ""
+    if marker in old:
+        text = text.rstrip("\n") + "\n" + old[old.index(marker):]
+    path.write_text(text)

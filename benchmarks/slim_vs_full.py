@@ -34,7 +34,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.common import machine_line  # noqa: E402
+from benchmarks.common import machine_line, write_keeping_section  # noqa: E402
 
 STYLES = REPO / "styles"
 
@@ -155,11 +155,7 @@ def main() -> None:
     print(text)
     if args.record:
         out = REPO / "benchmarks" / "results"
-        reading = out / "slim_vs_full.md"
-        kept = ""
-        if reading.exists() and "\n## Reading" in reading.read_text():  # the hand-written reading survives a re-run
-            kept = reading.read_text()[reading.read_text().index("\n## Reading"):]
-        reading.write_text(text + kept)
+        write_keeping_section(out / "slim_vs_full.md", text, "## Reading")
         Image.fromarray((np.clip(sheet, 0, 1) * 255 + 0.5).astype(np.uint8)).save(out / "slim_vs_full.jpg", quality=85)
 
 

@@ -471,12 +471,8 @@ class Trainer:
         final = {k: float(np.mean(history[k][-tail:])) for k in self.loss_keys}
         teacher = self.teacher
         # a distilled filter credits the same work as its teacher, unless told otherwise
-        given = [cfg.source] + ([teacher.meta.get("source") or {}] if teacher else [])
-        source = {}
-        for credit in given:
-            for k, v in credit.items():
-                if v not in (None, ""):
-                    source.setdefault(k, v)
+        credits = [teacher.meta.get("source") or {}] if teacher else []
+        source = {k: v for credit in credits + [cfg.source] for k, v in credit.items() if v not in (None, "")}
         source.setdefault("title", self.artwork.stem)
         description = cfg.description or (
             f"{teacher.display_name}, reproduced by a slim network (width {p['width']}, {p['blocks']} blocks) that "

@@ -11,14 +11,14 @@ from blogroto.precision import PRECISIONS
 from blogroto.train import PRESETS
 
 
-def source_credit(artwork: Path, given: dict, teacher=None) -> dict:
-    """The artwork's credit: what the author gave, completed from the teacher filter's credit when
-    distilling, else from blogroto's own CREDITS.yaml when the artwork is one shipped with blogroto."""
+def source_credit(artwork: Path, given: dict) -> dict:
+    """The artwork's credit: what the author gave, completed from blogroto's own CREDITS.yaml when
+    the artwork is one of the images shipped with blogroto."""
     from blogroto.datasets import credit_for
 
     from blogroto.filters import SOURCE_KEYS
 
-    known = teacher.source if teacher is not None else credit_for(artwork.resolve()) or {}
+    known = credit_for(artwork.resolve()) or {}
     source = {key: given.get(key) if given.get(key) not in (None, "") else known.get(key) for key in SOURCE_KEYS}
     source["title"] = source["title"] or artwork.stem
     return source
@@ -60,27 +60,23 @@ def command(artwork, name, title, creator, year, source_url, licence, licence_ur
             seed, out_dir, resume, vgg_weights, precision, preview_every, quiet):
     """Train a filter on ARTWORK and write it to OUT/NAME/ (credit the work with --title, --creator, ...),
     or, with --teacher, distill a trained filter into a slim one that applies faster."""
-    from blogroto.filters import resolve_filter
     from blogroto.train import DEFAULT_WEIGHTS, TrainConfig, train
 
-    teacher_filter = resolve_filter(teacher, [out_dir]) if teacher else None
-    if artwork is None:
-        if teacher_filter is None:
-            raise click.UsageError("give the ARTWORK to learn from (or --teacher FILTER to distill one)")
-        artwork = teacher_filter.file("artwork")
-        if artwork is None:
-            raise click.UsageError(f"teacher {teacher_filter.slug} has no artwork file; give ARTWORK")
-    if teacher_filter is not None and (style_weight is not None or style_size is not None):
+    if artwork is None and not teacher:
+        raise click.UsageError("give the ARTWORK to learn from (or --teacher FILTER to distill one)")
+    if teacher and (style_weight is not None or style_size is not None):
         raise click.UsageError("--style-weight and --style-size have no effect with --teacher: the student learns the teacher's output")
     weights = None if style_weight is None else dict(DEFAULT_WEIGHTS, style=style_weight)
     year_value = int(year) if year and year.isdigit() else year
     given = {"title": title, "creator": creator, "year": year_value, "url": source_url,
              "licence": licence, "licence_url": licence_url, "credit": credit}
+    # Distilling, the Trainer finds the teacher (in --out, then the built-ins) and completes the
+    # artwork and the credit from it.
     config = TrainConfig(
-        artwork=artwork, name=name, out_dir=out_dir, source=source_credit(artwork, given, teacher_filter),
+        artwork=artwork, name=name, out_dir=out_dir, source=given if teacher else source_credit(artwork, given),
         display_name=display_name, description=description, content_dirs=list(content_dirs),
-        builtin_content=not no_builtin_content, teacher=teacher_filter and teacher_filter.folder,
-        preset=preset or ("distill" if teacher_filter else "quick"), steps=steps, size=size, batch=batch,
+        builtin_content=not no_builtin_content, teacher=teacher,
+        preset=preset or ("distill" if teacher else "quick"), steps=steps, size=size, batch=batch,
         style_size=style_size, width=width, blocks=blocks, lr=lr, loss_weights=weights, seed=seed,
         resume=resume, vgg_weights=vgg_weights, precision=precision, preview_every=preview_every, progress=not quiet,
     )
