@@ -276,15 +276,24 @@ def check_yaml_depth(text: str, path, first_line: int) -> None:
     with SIGSEGV. The event parser it runs on first is iterative and streams, so this is cheap."""
     if sum(map(text.count, "[{-?:")) <= MAX_YAML_DEPTH:
         return  # every collection starts with one of these: it cannot nest that deep
+    too_deep = f"YAML nested more than {MAX_YAML_DEPTH} levels deep"
     depth = 0
-    for event in yaml.parse(text, Loader=FastLoader):
-        if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
-            depth += 1
-            if depth > MAX_YAML_DEPTH:
-                raise ConfigError(f"YAML nested more than {MAX_YAML_DEPTH} levels deep", path,
-                                  first_line + event.start_mark.line)
-        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
-            depth -= 1
+    try:
+        for event in yaml.parse(text, Loader=FastLoader):
+            if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+                depth += 1
+                if depth > MAX_YAML_DEPTH:
+                    raise ConfigError(too_deep, path, first_line + event.start_mark.line)
+            elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+                depth -= 1
+    except yaml.YAMLError as exc:
+        # PyYAML >= 6.0.4 refuses deep nesting itself (its scanner reads ahead of our count): the
+        # same refusal, in our words, whichever PyYAML pip installed. Other YAML errors are left
+        # for the real load to report.
+        if "nesting depth" not in str(exc):
+            return
+        mark = getattr(exc, "problem_mark", None)
+        raise ConfigError(too_deep, path, first_line + (mark.line if mark is not None else 0)) from exc
 
 
 def yaml_error_line(exc: yaml.YAMLError, first_line: int, text: str | None = None) -> int | None:

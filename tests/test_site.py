@@ -326,3 +326,23 @@ def test_yaml_error_line_for_block_mapping_points_at_the_bad_line(tmp_path):
     with pytest.raises(ConfigError) as info:
         read_document(path, "y.md", "pages")
     assert info.value.line == 4
+
+
+@pytest.mark.parametrize("depth", [250, 5_000])
+@pytest.mark.parametrize("opener, closer", [("[", "]"), ("{a: ", "}")])
+def test_deep_yaml_is_refused_in_our_words_whatever_pyyaml_does(depth, opener, closer):
+    """250 levels pass PyYAML's own limit (1000 in 6.0.4) and meet ours; 5000 meet PyYAML's first
+    in 6.0.4 and ours in older versions: the message and line are the same either way."""
+    from blogroto.site import MAX_YAML_DEPTH, check_yaml_depth
+
+    text = "title: t\nx: " + opener * depth + "1" + closer * depth + "\n"
+    with pytest.raises(ConfigError) as caught:
+        check_yaml_depth(text, "front.yml", 10)
+    assert f"YAML nested more than {MAX_YAML_DEPTH} levels deep" in str(caught.value)
+    assert caught.value.line == 11
+
+
+def test_yaml_depth_check_leaves_other_errors_to_the_load():
+    from blogroto.site import check_yaml_depth
+
+    check_yaml_depth("x: " + "[" * 198 + "a: 1, b: 2\n'unclosed\n", "front.yml", 1)  # 200 levels (with the mapping around), then a syntax error the load reports
