@@ -24,11 +24,14 @@ outputs whose sources vanished -> save the manifest.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import hashlib
 import json
 import os
 import re
+import stat as stat_mod
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -40,10 +43,11 @@ import yaml
 import blogroto
 from blogroto import site as site_mod
 from blogroto.errors import BlogrotoError, ConfigError, FilterError, ImageError, UnknownFilterError
-from blogroto.fsutil import TMP_PREFIX, atomic_write_bytes, atomic_writer, describe_os_error, file_lock
+from blogroto.fsutil import (TMP_PREFIX, OwnedTree, TreeVanishedError, UnsafePathError, describe_os_error,
+                             file_lock, is_safe_rel)
 from blogroto.site import CREDITS_KEY, FRONT_MATTER_KEY, Document, PostOptions, Site, SourceFile
 
-MANIFEST_FORMAT = 1
+MANIFEST_FORMAT = 2  # 2: symlinks are published as what they point to; manifests are validated on load
 MANIFEST_DIR = "builds"
 OUTPUT_MARKER = ".blogroto-output"  # marks a folder blogroto owns, so it may delete files in it
 IMAGES_DIR = "assets/algorotoscope"
@@ -51,6 +55,10 @@ LOCK_NAME = "build.lock"
 SHORT_HASH = 10
 
 _STEM_RE = re.compile(r"[^A-Za-z0-9._-]+")
+_IMAGE_NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,250}")
+_STYLIZED_NAME_RE = re.compile(r"[A-Za-z0-9._-]+-([0-9a-f]{%d})\.([a-z0-9]{1,10})" % SHORT_HASH)
+_HEX_RE = re.compile(r"[0-9a-f]{8,128}")
+_EXT_RE = re.compile(r"[a-z0-9]{1,10}")
 _SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 
@@ -103,6 +111,8 @@ class GcReport:
     cache_entries_removed: int = 0
     output_images_removed: list[str] = field(default_factory=list)
     remote_removed: int = 0
+    left_alone: int = 0  # files blogroto did not record writing (or changed since): never deleted
+    warnings: list[str] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------------------------
@@ -223,13 +233,12 @@ class Builder:
         site = self.load_site()
         report = BuildReport(out_dir=site.settings.output)
         report.warnings.extend(site.warnings)
-        run = _Run(self, site, report)
         try:
             if self.options.check:
-                run.execute(paths)
+                _Run(self, site, report).execute(paths)
             else:
-                with file_lock(site.settings.cache / LOCK_NAME):
-                    run.execute(paths)
+                with file_lock(site.settings.cache / LOCK_NAME), _output_lock(site.settings.output):
+                    self._execute_recovering(site, report, paths)
                     if self.options.prune:
                         gc = self._gc_locked(site)
                         report.pruned = gc.cache_entries_removed + len(gc.output_images_removed)
@@ -240,6 +249,38 @@ class Builder:
         report.seconds = time.perf_counter() - started
         return report
 
+    def _execute_recovering(self, site: Site, report: BuildReport, paths) -> None:
+        """One build; when the output folder (or its marker) vanished while it ran, the output is
+        incomplete: build once more from scratch, else fail with a clear message. Either way the
+        manifest of the incomplete output is never saved, so the next build starts clean."""
+        run = _Run(self, site, report)
+        try:
+            run.execute(paths)
+            return
+        except TreeVanishedError as exc:
+            reclaim = run.reclaim_identity()
+            self._drop_manifest(site)
+            first = exc
+        # Start the report over (the first try's messages describe an output that is gone).
+        report.__dict__.update(BuildReport(out_dir=site.settings.output).__dict__)
+        report.warnings.extend(site.warnings)
+        report.warnings.append(f"{first}; building it again from scratch")
+        retry = _Run(self, site, report, fresh=True, reclaim=reclaim)
+        try:
+            retry.execute(None)
+        except TreeVanishedError as exc:
+            self._drop_manifest(site)
+            raise BlogrotoError("the output folder was removed or emptied during the build, twice; it is "
+                                "incomplete: run the build again when nothing else deletes it",
+                                site.settings.output) from exc
+
+    def _drop_manifest(self, site: Site) -> None:
+        tree = OwnedTree(site.settings.cache, "cache")
+        try:
+            tree.remove(tree.rel_of(self._manifest_path(site)))
+        except BlogrotoError:
+            pass
+
     # -- garbage collection -----------------------------------------------------------------
 
     def gc(self) -> GcReport:
@@ -248,46 +289,97 @@ class Builder:
             return self._gc_locked(site)
 
     def _gc_locked(self, site: Site) -> GcReport:
-        """Remove cache entries and output images that no manifest of this cache references."""
+        """Remove cache entries and output images that no manifest of this cache references.
+
+        Deletes only what blogroto recorded writing, with its hash unchanged (the cache's
+        EntryLedger), through OwnedTrees (never through a symlink, never outside the folders):
+        whatever else lies in the cache or output folder is left alone.
+        """
         from blogroto.cache import OutputCache
 
         report = GcReport()
+        warn = report.warnings.append
         keep_objects: set[Path] = set()
         keep_remote: set[str] = set()
-        cache = OutputCache(site.settings.cache)
-        manifests = sorted((site.settings.cache / MANIFEST_DIR).glob("*.json"))
-        own = _load_manifest(self._manifest_path(site))
-        for path in manifests:
-            data = _load_manifest(path)
+        cache = OutputCache(site.settings.cache, warn=warn)
+        ctree = cache.tree
+        own_path = self._manifest_path(site)
+        own = _load_manifest(own_path, warn)
+        for name, st in ctree.scan(MANIFEST_DIR):
+            if not name.endswith(".json") or not stat_mod.S_ISREG(st.st_mode):
+                continue
+            data = own if f"{MANIFEST_DIR}/{name}" == ctree.rel_of(own_path) else \
+                _load_manifest(site.settings.cache / MANIFEST_DIR / name, warn)
             for key, ext in data.get("images", {}).values():
                 keep_objects.add(cache.path_for(key, ext))
             for entry in data.get("files", {}).values():
                 keep_remote.update(entry.get("remote", ()))
         report.cache_entries_removed = cache.remove_except(keep_objects)
+        report.left_alone += cache.unrecorded
         # Remote bodies are cached by URL; keep those some document still references.
-        from blogroto.remote import RemoteFetcher, RemotePolicy
+        from blogroto.remote import REMOTE_DIR
 
-        fetcher = RemoteFetcher(site.settings.cache, RemotePolicy())
-        keep_remote_paths = {str(fetcher.cache_path(u)) for u in keep_remote}
-        fetcher.close()
-        remote_dir = site.settings.cache / "remote"
-        if remote_dir.is_dir():
-            for sub in remote_dir.iterdir():
-                if not sub.is_dir():
+        keep_remote_rels = set()
+        for url in keep_remote:
+            digest = hashlib.sha256(url.encode("utf-8")).hexdigest()
+            keep_remote_rels.add(f"{REMOTE_DIR}/{digest[:2]}/{digest}")
+        for sub, sst in ctree.scan(REMOTE_DIR):
+            if not stat_mod.S_ISDIR(sst.st_mode):
+                continue
+            for name, st in ctree.scan(f"{REMOTE_DIR}/{sub}"):
+                rel = f"{REMOTE_DIR}/{sub}/{name}"
+                if rel in keep_remote_rels or not stat_mod.S_ISREG(st.st_mode):
                     continue
-                for f in sub.iterdir():
-                    if str(f) not in keep_remote_paths:
-                        f.unlink(missing_ok=True)
-                        report.remote_removed += 1
-        # Output images: anything in assets/algorotoscope/ that this output's manifest does not name.
-        out_images = site.settings.output / IMAGES_DIR
-        wanted = set(own.get("images", {}))
-        if out_images.is_dir() and (site.settings.output / OUTPUT_MARKER).exists():
-            for f in out_images.iterdir():
-                if f.is_file() and f.name not in wanted and not _source_owns(own, f"{IMAGES_DIR}/{f.name}"):
-                    f.unlink()
-                    report.output_images_removed.append(f"{IMAGES_DIR}/{f.name}")
+                if not cache.ledger.matches(rel, rehash=False):
+                    report.left_alone += 1  # not a download blogroto recorded: never deleted
+                    continue
+                if ctree.remove(rel):
+                    report.remote_removed += 1
+                cache.ledger.forget(rel)
+            ctree.remove_empty_dirs(f"{REMOTE_DIR}/{sub}")
+        # Output images: stylized images in assets/algorotoscope/ this output's manifest does not
+        # name, and only those that are copies of a cache entry blogroto recorded (same hash).
+        otree = OwnedTree(site.settings.output, "output", warn=warn)
+        marker = otree.lstat(OUTPUT_MARKER) if site.settings.output.is_dir() else None
+        if marker is not None and stat_mod.S_ISREG(marker.st_mode):
+            wanted = set(own.get("images", {}))
+            by_short: dict[tuple[str, str], list[str]] = {}
+            for rel in cache.ledger.entries:
+                if rel.startswith("objects/"):
+                    stem, ext = rel.rsplit("/", 1)[-1].rsplit(".", 1)
+                    by_short.setdefault((stem[:SHORT_HASH], ext), []).append(rel)
+            for name, st in otree.scan(IMAGES_DIR):
+                rel = f"{IMAGES_DIR}/{name}"
+                m = _STYLIZED_NAME_RE.fullmatch(name)
+                if (m is None or not stat_mod.S_ISREG(st.st_mode) or name in wanted or _source_owns(own, rel)):
+                    continue
+                if not self._made_by_blogroto(otree, rel, st, cache, by_short.get((m.group(1), m.group(2)), [])):
+                    report.left_alone += 1
+                    continue
+                if otree.remove(rel):
+                    report.output_images_removed.append(rel)
+        cache.ledger.save()
         return report
+
+    @staticmethod
+    def _made_by_blogroto(otree: OwnedTree, rel: str, st: os.stat_result, cache, candidates: list[str]) -> bool:
+        """Whether an output file is a link to, or a copy of, a cache entry blogroto recorded."""
+        sha = None
+        for crel in candidates:
+            rec = cache.ledger.get(crel)
+            if rec is None or rec[0] != st.st_size:
+                continue
+            if rec[2] == st.st_ino and rec[1] == st.st_mtime_ns:
+                return True
+            if sha is None:
+                try:
+                    with otree.open_read(rel) as handle:
+                        sha = hashlib.file_digest(handle, "sha256").hexdigest()
+                except (OSError, BlogrotoError):
+                    return False
+            if sha == rec[3]:
+                return True
+        return False
 
 
 def _source_owns(manifest: dict, out_rel: str) -> bool:
@@ -295,14 +387,104 @@ def _source_owns(manifest: dict, out_rel: str) -> bool:
     return out_rel in manifest.get("files", {})
 
 
-def _load_manifest(path: Path) -> dict:
+def _load_manifest(path: Path, warn: Callable[[str], None] | None = None) -> dict:
+    """A build manifest from the cache folder, validated: the cache is untrusted input (CI restores
+    it), so every path in it must be a plain relative path inside the output, every key and
+    signature well formed. Anything else is dropped with one warning, never acted on."""
     try:
-        data = json.loads(path.read_bytes())
-    except (OSError, ValueError):
+        tree = OwnedTree(path.parent.parent, "cache")
+        raw = tree.read_bytes(tree.rel_of(path))
+    except FileNotFoundError:
+        return {}
+    except (OSError, BlogrotoError) as exc:
+        if warn is not None and not isinstance(exc, FileNotFoundError):
+            warn(f"{path}: cannot read the build manifest ({getattr(exc, 'strerror', None) or exc}); ignored")
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        if warn is not None:
+            warn(f"{path}: the build manifest is not valid JSON; ignored")
         return {}
     if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
         return {}
-    return data
+    dropped: list[str] = []
+    clean = _clean_manifest(data, dropped)
+    if dropped and warn is not None:
+        shown = ", ".join(repr(d) for d in dropped[:3]) + (f" and {len(dropped) - 3} more" if len(dropped) > 3 else "")
+        warn(f"{path}: ignored {len(dropped)} build manifest entries that name paths outside the output or are "
+             f"malformed: {shown}")
+    return clean
+
+
+def _is_sig(value, n: int = 3) -> bool:
+    return isinstance(value, list) and len(value) == n and all(type(v) is int for v in value)
+
+
+def _clean_manifest(data: dict, dropped: list[str]) -> dict:
+    out: dict[str, Any] = {"format": MANIFEST_FORMAT}
+    for key in ("global", "out"):
+        if isinstance(data.get(key), str):
+            out[key] = data[key]
+    images = {}
+    raw_images = data.get("images") if isinstance(data.get("images"), dict) else {}
+    for name, value in raw_images.items():
+        if (isinstance(name, str) and _IMAGE_NAME_RE.fullmatch(name) and isinstance(value, list) and len(value) == 2
+                and isinstance(value[0], str) and _HEX_RE.fullmatch(value[0])
+                and isinstance(value[1], str) and _EXT_RE.fullmatch(value[1])):
+            images[name] = value
+        else:
+            dropped.append(f"images/{name}")
+    out["images"] = images
+    sigs = data.get("image_sigs") if isinstance(data.get("image_sigs"), dict) else {}
+    out["image_sigs"] = {k: v for k, v in sigs.items() if k in images and (v is None or _is_sig(v))}
+    files = {}
+    raw_files = data.get("files") if isinstance(data.get("files"), dict) else {}
+    for rel, entry in raw_files.items():
+        if not (is_safe_rel(rel) and isinstance(entry, dict) and _is_sig(entry.get("st"))
+                and entry.get("k") in ("static", "doc", "failed")
+                and isinstance(entry.get("out", {}), dict)
+                and all(is_safe_rel(o) and (v is None or _is_sig(v)) for o, v in entry.get("out", {}).items())
+                and isinstance(entry.get("imgs", []), list) and all(i in images for i in entry.get("imgs", []))
+                and isinstance(entry.get("deps", {}), dict)
+                and all(is_safe_rel(d) and _is_sig(v, 2) for d, v in entry.get("deps", {}).items())
+                and isinstance(entry.get("remote", []), list) and all(isinstance(u, str) for u in entry.get("remote", []))
+                and (entry.get("flt") is None or isinstance(entry.get("flt"), str))
+                and (entry.get("kind") is None or isinstance(entry.get("kind"), str))):
+            dropped.append(str(rel))
+            continue
+        files[rel] = entry
+    out["files"] = files
+    filters = data.get("filters")
+    out["filters"] = filters if isinstance(filters, dict) else {}
+    catalog = data.get("catalog")
+    if isinstance(catalog, dict):
+        cfiles = catalog.get("files")
+        if cfiles is not None and not (isinstance(cfiles, dict) and all(is_safe_rel(r) for r in cfiles)):
+            dropped.append("catalog/files")
+            catalog = {}
+        out["catalog"] = catalog
+    else:
+        out["catalog"] = {}
+    return out
+
+
+@contextlib.contextmanager
+def _output_lock(out: Path):
+    """An flock on the output folder itself, so builds sharing an output (even with different
+    caches) take turns. The folder is created here when missing (its parents too)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EEXIST):
+            raise ConfigError("the output path exists and is not a folder", out) from exc
+        raise BlogrotoError(f"cannot use the output folder: {describe_os_error(exc)}", out) from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _sig(st: os.stat_result) -> list[int]:
@@ -319,7 +501,8 @@ def _stat(path: str | Path) -> os.stat_result | None:
 class _Run:
     """The state of one build (kept off the Builder so builds never leak state into each other)."""
 
-    def __init__(self, builder: Builder, site: Site, report: BuildReport):
+    def __init__(self, builder: Builder, site: Site, report: BuildReport, *, fresh: bool = False,
+                 reclaim: tuple[int, int] | None = None):
         self.b = builder
         self.opts = builder.options
         self.site = site
@@ -328,8 +511,13 @@ class _Run:
         self.out_str = str(self.out)
         self.cache_dir = site.settings.cache
         self.check = self.opts.check
+        # Every write and delete in the output and the cache goes through these (never through a
+        # symlink, never outside the folder): blogroto.fsutil.OwnedTree.
+        self.tree = OwnedTree(self.out, "output", warn=self._tree_warn)
+        self.ctree = OwnedTree(self.cache_dir, "cache", warn=self._tree_warn)
+        self.reclaim = reclaim  # the identity of our own output folder whose marker vanished last try
         self.manifest_path = builder._manifest_path(site)
-        self.old = {} if self.opts.force else _load_manifest(self.manifest_path)
+        self.old = {} if self.opts.force or fresh else _load_manifest(self.manifest_path, report.warnings.append)
         self.old_files: dict[str, dict] = self.old.get("files", {})
         self.new_files: dict[str, dict] = {}
         self.images: dict[str, list[str]] = {}  # output image name -> [cache key, ext]
@@ -342,6 +530,14 @@ class _Run:
         self._remote: dict[str, tuple[bytes, str] | str] = {}
         self.changed = False
         self.catalog: Any = None  # blogroto.catalog.CatalogResult of this build
+
+    def _tree_warn(self, message: str) -> None:
+        self.report.warnings.append(message)
+
+    def reclaim_identity(self) -> tuple[int, int] | None:
+        """The output folder's identity when it is still the one this run pinned (only its
+        contents or marker vanished): a retry may take it back without its marker."""
+        return self.tree.identity if self.tree.identity is not None and self.tree.root_intact() else None
 
     def note(self, message: str) -> None:
         if self.opts.log:
@@ -358,7 +554,9 @@ class _Run:
         self._check_output_folder()
         self.glob = self._global_signature()
         same_global = self.old.get("global") == self.glob and not self.opts.force
+        seen = len(self.site.warnings)
         self.sources = self._scan(paths)
+        self.report.warnings.extend(self.site.warnings[seen:])  # symlinks not published, unreadable folders
 
         dirty_docs: list[SourceFile] = []
         for rel, sf in self.sources.items():
@@ -371,8 +569,8 @@ class _Run:
                     self.report.posts += 1
                 continue
             if sf.is_link:
-                self._emit_symlink(sf)
-            elif sf.kind is None:
+                continue  # never produced by the walk: symlinks are published as what they point to
+            if sf.kind is None:
                 self._emit_static(sf)
             else:
                 dirty_docs.append(sf)
@@ -385,7 +583,19 @@ class _Run:
                 self._emit_document(plan)
         self._write_catalog()
         self._remove_stale()
+        self._check_intact()
         self._save()
+
+    def _check_intact(self) -> None:
+        """The output folder and its marker are still there: nobody removed or emptied the output
+        while this build ran (else its manifest would describe files that are gone)."""
+        if self.check:
+            return
+        if not self.tree.root_intact():
+            raise TreeVanishedError("the output folder was removed or replaced during the build", self.out)
+        if self.tree.lstat(OUTPUT_MARKER) is None:
+            raise TreeVanishedError(f"the output folder was emptied during the build (its marker {OUTPUT_MARKER} "
+                                    f"vanished)", self.out)
 
     # -- scanning ---------------------------------------------------------------------------
 
@@ -393,19 +603,42 @@ class _Run:
         out = self.out
         if out.exists() and not out.is_dir():
             raise ConfigError("the output path exists and is not a folder", out)
-        if out.is_dir() and not (out / OUTPUT_MARKER).exists():
-            try:
-                non_empty = any(out.iterdir())
-            except OSError as exc:
-                raise ConfigError(f"cannot read the output folder: {exc.strerror}", out) from exc
-            if non_empty:
+        if out.is_symlink():
+            raise ConfigError("the output path is a symlink; give the folder it points to", out)
+        if self.check and not out.is_dir():
+            return
+        ident = self.tree.pin()
+        marker = self.tree.lstat(OUTPUT_MARKER)
+        if marker is not None and not stat_mod.S_ISREG(marker.st_mode):
+            raise ConfigError(f"the output folder's marker {OUTPUT_MARKER} is not a file; it was not written by "
+                              f"blogroto", out)
+        if marker is None and ident != self.reclaim:
+            # Temporary files of a killed blogroto writer do not make a folder foreign.
+            foreign = sorted(name for name, _st in self.tree.scan() if not name.startswith(TMP_PREFIX))
+            if foreign:
                 # Never take over a folder blogroto did not make: the build deletes what it did not write.
-                raise ConfigError("the output folder is not empty and was not made by blogroto; "
-                                  "choose another folder or empty it", out)
-        if not self.check:
-            marker = out / OUTPUT_MARKER
-            if not marker.exists():
-                atomic_write_bytes(marker, b"This folder is written by `blogroto build`; do not edit.\n")
+                raise ConfigError(f"the output folder is not empty and has no {OUTPUT_MARKER} marker, so it was not "
+                                  f"made by blogroto (it holds {', '.join(foreign[:3])}"
+                                  f"{', ...' if len(foreign) > 3 else ''}); choose another folder or empty it", out)
+        text = (f"This folder is written by `blogroto build`; do not edit.\ncache: {self.cache_dir}\n").encode()
+        if marker is None:
+            if not self.check:
+                self.tree.write_bytes(OUTPUT_MARKER, text)
+            return
+        if marker.st_size < 4096:
+            try:
+                current = self.tree.read_bytes(OUTPUT_MARKER)
+            except (OSError, BlogrotoError):
+                current = text
+            if current != text and not self.check:
+                previous = next((line[7:] for line in current.decode("utf-8", "replace").splitlines()
+                                 if line.startswith("cache: ")), None)
+                if previous and previous != str(self.cache_dir):
+                    self.report.warnings.append(
+                        f"{out}: this output was last built with the cache {previous}, this build uses {self.cache_dir}: "
+                        f"builds of one output with different caches take turns, and each rebuilds what the other "
+                        f"changed; give them one cache")
+                self.tree.write_bytes(OUTPUT_MARKER, text)
 
     def _global_signature(self) -> str:
         """Everything outside a document that changes its output (config, templates, filters)."""
@@ -452,7 +685,7 @@ class _Run:
         # Incremental: trust the manifest for everything but the given paths.
         sources: dict[str, SourceFile] = {}
         for rel, entry in self.old_files.items():
-            sources[rel] = SourceFile(rel, f"{site.root}/{rel}", None, entry.get("kind"), entry.get("k") == "link",
+            sources[rel] = SourceFile(rel, f"{site.root}/{rel}", None, entry.get("kind"), False,
                                       recorded=entry["st"])
         for p in paths:
             p = Path(p)
@@ -519,45 +752,58 @@ class _Run:
         self.changed = True
 
     def _write_if_changed(self, out_rel: str, data: bytes) -> None:
-        dst = self.out / out_rel
+        st = self.tree.lstat(out_rel)
         try:
-            if dst.is_file() and not dst.is_symlink() and dst.stat().st_size == len(data) and dst.read_bytes() == data:
+            if st is not None and stat_mod.S_ISREG(st.st_mode) and st.st_size == len(data) \
+                    and self.tree.read_bytes(out_rel) == data:
                 return
-        except OSError:
+        except (OSError, BlogrotoError):
             pass
         self._changed(out_rel)
         if not self.check:
-            atomic_write_bytes(dst, data)
+            self.tree.write_bytes(out_rel, data)
         self._out_stats.pop(out_rel, None)
 
-    def _link_or_copy(self, src: Path, out_rel: str, src_st: os.stat_result | None = None) -> None:
+    def _link_or_copy(self, src: Path, out_rel: str, src_st: os.stat_result | None = None, *,
+                      follow: bool = True) -> None:
         """Make `out_rel` a hard link to `src` (a copy where links are impossible); never written
-        through: the new link replaces the old name atomically, so a source is never modified."""
-        dst = self.out / out_rel
-        src_st = src_st or os.stat(src)
-        cur = _stat(dst)
+        through: the new link replaces the old name atomically, so a source is never modified.
+        `follow=False` for cache entries: a symlink there is never published."""
+        src_st = src_st or os.stat(src, follow_symlinks=follow)
+        cur = self.tree.lstat(out_rel)
         if cur is not None and (cur.st_ino, cur.st_dev) == (src_st.st_ino, src_st.st_dev):
             return
-        if cur is not None and _same_content(src, dst, src_st, cur):
+        if cur is not None and self._same_content(src, out_rel, src_st, cur):
             return  # an equal copy (e.g. across file systems): compare before writing
         self._changed(out_rel)
         if self.check:
             return
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dst.parent / f"{TMP_PREFIX}{os.getpid()}-{dst.name}"
         try:
-            tmp.unlink(missing_ok=True)
-            os.link(src, tmp)
-            os.replace(tmp, dst)
+            self.tree.link(src, out_rel, follow=follow)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES):
-                raise BlogrotoError(f"cannot link into the output: {exc.strerror}", dst) from exc
-            with open(src, "rb") as fin, atomic_writer(dst) as fout:
+                raise BlogrotoError(f"cannot link into the output: {describe_os_error(exc)}", self.out / out_rel) from exc
+            flags = os.O_RDONLY | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
+            with os.fdopen(os.open(src, flags), "rb") as fin, self.tree.writer(out_rel) as fout:
                 while chunk := fin.read(1 << 20):
                     fout.write(chunk)
-            os.utime(dst, ns=(src_st.st_atime_ns, src_st.st_mtime_ns))
+                fout.flush()
+                os.utime(fout.fileno(), ns=(src_st.st_atime_ns, src_st.st_mtime_ns))
         self._out_stats.pop(out_rel, None)
+
+    def _same_content(self, src: Path, out_rel: str, sta: os.stat_result, stb: os.stat_result) -> bool:
+        if not stat_mod.S_ISREG(stb.st_mode) or sta.st_size != stb.st_size:
+            return False
+        try:
+            with open(src, "rb") as fa, self.tree.open_read(out_rel) as fb:
+                while True:
+                    x, y = fa.read(1 << 20), fb.read(1 << 20)
+                    if x != y:
+                        return False
+                    if not x:
+                        return True
+        except (OSError, BlogrotoError):
+            return False
 
     def _emit_static(self, sf: SourceFile, kind: str = "static", **extra) -> None:
         try:
@@ -565,25 +811,6 @@ class _Run:
         except FileNotFoundError:
             return  # vanished during the build
         self._record(sf.rel, sf, kind, [sf.rel], **extra)
-
-    def _emit_symlink(self, sf: SourceFile) -> None:
-        # Jekyll follows symlinks (or, with --safe, skips them): recreate the link so the output
-        # behaves the same. A relative target keeps working because the tree around it is copied.
-        target = os.readlink(sf.path)
-        dst = self.out / sf.rel
-        try:
-            same = os.readlink(dst) == target
-        except OSError:
-            same = False
-        if not same:
-            self._changed(sf.rel)
-            if not self.check:
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                tmp = dst.parent / f"{TMP_PREFIX}{os.getpid()}-{dst.name}"
-                tmp.unlink(missing_ok=True)
-                os.symlink(target, tmp)
-                os.replace(tmp, dst)
-        self._record(sf.rel, sf, "link", [])
 
     # -- planning documents -----------------------------------------------------------------
 
@@ -732,7 +959,7 @@ class _Run:
         from blogroto.images import EXTENSIONS
         from blogroto.stylize import StyleOptions, output_format
 
-        self._cache = OutputCache(self.cache_dir)
+        self._cache = OutputCache(self.cache_dir, warn=self._tree_warn)
         self._stat_index = StatIndex(self.cache_dir)
         self._fetch_all({u for p in plans for u in p.remote})
         for plan in plans:
@@ -784,12 +1011,35 @@ class _Run:
                     key = cache_key(image=sha, filter=plan.flt.fingerprint, options=pixel_key,
                                     engine=blogroto.ENGINE_VERSION, xmp=hashlib.sha256(xmp).hexdigest())
                     stem = _STEM_RE.sub("-", t.stem).strip(".-") or "image"
-                    job = _Job(key, ext, f"{stem}-{plan.flt.slug}-{key[:SHORT_HASH]}.{ext}", plan.flt, style, source,
-                               label=ref.raw, cached=self._cache.get(key, ext), xmp=xmp)
+                    name = f"{stem}-{plan.flt.slug}-{key[:SHORT_HASH]}.{ext}"
+                    job = _Job(key, ext, name, plan.flt, style, source,
+                               label=ref.raw, cached=self._trusted_entry(key, ext, name), xmp=xmp)
                     self._jobs[ident] = job
                 ref.job = job
         if not self.check:
             self._stat_index.save()
+            self._cache.ledger.save()
+
+    def _trusted_entry(self, key: str, ext: str, name: str) -> Path | None:
+        """The cache entry for `key` when it holds the bytes blogroto wrote there, else None (and
+        the image is stylized again). Cheap: the hash is read only when the entry's stat differs
+        from the one recorded, under --force, or when the output does not already hold this very
+        file (the entry is linked anew), so a no-op build never reads it."""
+        cached = self._cache.get(key, ext)
+        if cached is None:
+            return None
+        cst = self._cache.tree.lstat(self._cache.rel_for(key, ext))
+        ost = self._out_stat(f"{IMAGES_DIR}/{name}")
+        linked = cst is not None and ost is not None and (ost.st_ino, ost.st_dev) == (cst.st_ino, cst.st_dev)
+        if self._cache.verify(key, ext, rehash=self.opts.force or not linked):
+            return cached
+        rel = self._cache.rel_for(key, ext)
+        if self._cache.ledger.get(rel) is None:
+            self.note(f"{self.cache_dir / rel}: not recorded as written by blogroto; stylizing again")
+        else:
+            self.report.warnings.append(f"{self.cache_dir / rel}: the cache entry does not match the hash recorded "
+                                        f"when blogroto wrote it (damaged or replaced); stylizing again")
+        return None
 
     def _fetch_all(self, urls: set[str]) -> None:
         if not urls:
@@ -801,6 +1051,7 @@ class _Run:
                               enabled=r.enabled)
         fetcher = RemoteFetcher(self.cache_dir, policy)
         fetcher.store = not self.check  # --check writes nothing, not even downloads to the cache
+        fetcher.on_store = self._cache.ledger.record_file  # gc deletes only downloads recorded here
 
         def fetch(url):
             try:
@@ -839,15 +1090,21 @@ class _Run:
         bar = tqdm(todo, desc="stylizing", unit="img", disable=not self.opts.progress, leave=False)
         for job in bar:
             bar.set_postfix_str(Path(job.label).name[:40])
-            dst = self._cache.path_for(job.key, job.ext)
+            # The stylizer writes a new file at the top of the cache folder; the cache's tree moves it
+            # into place (never through a symlink) and records its hash.
+            tmp = self._cache.tmp_name(job.key, job.ext)
             try:
-                self.b.stylizer.stylize_file(job.source, dst, job.flt, job.style, name=job.label, xmp=job.xmp)
+                self.b.stylizer.stylize_file(job.source, self.cache_dir / tmp, job.flt, job.style, name=job.label,
+                                             xmp=job.xmp)
+                self._cache.adopt(tmp, job.key, job.ext)
             except ImageError as exc:
                 job.failed = exc.message  # this image only: a warning, the reference is left as it was
                 continue
             except BlogrotoError as exc:
                 job.failed, job.fatal = str(exc), True  # e.g. corrupt weights: every document using it fails
                 continue
+            finally:
+                self._cache.tree.remove(tmp)  # left only when something failed
             job.cached = self._cache.get(job.key, job.ext)
             if job.cached is None:
                 job.failed = "the stylized image was not written"
@@ -855,6 +1112,7 @@ class _Run:
             self.report.images_stylized += 1
             self.note(f"stylized {job.label} -> {job.name}")
         bar.close()
+        self._cache.ledger.save()
 
     # -- documents --------------------------------------------------------------------------
 
@@ -920,7 +1178,7 @@ class _Run:
         for job in dict.fromkeys(used):
             out_rel = f"{IMAGES_DIR}/{job.name}"
             if job.cached is not None:
-                self._link_or_copy(job.cached, out_rel)
+                self._link_or_copy(job.cached, out_rel, follow=False)
             self.images[job.name] = [job.key, job.ext]
             imgs.append(job.name)
         self._write_if_changed(doc.rel, doc.encode(text))
@@ -996,16 +1254,14 @@ class _Run:
             # No manifest (first build, --force, lost cache): find strays by walking the output.
             old.update(_walk_files(self.out))
         for rel in sorted(old - wanted):
-            if rel == OUTPUT_MARKER:
+            if rel == OUTPUT_MARKER or not is_safe_rel(rel):
                 continue
-            path = self.out / rel
-            if not os.path.lexists(path):
+            if self.tree.lstat(rel) is None:
                 continue
             (self.report.would_change if self.check else self.report.removed).append(rel)
             self.changed = True
-            if not self.check:
-                path.unlink()
-                _prune_empty_dirs(path.parent, self.out)
+            if not self.check and self.tree.remove(rel) and "/" in rel:
+                self.tree.remove_empty_dirs(rel.rsplit("/", 1)[0])
 
     def _save(self) -> None:
         if self.check:
@@ -1022,7 +1278,7 @@ class _Run:
         if (not self.changed and image_sigs == self.old.get("image_sigs") and data["global"] == self.old.get("global")
                 and filters == self.old.get("filters") and data["catalog"] == self.old.get("catalog", {})):
             return  # a no-op build writes nothing at all
-        atomic_write_bytes(self.manifest_path, json.dumps(data, separators=(",", ":")).encode())
+        self.ctree.write_bytes(self.ctree.rel_of(self.manifest_path), json.dumps(data, separators=(",", ":")).encode())
 
 
 def _walk_one(site: Site, rel: str, drafts: bool):
@@ -1032,11 +1288,18 @@ def _walk_one(site: Site, rel: str, drafts: bool):
         return
     if any(part in site_mod.NEVER_COPIED for part in rel.split("/")):
         return
-    import stat as stat_mod
-
     if stat_mod.S_ISLNK(st.st_mode):
-        yield SourceFile(rel, path, st, None, is_link=True)
-    elif stat_mod.S_ISREG(st.st_mode):
+        # As Site.walk: published as what it points to when that is inside the site.
+        real = site.link_target(path)
+        if real is None:
+            site.warnings.append(f"{path}: not published: a symlink to {os.readlink(path)}, which is outside the "
+                                 f"site, missing or a loop (Jekyll skips it too)")
+            return
+        st = os.stat(real)
+        if stat_mod.S_ISDIR(st.st_mode):
+            yield from (sf for sf in site.walk(drafts) if sf.rel.startswith(rel + "/"))
+            return
+    if stat_mod.S_ISREG(st.st_mode):
         yield SourceFile(rel, path, st, site=site, drafts=drafts)
 
 
@@ -1046,32 +1309,6 @@ def _walk_files(root: Path) -> set[str]:
         for name in files + [d for d in dirs if os.path.islink(os.path.join(folder, d))]:
             out.add(Path(os.path.join(folder, name)).relative_to(root).as_posix())
     return out
-
-
-def _prune_empty_dirs(folder: Path, stop: Path) -> None:
-    while folder != stop and stop in folder.parents:
-        try:
-            folder.rmdir()
-        except OSError:
-            return
-        folder = folder.parent
-
-
-def _same_content(a: Path, b: Path, sta: os.stat_result, stb: os.stat_result) -> bool:
-    import stat as stat_mod
-
-    if not stat_mod.S_ISREG(stb.st_mode) or sta.st_size != stb.st_size:
-        return False
-    try:
-        with open(a, "rb") as fa, open(b, "rb") as fb:
-            while True:
-                x, y = fa.read(1 << 20), fb.read(1 << 20)
-                if x != y:
-                    return False
-                if not x:
-                    return True
-    except OSError:
-        return False
 
 
 def _sniff(head: bytes) -> str | None:

@@ -7,6 +7,12 @@ it between runs):
     stat-index.json        StatIndex: path -> [size, mtime_ns, inode, ctime_ns, sha256]
     stat-index.lock        flock taken while merging and saving the index
     objects/ab/abcdef...   OutputCache entries, named by key, one fan-out level
+    entries.json           EntryLedger: what blogroto wrote here, rel -> [size, mtime_ns, inode, sha256]
+
+The cache folder is untrusted input (CI restores it from a cache service): every write and delete
+in it goes through `blogroto.fsutil.OwnedTree` (never through a symlink, never outside the
+folder), an entry is published only when its bytes match the sha256 recorded when blogroto wrote
+it (`OutputCache.verify`), and gc deletes only entries the ledger names with a matching hash.
 
 Every entry is written atomically (`blogroto.fsutil`), so a reader sees a complete entry or none,
 and the temporary files of a killed writer (`.blogroto-tmp-*`) are never taken for entries.
@@ -19,13 +25,14 @@ import json
 import logging
 import os
 import re
-import shutil
+import stat as stat_mod
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from blogroto.errors import BlogrotoError
-from blogroto.fsutil import TMP_PREFIX, atomic_write_bytes, atomic_writer, file_lock
+from blogroto.fsutil import TMP_PREFIX, OwnedTree, UnsafePathError, file_lock
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +53,12 @@ STALE_TMP_SECONDS = 3600
 
 _KEY_RE = re.compile(r"[0-9a-f]{8,128}")
 _EXT_RE = re.compile(r"[A-Za-z0-9]{1,10}")
+_SHA_RE = re.compile(r"[0-9a-f]{64}")
+# What the ledger may name: a cache entry or a remote download, nothing else.
+_LEDGER_REL_RE = re.compile(r"objects/([0-9a-f]{2})/(\1[0-9a-f]{6,126})\.([a-z0-9]{1,10})"
+                            r"|remote/([0-9a-f]{2})/(\4[0-9a-f]{62})")
+LEDGER_NAME = "entries.json"
+LEDGER_FORMAT = 1
 
 # Indirections so tests can count stats and hashes and move the clock.
 _stat = os.stat
@@ -172,15 +185,18 @@ class StatIndex:
                     kept[key] = entry  # an entry that no longer matches could never be used again
             payload = {"format": INDEX_FORMAT, "entries": {k: list(v) for k, v in kept.items()}}
             data = json.dumps(payload, separators=(",", ":")).encode("utf-8")
-            atomic_write_bytes(self.index_path, data)
+            OwnedTree(self.cache_dir, "cache").write_bytes(INDEX_NAME, data)
         self._entries = kept
         self._touched.clear()
         self._dirty = False
 
     def _load(self) -> dict[str, tuple[int, int, int, int, str]]:
         try:
-            data = self.index_path.read_bytes()
+            data = OwnedTree(self.cache_dir, "cache").read_bytes(INDEX_NAME)
         except FileNotFoundError:
+            return {}
+        except UnsafePathError as exc:
+            self._warn(f"{exc.message}; starting empty")
             return {}
         except OSError as exc:
             self._warn(f"cannot read the stat index ({exc.strerror or exc}); starting empty")
@@ -193,7 +209,8 @@ class StatIndex:
             entries = {}
             for key, value in raw.items():
                 size, mtime_ns, ino, ctime_ns, digest = value
-                if not all(type(v) is int for v in (size, mtime_ns, ino, ctime_ns)) or not isinstance(digest, str):
+                if not all(type(v) is int for v in (size, mtime_ns, ino, ctime_ns)) or not isinstance(digest, str) \
+                        or not _SHA_RE.fullmatch(digest) or not isinstance(key, str) or not os.path.isabs(key):
                     raise ValueError(f"bad entry for {key}")
                 entries[key] = (size, mtime_ns, ino, ctime_ns, digest)
             return entries
@@ -208,108 +225,245 @@ class StatIndex:
             log.warning("%s: %s", self.index_path, message)
 
 
+class EntryLedger:
+    """What blogroto itself wrote into the cache: rel -> (size, mtime_ns, inode, sha256).
+
+    Lets a build verify an entry before publishing it (cheaply: the stat first, the hash when the
+    stat differs or the entry is linked anew) and lets gc delete only files blogroto recorded.
+    Saved by builds and gc, which hold the cache's build lock. Entries it does not name are never
+    trusted and never deleted.
+    """
+
+    def __init__(self, tree: OwnedTree, warn=None):
+        self.tree = tree
+        self.warn = warn
+        self._lock = threading.Lock()
+        self._dirty = False
+        self.entries: dict[str, list] = self._load()
+
+    def _load(self) -> dict[str, list]:
+        try:
+            raw = self.tree.read_bytes(LEDGER_NAME)
+        except FileNotFoundError:
+            return {}
+        except (OSError, BlogrotoError) as exc:
+            self._complain(f"cannot read ({getattr(exc, 'strerror', None) or exc}); trusting no cache entry")
+            return {}
+        try:
+            payload = json.loads(raw)
+            if not isinstance(payload, dict) or payload.get("format") != LEDGER_FORMAT \
+                    or not isinstance(payload.get("entries"), dict):
+                raise ValueError("unknown format")
+        except ValueError as exc:
+            self._complain(f"corrupt ({exc}); trusting no cache entry")
+            return {}
+        out, bad = {}, 0
+        for rel, value in payload["entries"].items():
+            if (isinstance(rel, str) and _LEDGER_REL_RE.fullmatch(rel) and isinstance(value, list) and len(value) == 4
+                    and all(type(v) is int and v >= 0 for v in value[:3])
+                    and isinstance(value[3], str) and _SHA_RE.fullmatch(value[3])):
+                out[rel] = value
+            else:
+                bad += 1
+        if bad:
+            self._complain(f"ignored {bad} malformed entries")
+        return out
+
+    def _complain(self, message: str) -> None:
+        if self.warn is not None:
+            self.warn(f"{self.tree.root / LEDGER_NAME}: {message}")
+
+    def get(self, rel: str) -> list | None:
+        return self.entries.get(rel)
+
+    def record(self, rel: str, st: os.stat_result, sha: str) -> None:
+        with self._lock:
+            self.entries[rel] = [st.st_size, st.st_mtime_ns, st.st_ino, sha]
+            self._dirty = True
+
+    def forget(self, rel: str) -> None:
+        with self._lock:
+            if self.entries.pop(rel, None) is not None:
+                self._dirty = True
+
+    def record_file(self, rel: str) -> bool:
+        """Hash the regular file `rel` of the tree as it is now and record it."""
+        try:
+            with self.tree.open_read(rel) as handle:
+                st = os.fstat(handle.fileno())
+                sha = hashlib.file_digest(handle, "sha256").hexdigest()
+        except (OSError, BlogrotoError):
+            return False
+        self.record(rel, st, sha)
+        return True
+
+    def matches(self, rel: str, *, rehash: bool) -> bool:
+        """Whether the file `rel` is what blogroto recorded: same stat (unless `rehash`), else same
+        sha256 (then the new stat is remembered). False for anything unrecorded or not a file."""
+        rec = self.entries.get(rel)
+        if rec is None:
+            return False
+        try:
+            with self.tree.open_read(rel) as handle:
+                st = os.fstat(handle.fileno())
+                if not stat_mod.S_ISREG(st.st_mode) or st.st_size != rec[0]:
+                    return False
+                if not rehash and [st.st_size, st.st_mtime_ns, st.st_ino] == rec[:3]:
+                    return True
+                sha = hashlib.file_digest(handle, "sha256").hexdigest()
+        except (OSError, BlogrotoError):
+            return False
+        if sha != rec[3]:
+            return False
+        if [st.st_size, st.st_mtime_ns, st.st_ino] != rec[:3]:
+            self.record(rel, st, sha)
+        return True
+
+    def save(self) -> None:
+        if not self._dirty:
+            return
+        with self._lock:
+            data = json.dumps({"format": LEDGER_FORMAT, "entries": self.entries}, separators=(",", ":"))
+            self._dirty = False
+        self.tree.write_bytes(LEDGER_NAME, data.encode("utf-8"))
+
+
 class OutputCache:
     """Outputs stored by key under `objects/ab/<key>.<ext>`.
 
     Entries are content-addressed by the key of their inputs, so two writers of one key write the
     same bytes and `put` needs no lock: the atomic rename makes the last complete write win.
+    Every write and delete goes through an `OwnedTree` rooted at the cache folder, and every entry
+    written is recorded (with its sha256) in the `EntryLedger`.
     """
 
-    def __init__(self, cache_dir: str | Path):
+    def __init__(self, cache_dir: str | Path, warn=None):
         self.cache_dir = Path(cache_dir)
         self.objects = self.cache_dir / OBJECTS_DIR
+        self.tree = OwnedTree(self.cache_dir, "cache", warn=warn)
+        self.ledger = EntryLedger(self.tree, warn=warn)
 
-    def path_for(self, key: str, ext: str) -> Path:
+    @staticmethod
+    def rel_for(key: str, ext: str) -> str:
         # Keys and extensions become file names: refuse anything that could escape the folder.
         if not isinstance(key, str) or not _KEY_RE.fullmatch(key):
             raise ValueError(f"cache key must be 8-128 lowercase hex digits, got {key!r}")
+        if not isinstance(ext, str):
+            raise ValueError(f"cache entry extension must be a string, got {ext!r}")
         ext = ext[1:] if ext.startswith(".") else ext
         if not _EXT_RE.fullmatch(ext):
             raise ValueError(f"cache entry extension must be 1-10 letters or digits, got {ext!r}")
-        return self.objects / key[:2] / f"{key}.{ext.lower()}"
+        return f"{OBJECTS_DIR}/{key[:2]}/{key}.{ext.lower()}"
+
+    def path_for(self, key: str, ext: str) -> Path:
+        return self.cache_dir / self.rel_for(key, ext)
 
     def get(self, key: str, ext: str) -> Path | None:
-        path = self.path_for(key, ext)
-        try:
-            st = _stat(path)
-        except OSError:
-            return None
+        """The entry's path when it is a regular, non-empty file reached without symlinks."""
+        rel = self.rel_for(key, ext)
+        st = self.tree.lstat(rel)
         # Entries are written atomically and never empty, so size 0 means damage from outside.
-        return path if st.st_size > 0 else None
+        if st is None or not stat_mod.S_ISREG(st.st_mode) or st.st_size == 0:
+            return None
+        return self.cache_dir / rel
+
+    def verify(self, key: str, ext: str, *, rehash: bool) -> bool:
+        """Whether the entry holds the bytes blogroto wrote there (see `EntryLedger.matches`)."""
+        return self.ledger.matches(self.rel_for(key, ext), rehash=rehash)
 
     def put(self, key: str, data: bytes, ext: str) -> Path:
-        path = self.path_for(key, ext)
+        rel = self.rel_for(key, ext)
         if not data:
-            raise CacheError("refusing to cache an empty output", path)
-        atomic_write_bytes(path, data)
-        return path
+            raise CacheError("refusing to cache an empty output", self.cache_dir / rel)
+        self.tree.write_bytes(rel, data)
+        self.ledger.record(rel, self.tree.lstat(rel), hashlib.sha256(data).hexdigest())
+        return self.cache_dir / rel
 
     def put_file(self, key: str, src: str | Path, ext: str) -> Path:
-        path = self.path_for(key, ext)
+        rel = self.rel_for(key, ext)
         try:
             source = open(src, "rb")
         except OSError as exc:
             raise CacheError(f"cannot read: {exc.strerror or exc}", src) from exc
-        with source, atomic_writer(path) as out:
-            shutil.copyfileobj(source, out)
+        digest = hashlib.sha256()
+        with source, self.tree.writer(rel) as out:
+            while chunk := source.read(1 << 20):
+                digest.update(chunk)
+                out.write(chunk)
             if out.tell() == 0:
                 raise CacheError("refusing to cache an empty output", src)
-        return path
+        self.ledger.record(rel, self.tree.lstat(rel), digest.hexdigest())
+        return self.cache_dir / rel
+
+    def adopt(self, tmp_name: str, key: str, ext: str) -> Path:
+        """Move a complete file written at the cache folder's top (`tmp_name`) into place as the
+        entry for `key`, and record its hash."""
+        rel = self.rel_for(key, ext)
+        self.tree.adopt(tmp_name, rel)
+        if not self.ledger.record_file(rel):
+            raise CacheError("the stylized image was not written", self.cache_dir / rel)
+        return self.cache_dir / rel
+
+    def tmp_name(self, key: str, ext: str) -> str:
+        return f"{TMP_PREFIX}{os.getpid()}-{threading.get_ident()}-{key}.{ext.lstrip('.').lower()}"
 
     def entries(self) -> Iterator[Path]:
         """Every complete entry (temporary files of writers are skipped)."""
-        for _sub, entry in self._scan():
-            if not entry.name.startswith(TMP_PREFIX):
-                yield Path(entry.path)
+        for rel, _st in self._scan():
+            if not rel.rsplit("/", 1)[-1].startswith(TMP_PREFIX):
+                yield self.cache_dir / rel
 
     def remove_except(self, keep: set[Path]) -> int:
-        """Delete every entry not in `keep` (paths as returned by path_for/get/put); also delete
-        writers' temporary files older than an hour. Returns the number of entries removed
-        (temporary files are not counted).
+        """Delete every entry not in `keep` (paths as returned by path_for/get/put) that blogroto
+        recorded writing, with its hash unchanged; also delete writers' temporary files older than
+        an hour. Entries the ledger does not name, or whose bytes differ from what it recorded, are
+        left alone. Returns the number of entries removed (temporary files are not counted).
 
         Not coordinated with a concurrent build writing to the same cache: run gc when no build
         is running, or that build's fresh entries may be removed under it.
         """
-        keep_names = {os.path.abspath(p) for p in keep}
+        keep_rels = set()
+        for p in keep:
+            try:
+                keep_rels.add(self.tree.rel_of(p))
+            except BlogrotoError:
+                continue
         stale_before = time.time() - STALE_TMP_SECONDS
         removed = 0
         subdirs = set()
-        for sub, entry in self._scan():
-            subdirs.add(sub)
-            try:
-                if entry.name.startswith(TMP_PREFIX):
-                    if entry.stat().st_mtime < stale_before:
-                        os.unlink(entry.path)
-                elif os.path.abspath(entry.path) not in keep_names:
-                    os.unlink(entry.path)
-                    removed += 1
-            except FileNotFoundError:
-                pass  # removed by someone else meanwhile
-            except OSError as exc:
-                raise CacheError(f"cannot remove: {exc.strerror or exc}", entry.path) from exc
-        # Killed index saves leave their temporary files in the cache folder itself.
-        for folder in (self.cache_dir, self.objects):
-            for entry in _scandir(folder):
-                if entry.name.startswith(TMP_PREFIX) and entry.is_file(follow_symlinks=False):
-                    try:
-                        if entry.stat().st_mtime < stale_before:
-                            os.unlink(entry.path)
-                    except FileNotFoundError:
-                        pass
+        self.unrecorded = 0
+        for rel, st in self._scan():
+            subdirs.add(rel.rsplit("/", 1)[0])
+            name = rel.rsplit("/", 1)[-1]
+            if name.startswith(TMP_PREFIX):
+                if st.st_mtime < stale_before:
+                    self.tree.remove(rel)
+                continue
+            if rel in keep_rels:
+                continue
+            if not self.ledger.matches(rel, rehash=False):
+                self.unrecorded += 1  # not something blogroto recorded writing: never deleted
+                continue
+            if self.tree.remove(rel):
+                removed += 1
+            self.ledger.forget(rel)
+        # Killed index saves and stylizer writes leave their temporary files at the top.
+        for folder in ("", OBJECTS_DIR):
+            for name, st in self.tree.scan(folder):
+                if name.startswith(TMP_PREFIX) and stat_mod.S_ISREG(st.st_mode) and st.st_mtime < stale_before:
+                    self.tree.remove(f"{folder}/{name}" if folder else name)
         for sub in subdirs:
-            try:
-                os.rmdir(sub)  # only succeeds when empty
-            except OSError:
-                pass
+            self.tree.remove_empty_dirs(sub)  # only succeeds when empty
         return removed
 
-    def _scan(self) -> Iterator[tuple[str, os.DirEntry]]:
-        for sub in _scandir(self.objects):
-            if sub.name.startswith(TMP_PREFIX) or not sub.is_dir(follow_symlinks=False):
+    def _scan(self) -> Iterator[tuple[str, os.stat_result]]:
+        """(rel, lstat) of the regular files in the fan-out folders, never through a symlink."""
+        for sub, sst in self.tree.scan(OBJECTS_DIR):
+            if sub.startswith(TMP_PREFIX) or not stat_mod.S_ISDIR(sst.st_mode):
                 continue
-            for entry in _scandir(sub.path):
-                if entry.is_file(follow_symlinks=False):
-                    yield sub.path, entry
+            for name, st in self.tree.scan(f"{OBJECTS_DIR}/{sub}"):
+                if stat_mod.S_ISREG(st.st_mode):
+                    yield f"{OBJECTS_DIR}/{sub}/{name}", st
 
 
 def _scandir(folder: str | Path) -> list[os.DirEntry]:

@@ -41,7 +41,7 @@ from requests.adapters import HTTPAdapter
 
 from blogroto import __version__
 from blogroto.errors import BlogrotoError, ConfigError
-from blogroto.fsutil import atomic_write_bytes
+from blogroto.fsutil import OwnedTree
 
 REMOTE_DIR = "remote"
 _REDIRECT_STATUSES = {301, 302, 303, 307, 308}
@@ -114,6 +114,9 @@ class RemoteFetcher:
         if not hasattr(HTTPAdapter, "build_connection_pool_key_attributes"):
             raise BlogrotoError(f"fetching remote images needs requests >= 2.32.2 (found {requests.__version__})")
         self.cache_dir = Path(cache_dir) / REMOTE_DIR
+        # Reads and writes in the cache never go through a symlink (blogroto.fsutil.OwnedTree).
+        self.tree = OwnedTree(Path(cache_dir), "cache")
+        self.on_store = None  # called with the cache-relative path of each download stored
         self.policy = policy if policy is not None else RemotePolicy()
         self.store = True  # keep downloads in the cache (False: `build --check`, which writes nothing)
         self._session = requests.Session()
@@ -144,8 +147,9 @@ class RemoteFetcher:
             raise RemoteImageError(url, "remote images are disabled")
         if urlsplit(url).scheme.lower() not in ("http", "https"):
             raise RemoteImageError(url, "only http and https URLs can be fetched")
-        path = self.cache_path(url)
-        body = self._read_cached(path)
+        digest = hashlib.sha256(url.encode("utf-8")).hexdigest()
+        rel = f"{REMOTE_DIR}/{digest[:2]}/{digest}"  # cache_path(url), relative to the cache folder
+        body = self._read_cached(rel)
         if body is not None:
             fmt = _identify(body, "")
         else:
@@ -154,13 +158,15 @@ class RemoteFetcher:
             if fmt is None:
                 raise RemoteImageError(url, f"not an image (Content-Type {content_type or 'missing'!r})")
             if self.store:
-                atomic_write_bytes(path, body)
+                self.tree.write_bytes(rel, body)
+                if self.on_store is not None:
+                    self.on_store(rel)
         return body, suggested_name(url, fmt)
 
-    def _read_cached(self, path: Path) -> bytes | None:
+    def _read_cached(self, rel: str) -> bytes | None:
         try:
-            body = path.read_bytes()
-        except OSError:
+            body = self.tree.read_bytes(rel)
+        except (OSError, BlogrotoError):
             return None
         # Re-check against the current policy and formats: a damaged or now-too-large copy is
         # fetched again rather than trusted.

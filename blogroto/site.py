@@ -598,25 +598,56 @@ class Site:
         return out
 
     def _check_output_locations(self) -> None:
-        """The output and cache may live inside the site only where Jekyll will never read them."""
+        """The output and cache may live inside the site only in a folder of blogroto's own that
+        Jekyll never reads: a top-level '_' or '.' folder that is not author content (not _posts,
+        _drafts, _layouts, _includes, _data, _sass, _plugins, a collection, a filter or template
+        folder, `_site`, `.git`, an `include:`d folder). Anywhere else the build (or gc) would write
+        into, and delete from, the author's files, or Jekyll would publish the output twice."""
         s = self.settings
+        where = self.config_path or self.root
         for what, path in (("output", s.output), ("cache", s.cache)):
             if path == self.root or _is_within(self.root, path):
-                raise ConfigError(f"the {what} folder {path} must not contain the site itself",
-                                  self.config_path or self.root)
+                raise ConfigError(f"the {what} folder {path} must not contain the site itself", where)
         if s.output == s.cache or _is_within(s.cache, s.output) or _is_within(s.output, s.cache):
             # the build deletes output files it did not write: the cache must not be among them
-            raise ConfigError(f"the output folder {s.output} and the cache folder {s.cache} must be separate",
-                              self.config_path or self.root)
+            raise ConfigError(f"the output folder {s.output} and the cache folder {s.cache} must be separate", where)
         for what, path in (("output", s.output), ("cache", s.cache)):
-            if _is_within(path, self.root):
-                rel = path.relative_to(self.root).as_posix()
-                if not self.hidden_from_jekyll(rel):
-                    msg = (f"the {what} folder {rel!r} is inside the site where Jekyll would build it too; "
-                           f"start its name with '_' or '.' or add it to 'exclude:'")
-                    if what == "output":
-                        raise ConfigError(msg, self.config_path or self.root, self._section_lines.get("output"))
-                    self.warnings.append(f"{self.config_path or self.root}: {msg}")
+            if not _is_within(path, self.root):
+                continue
+            rel = path.relative_to(self.root).as_posix()
+            reason = self._author_content(rel)
+            if reason:
+                raise ConfigError(f"the {what} folder {rel!r} is inside the site's own content ({reason}); "
+                                  f"blogroto would write into and delete from the author's files. Use a folder "
+                                  f"outside the site, or a folder of its own such as {DEFAULT_OUTPUT!r} / "
+                                  f"{DEFAULT_CACHE!r}", where, self._section_lines.get(what))
+
+    def _author_content(self, rel: str) -> str | None:
+        """Why the site folder `rel` holds (or is) the author's content; None when it is a folder
+        blogroto may own (a top-level '_'/'.' folder with no role in Jekyll or blogroto)."""
+        parts = rel.split("/")
+        top = parts[0]
+        if not top.startswith(("_", ".")):
+            return "Jekyll publishes it"
+        if top in self.include or rel in self.include:
+            return "it is in 'include:'"
+        reserved = {"_posts", "_drafts", "_layouts", "_includes", "_data", "_sass", "_plugins", "_config.yml",
+                    SITE_TEMPLATE_DIR, ".git", ".github", ".hg", ".svn", ".jekyll-cache", ".sass-cache",
+                    ".bundle", "_vendor", "vendor", "node_modules"}
+        reserved.update(f"_{label}" for label in self.collections)
+        if self.collections_dir:
+            reserved.add(self.collections_dir.split("/")[0])
+        for d in self.settings.filter_dirs:
+            d = Path(d)
+            if _is_within(d, self.root):
+                reserved.add(d.relative_to(self.root).parts[0])
+        if _is_within(self.destination, self.root) or self.destination == self.root:
+            reserved.add(self.destination.relative_to(self.root).parts[0] if self.destination != self.root else "")
+        if top in reserved:
+            return f"{top!r} is a Jekyll or blogroto folder"
+        if "_posts" in parts or "_drafts" in parts:
+            return "it is a posts folder"
+        return None
 
     def hidden_from_jekyll(self, rel: str) -> bool:
         """Whether Jekyll's reader skips `rel` (a '_'/'.'-prefixed component or an excluded path)."""
@@ -663,12 +694,18 @@ class Site:
         return {s.output, s.cache, self.destination, default_out, self.root / DEFAULT_CACHE}
 
     def walk(self, include_drafts: bool = False) -> Iterator[SourceFile]:
-        """Every file of the source tree that belongs in the output, with its stat and kind."""
+        """Every file of the source tree that belongs in the output, with its stat and kind.
+
+        Symlinks follow Jekyll's rule: one that resolves inside the site is published as what it
+        points to (a file's bytes, a folder's files: the output holds no symlinks at all); one that
+        points outside the site (or into the output, the cache, `_site`, `.git`), dangles or loops
+        is not published, with a warning.
+        """
         skip = {str(p) for p in self.skipped_dirs()}
         root = str(self.root)
-        stack = [(root, "")]
+        stack = [(root, "", (root,))]
         while stack:
-            folder, rel_folder = stack.pop()
+            folder, rel_folder, chain = stack.pop()
             try:
                 entries = list(os.scandir(folder))
             except OSError as exc:
@@ -680,18 +717,50 @@ class Site:
                     continue
                 rel = f"{rel_folder}/{name}" if rel_folder else name
                 try:
-                    is_link = entry.is_symlink()
-                    if entry.is_dir(follow_symlinks=False):
+                    if entry.is_symlink():
+                        real = self.link_target(entry.path)
+                        if real is None:
+                            self.warnings.append(f"{entry.path}: not published: a symlink to "
+                                                 f"{os.readlink(entry.path)}, which is outside the site, missing "
+                                                 f"or a loop (Jekyll skips it too)")
+                            continue
+                        st = os.stat(real)
+                        if stat_mod.S_ISDIR(st.st_mode):
+                            if any(c == real or c.startswith(real + os.sep) for c in chain):
+                                self.warnings.append(f"{entry.path}: not published: a symlink to a folder "
+                                                     f"that contains it (a loop)")
+                                continue
+                            stack.append((entry.path, rel, (*chain, real)))
+                            continue
+                    elif entry.is_dir(follow_symlinks=False):
                         if entry.path not in skip:
-                            stack.append((entry.path, rel))
+                            stack.append((entry.path, rel, (*chain, os.path.join(chain[-1], name))))
                         continue
-                    st = entry.stat(follow_symlinks=False)
+                    else:
+                        st = entry.stat(follow_symlinks=False)
                 except OSError:
                     continue
-                if is_link:
-                    yield SourceFile(rel, entry.path, st, None, is_link=True)
-                elif stat_mod.S_ISREG(st.st_mode):
+                if stat_mod.S_ISREG(st.st_mode):
                     yield SourceFile(rel, entry.path, st, site=self, drafts=include_drafts)
+
+    def link_target(self, path: str | Path) -> str | None:
+        """Where a symlink in the site resolves, when Jekyll would publish it: inside the site,
+        not in a folder never copied (output, cache, `_site`, `.git`, ...) and existing; else None."""
+        real = os.path.realpath(path)
+        root = str(self.root)
+        if not real.startswith(root + os.sep):
+            return None
+        if self._skip_strs is None:
+            self._skip_strs = tuple(str(d) for d in self.skipped_dirs())
+        if any(real == d or real.startswith(d + os.sep) for d in self._skip_strs):
+            return None
+        if any(part in NEVER_COPIED for part in real[len(root) + 1:].split(os.sep)):
+            return None
+        try:
+            os.stat(real)
+        except OSError:
+            return None
+        return real
 
     def document_kind(self, rel: str, include_drafts: bool = False) -> str | None:
         """The kind of document `rel` would be if it has front matter; None if Jekyll never renders it."""

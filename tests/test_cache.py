@@ -164,7 +164,7 @@ def test_save_only_when_changed(tmp_path, settled, monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("index written although nothing changed")
 
-    monkeypatch.setattr(cache, "atomic_write_bytes", boom)
+    monkeypatch.setattr(cache.OwnedTree, "write_bytes", boom)
     again.save()
 
 

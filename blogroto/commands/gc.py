@@ -20,5 +20,10 @@ def command(site, out, cache, quiet):
 
     report = Builder(site, BuildOptions(out=out, cache=cache)).gc()
     if not quiet:
-        click.echo(f"removed {report.cache_entries_removed} cache entries, {report.remote_removed} remote "
-                   f"downloads and {len(report.output_images_removed)} output images")
+        for message in report.warnings:
+            click.echo(f"warning: {message}", err=True)
+        line = (f"removed {report.cache_entries_removed} cache entries, {report.remote_removed} remote "
+                f"downloads and {len(report.output_images_removed)} output images")
+        if report.left_alone:
+            line += f"; left {report.left_alone} files blogroto did not record writing"
+        click.echo(line)
