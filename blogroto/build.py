@@ -617,28 +617,21 @@ class _Run:
             foreign = sorted(name for name, _st in self.tree.scan() if not name.startswith(TMP_PREFIX))
             if foreign:
                 # Never take over a folder blogroto did not make: the build deletes what it did not write.
-                raise ConfigError(f"the output folder is not empty and has no {OUTPUT_MARKER} marker, so it was not "
-                                  f"made by blogroto (it holds {', '.join(foreign[:3])}"
+                raise ConfigError(f"the output folder is not empty and was not made by blogroto (it has no "
+                                  f"{OUTPUT_MARKER} marker and holds {', '.join(foreign[:3])}"
                                   f"{', ...' if len(foreign) > 3 else ''}); choose another folder or empty it", out)
-        text = (f"This folder is written by `blogroto build`; do not edit.\ncache: {self.cache_dir}\n").encode()
         if marker is None:
             if not self.check:
-                self.tree.write_bytes(OUTPUT_MARKER, text)
+                self.tree.write_bytes(OUTPUT_MARKER, b"This folder is written by `blogroto build`; do not edit.\n")
             return
-        if marker.st_size < 4096:
-            try:
-                current = self.tree.read_bytes(OUTPUT_MARKER)
-            except (OSError, BlogrotoError):
-                current = text
-            if current != text and not self.check:
-                previous = next((line[7:] for line in current.decode("utf-8", "replace").splitlines()
-                                 if line.startswith("cache: ")), None)
-                if previous and previous != str(self.cache_dir):
-                    self.report.warnings.append(
-                        f"{out}: this output was last built with the cache {previous}, this build uses {self.cache_dir}: "
-                        f"builds of one output with different caches take turns, and each rebuilds what the other "
-                        f"changed; give them one cache")
-                self.tree.write_bytes(OUTPUT_MARKER, text)
+        if not self.old and not self.opts.force and not self.check and ident != self.reclaim \
+                and any(n != OUTPUT_MARKER and not n.startswith(TMP_PREFIX) for n, _st in self.tree.scan()):
+            # Made by blogroto, but this cache has no record of it: another cache built it (or this
+            # one was lost). Say so; this build takes it over and rebuilds what it cannot vouch for.
+            self.report.warnings.append(
+                f"{out}: this output was built by blogroto with another cache folder (or this cache, "
+                f"{self.cache_dir}, lost its record of it); taking it over. Builds of one output should share one "
+                f"cache: with two, each rebuilds what the other wrote")
 
     def _global_signature(self) -> str:
         """Everything outside a document that changes its output (config, templates, filters)."""

@@ -162,13 +162,28 @@ def test_toml_config(tmp_path):
 
 def test_output_visible_to_jekyll_is_refused(site_dir):
     write(site_dir / "_config.yml", "algorotoscope:\n  output: public/site\n")
-    with pytest.raises(ConfigError, match="Jekyll would build it"):
+    with pytest.raises(ConfigError, match="inside the site's own content"):
         Site(site_dir)
-    # excluded or underscore/dot folders are fine
+    # an excluded folder is still the author's (scripts, vendor, ...): refused too
     write(site_dir / "_config.yml", "exclude: [public]\nalgorotoscope:\n  output: public/site\n")
-    Site(site_dir)
+    with pytest.raises(ConfigError, match="inside the site's own content"):
+        Site(site_dir)
+    # underscore/dot folders of blogroto's own, and folders outside the site, are fine
     Site(site_dir, output=site_dir / ".out")
+    Site(site_dir, output=site_dir / "_out", cache=site_dir / ".c")
     Site(site_dir, output=site_dir.parent / "elsewhere")
+
+
+@pytest.mark.parametrize("what,rel", [
+    ("cache", "assets"), ("cache", "assets/.cache"), ("cache", "_posts"), ("out", "_posts/generated"),
+    ("out", "_layouts/x"), ("cache", "_data"), ("cache", ".git"), ("out", "_site"), ("cache", "_filters"),
+    ("out", "blog/_posts/x"), ("cache", "_algorotoscope"),
+])
+def test_output_or_cache_inside_author_content_is_refused(site_dir, what, rel):
+    kwargs = {"output": site_dir.parent / "o", "cache": site_dir.parent / "c"}
+    kwargs["output" if what == "out" else "cache"] = site_dir / rel
+    with pytest.raises(ConfigError, match="inside the site's own content"):
+        Site(site_dir, **kwargs)
 
 
 def test_output_containing_the_site_is_refused(site_dir):
@@ -254,12 +269,24 @@ def test_walk_skips_default_output_and_cache_when_building_elsewhere(site_dir, t
     assert {sf.rel for sf in site.walk()} == {"_config.yml", "index.md"}
 
 
-def test_walk_reports_symlinks_without_following(site_dir, tmp_path):
+def test_walk_follows_jekylls_symlink_rule(site_dir, tmp_path):
     write(tmp_path / "outside.txt", "secret")
+    write(tmp_path / "outdir/x.txt", "secret")
     write(site_dir / "a.txt", "a")
-    os.symlink(tmp_path / "outside.txt", site_dir / "link.txt")
-    files = {sf.rel: sf for sf in Site(site_dir).walk()}
-    assert files["link.txt"].is_link and not files["a.txt"].is_link
+    write(site_dir / "d/b.txt", "b")
+    os.symlink(tmp_path / "outside.txt", site_dir / "link.txt")  # outside: not published
+    os.symlink(tmp_path / "outdir", site_dir / "linkdir")  # outside folder: not published
+    os.symlink("a.txt", site_dir / "alias.txt")  # inside: published as its target
+    os.symlink("d", site_dir / "e")  # inside folder: its files published under the link's name
+    os.symlink(".", site_dir / "d/loop")  # a loop: not published
+    os.symlink("missing", site_dir / "dangling")
+    site = Site(site_dir)
+    files = {sf.rel: sf for sf in site.walk()}
+    assert "link.txt" not in files and not any(r.startswith("linkdir") for r in files)
+    assert not files["alias.txt"].is_link and files["alias.txt"].st.st_ino == os.stat(site_dir / "a.txt").st_ino
+    assert "e/b.txt" in files and "d/b.txt" in files
+    assert not any("loop" in r for r in files) and "dangling" not in files
+    assert len([w for w in site.warnings if "not published" in w]) == 5, site.warnings
 
 
 def test_hidden_from_jekyll(site_dir):

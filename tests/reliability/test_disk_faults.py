@@ -207,6 +207,11 @@ def test_read_only_output_injected(kit, monkeypatch):
 
         def fn(*args, **kwargs):
             paths = [a for a in args if isinstance(a, (str, os.PathLike))] + list(kwargs.values())
+            # blogroto's OwnedTree works relative to folder fds (openat): where does each fd point?
+            paths += [os.readlink(f"/proc/self/fd/{v}") for k, v in kwargs.items()
+                      if k.endswith("dir_fd") and isinstance(v, int)]
+            if name == "open" and not (len(args) > 1 and args[1] & (os.O_WRONLY | os.O_RDWR | os.O_CREAT)):
+                return real(*args, **kwargs)
             if any(str(os.fspath(p)).startswith(out) for p in paths if isinstance(p, (str, os.PathLike))):
                 raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(paths[-1]))
             return real(*args, **kwargs)
@@ -215,7 +220,7 @@ def test_read_only_output_injected(kit, monkeypatch):
 
     before = tree_state(kit.out)
     with monkeypatch.context() as m:
-        for name in ("mkdir", "link", "symlink", "replace", "rename", "unlink", "rmdir"):
+        for name in ("mkdir", "link", "symlink", "replace", "rename", "unlink", "rmdir", "open"):
             m.setattr(os, name, refuse(name))
         real_mkstemp = fsutil.tempfile.mkstemp
 
