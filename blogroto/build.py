@@ -267,7 +267,10 @@ class Builder:
         report.warnings.append(f"{first}; building it again from scratch")
         retry = _Run(self, site, report, fresh=True, reclaim=reclaim)
         try:
-            retry.execute(None)
+            # When the folder itself was removed, the retry makes a new one: lock that one too (the
+            # same folder is already locked by this process; flock again would wait for ourselves).
+            with _output_lock(site.settings.output) if reclaim is None else contextlib.nullcontext():
+                retry.execute(None)
         except TreeVanishedError as exc:
             self._drop_manifest(site)
             raise BlogrotoError("the output folder was removed or emptied during the build, twice; it is "
