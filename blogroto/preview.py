@@ -25,6 +25,7 @@ import os
 import posixpath
 import re
 import shutil
+import stat
 import threading
 import urllib.parse
 from collections.abc import Callable
@@ -522,32 +523,33 @@ _SIMPLE_FILTERS: dict[str, Callable] = {
 # rendering the output site
 
 
-def _link_or_copy(src: Path, dst: Path) -> None:
+def _link_or_copy(tree, src: Path, dst: Path) -> None:
+    """`dst` (inside the preview folder `tree`) a hard link to, or copy of, `src`; written through
+    blogroto.fsutil.OwnedTree: never through a symlink, never outside the preview folder."""
+    rel = tree.rel_of(dst)
+    st = tree.lstat(rel)
     try:
-        if dst.exists() and os.path.samefile(src, dst):
+        if st is not None and os.path.samefile(src, dst) and not os.path.islink(dst):
             return
     except OSError:
         pass
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".blogroto-tmp-{os.getpid()}-{dst.name}")
-    tmp.unlink(missing_ok=True)
     try:
-        os.link(src, tmp)
+        tree.link(src, rel)
     except OSError:
-        shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+        with open(src, "rb") as fin, tree.writer(rel) as fout:
+            shutil.copyfileobj(fin, fout)
 
 
-def _write_if_changed(path: Path, text: str) -> None:
-    from blogroto.fsutil import atomic_write_text
-
+def _write_if_changed(tree, path: Path, text: str) -> None:
     data = text.encode("utf-8")
+    rel = tree.rel_of(path)
+    st = tree.lstat(rel)
     try:
-        if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
+        if st is not None and stat.S_ISREG(st.st_mode) and st.st_size == len(data) and tree.read_bytes(rel) == data:
             return
-    except OSError:
+    except (OSError, BlogrotoError):
         pass
-    atomic_write_text(path, text)
+    tree.write_bytes(rel, data)
 
 
 def _is_within(child: Path, parent: Path) -> bool:
@@ -603,7 +605,10 @@ def render_preview(out_dir: str | Path, dest: str | Path, *, warnings: list[str]
     if dest.exists() and any(dest.iterdir()) and not (dest / PREVIEW_MARKER).exists():
         raise ConfigError("the preview folder is not empty and was not made by blogroto", dest)
     dest.mkdir(parents=True, exist_ok=True)
-    _write_if_changed(dest / PREVIEW_MARKER, "Written by `blogroto preview`; deleted and rewritten freely.\n")
+    from blogroto.fsutil import OwnedTree
+
+    tree = OwnedTree(dest, "preview", autocreate=True)
+    _write_if_changed(tree, dest / PREVIEW_MARKER, "Written by `blogroto preview`; deleted and rewritten freely.\n")
 
     # The output and cache named in the copied config are not this tree's business: point them away.
     site = Site(out_dir, output=dest / ".unused-output", cache=dest / ".unused-cache")
@@ -718,34 +723,34 @@ def render_preview(out_dir: str | Path, dest: str | Path, *, warnings: list[str]
             html = body
         if target in written:
             warn(f"{page['path']}: another document already has the URL {page['url']}")
-        _write_if_changed(target, html)
+        _write_if_changed(tree, target, html)
         written.add(target)
     for rel, path in statics:
         target = root / rel
         if target in written:
             continue
         try:
-            _link_or_copy(path, target)
+            _link_or_copy(tree, path, target)
         except OSError as exc:
             warn(f"{rel}: cannot copy into the preview: {exc}")
             continue
         written.add(target)
     if baseurl:
         redirect = baseurl + "/"
-        _write_if_changed(dest / "index.html", f'<!DOCTYPE html><meta charset="utf-8"><title>Redirecting</title>'
+        _write_if_changed(tree, dest / "index.html", f'<!DOCTYPE html><meta charset="utf-8"><title>Redirecting</title>'
                                                f'<meta http-equiv="refresh" content="0; url={_html.escape(redirect)}">'
                                                f'<a href="{_html.escape(redirect)}">{_html.escape(redirect)}</a>')
         written.add(dest / "index.html")
-    _remove_stale(dest, written)
+    _remove_stale(tree, dest, written)
     return dest
 
 
-def _remove_stale(dest: Path, keep: set[Path]) -> None:
+def _remove_stale(tree, dest: Path, keep: set[Path]) -> None:
     for folder, dirs, files in os.walk(dest, topdown=False):
-        for name in files:
+        for name in files + [d for d in dirs if os.path.islink(os.path.join(folder, d))]:
             path = Path(folder) / name
             if path not in keep:
-                path.unlink(missing_ok=True)
+                tree.remove(tree.rel_of(path))  # the entry itself, never through a symlink
         for name in dirs:
             try:
                 (Path(folder) / name).rmdir()
