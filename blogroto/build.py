@@ -242,6 +242,7 @@ class Builder:
                     if self.options.prune:
                         gc = self._gc_locked(site)
                         report.pruned = gc.cache_entries_removed + len(gc.output_images_removed)
+                        report.warnings.extend(w for w in gc.warnings if w not in report.warnings)
         except OSError as exc:
             # A file-system fault outside the atomic writers (mkdir on a read-only or full disk,
             # an I/O error): one clear line, not a traceback. Nothing is torn: writes are atomic.
@@ -361,6 +362,9 @@ class Builder:
                     continue
                 if otree.remove(rel):
                     report.output_images_removed.append(rel)
+        for rel in list(cache.ledger.entries):
+            if ctree.lstat(rel) is None:
+                cache.ledger.forget(rel)  # removed by someone else: nothing left to vouch for
         cache.ledger.save()
         return report
 
