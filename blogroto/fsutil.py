@@ -360,9 +360,16 @@ class OwnedTree:
         """A binary file object for a regular file of this tree (never through a symlink)."""
         dfd, name = self._parent(rel, create=False)
         try:
-            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+            # O_NONBLOCK: a FIFO planted in a restored cache must not hang the build on open.
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=dfd)
         finally:
             os.close(dfd)
+        import stat as stat_mod
+
+        if not stat_mod.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise UnsafePathError(f"refusing to read {rel!r} in the {self.what} folder: not a regular file", self.root / rel)
+        os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
 
     def read_bytes(self, rel: str) -> bytes:

@@ -287,3 +287,17 @@ def test_two_caches_on_one_output_at_once(kit):
         out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0 and "not made by blogroto" not in err and "Traceback" not in err, err
     assert snapshot_output(kit.out) == reference_output(kit)
+
+
+def test_fifos_planted_in_the_cache_do_not_hang_the_build(kit):
+    assert kit.build().code == 0
+    path, _data = manifest_of(kit)
+    path.unlink()
+    os.mkfifo(path)
+    os.mkfifo(kit.cache / "entries.json.tmp")
+    (kit.cache / "entries.json").unlink()
+    os.mkfifo(kit.cache / "entries.json")
+    result = kit.build("--force")
+    assert result.code == 0, result.text
+    kit.assert_good_post_built()
+    assert cli("gc", kit.root, "--out", kit.out, "--cache", kit.cache).code == 0
