@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from blogroto.errors import ConfigError
+from blogroto.resources import builtin_dir
 
 if TYPE_CHECKING:  # pragma: no cover
     from blogroto.filters import Filter
@@ -26,9 +27,8 @@ FIGCAPTION_TEMPLATE = "figcaption.html.j2"
 MARKER = "<!-- algorotoscope-credits -->"
 RECORD_KEYS = ("filter", "display_name", "title", "creator", "year", "url", "licence", "licence_url", "credit")
 
-_PACKAGE_DIR = Path(__file__).resolve().parent
 # Built-in templates: inside the package when installed from a wheel, else the repository's templates/.
-BUILTIN_TEMPLATE_DIRS = [d for d in (_PACKAGE_DIR / "data" / "templates", _PACKAGE_DIR.parent / "templates") if d.is_dir()]
+BUILTIN_TEMPLATE_DIRS = [builtin_dir("templates")]
 
 _MARKER_LINE_RE = re.compile(r"^[ \t]{0,3}<!--\s*algorotoscope-credits\s*-->[ \t]*\r?$", re.M)
 _FENCE_RE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})", re.M)

@@ -23,12 +23,13 @@ from pathlib import Path
 import yaml
 
 from blogroto.errors import FilterError, UnknownFilterError
+from blogroto.resources import builtin_dir
 
 FILTER_FILE = "filter.yaml"
 FORMAT_VERSION = 1
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
-BUILTIN_STYLES_DIR = Path(os.environ.get("BLOGROTO_STYLES", Path(__file__).resolve().parent.parent / "styles"))
+BUILTIN_STYLES_DIR = Path(os.environ.get("BLOGROTO_STYLES") or builtin_dir("styles"))
 
 # Files that could execute code when loaded by some framework: a filter folder holding one is refused.
 CODE_CARRYING_SUFFIXES = {".pkl", ".pickle", ".keras", ".pb", ".py", ".pyc", ".joblib", ".pt", ".pth", ".h5", ".hdf5"}
