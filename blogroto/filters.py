@@ -2,8 +2,8 @@
 
 A filter is a folder `<slug>/` holding `filter.yaml` and the files it names (see
 docs/ARCHITECTURE.md). Loading one never executes code from the folder: the metadata is read with
-`yaml.safe_load`, weights are a numpy `.npz` read with `allow_pickle=False`, and folders that carry
-executable model formats (pickles, Keras archives, SavedModels) are refused outright.
+`blogroto.safeyaml` (safe tags only, bounded nesting and alias expansion), weights are a numpy
+`.npz` read with `allow_pickle=False`, and folders that carry executable model formats (pickles, Keras archives, SavedModels) are refused outright.
 
 This module does not import TensorFlow: a build that finds everything cached never needs it.
 """
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from blogroto.errors import FilterError, UnknownFilterError
+from blogroto.errors import ConfigError, FilterError, UnknownFilterError
 
 FILTER_FILE = "filter.yaml"
 FORMAT_VERSION = 1
@@ -140,6 +140,22 @@ def _validate_meta(meta: object, path: Path, slug: str) -> dict:
     return meta
 
 
+def read_metadata(meta_path: Path) -> object:
+    """The data of a filter.yaml, read with blogroto.safeyaml (safe tags, bounded nesting and
+    alias expansion); FilterError naming the file otherwise."""
+    from blogroto.safeyaml import load_yaml
+
+    try:
+        text = meta_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FilterError(f"cannot read metadata: {exc}", meta_path) from exc
+    try:
+        return load_yaml(text, meta_path)
+    except ConfigError as exc:
+        message = exc.message.replace("invalid YAML: ", "")
+        raise FilterError(f"malformed YAML: {message}", meta_path, exc.line) from exc
+
+
 def load_filter(folder: str | Path) -> Filter:
     """Read and validate a filter folder; raises FilterError naming the offending file."""
     folder = Path(folder)
@@ -154,16 +170,7 @@ def load_filter(folder: str | Path) -> Filter:
             raise FilterError(
                 "refused: filter folders hold weights as .npz only; this file could carry executable code", child
             )
-    try:
-        meta = yaml.safe_load(meta_path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise FilterError(f"malformed YAML: {getattr(exc, 'problem', exc)}", meta_path, mark.line + 1 if mark else None) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FilterError(f"cannot read metadata: {exc}", meta_path) from exc
-    except RecursionError as exc:  # thousands of nested [ or {: refused, not a traceback
-        raise FilterError("malformed YAML: nested too deeply", meta_path) from exc
-    meta = _validate_meta(meta, meta_path, slug)
+    meta = _validate_meta(read_metadata(meta_path), meta_path, slug)
     flt = Filter(slug=slug, folder=folder, meta=meta)
     for key in REQUIRED_FILES:
         if flt.file(key) is None:

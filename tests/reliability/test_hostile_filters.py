@@ -124,7 +124,7 @@ def test_filter_folders_carrying_code_or_bad_metadata_are_refused(kit, tmp_path)
         "huge-width": (2, ["network.width must be an integer between 1 and 256, got 100000"]),
         "escaping-files": (2, ["files.weights must be a plain file name inside the filter folder"]),
         "no-weights": (2, ["weights file 'weights.npz' is missing"]),
-        "deep-yaml": (2, ["deep-yaml/filter.yaml: malformed YAML: nested too deeply"]),
+        "deep-yaml": (2, ["deep-yaml/filter.yaml:2: malformed YAML: YAML nested more than 200 levels deep"]),
     }
     for slug in expected:
         post_for(kit, slug)
