@@ -959,7 +959,7 @@ class _Run:
                                      jsonld=jsonld)
         body = credits_mod.place_credits(body, html, markdown=doc.is_markdown)
         front = [r for r in plan.refs if r.where == "front" and r.new]
-        yaml_text = rewrite_front_matter(doc, front, records)
+        yaml_text = rewrite_front_matter(doc, front, [credits_mod.front_matter_record(r) for r in records])
         return doc.text[: doc.front.yaml_start] + yaml_text + doc.text[doc.front.yaml_end: doc.front.body_start] + body
 
     # -- finishing --------------------------------------------------------------------------
