@@ -198,3 +198,67 @@ def test_expected_shapes_match_the_built_network():
         built = {k: tuple(v.shape) for k, v in TransformNet(width, blocks).weight_dict().items()}
         assert built == expected_shapes(width, blocks)
 
+
+
+# -- weight bombs: refused from the .npy headers, before decompressing (no TensorFlow needed) ---
+
+
+def _npz_member_bomb(path, key: str, shape: tuple[int, ...], zeros: int | None = None) -> None:
+    """An .npz whose member `key` declares `shape` float32 and holds `zeros` zero bytes of data
+    (all of it by default), deflated: 256 MiB of zeros is a quarter of a MB on disk."""
+    import zipfile
+
+    from numpy.lib import format as npy
+
+    header = io.BytesIO()
+    npy.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": shape})
+    n = int(np.prod(shape)) * 4 if zeros is None else zeros
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        with zf.open(f"{key}.npy", "w", force_zip64=True) as member:
+            member.write(header.getvalue())
+            block = bytes(1 << 20)
+            while n > 0:
+                member.write(block[: min(n, len(block))])
+                n -= len(block)
+
+
+def test_inflating_weights_are_refused_from_their_headers(tmp_path):
+    import tracemalloc
+
+    from blogroto.errors import FilterError
+    from blogroto.network import expected_shapes, read_weights
+
+    bomb = tmp_path / "weights.npz"
+    _npz_member_bomb(bomb, "c1/kernel", (8192, 8192))  # 256 MiB once inflated
+    assert bomb.stat().st_size < 2 << 20
+    tracemalloc.start()
+    try:
+        with pytest.raises(FilterError, match=r"weights do not match the network: .*c1/kernel is \(8192, 8192\)"):
+            read_weights(bomb, expected_shapes(4, 1))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, f"{peak / 2**20:.0f} MiB allocated before refusing"
+
+    # A member declaring more than it holds (or holds more than it declares) is refused too.
+    liar = tmp_path / "liar.npz"
+    _npz_member_bomb(liar, "c1/bias", (4,), zeros=1 << 20)
+    with pytest.raises(FilterError, match="'c1/bias' declares 16 bytes but holds 1048576"):
+        read_weights(liar, {"c1/bias": (4,)})
+    # Without expected shapes, the declared total is capped.
+    huge = tmp_path / "huge.npz"
+    _npz_member_bomb(huge, "w", (1 << 16, 1 << 15), zeros=0)
+    with pytest.raises(FilterError, match="declares"):
+        read_weights(huge)
+
+
+def test_header_check_keeps_good_weights(tmp_path):
+    from blogroto.network import expected_shapes, read_weights
+
+    shapes = expected_shapes(4, 1)
+    path = tmp_path / "weights.npz"
+    path.write_bytes(npz(**{k: np.zeros(v, np.float32) for k, v in shapes.items()}))
+    assert {k: v.shape for k, v in read_weights(path, shapes).items()} == shapes
+    compressed = tmp_path / "compressed.npz"
+    np.savez_compressed(compressed, **{k: np.ones(v, np.float32) for k, v in shapes.items()})
+    assert {k: v.shape for k, v in read_weights(compressed, shapes).items()} == shapes
