@@ -643,8 +643,12 @@ def write_catalog(
         page_url = f"{index_url}{slug}/"
         pictures: dict[str, str | None] = {}
         for key, base in PICTURES.items():
-            path = flt.file(key)
             pictures[key] = None
+            try:
+                path = flt.file(key)
+            except FilterError as exc:  # a symlink, or a file outside the folder: never published
+                _warn(f"catalog: {exc}; picture left out")
+                continue
             if path is None:
                 continue
             try:

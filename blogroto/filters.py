@@ -84,12 +84,26 @@ class Filter:
         return NetworkSpec(width=int(net.get("width", 32)), blocks=int(net.get("blocks", 5)))
 
     def file(self, key: str) -> Path | None:
-        """Path of one of the folder's files ('weights', 'artwork', 'preview', ...) if it exists."""
+        """Path of one of the folder's files ('weights', 'artwork', 'preview', ...) if it exists.
+
+        The one place filter files are resolved: a file that is a symbolic link, or that resolves
+        outside the filter folder, raises FilterError naming it. A filter folder is data from
+        elsewhere, and its pictures are published byte for byte (the catalog) and its weights
+        read: a link to ~/.ssh/id_rsa named artwork.jpg must not put the key on the blog."""
         name = (self.meta.get("files") or {}).get(key, DEFAULT_FILES.get(key))
         if not name:
             return None
         path = self.folder / name
-        return path if path.is_file() else None
+        if path.is_symlink():
+            raise FilterError(f"refused: {key} file {name!r} is a symbolic link (filter files must be plain files "
+                              "inside the filter folder)", path)
+        if not path.is_file():
+            return None
+        try:
+            path.resolve().relative_to(self.folder.resolve())
+        except (ValueError, OSError) as exc:
+            raise FilterError(f"refused: {key} file {name!r} resolves outside the filter folder", path) from exc
+        return path
 
     @cached_property
     def fingerprint(self) -> str:

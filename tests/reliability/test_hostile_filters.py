@@ -18,7 +18,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from tests.reliability.kit import Kit, fake_filter
+from tests.reliability.kit import FILTER, Kit, fake_filter
 
 
 class Payload:
@@ -262,3 +262,59 @@ def test_header_check_keeps_good_weights(tmp_path):
     compressed = tmp_path / "compressed.npz"
     np.savez_compressed(compressed, **{k: np.ones(v, np.float32) for k, v in shapes.items()})
     assert {k: v.shape for k, v in read_weights(compressed, shapes).items()} == shapes
+
+
+# -- filter files that are links: refused where filter files are resolved (Filter.file) -------
+
+
+def test_symlinked_filter_files_are_never_published(kit, tmp_path):
+    import os
+
+    from tests.reliability.kit import photo
+
+    secret = tmp_path / "outside" / "secret.jpg"
+    secret.parent.mkdir()
+    secret.write_bytes(photo(seed=7) + b"SECRET-BYTES-OUTSIDE-THE-FILTER")
+    folder = kit.filters / FILTER
+    os.symlink(secret, folder / "artwork.jpg")  # absolute link out of the folder
+    os.symlink("../../../outside/secret.jpg", folder / "preview.jpg")  # relative, climbing out
+    (folder / "real.jpg").write_bytes(photo(seed=8))
+    os.symlink("real.jpg", folder / "example-after.jpg")  # inside, but still a link: refused too
+    fake_filter(kit.filters, "linked-weights")
+    (kit.filters / "linked-weights/weights.npz").unlink()
+    os.symlink(kit.filters / FILTER / "weights.npz", kit.filters / "linked-weights/weights.npz")
+    rel = post_for(kit, "linked-weights")
+    result = kit.build()
+    assert result.code == 1, result.text
+    (error,) = result.lines("error")
+    assert error.startswith(f"{kit.root}/{rel}:2: ") and "linked-weights/weights.npz: refused: weights file" in error
+    assert "is a symbolic link" in error
+    warnings = result.lines("warning")
+    for name in ("artwork.jpg", "preview.jpg", "example-after.jpg"):
+        (w,) = [w for w in warnings if f"{FILTER}/{name}" in w]
+        assert "is a symbolic link" in w and "picture left out" in w
+    kit.assert_good_post_built()
+    leaked = [p for p in kit.out.rglob("*") if p.is_file() and not p.is_symlink()
+              and b"SECRET-BYTES-OUTSIDE-THE-FILTER" in p.read_bytes()]
+    assert leaked == []
+    assert not list((kit.out / "filters" / FILTER).glob("artwork.*"))
+
+
+def test_filter_file_resolving_outside_is_refused(tmp_path):
+    """A file reached through a linked *name component* (files: {artwork: x.jpg} where x.jpg is
+    plain but the folder was swapped) is caught by the resolve check as well."""
+    from blogroto.errors import FilterError
+    from blogroto.filters import Filter
+
+    folder = tmp_path / "f"
+    folder.mkdir()
+    (tmp_path / "elsewhere.jpg").write_bytes(b"x")
+    import os
+
+    os.symlink(tmp_path / "elsewhere.jpg", folder / "artwork.jpg")
+    flt = Filter("f", folder, {"source": {"title": "t"}})
+    with pytest.raises(FilterError, match="symbolic link"):
+        flt.file("artwork")
+    assert flt.file("preview") is None  # missing: None, as before
+    (folder / "preview.jpg").write_bytes(b"y")
+    assert flt.file("preview") == folder / "preview.jpg"
