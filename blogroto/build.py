@@ -236,7 +236,14 @@ class Builder:
         except OSError as exc:
             # A file-system fault outside the atomic writers (mkdir on a read-only or full disk,
             # an I/O error): one clear line, not a traceback. Nothing is torn: writes are atomic.
-            raise BlogrotoError(describe_os_error(exc), exc.filename or site.settings.output) from exc
+            fault = BlogrotoError(describe_os_error(exc), exc.filename or site.settings.output)
+            fault.partial_report = report  # what failed before the fault: the CLI prints it
+            raise fault from exc
+        except BlogrotoError as exc:
+            # A fault that stops the build (the manifest cannot be written on a full disk): the
+            # documents that failed before it must still be reported, not only under -v.
+            exc.partial_report = report
+            raise
         report.seconds = time.perf_counter() - started
         return report
 
