@@ -532,11 +532,9 @@ class Trainer:
 
 def load_filter_as(folder: Path, slug: str):
     """Validate a filter folder whose directory name is not (yet) its slug."""
-    from blogroto.filters import Filter, _validate_meta
+    from blogroto.filters import Filter, _validate_meta, read_metadata
 
-    import yaml
-
-    meta = yaml.safe_load((folder / "filter.yaml").read_text())
+    meta = read_metadata(folder / "filter.yaml")
     _validate_meta(meta, folder / "filter.yaml", slug)
     return Filter(slug=slug, folder=folder, meta=meta)
 
