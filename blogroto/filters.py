@@ -26,6 +26,9 @@ from blogroto.errors import ConfigError, FilterError, UnknownFilterError
 from blogroto.resources import builtin_dir
 
 FILTER_FILE = "filter.yaml"
+# Normalisation variants of the network (blogroto.network explains them); listed here so that
+# reading a filter.yaml does not import TensorFlow.
+NORMS = ("instance", "centered-decoder")
 FORMAT_VERSION = 1
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
@@ -51,9 +54,13 @@ SOURCE_KEYS = ("title", "creator", "year", "url", "licence", "licence_url", "cre
 class NetworkSpec:
     width: int = 32
     blocks: int = 5
+    norm: str = "instance"  # blogroto.network.NORMS; filters from before it was recorded: "instance"
 
     def as_dict(self) -> dict:
-        return {"width": self.width, "blocks": self.blocks}
+        out = {"width": self.width, "blocks": self.blocks}
+        if self.norm != "instance":  # older fingerprints (cache keys) stay as they were
+            out["norm"] = self.norm
+        return out
 
 
 @dataclass(frozen=True)
@@ -82,7 +89,8 @@ class Filter:
     @property
     def network(self) -> NetworkSpec:
         net = self.meta.get("network") or {}
-        return NetworkSpec(width=int(net.get("width", 32)), blocks=int(net.get("blocks", 5)))
+        return NetworkSpec(width=int(net.get("width", 32)), blocks=int(net.get("blocks", 5)),
+                           norm=str(net.get("norm", "instance")))
 
     def file(self, key: str) -> Path | None:
         """Path of one of the folder's files ('weights', 'artwork', 'preview', ...) if it exists.
@@ -148,6 +156,8 @@ def _validate_meta(meta: object, path: Path, slug: str) -> dict:
         value = net.get(key, 1)
         if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 256:
             raise FilterError(f"network.{key} must be an integer between 1 and 256, got {value!r}", path)
+    if net.get("norm", "instance") not in NORMS:
+        raise FilterError(f"network.norm must be one of {', '.join(NORMS)}, got {net.get('norm')!r}", path)
     files = meta.get("files") or {}
     for key, name in files.items():
         if not isinstance(name, str) or "/" in name or "\\" in name or name.startswith("."):

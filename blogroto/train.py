@@ -33,24 +33,24 @@ from PIL import Image
 
 from blogroto import __version__
 from blogroto.errors import BlogrotoError
-from blogroto.filters import DEFAULT_FILES, SLUG_RE, Filter, load_filter, resolve_filter, write_metadata
+from blogroto.filters import DEFAULT_FILES, SLUG_RE, Filter, NetworkSpec, load_filter, resolve_filter, write_metadata
 from blogroto.fsutil import atomic_write_text
 from blogroto.precision import measure_bfloat16_psnr, precision_record, training_policy
 
 # Presets, sized for the machines they are meant for (see docs/training.md and benchmarks/).
 PRESETS: dict[str, dict] = {
     # a good-looking filter within 30 minutes on a 2-core laptop CPU
-    "quick": dict(width=16, blocks=3, steps=2000, size=192, batch=2, style_size=384, lr=3e-3, progressive=0.5, zoom=1.0),
+    "quick": dict(width=16, blocks=3, steps=2000, size=192, batch=2, style_size=384, lr=2e-3, progressive=0.5, zoom=1.0, norm="centered-decoder"),
     # an hour or two on a CPU, minutes on a GPU
-    "standard": dict(width=32, blocks=5, steps=4000, size=256, batch=4, style_size=512, lr=1e-3, progressive=0.3, zoom=1.0),
+    "standard": dict(width=32, blocks=5, steps=4000, size=256, batch=4, style_size=512, lr=1e-3, progressive=0.3, zoom=1.0, norm="centered-decoder"),
     # for a GPU
-    "best": dict(width=32, blocks=5, steps=40000, size=256, batch=8, style_size=512, lr=1e-3, progressive=0.1, zoom=1.0),
+    "best": dict(width=32, blocks=5, steps=40000, size=256, batch=8, style_size=512, lr=1e-3, progressive=0.1, zoom=1.0, norm="centered-decoder"),
     # a slim network that reproduces a teacher filter (needs `teacher`); style_size is the teacher's.
     # zoom 3: crops are also taken small and upscaled, so the student sees photos at the larger
     # scale a 1600 px blog image has, where the teacher's strokes are relatively smaller.
-    "distill": dict(width=16, blocks=3, steps=3000, size=256, batch=4, style_size=None, lr=2e-3, progressive=0.3, zoom=3.0),
+    "distill": dict(width=16, blocks=3, steps=3000, size=256, batch=4, style_size=None, lr=2e-3, progressive=0.3, zoom=3.0, norm="centered-decoder"),
 }
-DEFAULT_WEIGHTS = {"content": 1.0, "style": 5.0, "tv": 0.05}
+DEFAULT_WEIGHTS = {"content": 1.0, "style": 20.0, "tv": 0.05}
 DISTILL_WEIGHTS = {"pixel": 100.0, "features": 1.0, "texture": 1e5}  # texture: the artwork training's style weight
 STYLE_LOSSES = ("total", "content", "style", "tv")
 DISTILL_LOSSES = ("total", "pixel", "features", "texture")
@@ -78,6 +78,7 @@ class TrainConfig:
     lr: float | None = None
     progressive: float | None = None
     zoom: float | None = None
+    norm: str | None = None  # blogroto.network.NORMS
     loss_weights: dict | None = None  # None: DEFAULT_WEIGHTS, or DISTILL_WEIGHTS with a teacher
     teacher: Path | str | None = None  # a filter (folder or name) to distill instead of learning the artwork
     seed: int = 0
@@ -94,7 +95,7 @@ class TrainConfig:
         if self.preset not in PRESETS:
             raise BlogrotoError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
         p = dict(PRESETS[self.preset])
-        for key in ("steps", "size", "batch", "style_size", "width", "blocks", "lr", "progressive", "zoom"):
+        for key in ("steps", "size", "batch", "style_size", "width", "blocks", "lr", "progressive", "zoom", "norm"):
             if getattr(self, key) is not None:
                 p[key] = getattr(self, key)
         p["size"] = max(16, int(p["size"]) // 4 * 4)
@@ -314,7 +315,8 @@ class Trainer:
         if self.teacher is not None:
             lossnet = LossNetwork(vgg_weights, DISTILL_LAYERS, compute_dtype=compute)
             spec = self.teacher.network
-            teacher_net = load_network(self.teacher.file("weights"), spec.width, spec.blocks, dtype_policy=policy)
+            teacher_net = load_network(self.teacher.file("weights"), spec.width, spec.blocks, dtype_policy=policy,
+                                       norm=spec.norm)
 
             def losses(x, step):
                 target = tf.stop_gradient(teacher_net(x))
@@ -327,7 +329,7 @@ class Trainer:
                 return perceptual_losses(lossnet, x, net(x), target, w, step)
 
         with strategy.scope():
-            net = TransformNet(p["width"], p["blocks"], dtype_policy=policy).ensure_built()
+            net = TransformNet(p["width"], p["blocks"], dtype_policy=policy, norm=p["norm"]).ensure_built()
             schedule = keras.optimizers.schedules.CosineDecay(p["lr"], p["steps"], alpha=0.1)
             optimizer = keras.optimizers.Adam(schedule)
             if policy == "mixed_float16":
@@ -484,7 +486,7 @@ class Trainer:
             "display_name": cfg.display_name or cfg.name.replace("-", " ").title(),
             "description": description or f"Colours and textures learned from {source['title']}.",
             "source": source,
-            "network": {"width": p["width"], "blocks": p["blocks"]},
+            "network": NetworkSpec(p["width"], p["blocks"], p["norm"]).as_dict(),
             "training": {
                 "preset": cfg.preset,
                 "steps": p["steps"],
