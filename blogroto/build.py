@@ -69,6 +69,7 @@ class BuildOptions:
     check: bool = False  # write nothing; report what would change in `would_change`
     progress: bool = False  # tqdm bar while stylizing
     log: Callable[[str], None] | None = None  # verbose per-file messages
+    refresh_remote: bool = False  # forget remembered remote failures, revalidate cached remote images now
 
 
 @dataclass
@@ -196,7 +197,7 @@ class Builder:
         # watcher's builds). The Stylizer's warm networks are keyed by weights fingerprint, so an
         # unchanged filter still finds its loaded network.
         if self._library is None or self._library_key is not site:
-            self._library = FilterLibrary(list(site.settings.filter_dirs))
+            self._library = FilterLibrary(site_dirs=list(site.settings.filter_dirs))
             self._library_key = site
         return self._library
 
@@ -409,8 +410,6 @@ class _Run:
 
     def _global_signature(self) -> str:
         """Everything outside a document that changes its output (config, templates, filters)."""
-        from blogroto.filters import BUILTIN_STYLES_DIR
-
         site = self.site
         parts: list[Any] = [blogroto.__version__, blogroto.ENGINE_VERSION, self.opts.drafts, str(self.out),
                             site.baseurl]
@@ -422,17 +421,17 @@ class _Run:
             parts.append([str(path), _sig(st) if st else None])
         # The filters are not in here: each document depends on its own filter only (_filter_sig),
         # so a filter being trained or added elsewhere does not rebuild every post.
-        parts.append([str(d) for d in [*site.settings.filter_dirs, BUILTIN_STYLES_DIR]])
+        parts.append([str(d) for d in self.b._library_for(site).search_dirs])
         return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
 
     def _filter_sig(self, name: str):
         """Which folder filter `name` resolves to and the stats of its files (None: not found)."""
         if name in self._filter_sigs:
             return self._filter_sigs[name]
-        from blogroto.filters import BUILTIN_STYLES_DIR, FILTER_FILE
+        from blogroto.filters import FILTER_FILE
 
         sig = None
-        for base in [*self.site.settings.filter_dirs, BUILTIN_STYLES_DIR]:
+        for base in self.b._library_for(self.site).search_dirs:
             folder = os.path.join(base, name)
             if os.path.isfile(os.path.join(folder, FILTER_FILE)):
                 try:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import click
 
+from blogroto import ui
 from blogroto.build import IMAGES_DIR, BuildOptions, BuildReport, Builder
 from blogroto.errors import BlogrotoError, ConfigError
 
@@ -122,36 +123,40 @@ def stdout_to_stderr() -> Iterator[None]:
 
 
 def run(site: str, options: BuildOptions, *, check: bool, strict: bool, as_json: bool, quiet: bool = False,
-        verbose: bool = False) -> int:
+        verbose: bool = False, no_config: bool = False) -> int:
     """Build (or check) `site`; print the report the way the flags ask; return the exit status."""
+    from blogroto.locate import site_for_command
+
     options.check = check
     if as_json:
         try:
             with stdout_to_stderr():
+                site = site_for_command(site, no_config, note=None if quiet else ui.err)
                 report = Builder(site, options).build()
         except BlogrotoError as exc:
             # Still one JSON object: the CI script parses stdout whatever happened.
             code = 2 if isinstance(exc, ConfigError) else 1
-            click.echo(f"error: {exc}", err=True)
+            ui.error(str(exc))
             # Every documented key, as on success, so a script reading one of them does not crash.
             data = summary(BuildReport(), Outcome(errors=[str(exc)]), check=check, strict=strict)
             click.echo(json.dumps(data, ensure_ascii=False))
             return code
     else:
+        site = site_for_command(site, no_config, note=None if quiet else ui.err)
         report = Builder(site, options).build()
     outcome = judge(report, site, check=check, strict=strict)
 
     if as_json:
         for message in outcome.errors:
-            click.echo(f"error: {message}", err=True)
+            ui.error(message)
         click.echo(json.dumps(summary(report, outcome, check=check, strict=strict), ensure_ascii=False))
         return outcome.exit_code
 
     if not quiet:
         for message in outcome.warnings:
-            click.echo(f"warning: {message}", err=True)
+            ui.warning(message)
     for message in outcome.errors:
-        click.echo(f"error: {message}", err=True)
+        ui.error(message)
     if verbose and not check:
         for rel in report.written:
             click.echo(f"wrote {rel}", err=True)

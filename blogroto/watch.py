@@ -162,7 +162,11 @@ class Watcher:
         if site is not None:
             ignored.update(site.skipped_dirs())
             s = site.settings
-            for folder in s.filter_dirs:
+            from blogroto.filters import user_filters_dir
+
+            # The user library is on every site's filter search path: a filter trained there
+            # while watching is picked up like one in _filters/.
+            for folder in (*s.filter_dirs, user_filters_dir()):
                 if folder.is_dir() and not _within(folder, root):
                     external.add(folder)
             for tpl in (s.credit_template, s.figcaption_template):

@@ -675,7 +675,7 @@ def test_cli_out_drafts_force_verbose_and_gc(site, tmp_path):
     orphan = other / IMAGES_DIR / "orphan-test-filter-0000000000.jpg"
     write(orphan, jpeg(1))
     res = run_cli("gc", str(site), "--out", str(other))
-    assert res.returncode == 0 and "and 1 output images" in res.stdout, res.stdout + res.stderr
+    assert res.returncode == 0 and "and 1 output image" in res.stdout, res.stdout + res.stderr
     assert not orphan.exists() and (other / "_drafts/wip.md").exists()
 
 
