@@ -94,9 +94,16 @@ class BuildReport:
     def ok(self) -> bool:
         return not self.errors
 
-    def summary(self) -> str:
-        return (f"{self.posts} posts, {self.images_stylized} images stylized, {self.cache_hits} cache hits, "
-                f"{len(self.warnings)} warnings, {len(self.errors)} errors, {self.seconds:.2f}s")
+    def summary(self, warnings: int | None = None, errors: int | None = None) -> str:
+        """The one-line summary. `warnings`/`errors` override the counts where a caller judged the
+        report (`--strict` counts warnings as errors), so the line agrees with the exit status."""
+        from blogroto.ui import plural
+
+        warnings = len(self.warnings) if warnings is None else warnings
+        errors = len(self.errors) if errors is None else errors
+        return (f"{plural(self.posts, 'post')}, {plural(self.images_stylized, 'image')} stylized, "
+                f"{plural(self.cache_hits, 'cache hit')}, {plural(warnings, 'warning')}, {plural(errors, 'error')}, "
+                f"{self.seconds:.2f}s")
 
 
 @dataclass
@@ -637,7 +644,9 @@ class _Run:
         value = doc.data.get(FRONT_MATTER_KEY, defaults.get(FRONT_MATTER_KEY))
         display = self.b._display(sf.rel)
         key_line = doc.key_line(FRONT_MATTER_KEY) if FRONT_MATTER_KEY in doc.data else None
-        options = site_mod.parse_post_options(value, site.settings, Path(display), key_line)
+        own = FRONT_MATTER_KEY in doc.data and isinstance(value, dict)
+        options = site_mod.parse_post_options(value, site.settings, Path(display), key_line,
+                                              doc.option_lines(FRONT_MATTER_KEY) if own else None)
         if options is None:
             return None
         library = self.b._library_for(site)

@@ -82,7 +82,9 @@ def summary(report: BuildReport, outcome: Outcome, *, check: bool, strict: bool)
         "check": check,
         "strict": strict,
         "posts": report.posts,
-        "posts_rebuilt": report.posts_rebuilt,
+        # A dry run rebuilds nothing: what it found out of date is `posts_to_rebuild`.
+        "posts_rebuilt": 0 if check else report.posts_rebuilt,
+        "posts_to_rebuild": report.posts_rebuilt if check else 0,
         "images_stylized": report.images_stylized,
         "cache_hits": report.cache_hits,
         "warnings": outcome.warnings,
@@ -168,14 +170,14 @@ def run(site: str, options: BuildOptions, *, check: bool, strict: bool, as_json:
             click.echo(f"would change: {shown}")
         if not quiet:
             if outcome.exit_code == 0:
-                click.echo(f"check: up to date ({report.posts} posts, {report.seconds:.2f}s)")
+                click.echo(f"check: up to date ({_n(report.posts, 'post')}, {report.seconds:.2f}s)")
             else:
                 click.echo(f"check: {_n(len(outcome.stale_posts), 'post')} would change, "
                            f"{_n(len(outcome.stale_other), 'other output file')}, "
                            f"{_n(outcome.images_to_stylize, 'image')} to stylize, {_n(len(outcome.errors), 'error')} "
                            f"({report.seconds:.2f}s); nothing was written")
     elif not quiet:
-        line = report.summary()
+        line = report.summary(warnings=len(outcome.warnings), errors=len(outcome.errors))
         if options.prune:
             line += f", {report.pruned} pruned"
         click.echo(f"{line} -> {report.out_dir}")
