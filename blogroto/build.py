@@ -165,6 +165,7 @@ class _Plan:
     remote: list[str]
     liquid: bool
     warned: bool = False
+    remote_warnings: list[str] = field(default_factory=list)  # remembered/unreachable remote images
 
 
 # --------------------------------------------------------------------------------------------
@@ -276,7 +277,8 @@ class Builder:
         from blogroto.remote import RemoteFetcher, RemotePolicy
 
         fetcher = RemoteFetcher(site.settings.cache, RemotePolicy())
-        keep_remote_paths = {str(fetcher.cache_path(u)) for u in keep_remote}
+        keep_remote_paths = {str(fetcher.cache_path(u)) + suffix for u in keep_remote
+                             for suffix in ("", ".json", ".failed.json")}
         fetcher.close()
         remote_dir = site.settings.cache / "remote"
         if remote_dir.is_dir():
@@ -348,6 +350,7 @@ class _Run:
         self._jobs: dict[tuple, _Job] = {}
         self._filter_sigs: dict[str, Any] = {}
         self._remote: dict[str, tuple[bytes, str] | str] = {}
+        self._recheck: dict[str, float | None] = {}  # URL -> when to go to the network for it again
         self.changed = False
         self.catalog: Any = None  # blogroto.catalog.CatalogResult of this build
 
@@ -355,10 +358,12 @@ class _Run:
         if self.opts.log:
             self.opts.log(message)
 
-    def warn(self, message: str, rel: str | None = None, line: int | None = None, plan: _Plan | None = None) -> None:
-        self.report.warnings.append(str(BlogrotoError(message, self.b._display(rel) if rel else None, line)))
+    def warn(self, message: str, rel: str | None = None, line: int | None = None, plan: _Plan | None = None) -> str:
+        text = str(BlogrotoError(message, self.b._display(rel) if rel else None, line))
+        self.report.warnings.append(text)
         if plan is not None:
             plan.warned = True  # the document is processed again next time, so the warning repeats
+        return text
 
     # -- top level --------------------------------------------------------------------------
 
@@ -377,6 +382,9 @@ class _Run:
                     self.images[name] = self.old["images"][name]
                 if prev.get("k") == "doc":
                     self.report.posts += 1
+                # Remote images that could not be fetched: the failure is remembered until its
+                # retry time (blogroto.remote), and so is the warning, reported on every build.
+                self.report.warnings.extend(prev.get("rwarn", ()))
                 continue
             if sf.is_link:
                 self._emit_symlink(sf)
@@ -489,6 +497,11 @@ class _Run:
         """Unchanged source, unchanged inputs, outputs as we left them: nothing to do."""
         if prev.get("k") == "failed" or prev.get("retry"):
             return False  # report its errors and warnings again until the author fixes them
+        recheck = prev.get("recheck")
+        if recheck is not None and time.time() >= recheck:
+            return False  # a remote image is due: revalidate a cached copy, retry a failed fetch
+        if self.opts.refresh_remote and prev.get("remote"):
+            return False
         cur = sf.sig
         if cur != prev.get("st"):
             return False
@@ -762,7 +775,13 @@ class _Run:
                     else:
                         got = self._remote.get(t.url)
                         if isinstance(got, str) or got is None:
-                            self.warn(f"remote image left as it is: {got or 'not fetched'}", plan.doc.rel, ref.line, plan)
+                            # A failure the fetcher remembers is not retried before its time: the
+                            # post need not be processed again before then (manifest `recheck`).
+                            remembered = self._recheck.get(t.url) is not None
+                            text = self.warn(f"remote image left as it is: {got or 'not fetched'}", plan.doc.rel,
+                                             ref.line, None if remembered else plan)
+                            if remembered:
+                                plan.remote_warnings.append(text)
                             ref.target = None
                             continue
                         body, name = got
@@ -806,9 +825,10 @@ class _Run:
 
         r = self.site.settings.remote
         policy = RemotePolicy(timeout=r.timeout, max_bytes=r.max_bytes, allow_private=r.allow_private,
-                              enabled=r.enabled)
+                              enabled=r.enabled, duration=r.duration)
         fetcher = RemoteFetcher(self.cache_dir, policy)
         fetcher.store = not self.check  # --check writes nothing, not even downloads to the cache
+        fetcher.refresh = self.opts.refresh_remote
 
         def fetch(url):
             try:
@@ -826,7 +846,19 @@ class _Run:
                 for url, result in pool.map(fetch, sorted(urls)):
                     self._remote[url] = result
         finally:
+            self._recheck.update(fetcher.recheck_at)
             fetcher.close()
+
+    def _remote_state(self, plan: _Plan) -> dict:
+        """Manifest fields for a document's remote images: when the earliest is due to be fetched
+        again (`recheck`, a time) and the warnings of those that could not be (`rwarn`)."""
+        due = [t for u in set(plan.remote) if (t := self._recheck.get(u)) is not None]
+        state = {}
+        if due:
+            state["recheck"] = min(due)
+        if plan.remote_warnings:
+            state["rwarn"] = list(plan.remote_warnings)
+        return state
 
     def _stylize(self) -> None:
         todo = [j for j in self._jobs.values() if j.cached is None]
@@ -921,7 +953,8 @@ class _Run:
         if text is None:
             # Nothing stylized: the document stays as it is, but its inputs are still tracked.
             self._emit_static(sf, kind="doc", deps={k: list(v) for k, v in plan.deps.items()}, imgs=[],
-                              remote=sorted(set(plan.remote)), retry=plan.warned, flt=plan.flt.slug)
+                              remote=sorted(set(plan.remote)), retry=plan.warned, flt=plan.flt.slug,
+                              **self._remote_state(plan))
             self.report.posts += 1
             return
         imgs, mark = [], len(self.report.would_change)
@@ -936,7 +969,7 @@ class _Run:
             self.report.would_change_posts.append(plan.display)  # its text, or an image it shows, would change
         deps = {k: list(v) for k, v in plan.deps.items()}
         self._record(doc.rel, sf, "doc", [doc.rel], deps=deps, imgs=imgs, remote=sorted(set(plan.remote)),
-                     retry=plan.warned, flt=plan.flt.slug)
+                     retry=plan.warned, flt=plan.flt.slug, **self._remote_state(plan))
         self.report.posts += 1
         self.report.posts_rebuilt += 1
 

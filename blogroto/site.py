@@ -88,6 +88,25 @@ class RemoteSettings:
     timeout: float = 10.0
     max_bytes: int = 20 * 1024 * 1024
     allow_private: bool = False
+    duration: float = 86400.0  # seconds a cached remote image is used before revalidating; inf: never
+
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdwy]?)\s*$")
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
+
+
+def parse_duration(value, what, path, line) -> float:
+    """eleventy-img style durations: seconds as a number, or '30s', '10m', '2h', '1d', '1w', '1y';
+    '*' means never revalidate (use the cached copy for ever); 0 means revalidate on every build."""
+    if value == "*":
+        return float("inf")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    m = _DURATION_RE.match(value) if isinstance(value, str) else None
+    if m is None:
+        raise ConfigError(f"{what} must be a duration like 30m, 12h, 1d, 2w (or seconds, or '*' for never), "
+                          f"not {value!r}", path, line)
+    return float(m.group(1)) * _DURATION_UNITS[m.group(2)]
 
 
 @dataclass(frozen=True)
@@ -227,6 +246,7 @@ def parse_settings(section: Any, root: Path, config_path: Path | None, line_of=l
         max_bytes=_check_number(remote.get("max_bytes", rdefault.max_bytes), *p("remote.max_bytes"),
                                 lo=1, hi=2**40, integer=True),
         allow_private=_check_bool(remote.get("allow_private", rdefault.allow_private), *p("remote.allow_private")),
+        duration=parse_duration(remote.get("duration", rdefault.duration), *p("remote.duration")),
     )
     image_keys = _str_list(section.get("image_keys", list(DEFAULT_IMAGE_KEYS)), *p("image_keys"))
     templates = {}

@@ -273,6 +273,7 @@ class Watcher:
             return None
         self._needs_full = False
         self.last_report = report
+        self.builder.options.refresh_remote = False  # --refresh-remote: the initial build only
         problems = [("error", m) for m in report.errors] + [("warning", m) for m in report.warnings]
         rels = [os.path.relpath(p, self.root) for p in changed or ()]
         # Unfixed problems come back on every build (the builder retries those documents): each

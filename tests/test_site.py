@@ -379,3 +379,18 @@ def test_option_errors_point_at_the_options_own_line(site_dir):
     post = write(site_dir / "_posts/2024-01-01-x.md", "---\ntitle: t\nalgorotoscope:\n  filter: x\n  strength: 9\n---\n")
     doc = read_document(post, "_posts/2024-01-01-x.md", "posts")
     assert doc.option_lines("algorotoscope") == {"filter": 4, "strength": 5}
+
+
+@pytest.mark.parametrize("value, seconds", [("1d", 86400), ("10m", 600), ("2h", 7200), ("1w", 604800), (30, 30),
+                                            ("45s", 45), (0, 0), ("*", float("inf"))])
+def test_remote_duration(site_dir, value, seconds):
+    write(site_dir / "_config.yml", f"algorotoscope:\n  remote: {{duration: {value!r}}}\n")
+    assert Site(site_dir).settings.remote.duration == seconds
+
+
+def test_remote_duration_default_and_errors(site_dir):
+    assert Site(site_dir).settings.remote.duration == 86400
+    write(site_dir / "_config.yml", "title: x\nalgorotoscope:\n  remote:\n    duration: soon\n")
+    with pytest.raises(ConfigError, match="algorotoscope.remote.duration must be a duration like 30m") as info:
+        Site(site_dir)
+    assert info.value.line == 3
