@@ -347,7 +347,8 @@ def test_bad_yaml_fails_that_post_with_line(site):
 def test_bad_options_fail_with_line(site):
     write(site / "_posts/2024-02-01-bad.md", "---\ntitle: T\nalgorotoscope:\n  filter: test-filter\n  strength: 3\n---\nx\n")
     report = builder(site).build()
-    assert len(report.errors) == 1 and "2024-02-01-bad.md:3:" in report.errors[0] and "strength" in report.errors[0]
+    # the faulty option's own line (5), not the `algorotoscope:` line (3)
+    assert len(report.errors) == 1 and "2024-02-01-bad.md:5:" in report.errors[0] and "strength" in report.errors[0]
 
 
 def test_refused_and_missing_references_warn_with_post_and_line(site, tmp_path):
