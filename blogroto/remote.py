@@ -188,7 +188,10 @@ class RemoteFetcher:
         path = self.cache_path(url)
         t = now()
         failed = None if self.refresh else _read_json(_failure_path(path))
-        if failed and failed.get("url") == url and t < float(failed.get("retry_at", 0)):
+        # A failure under other limits (the author raised max_bytes, allowed private addresses)
+        # is not held against the URL: the new policy gets its own try.
+        if (failed and failed.get("url") == url and failed.get("policy") == self._policy_key()
+                and t < float(failed.get("retry_at", 0))):
             self.recheck_at[url] = float(failed["retry_at"])
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(float(failed["retry_at"])))
             raise RemoteImageError(url, f"{failed.get('reason')} (remembered from an earlier build; tried again after "
@@ -227,6 +230,10 @@ class RemoteFetcher:
         self._store_meta(path, url, dict(validators, fetched=t))
         return new_body, suggested_name(url, fmt)
 
+    def _policy_key(self) -> str:
+        p = self.policy
+        return f"{p.timeout:g}/{p.total_timeout:g}/{p.max_bytes}/{p.max_redirects}/{p.allow_private}"
+
     def _store_meta(self, path: Path, url: str, meta: dict) -> None:
         d = self.policy.duration
         self.recheck_at[url] = meta["fetched"] + d if math.isfinite(d) else None
@@ -240,7 +247,8 @@ class RemoteFetcher:
         exc.retry_at = retry_at
         self.recheck_at[url] = retry_at
         if self.store:
-            record = {"url": url, "reason": exc.reason, "failed_at": t, "failures": failures, "retry_at": retry_at}
+            record = {"url": url, "reason": exc.reason, "failed_at": t, "failures": failures, "retry_at": retry_at,
+                      "policy": self._policy_key()}
             atomic_write_bytes(_failure_path(path), json.dumps(record).encode())
 
     def _read_cached(self, path: Path) -> bytes | None:

@@ -509,6 +509,13 @@ def test_failed_fetches_are_remembered_and_retried_later(fetcher, server, monkey
     with pytest.raises(RemoteImageError):
         fetcher.fetch(url)
     assert len(server.seen) == 3
+    # other limits (a site that raised max_bytes, say): the remembered failure does not apply
+    fetcher.refresh = False
+    other = RemoteFetcher(fetcher.cache_dir.parent, RemotePolicy(timeout=TIMEOUT, allow_private=True,
+                                                                 total_timeout=5.0, max_bytes=10**6))
+    with pytest.raises(RemoteImageError):
+        other.fetch(url)
+    assert len(server.seen) == 4
 
 
 def test_a_url_that_works_again_is_fetched_and_forgotten_as_failed(tmp_path, lax, server, monkeypatch):
