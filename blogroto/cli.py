@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from blogroto import __version__
+from blogroto import __version__, ui
 from blogroto.errors import BlogrotoError, ConfigError
 
 # command name -> module in blogroto.commands exposing a click command called `command`
@@ -63,10 +63,10 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except ConfigError as exc:
-        click.echo(f"error: {exc}", err=True)
+        ui.error(str(exc))
         sys.exit(2)
     except BlogrotoError as exc:
-        click.echo(f"error: {exc}", err=True)
+        ui.error(str(exc))
         sys.exit(1)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
