@@ -85,3 +85,15 @@ def test_every_printing_command_takes_quiet_and_verbose():
         result = CliRunner().invoke(cli, [name, "--help"])
         assert result.exit_code == 0, name
         assert "-q, --quiet" in result.output and "-v, --verbose" in result.output, name
+
+
+def test_a_network_is_traced_once_for_every_image_size(tiny_filter):
+    import numpy as np
+
+    from blogroto.stylize import StyleOptions, Stylizer
+
+    s = Stylizer()
+    rng = np.random.default_rng(0)
+    for h, w in ((20, 24), (12, 16), (33, 17)):
+        s.stylize_array(rng.integers(0, 255, (h, w, 3), dtype=np.uint8), tiny_filter, StyleOptions(max_size=0))
+    assert s.network(tiny_filter)._whole.experimental_get_tracing_count() == 1
