@@ -245,7 +245,14 @@ class Builder:
         except OSError as exc:
             # A file-system fault outside the atomic writers (mkdir on a read-only or full disk,
             # an I/O error): one clear line, not a traceback. Nothing is torn: writes are atomic.
-            raise BlogrotoError(describe_os_error(exc), exc.filename or site.settings.output) from exc
+            fault = BlogrotoError(describe_os_error(exc), exc.filename or site.settings.output)
+            fault.partial_report = report  # what failed before the fault: the CLI prints it
+            raise fault from exc
+        except BlogrotoError as exc:
+            # A fault that stops the build (the manifest cannot be written on a full disk): the
+            # documents that failed before it must still be reported, not only under -v.
+            exc.partial_report = report
+            raise
         report.seconds = time.perf_counter() - started
         return report
 
@@ -1000,7 +1007,7 @@ class _Run:
                                      jsonld=jsonld)
         body = credits_mod.place_credits(body, html, markdown=doc.is_markdown)
         front = [r for r in plan.refs if r.where == "front" and r.new]
-        yaml_text = rewrite_front_matter(doc, front, records)
+        yaml_text = rewrite_front_matter(doc, front, [credits_mod.front_matter_record(r) for r in records])
         return doc.text[: doc.front.yaml_start] + yaml_text + doc.text[doc.front.yaml_end: doc.front.body_start] + body
 
     # -- finishing --------------------------------------------------------------------------

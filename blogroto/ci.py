@@ -138,9 +138,13 @@ def run(site: str, options: BuildOptions, *, check: bool, strict: bool, as_json:
         except BlogrotoError as exc:
             # Still one JSON object: the CI script parses stdout whatever happened.
             code = 2 if isinstance(exc, ConfigError) else 1
-            ui.error(str(exc))
+            # The documents that failed before the fault, then the fault (see cli._print_partial).
+            partial = getattr(exc, "partial_report", None)
+            errors = [m for m in getattr(partial, "errors", ()) or () if m != str(exc)] + [str(exc)]
+            for message in errors:
+                ui.error(message)
             # Every documented key, as on success, so a script reading one of them does not crash.
-            data = summary(BuildReport(), Outcome(errors=[str(exc)]), check=check, strict=strict)
+            data = summary(BuildReport(), Outcome(errors=errors), check=check, strict=strict)
             click.echo(json.dumps(data, ensure_ascii=False))
             return code
     else:

@@ -2,8 +2,8 @@
 
 A filter is a folder `<slug>/` holding `filter.yaml` and the files it names (see
 docs/ARCHITECTURE.md). Loading one never executes code from the folder: the metadata is read with
-`yaml.safe_load`, weights are a numpy `.npz` read with `allow_pickle=False`, and folders that carry
-executable model formats (pickles, Keras archives, SavedModels) are refused outright.
+`blogroto.safeyaml` (safe tags only, bounded nesting and alias expansion), weights are a numpy
+`.npz` read with `allow_pickle=False`, and folders that carry executable model formats (pickles, Keras archives, SavedModels) are refused outright.
 
 This module does not import TensorFlow: a build that finds everything cached never needs it.
 """
@@ -22,13 +22,14 @@ from pathlib import Path
 
 import yaml
 
-from blogroto.errors import FilterError, UnknownFilterError
+from blogroto.errors import ConfigError, FilterError, UnknownFilterError
+from blogroto.resources import builtin_dir
 
 FILTER_FILE = "filter.yaml"
 FORMAT_VERSION = 1
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
-BUILTIN_STYLES_DIR = Path(os.environ.get("BLOGROTO_STYLES", Path(__file__).resolve().parent.parent / "styles"))
+BUILTIN_STYLES_DIR = Path(os.environ.get("BLOGROTO_STYLES") or builtin_dir("styles"))
 
 # Files that could execute code when loaded by some framework: a filter folder holding one is refused.
 CODE_CARRYING_SUFFIXES = {".pkl", ".pickle", ".keras", ".pb", ".py", ".pyc", ".joblib", ".pt", ".pth", ".h5", ".hdf5"}
@@ -84,12 +85,26 @@ class Filter:
         return NetworkSpec(width=int(net.get("width", 32)), blocks=int(net.get("blocks", 5)))
 
     def file(self, key: str) -> Path | None:
-        """Path of one of the folder's files ('weights', 'artwork', 'preview', ...) if it exists."""
+        """Path of one of the folder's files ('weights', 'artwork', 'preview', ...) if it exists.
+
+        The one place filter files are resolved: a file that is a symbolic link, or that resolves
+        outside the filter folder, raises FilterError naming it. A filter folder is data from
+        elsewhere, and its pictures are published byte for byte (the catalog) and its weights
+        read: a link to ~/.ssh/id_rsa named artwork.jpg must not put the key on the blog."""
         name = (self.meta.get("files") or {}).get(key, DEFAULT_FILES.get(key))
         if not name:
             return None
         path = self.folder / name
-        return path if path.is_file() else None
+        if path.is_symlink():
+            raise FilterError(f"refused: {key} file {name!r} is a symbolic link (filter files must be plain files "
+                              "inside the filter folder)", path)
+        if not path.is_file():
+            return None
+        try:
+            path.resolve().relative_to(self.folder.resolve())
+        except (ValueError, OSError) as exc:
+            raise FilterError(f"refused: {key} file {name!r} resolves outside the filter folder", path) from exc
+        return path
 
     @cached_property
     def fingerprint(self) -> str:
@@ -140,6 +155,22 @@ def _validate_meta(meta: object, path: Path, slug: str) -> dict:
     return meta
 
 
+def read_metadata(meta_path: Path) -> object:
+    """The data of a filter.yaml, read with blogroto.safeyaml (safe tags, bounded nesting and
+    alias expansion); FilterError naming the file otherwise."""
+    from blogroto.safeyaml import load_yaml
+
+    try:
+        text = meta_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FilterError(f"cannot read metadata: {exc}", meta_path) from exc
+    try:
+        return load_yaml(text, meta_path)
+    except ConfigError as exc:
+        message = exc.message.replace("invalid YAML: ", "")
+        raise FilterError(f"malformed YAML: {message}", meta_path, exc.line) from exc
+
+
 def load_filter(folder: str | Path) -> Filter:
     """Read and validate a filter folder; raises FilterError naming the offending file."""
     folder = Path(folder)
@@ -154,16 +185,7 @@ def load_filter(folder: str | Path) -> Filter:
             raise FilterError(
                 "refused: filter folders hold weights as .npz only; this file could carry executable code", child
             )
-    try:
-        meta = yaml.safe_load(meta_path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise FilterError(f"malformed YAML: {getattr(exc, 'problem', exc)}", meta_path, mark.line + 1 if mark else None) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FilterError(f"cannot read metadata: {exc}", meta_path) from exc
-    except RecursionError as exc:  # thousands of nested [ or {: refused, not a traceback
-        raise FilterError("malformed YAML: nested too deeply", meta_path) from exc
-    meta = _validate_meta(meta, meta_path, slug)
+    meta = _validate_meta(read_metadata(meta_path), meta_path, slug)
     flt = Filter(slug=slug, folder=folder, meta=meta)
     for key in REQUIRED_FILES:
         if flt.file(key) is None:

@@ -246,9 +246,14 @@ def save_weights(net: TransformNet, path: str | Path) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def read_weights(path: str | Path) -> dict[str, np.ndarray]:
-    """Read an .npz of float arrays. Pickled objects are refused (allow_pickle=False)."""
+def read_weights(path: str | Path, expected: dict[str, tuple[int, ...]] | None = None) -> dict[str, np.ndarray]:
+    """Read an .npz of float arrays. Pickled objects are refused (allow_pickle=False).
+
+    Before any array is decompressed, each member's `.npy` header (its declared dtype and shape)
+    is checked, against `expected` when given: a 1 MB file whose members inflate to 1 GiB is
+    refused from its headers, not after allocating them."""
     path = Path(path)
+    check_weight_headers(path, expected)
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
@@ -264,6 +269,62 @@ def read_weights(path: str | Path) -> dict[str, np.ndarray]:
         if value.dtype.kind != "f":
             raise FilterError(f"weight {key} has dtype {value.dtype}, expected floating point", path)
     return arrays
+
+
+MAX_WEIGHT_BYTES = 1 << 30  # declared size of all arrays together, when no shapes are expected
+
+
+def check_weight_headers(path: Path, expected: dict[str, tuple[int, ...]] | None = None) -> None:
+    """Check every member of an .npz from its `.npy` header alone (numpy.lib.format), nothing
+    decompressed but the header: a float dtype, the expected shape (or, without `expected`, a
+    total under MAX_WEIGHT_BYTES), and a member whose stored size matches what it declares."""
+    import zipfile
+
+    from numpy.lib import format as npy
+
+    try:
+        archive = zipfile.ZipFile(path)
+    except FileNotFoundError as exc:
+        raise FilterError("weights file is missing", path) from exc
+    except zipfile.BadZipFile:
+        return  # not an archive (a pickle, a bare .npy, garbage): np.load refuses it with its own words
+    except (OSError, ValueError) as exc:
+        raise FilterError(f"weights file is corrupt or truncated: {exc}", path) from exc
+    shapes: dict[str, tuple[int, ...]] = {}
+    total = 0
+    with archive:
+        for info in archive.infolist():
+            key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+            try:
+                with archive.open(info) as member:
+                    version = npy.read_magic(member)
+                    if version == (1, 0):
+                        shape, fortran, dtype = npy.read_array_header_1_0(member)
+                    elif version in ((2, 0), (3, 0)):
+                        shape, fortran, dtype = npy.read_array_header_2_0(member)
+                    else:
+                        raise ValueError(f"unsupported .npy version {version}")
+                    header_len = member.tell() if hasattr(member, "tell") else None
+            except Exception as exc:  # not an .npy member, a broken header, a bad zip entry
+                raise FilterError(f"weights file refused: {key!r} is not a numpy array ({exc})", path) from exc
+            if dtype.hasobject:
+                raise FilterError(f"weights file refused (contains pickled objects): {key!r}", path)
+            if dtype.kind != "f":
+                raise FilterError(f"weight {key} has dtype {dtype}, expected floating point", path)
+            size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize if shape else dtype.itemsize
+            if header_len is not None and info.file_size != header_len + size:
+                raise FilterError(f"weights file refused: {key!r} declares {size} bytes but holds "
+                                  f"{info.file_size - header_len}", path)
+            shapes[key] = tuple(shape)
+            total += size
+    if expected is not None:
+        if shapes != expected:
+            bad = sorted(k for k in set(expected) | set(shapes) if expected.get(k) != shapes.get(k))
+            raise FilterError(f"weights do not match the network: "
+                              f"{', '.join(f'{k} is {shapes.get(k)}, expected {expected.get(k)}' for k in bad[:3])}"
+                              f"{'…' if len(bad) > 3 else ''}", path)
+    elif total > MAX_WEIGHT_BYTES:
+        raise FilterError(f"weights file refused: its arrays declare {total} bytes", path)
 
 
 def expected_shapes(width: int, blocks: int) -> dict[str, tuple[int, ...]]:
@@ -284,7 +345,13 @@ def expected_shapes(width: int, blocks: int) -> dict[str, tuple[int, ...]]:
 
 
 def load_network(path: str | Path, width: int, blocks: int, dtype_policy: str = "float32") -> TransformNet:
-    weights = read_weights(path)
+    try:  # shapes checked from the .npy headers, before anything is decompressed
+        weights = read_weights(path, expected_shapes(width, blocks))
+    except FilterError as exc:
+        if exc.message.startswith("weights do not match the network: "):
+            raise FilterError(exc.message.replace("the network: ", f"the network (width {width}, {blocks} blocks): ", 1),
+                              path) from exc
+        raise
     # Check the shapes before building: a hostile filter.yaml (width 256, 256 blocks) with a tiny
     # weights file must not make Keras allocate a 19 GB network first.
     shapes = {k: tuple(v.shape) for k, v in weights.items()}

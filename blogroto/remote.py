@@ -12,8 +12,12 @@ in CI next to cloud metadata endpoints, so a fetch:
   TLS server name and certificate check still use the host name), so a DNS answer that changes
   between check and connect (DNS rebinding) cannot redirect it;
 * follows redirects itself, re-checking each hop's scheme and addresses, up to a limit;
-* bounds every socket operation by `timeout` and the whole fetch by `total_timeout`, and the body
-  by `max_bytes` (Content-Length first, then while streaming);
+* bounds the whole fetch (every hop, headers and body) by one deadline, `total_timeout`, which is
+  `timeout` unless set: a watchdog shuts the fetch's sockets down when it passes, so a server
+  dripping bytes (in the headers or the body) costs at most that long; the body is bounded by
+  `max_bytes` (Content-Length first, then while streaming);
+* turns every failure, expected or not (a malformed redirect `Location` made requests raise
+  ValueError), into a RemoteImageError: one bad image costs one warning, never the build;
 * accepts only bodies that are recognisably raster images.
 
 Residual risks: `socket.getaddrinfo` itself has no timeout (a hanging resolver stalls the fetch);
@@ -41,6 +45,7 @@ import json
 import math
 import re
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +53,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import requests
 import urllib3
+import urllib3.connection
 from requests.adapters import HTTPAdapter
 
 from blogroto import __version__
@@ -107,15 +113,17 @@ class RemoteImageError(BlogrotoError):
 
 @dataclass
 class RemotePolicy:
-    timeout: float = 10.0             # seconds, for connecting and for each read
+    timeout: float = 10.0             # seconds: the whole fetch (total_timeout) unless that is set
     max_bytes: int = 25 * 1024 * 1024
     max_redirects: int = 5
     allow_private: bool = False       # loopback/private/link-local/multicast/reserved refused unless True
     enabled: bool = True
-    total_timeout: float = 60.0       # whole fetch, all hops: a server dripping bytes can't stall a build
+    total_timeout: float | None = None  # whole fetch, all hops (None: `timeout`): no drip-feed stalls a build
     duration: float = DEFAULT_DURATION  # seconds a cached copy is used before revalidating (inf: never)
 
     def __post_init__(self):
+        if self.total_timeout is None:
+            self.total_timeout = self.timeout
         if not self.timeout > 0 or not self.total_timeout > 0:
             raise ConfigError(f"remote image timeouts must be positive, got {self.timeout}/{self.total_timeout}")
         if self.max_bytes <= 0:
@@ -126,8 +134,75 @@ class RemotePolicy:
             raise ConfigError(f"remote image max_redirects must be >= 0, got {self.max_redirects}")
 
 
+# The sockets of the fetch running in this thread, for its deadline watchdog (see _Deadline).
+_active = threading.local()
+
+
+class _TrackedHTTPConnection(urllib3.connection.HTTPConnection):
+    def connect(self):
+        super().connect()
+        sockets = getattr(_active, "sockets", None)
+        if sockets is not None:
+            sockets.append(self.sock)
+
+
+class _TrackedHTTPSConnection(urllib3.connection.HTTPSConnection):
+    def connect(self):
+        super().connect()
+        sockets = getattr(_active, "sockets", None)
+        if sockets is not None:
+            sockets.append(self.sock)
+
+
+class _HTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _TrackedHTTPConnection
+
+
+class _HTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _TrackedHTTPSConnection
+
+
+class _Deadline:
+    """The whole fetch's time limit: at `seconds`, shut down every socket the fetch opened, which
+    wakes a read blocked on a server sending one byte per `timeout` (per-read timeouts alone let
+    it run on forever, in the headers as in the body)."""
+
+    def __init__(self, seconds: float):
+        self.at = time.monotonic() + seconds
+        self.expired = False
+        self.sockets: list = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def _expire(self):
+        with self._lock:
+            self.expired = True
+            for sock in self.sockets:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def __enter__(self):
+        _active.sockets = self.sockets
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._timer.cancel()
+        _active.sockets = None
+
+    def passed(self) -> bool:
+        return self.expired or time.monotonic() >= self.at
+
+
 class _PinnedAdapter(HTTPAdapter):
     """Connects to the address the fetcher checked instead of resolving the host again."""
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
 
     def build_connection_pool_key_attributes(self, request, verify, cert=None):
         host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
@@ -204,7 +279,7 @@ class RemoteFetcher:
                 self.recheck_at[url] = fetched + self.policy.duration if math.isfinite(self.policy.duration) else None
                 return body, suggested_name(url, _identify(body, ""))
         try:
-            got = self._download(url, validators=meta if body is not None else None)
+            got = self._download_guarded(url, validators=meta if body is not None else None)
         except RemoteImageError as exc:
             if body is not None:
                 # Unreachable for now: the copy we have is better than none. Ask again next time.
@@ -264,10 +339,25 @@ class RemoteFetcher:
 
     # --- network -------------------------------------------------------------------------------
 
-    def _download(self, url: str, validators: dict | None = None) -> tuple[bytes, str, dict] | None:
+    def _download_guarded(self, url: str, validators: dict | None = None) -> tuple[bytes, str, dict] | None:
+        """_download under the fetch's deadline; whatever goes wrong becomes a RemoteImageError."""
+        total = f"timed out after {self.policy.total_timeout:g}s in total"
+        with _Deadline(self.policy.total_timeout) as deadline:
+            try:
+                return self._download(url, deadline, validators)
+            except RemoteImageError as exc:
+                if deadline.expired and "timed out" not in exc.reason:
+                    raise RemoteImageError(url, total) from exc
+                raise
+            except Exception as exc:  # noqa: BLE001 - one bad image must cost one warning, not the build
+                if deadline.expired:
+                    raise RemoteImageError(url, total) from exc
+                raise RemoteImageError(url, f"cannot fetch: {type(exc).__name__}: {_redact(str(exc))}") from exc
+
+    def _download(self, url: str, deadline: _Deadline,
+                  validators: dict | None = None) -> tuple[bytes, str, dict] | None:
         """(body, Content-Type, {etag, last_modified}) or, for a conditional request (`validators`
         from the cached copy) that the server answers 304 Not Modified, None."""
-        deadline = time.monotonic() + self.policy.total_timeout
         current = url
         extra = {}
         if validators:
@@ -281,7 +371,11 @@ class RemoteFetcher:
             with response:
                 location = response.headers.get("Location")
                 if response.status_code in _REDIRECT_STATUSES and location:
-                    current = urljoin(current, location)
+                    try:
+                        current = urljoin(current, location)
+                        urlsplit(current).port  # noqa: B018 - raises ValueError for a bad port
+                    except ValueError as exc:
+                        raise RemoteImageError(url, f"invalid redirect Location {location[:200]!r}: {exc}{where}") from None
                     continue
                 if response.status_code == 304 and extra:
                     return None
@@ -293,9 +387,11 @@ class RemoteFetcher:
                 return body, response.headers.get("Content-Type", ""), {k: v for k, v in got.items() if v}
         raise RemoteImageError(url, f"more than {self.policy.max_redirects} redirects (last: {_redact(current)})")
 
-    def _get(self, url: str, current: str, where: str, deadline: float, extra: dict | None = None) -> requests.Response:
+    def _get(self, url: str, current: str, where: str, deadline: _Deadline,
+             extra: dict | None = None) -> requests.Response:
         request = requests.Request("GET", current, headers={
             "User-Agent": f"blogroto/{__version__}",
+            "Connection": "close",  # a fresh, tracked connection per hop: the deadline can reach its socket
             "Accept": "image/png,image/jpeg,image/webp,image/gif,image/*;q=0.8",
             "Accept-Encoding": "identity",  # images are compressed already; no decompression bombs
             **(extra or {}),
@@ -322,7 +418,7 @@ class RemoteFetcher:
         # Try each checked address in turn, as a normal client would (e.g. IPv6 unreachable).
         last_error: Exception | None = None
         for address in addresses:
-            remaining = deadline - time.monotonic()
+            remaining = deadline.at - time.monotonic()
             if remaining <= 0:
                 break
             timeout = min(self.policy.timeout, remaining)
@@ -353,7 +449,7 @@ class RemoteFetcher:
                     raise RemoteImageError(url, f"refused: {host} resolves to {problem}{where}")
         return addresses
 
-    def _read_body(self, url: str, where: str, response: requests.Response, deadline: float) -> bytes:
+    def _read_body(self, url: str, where: str, response: requests.Response, deadline: _Deadline) -> bytes:
         limit = self.policy.max_bytes
         declared = response.headers.get("Content-Length", "")
         if declared.strip().isdigit() and int(declared) > limit:
@@ -369,10 +465,14 @@ class RemoteFetcher:
                 total += len(chunk)
                 if total > limit:
                     raise RemoteImageError(url, f"too large: more than {limit} bytes{where}")
-                if time.monotonic() > deadline:
+                if deadline.passed():
                     raise RemoteImageError(url, f"timed out after {self.policy.total_timeout:g}s in total{where}")
                 chunks.append(chunk)
+            if deadline.expired:  # the watchdog's shutdown reads as a normal end of the body
+                raise RemoteImageError(url, f"timed out after {self.policy.total_timeout:g}s in total{where}")
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            if deadline.passed():
+                raise RemoteImageError(url, f"timed out after {self.policy.total_timeout:g}s in total{where}") from exc
             raise RemoteImageError(url, f"{_describe(exc, self.policy.timeout)}{where}") from exc
         return b"".join(chunks)
 

@@ -22,13 +22,9 @@ from typing import Any
 import yaml
 
 from blogroto.errors import ConfigError
-
-try:  # libyaml is ~10x faster; reading every post's front matter on a cold build adds up
-    FastLoader = yaml.CSafeLoader
-    FastDumper = yaml.CSafeDumper
-except AttributeError:  # pragma: no cover - PyYAML built without libyaml
-    FastLoader = yaml.SafeLoader
-    FastDumper = yaml.SafeDumper
+from blogroto.safeyaml import (  # noqa: F401  (re-exported: the YAML helpers used to live here)
+    MAX_YAML_DEPTH, FastDumper, FastLoader, check_yaml_depth, compose_checked, yaml_error_line, yaml_error_text,
+)
 
 CONFIG_NAMES = ("_config.yml", "_config.yaml", "_config.toml")
 DEFAULT_IMAGE_KEYS = ("image", "feature", "images")
@@ -320,55 +316,6 @@ def parse_post_options(value: Any, settings: Settings, path: Path, line: int | N
 # YAML helpers
 
 
-MAX_YAML_DEPTH = 200
-
-
-def check_yaml_depth(text: str, path, first_line: int) -> None:
-    """Refuse YAML nested deeper than MAX_YAML_DEPTH before composing it: libyaml's composer
-    recurses in C, and some 100 000 nested `[` (200 kB of front matter) crash the interpreter
-    with SIGSEGV. The event parser it runs on first is iterative and streams, so this is cheap."""
-    if sum(map(text.count, "[{-?:")) <= MAX_YAML_DEPTH:
-        return  # every collection starts with one of these: it cannot nest that deep
-    too_deep = f"YAML nested more than {MAX_YAML_DEPTH} levels deep"
-    depth = 0
-    try:
-        for event in yaml.parse(text, Loader=FastLoader):
-            if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
-                depth += 1
-                if depth > MAX_YAML_DEPTH:
-                    raise ConfigError(too_deep, path, first_line + event.start_mark.line)
-            elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
-                depth -= 1
-    except yaml.YAMLError as exc:
-        # PyYAML >= 6.0.4 refuses deep nesting itself (its scanner reads ahead of our count): the
-        # same refusal, in our words, whichever PyYAML pip installed. Other YAML errors are left
-        # for the real load to report.
-        if "nesting depth" not in str(exc):
-            return
-        mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(too_deep, path, first_line + (mark.line if mark is not None else 0)) from exc
-
-
-def yaml_error_line(exc: yaml.YAMLError, first_line: int, text: str | None = None) -> int | None:
-    """The 1-based file line of a YAML error whose text started at file line `first_line`."""
-    mark = getattr(exc, "problem_mark", None)
-    context = getattr(exc, "context_mark", None)
-    at_end = mark is not None and text is not None and mark.index >= len(text.rstrip())
-    if context is not None and (mark is None or at_end or "flow" in (getattr(exc, "context", "") or "")):
-        # An unclosed [..]/{..} is noticed lines later, or only at the end of the text: point at
-        # where it was opened. (For block mappings the problem mark is the better line.)
-        mark = context
-    return first_line + mark.line if mark is not None else None
-
-
-def yaml_error_text(exc: yaml.YAMLError) -> str:
-    problem = getattr(exc, "problem", None)
-    context = getattr(exc, "context", None)
-    if problem:
-        return f"invalid YAML: {problem}" + (f" ({context})" if context else "")
-    return f"invalid YAML: {exc}"
-
-
 def mapping_key_lines(node: yaml.Node | None, first_line: int) -> dict[str, int]:
     """Top-level key -> 1-based file line, from a composed YAML mapping node."""
     if not isinstance(node, yaml.MappingNode):
@@ -490,11 +437,7 @@ def read_document(path: Path, rel: str, kind: str, *, raw: bytes | None = None) 
     doc = Document(path, rel, kind, text, bom, front, {})
     yaml_text = front.yaml_text(text)
     if yaml_text.strip():
-        try:
-            check_yaml_depth(yaml_text, path, doc.yaml_line)
-            data = yaml.load(yaml_text, Loader=FastLoader)
-        except yaml.YAMLError as exc:
-            raise ConfigError(yaml_error_text(exc), path, yaml_error_line(exc, doc.yaml_line, yaml_text)) from exc
+        data = compose_checked(yaml_text, path, doc.yaml_line)[0]
         if isinstance(data, dict):
             doc.data = data
         elif data is not None:
@@ -614,12 +557,7 @@ class Site:
             except tomllib.TOMLDecodeError as exc:
                 raise ConfigError(f"invalid TOML: {exc}", self.config_path) from exc
         else:
-            try:
-                check_yaml_depth(text, self.config_path, 1)
-                data = yaml.load(text, Loader=FastLoader) if text.strip() else {}
-                node = yaml.compose(text, Loader=FastLoader) if FRONT_MATTER_KEY in text else None
-            except yaml.YAMLError as exc:
-                raise ConfigError(yaml_error_text(exc), self.config_path, yaml_error_line(exc, 1, text)) from exc
+            data, node = compose_checked(text, self.config_path, 1) if text.strip() else ({}, None)
             self._config_lines = mapping_key_lines(node, 1)
             if isinstance(node, yaml.MappingNode):
                 for k, v in node.value:

@@ -50,7 +50,7 @@ PRESETS: dict[str, dict] = {
     # scale a 1600 px blog image has, where the teacher's strokes are relatively smaller.
     "distill": dict(width=16, blocks=3, steps=3000, size=256, batch=4, style_size=None, lr=2e-3, progressive=0.3, zoom=3.0),
 }
-DEFAULT_WEIGHTS = {"content": 1.0, "style": 1e5, "tv": 0.3}
+DEFAULT_WEIGHTS = {"content": 1.0, "style": 5.0, "tv": 0.05}
 DISTILL_WEIGHTS = {"pixel": 100.0, "features": 1.0, "texture": 1e5}  # texture: the artwork training's style weight
 STYLE_LOSSES = ("total", "content", "style", "tv")
 DISTILL_LOSSES = ("total", "pixel", "features", "texture")
@@ -286,8 +286,8 @@ class Trainer:
         tf, keras = import_tensorflow()
 
         from blogroto.network import TransformNet, load_network, save_weights
-        from blogroto.vgg import (DISTILL_LAYERS, LOSS_LAYERS, LossNetwork, distillation_losses, locate_weights,
-                                  perceptual_losses, style_targets)
+        from blogroto.vgg import (DISTILL_LAYERS, LOSS_LAYERS, LossNetwork, StyleTarget, distillation_losses,
+                                  locate_weights, perceptual_losses)
 
         cfg, p = self.cfg, self.p
         if not self.artwork.is_file():
@@ -319,15 +319,15 @@ class Trainer:
             spec = self.teacher.network
             teacher_net = load_network(self.teacher.file("weights"), spec.width, spec.blocks, dtype_policy=policy)
 
-            def losses(x):
+            def losses(x, step):
                 target = tf.stop_gradient(teacher_net(x))
                 return distillation_losses(lossnet, net(x), target, w)
         else:
             lossnet = LossNetwork(vgg_weights, LOSS_LAYERS, compute_dtype=compute)
-            style_grams = style_targets(lossnet, load_style_image(self.artwork, p["style_size"]))
+            target = StyleTarget(lossnet, load_style_image(self.artwork, p["style_size"]), seed=cfg.seed)
 
-            def losses(x):
-                return perceptual_losses(lossnet, x, net(x), style_grams, w)
+            def losses(x, step):
+                return perceptual_losses(lossnet, x, net(x), target, w, step)
 
         with strategy.scope():
             net = TransformNet(p["width"], p["blocks"], dtype_policy=policy).ensure_built()
@@ -351,9 +351,9 @@ class Trainer:
                 elapsed_before = history["seconds"][-1] if history["seconds"] else 0.0
             self.log(f"resumed {cfg.name} at step {int(step_var.numpy())}")
 
-        def replica_step(x):
+        def replica_step(x, step):
             with tf.GradientTape() as tape:
-                values = losses(x)  # (total, then the parts named by self.loss_keys)
+                values = losses(x, step)  # (total, then the parts named by self.loss_keys)
                 scaled = values[0] / replicas
                 if policy == "mixed_float16":
                     scaled = optimizer.scale_loss(scaled)
@@ -364,13 +364,14 @@ class Trainer:
         # One trace for every crop size: the same graph before and after a resume, which keeps a
         # resumed run bit-identical (Adam turns float-rounding differences into lr-sized steps).
         any_batch = tf.TensorSpec([None, None, None, 3], tf.float32)
+        a_step = tf.TensorSpec([], tf.int64)
 
-        @tf.function(input_signature=[any_batch])
-        def train_step(x):
+        @tf.function(input_signature=[any_batch, a_step])
+        def train_step(x, step):
             if replicas > 1:
-                out = strategy.run(replica_step, args=(x,))
+                out = strategy.run(replica_step, args=(x, step))
                 return [strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) / replicas for v in out]
-            return replica_step(x)
+            return replica_step(x, step)
 
         @tf.function(input_signature=[any_batch])
         def stylize_preview(x):
@@ -406,7 +407,7 @@ class Trainer:
             while step < stop_at and not interrupted["flag"]:
                 size = p["size"] // 2 // 4 * 4 if step < low_until else p["size"]
                 x = pool.batch(cfg.seed, step, p["batch"] * replicas, size, zoom=p["zoom"])
-                values = dict(zip(self.loss_keys, (float(v) for v in train_step(tf.constant(x)))))
+                values = dict(zip(self.loss_keys, (float(v) for v in train_step(tf.constant(x), tf.constant(step, tf.int64)))))
                 total = values["total"]
                 if not math.isfinite(total):
                     raise BlogrotoError(f"training diverged at step {step} (loss is {total}); try a lower --lr")
@@ -534,11 +535,9 @@ class Trainer:
 
 def load_filter_as(folder: Path, slug: str):
     """Validate a filter folder whose directory name is not (yet) its slug."""
-    from blogroto.filters import Filter, _validate_meta
+    from blogroto.filters import Filter, _validate_meta, read_metadata
 
-    import yaml
-
-    meta = yaml.safe_load((folder / "filter.yaml").read_text())
+    meta = read_metadata(folder / "filter.yaml")
     _validate_meta(meta, folder / "filter.yaml", slug)
     return Filter(slug=slug, folder=folder, meta=meta)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import http.server
 import json
+import re
 import socket
 import ssl
 import struct
@@ -106,6 +107,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     time.sleep(TIMEOUT / 5)
                     self.wfile.write(b"\x00")
                     self.wfile.flush()
+            elif path == "/drip-headers":  # the status line, then one header byte at a time
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                for _ in range(40):
+                    time.sleep(TIMEOUT / 5)
+                    self.wfile.write(b"a")
+                    self.wfile.flush()
+            elif path == "/bad-location":  # requests' own urljoin raises ValueError on this
+                self.redirect("http://[::1/x")
+            elif path == "/bad-port":
+                self.redirect("http://127.0.0.1:99999999/x")
             elif path == "/big-declared":
                 self.send_response(200)
                 self.send_header("Content-Type", "image/png")
@@ -265,6 +276,35 @@ def test_dripping_server_hits_total_deadline(tmp_path, server):
     with pytest.raises(RemoteImageError, match="timed out after 1s in total"):
         RemoteFetcher(tmp_path, policy).fetch(server.url("/drip"))
     assert time.monotonic() - start < 1.0 + TIMEOUT + 0.5
+
+
+@pytest.mark.parametrize("path", ["/drip", "/drip-headers"])
+def test_timeout_bounds_the_whole_transfer(tmp_path, server, path):
+    """`timeout` alone (as `remote.timeout` sets it) is the deadline of the whole fetch: a server
+    sending a byte every TIMEOUT/5 (in the body, or in the headers) is cut off at TIMEOUT."""
+    policy = RemotePolicy(timeout=TIMEOUT, allow_private=True)
+    start = time.monotonic()
+    with pytest.raises(RemoteImageError, match=f"timed out after {TIMEOUT:g}s in total"):
+        RemoteFetcher(tmp_path, policy).fetch(server.url(path))
+    assert time.monotonic() - start < TIMEOUT + 0.5
+
+
+@pytest.mark.parametrize("path, message", [
+    ("/bad-location", "cannot fetch: ValueError: Invalid IPv6 URL"),  # raised inside requests' send()
+    ("/bad-port", "invalid redirect Location 'http://127.0.0.1:99999999/x'"),
+])
+def test_malformed_redirect_is_one_error_not_a_crash(fetcher, server, path, message):
+    with pytest.raises(RemoteImageError, match=re.escape(message)):
+        fetcher.fetch(server.url(path))
+
+
+def test_unexpected_failures_become_remote_image_errors(fetcher, server, monkeypatch):
+    def boom(*args, **kwargs):
+        raise ValueError("something requests did not expect")
+
+    monkeypatch.setattr(fetcher._session, "send", boom)
+    with pytest.raises(RemoteImageError, match="cannot fetch: ValueError: something requests did not expect"):
+        fetcher.fetch(server.url("/img.png"))
 
 
 def test_declared_oversize_is_refused_before_reading(tmp_path, server):
@@ -561,6 +601,38 @@ def test_cached_copy_is_revalidated_after_duration(tmp_path, server, monkeypatch
     never = RemoteFetcher(tmp_path, RemotePolicy(timeout=TIMEOUT, allow_private=True, duration=float("inf")))
     clock[0] += 10**9
     assert never.fetch(url)[0] == make_png(3, 3) and never.recheck_at[url] is None
+
+
+def test_guarded_download_failures_are_remembered_and_keep_a_cached_copy(tmp_path, server, monkeypatch):
+    """Whatever the guarded download turns into a RemoteImageError (an unexpected exception, the
+    whole-fetch deadline) is remembered like any failure, and a revalidation that fails so leaves
+    the cached copy in use."""
+    clock = [1_000_000.0]
+    monkeypatch.setattr(remote, "now", lambda: clock[0])
+    f = RemoteFetcher(tmp_path, RemotePolicy(timeout=TIMEOUT, allow_private=True, duration=3600))
+    url = server.url("/bad-location")
+    with pytest.raises(RemoteImageError, match="cannot fetch: ValueError") as first:
+        f.fetch(url)
+    assert first.value.retry_at == clock[0] + 600
+    with pytest.raises(RemoteImageError, match="remembered from an earlier build"):
+        f.fetch(url)
+    assert [p for p, _ in server.seen].count("/bad-location") == 1
+    # the deadline, without a cached copy: remembered too
+    drip = server.url("/drip")
+    with pytest.raises(RemoteImageError, match="timed out after"):
+        f.fetch(drip)
+    assert f.cache_path(drip).with_name(f.cache_path(drip).name + ".failed.json").exists()
+    # a cached copy due for revalidation whose server now fails unexpectedly: the copy stays
+    good = server.url("/img.png")
+    assert f.fetch(good)[0] == PNG
+    clock[0] += 3601
+
+    def boom(*args, **kwargs):
+        raise ValueError("something requests did not expect")
+
+    monkeypatch.setattr(f._session, "send", boom)
+    assert f.fetch(good)[0] == PNG and f.recheck_at[good] == clock[0]
+    assert not f.cache_path(good).with_name(f.cache_path(good).name + ".failed.json").exists()
 
 
 # --- names ---------------------------------------------------------------------------------------
