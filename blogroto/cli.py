@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from blogroto import __version__
+from blogroto import __version__, ui
 from blogroto.errors import BlogrotoError, ConfigError
 
 # command name -> module in blogroto.commands exposing a click command called `command`
@@ -57,7 +57,7 @@ def _print_partial(exc: BlogrotoError) -> None:
     report = getattr(exc, "partial_report", None)
     for message in getattr(report, "errors", ()) or ():
         if message != str(exc):
-            click.echo(f"error: {message}", err=True)
+            ui.error(message)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -73,11 +73,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except ConfigError as exc:
         _print_partial(exc)
-        click.echo(f"error: {exc}", err=True)
+        ui.error(str(exc))
         sys.exit(2)
     except BlogrotoError as exc:
         _print_partial(exc)
-        click.echo(f"error: {exc}", err=True)
+        ui.error(str(exc))
         sys.exit(1)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)

@@ -204,13 +204,55 @@ def load_filter(folder: str | Path) -> Filter:
     return flt
 
 
-class FilterLibrary:
-    """Filters resolved by name: the site's own folders first, in order, then the built-in `styles/`."""
+# Where a filter comes from, as `blogroto filters` shows it.
+ORIGIN_GIVEN = "--filters-dir"
+ORIGIN_SITE = "site"
+ORIGIN_USER = "user"
+ORIGIN_BUILTIN = "built-in"
+FILTERS_HOME_ENV = "BLOGROTO_FILTERS_HOME"
 
-    def __init__(self, search_dirs: Sequence[str | Path] = (), include_builtin: bool = True):
-        self.search_dirs = [Path(d) for d in search_dirs]
-        if include_builtin:
-            self.search_dirs.append(BUILTIN_STYLES_DIR)
+
+def user_filters_dir() -> Path:
+    """The per-user filter library: `$BLOGROTO_FILTERS_HOME` if set, else `filters/` in the
+    platform's user data folder (~/.local/share/blogroto/filters on Linux,
+    ~/Library/Application Support/blogroto/filters on macOS, %LOCALAPPDATA%\\blogroto\\filters on
+    Windows). `blogroto train` writes there when it is not run for a site."""
+    env = os.environ.get(FILTERS_HOME_ENV)
+    if env:
+        return Path(env).expanduser().resolve()
+    import platformdirs  # only commands that look filters up pay for the import
+
+    return Path(platformdirs.user_data_dir("blogroto", appauthor=False)) / "filters"
+
+
+def search_path(extra: Sequence[str | Path] = (), site_dirs: Sequence[str | Path] = (), *,
+                include_user: bool = True, include_builtin: bool = True) -> list[tuple[Path, str]]:
+    """THE filter search path, every command's: folders given on the command line (--filters-dir),
+    then the site's filter folders (`algorotoscope.filters`, default `_filters/`), then the
+    per-user library, then the built-ins. Each folder comes with its origin label."""
+    entries = [(Path(d), ORIGIN_GIVEN) for d in extra] + [(Path(d), ORIGIN_SITE) for d in site_dirs]
+    if include_user:
+        entries.append((user_filters_dir(), ORIGIN_USER))
+    if include_builtin:
+        entries.append((BUILTIN_STYLES_DIR, ORIGIN_BUILTIN))
+    seen: set[Path] = set()
+    out = []
+    for folder, origin in entries:
+        key = folder.resolve() if folder.exists() else folder
+        if key not in seen:
+            seen.add(key)
+            out.append((folder, origin))
+    return out
+
+
+class FilterLibrary:
+    """Filters resolved by name along the search path (see `search_path`): the first folder that
+    has a filter of that name wins."""
+
+    def __init__(self, search_dirs: Sequence[str | Path] = (), include_builtin: bool = True, *,
+                 site_dirs: Sequence[str | Path] = (), include_user: bool = True):
+        self.entries = search_path(search_dirs, site_dirs, include_user=include_user, include_builtin=include_builtin)
+        self.search_dirs = [folder for folder, _ in self.entries]
         self._loaded: dict[str, Filter] = {}
 
     def _candidates(self) -> Iterable[Path]:
@@ -226,15 +268,29 @@ class FilterLibrary:
             seen.setdefault(folder.name, None)
         return sorted(seen)
 
+    def folder_of(self, name: str) -> tuple[Path, str] | None:
+        """(folder, origin) that `name` resolves to, without loading it; None if no folder has it."""
+        if not SLUG_RE.match(name):
+            return None
+        for base, origin in self.entries:
+            folder = base / name
+            if (folder / FILTER_FILE).is_file():
+                return folder, origin
+        return None
+
+    def origin(self, name: str) -> str | None:
+        """Where filter `name` comes from: 'site', 'user', 'built-in' or '--filters-dir'."""
+        found = self.folder_of(name)
+        return found[1] if found else None
+
     def get(self, name: str) -> Filter:
         if name in self._loaded:
             return self._loaded[name]
-        for base in self.search_dirs:
-            folder = base / name
-            if SLUG_RE.match(name) and (folder / FILTER_FILE).is_file():
-                flt = load_filter(folder)
-                self._loaded[name] = flt
-                return flt
+        found = self.folder_of(name)
+        if found is not None:
+            flt = load_filter(found[0])
+            self._loaded[name] = flt
+            return flt
         available = self.names()
         raise UnknownFilterError(name, difflib.get_close_matches(name, available, n=3, cutoff=0.5), available)
 
@@ -242,10 +298,13 @@ class FilterLibrary:
         return [self.get(name) for name in self.names()]
 
 
-def resolve_filter(name_or_path: str | Path, search_dirs: Sequence[str | Path] = ()) -> Filter:
-    """A filter given as a folder path or as a name looked up in `search_dirs`, then the built-ins."""
+def resolve_filter(name_or_path: str | Path, search_dirs: Sequence[str | Path] = (), *,
+                   site_dirs: Sequence[str | Path] = ()) -> Filter:
+    """A filter given as a folder path or as a name looked up along the search path."""
     candidate = Path(name_or_path)
-    return load_filter(candidate) if candidate.is_dir() else FilterLibrary(search_dirs).get(str(name_or_path))
+    if candidate.is_dir():
+        return load_filter(candidate)
+    return FilterLibrary(search_dirs, site_dirs=site_dirs).get(str(name_or_path))
 
 
 def write_metadata(folder: str | Path, meta: dict) -> None:

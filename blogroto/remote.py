@@ -23,8 +23,17 @@ in CI next to cloud metadata endpoints, so a fetch:
 Residual risks: `socket.getaddrinfo` itself has no timeout (a hanging resolver stalls the fetch);
 a host whose addresses are all public but which forwards to internal services is not detectable.
 
-Bodies are cached on disk by sha256(URL) under `CACHE_DIR/remote/`; a cached copy is used without
-network access. Delete the folder to fetch again.
+Bodies are cached on disk by sha256(URL) under `CACHE_DIR/remote/`, each with a small JSON record
+beside it (`<hash>.json`: when it was fetched, the server's ETag and Last-Modified). A cached copy
+is used without network access for `duration` seconds (`remote: {duration: 1d}`, the default);
+after that it is revalidated with a conditional request (If-None-Match / If-Modified-Since): a 304
+keeps the copy, a 200 replaces it, and a server that cannot be reached leaves the copy in use.
+
+Failures are remembered too (`<hash>.failed.json`), so that an unreachable image does not cost a
+DNS lookup and a timeout on every build: the URL is retried after 10 minutes, then after 20, 40,
+... doubling up to once a day (`retry_delay`). `refresh=True` (`blogroto build --refresh-remote`)
+ignores remembered failures and revalidates every cached copy now. Delete the folder to forget
+everything.
 """
 
 from __future__ import annotations
@@ -32,6 +41,8 @@ from __future__ import annotations
 import hashlib
 import io
 import ipaddress
+import json
+import math
 import re
 import socket
 import threading
@@ -71,13 +82,32 @@ _BMFF_BRANDS = {b"avif": "avif", b"avis": "avif", b"heic": "heic", b"heix": "hei
                 b"mif1": "heic", b"msf1": "heic", b"hevc": "heic"}
 
 
+FIRST_RETRY = 600.0  # seconds after a first failure
+MAX_RETRY = 86400.0  # the delay doubles per failure up to this
+DEFAULT_DURATION = 86400.0  # a cached copy is used without asking the server for this long
+
+
+def retry_delay(failures: int) -> float:
+    """Seconds to wait before fetching a URL again after `failures` failures in a row: 10 min,
+    20 min, 40 min, ... at most a day."""
+    return min(MAX_RETRY, FIRST_RETRY * 2 ** max(0, failures - 1))
+
+
+def now() -> float:
+    """Wall-clock time (a function, so tests can move it)."""
+    return time.time()
+
+
 class RemoteImageError(BlogrotoError):
     """A remote image cannot or may not be fetched. The message names the URL (credentials in it
-    are masked); `path`/`line` may name the post that references it."""
+    are masked); `path`/`line` may name the post that references it. `retry_at`: when a failure
+    that was remembered will be tried again (None: not remembered)."""
 
-    def __init__(self, url: str, reason: str, path: str | Path | None = None, line: int | None = None):
+    def __init__(self, url: str, reason: str, path: str | Path | None = None, line: int | None = None,
+                 retry_at: float | None = None):
         self.url = url
         self.reason = reason
+        self.retry_at = retry_at
         super().__init__(f"{_redact(url)}: {reason}", path, line)
 
 
@@ -89,6 +119,7 @@ class RemotePolicy:
     allow_private: bool = False       # loopback/private/link-local/multicast/reserved refused unless True
     enabled: bool = True
     total_timeout: float | None = None  # whole fetch, all hops (None: `timeout`): no drip-feed stalls a build
+    duration: float = DEFAULT_DURATION  # seconds a cached copy is used before revalidating (inf: never)
 
     def __post_init__(self):
         if self.total_timeout is None:
@@ -97,6 +128,8 @@ class RemotePolicy:
             raise ConfigError(f"remote image timeouts must be positive, got {self.timeout}/{self.total_timeout}")
         if self.max_bytes <= 0:
             raise ConfigError(f"remote image max_bytes must be positive, got {self.max_bytes}")
+        if not self.duration >= 0:
+            raise ConfigError(f"remote image duration must be >= 0, got {self.duration}")
         if self.max_redirects < 0:
             raise ConfigError(f"remote image max_redirects must be >= 0, got {self.max_redirects}")
 
@@ -191,6 +224,10 @@ class RemoteFetcher:
         self.cache_dir = Path(cache_dir) / REMOTE_DIR
         self.policy = policy if policy is not None else RemotePolicy()
         self.store = True  # keep downloads in the cache (False: `build --check`, which writes nothing)
+        self.refresh = False  # ignore remembered failures, revalidate cached copies now (--refresh-remote)
+        # URL -> when fetch() should next go to the network for it (a cached copy's revalidation,
+        # a remembered failure's retry); None: never. The build keeps a post up to date until then.
+        self.recheck_at: dict[str, float | None] = {}
         self._session = requests.Session()
         # No proxies (they would resolve and connect for us, bypassing the address check) and no
         # .netrc credentials from the environment.
@@ -214,23 +251,80 @@ class RemoteFetcher:
         return self.cache_dir / digest[:2] / digest
 
     def fetch(self, url: str) -> tuple[bytes, str]:
-        """(body, suggested file name from the URL path). Raises RemoteImageError."""
+        """(body, suggested file name from the URL path). Raises RemoteImageError.
+
+        A cached copy younger than `policy.duration` is used as it is; an older one is
+        revalidated. A failure is remembered and raised again, without network access, until its
+        retry time (see the module docstring)."""
         if not self.policy.enabled:
             raise RemoteImageError(url, "remote images are disabled")
         if urlsplit(url).scheme.lower() not in ("http", "https"):
             raise RemoteImageError(url, "only http and https URLs can be fetched")
         path = self.cache_path(url)
+        t = now()
+        failed = None if self.refresh else _read_json(_failure_path(path))
+        # A failure under other limits (the author raised max_bytes, allowed private addresses)
+        # is not held against the URL: the new policy gets its own try.
+        if (failed and failed.get("url") == url and failed.get("policy") == self._policy_key()
+                and t < float(failed.get("retry_at", 0))):
+            self.recheck_at[url] = float(failed["retry_at"])
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(float(failed["retry_at"])))
+            raise RemoteImageError(url, f"{failed.get('reason')} (remembered from an earlier build; tried again after "
+                                        f"{when}, or now with --refresh-remote)", retry_at=float(failed["retry_at"]))
         body = self._read_cached(path)
+        meta = (_read_json(_meta_path(path)) or {}) if body is not None else {}
         if body is not None:
-            fmt = _identify(body, "")
-        else:
-            body, content_type = self._download_guarded(url)
-            fmt = _identify(body, content_type)
-            if fmt is None:
-                raise RemoteImageError(url, f"not an image (Content-Type {content_type or 'missing'!r})")
-            if self.store:
-                atomic_write_bytes(path, body)
-        return body, suggested_name(url, fmt)
+            fetched = float(meta.get("fetched") or _mtime(path))
+            if not self.refresh and t < fetched + self.policy.duration:
+                self.recheck_at[url] = fetched + self.policy.duration if math.isfinite(self.policy.duration) else None
+                return body, suggested_name(url, _identify(body, ""))
+        try:
+            got = self._download_guarded(url, validators=meta if body is not None else None)
+        except RemoteImageError as exc:
+            if body is not None:
+                # Unreachable for now: the copy we have is better than none. Ask again next time.
+                self.recheck_at[url] = t
+                return body, suggested_name(url, _identify(body, ""))
+            self._remember_failure(url, path, exc, t)
+            raise
+        if got is None:  # 304 Not Modified: the copy is current
+            self._store_meta(path, url, dict(meta, fetched=t))
+            return body, suggested_name(url, _identify(body, ""))
+        new_body, content_type, validators = got
+        fmt = _identify(new_body, content_type)
+        if fmt is None:
+            exc = RemoteImageError(url, f"not an image (Content-Type {content_type or 'missing'!r})")
+            if body is not None:  # e.g. an error page served with 200: keep the image we have
+                self.recheck_at[url] = t
+                return body, suggested_name(url, _identify(body, ""))
+            self._remember_failure(url, path, exc, t)
+            raise exc
+        if self.store:
+            atomic_write_bytes(path, new_body)
+            _failure_path(path).unlink(missing_ok=True)
+        self._store_meta(path, url, dict(validators, fetched=t))
+        return new_body, suggested_name(url, fmt)
+
+    def _policy_key(self) -> str:
+        p = self.policy
+        return f"{p.timeout:g}/{p.total_timeout:g}/{p.max_bytes}/{p.max_redirects}/{p.allow_private}"
+
+    def _store_meta(self, path: Path, url: str, meta: dict) -> None:
+        d = self.policy.duration
+        self.recheck_at[url] = meta["fetched"] + d if math.isfinite(d) else None
+        if self.store:
+            atomic_write_bytes(_meta_path(path), json.dumps(dict(meta, url=url)).encode())
+
+    def _remember_failure(self, url: str, path: Path, exc: RemoteImageError, t: float) -> None:
+        previous = _read_json(_failure_path(path)) or {}
+        failures = int(previous.get("failures", 0)) + 1 if previous.get("url") == url else 1
+        retry_at = t + retry_delay(failures)
+        exc.retry_at = retry_at
+        self.recheck_at[url] = retry_at
+        if self.store:
+            record = {"url": url, "reason": exc.reason, "failed_at": t, "failures": failures, "retry_at": retry_at,
+                      "policy": self._policy_key()}
+            atomic_write_bytes(_failure_path(path), json.dumps(record).encode())
 
     def _read_cached(self, path: Path) -> bytes | None:
         try:
@@ -245,12 +339,12 @@ class RemoteFetcher:
 
     # --- network -------------------------------------------------------------------------------
 
-    def _download_guarded(self, url: str) -> tuple[bytes, str]:
+    def _download_guarded(self, url: str, validators: dict | None = None) -> tuple[bytes, str, dict] | None:
         """_download under the fetch's deadline; whatever goes wrong becomes a RemoteImageError."""
         total = f"timed out after {self.policy.total_timeout:g}s in total"
         with _Deadline(self.policy.total_timeout) as deadline:
             try:
-                return self._download(url, deadline)
+                return self._download(url, deadline, validators)
             except RemoteImageError as exc:
                 if deadline.expired and "timed out" not in exc.reason:
                     raise RemoteImageError(url, total) from exc
@@ -260,11 +354,20 @@ class RemoteFetcher:
                     raise RemoteImageError(url, total) from exc
                 raise RemoteImageError(url, f"cannot fetch: {type(exc).__name__}: {_redact(str(exc))}") from exc
 
-    def _download(self, url: str, deadline: _Deadline) -> tuple[bytes, str]:
+    def _download(self, url: str, deadline: _Deadline,
+                  validators: dict | None = None) -> tuple[bytes, str, dict] | None:
+        """(body, Content-Type, {etag, last_modified}) or, for a conditional request (`validators`
+        from the cached copy) that the server answers 304 Not Modified, None."""
         current = url
+        extra = {}
+        if validators:
+            if validators.get("etag"):
+                extra["If-None-Match"] = validators["etag"]
+            if validators.get("last_modified"):
+                extra["If-Modified-Since"] = validators["last_modified"]
         for _hop in range(self.policy.max_redirects + 1):
             where = "" if current == url else f" (redirected to {_redact(current)})"
-            response = self._get(url, current, where, deadline)
+            response = self._get(url, current, where, deadline, extra)
             with response:
                 location = response.headers.get("Location")
                 if response.status_code in _REDIRECT_STATUSES and location:
@@ -274,19 +377,24 @@ class RemoteFetcher:
                     except ValueError as exc:
                         raise RemoteImageError(url, f"invalid redirect Location {location[:200]!r}: {exc}{where}") from None
                     continue
+                if response.status_code == 304 and extra:
+                    return None
                 if not 200 <= response.status_code < 300:
                     reason = f"HTTP {response.status_code} {response.reason or ''}".rstrip()
                     raise RemoteImageError(url, reason + where)
                 body = self._read_body(url, where, response, deadline)
-                return body, response.headers.get("Content-Type", "")
+                got = {"etag": response.headers.get("ETag"), "last_modified": response.headers.get("Last-Modified")}
+                return body, response.headers.get("Content-Type", ""), {k: v for k, v in got.items() if v}
         raise RemoteImageError(url, f"more than {self.policy.max_redirects} redirects (last: {_redact(current)})")
 
-    def _get(self, url: str, current: str, where: str, deadline: _Deadline) -> requests.Response:
+    def _get(self, url: str, current: str, where: str, deadline: _Deadline,
+             extra: dict | None = None) -> requests.Response:
         request = requests.Request("GET", current, headers={
             "User-Agent": f"blogroto/{__version__}",
             "Connection": "close",  # a fresh, tracked connection per hop: the deadline can reach its socket
             "Accept": "image/png,image/jpeg,image/webp,image/gif,image/*;q=0.8",
             "Accept-Encoding": "identity",  # images are compressed already; no decompression bombs
+            **(extra or {}),
         })
         try:
             prepared = self._session.prepare_request(request)  # IDNA-encodes the host
@@ -367,6 +475,29 @@ class RemoteFetcher:
                 raise RemoteImageError(url, f"timed out after {self.policy.total_timeout:g}s in total{where}") from exc
             raise RemoteImageError(url, f"{_describe(exc, self.policy.timeout)}{where}") from exc
         return b"".join(chunks)
+
+
+def _meta_path(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+def _failure_path(path: Path) -> Path:
+    return path.with_name(path.name + ".failed.json")
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def address_refusal(address: str) -> str | None:

@@ -81,6 +81,9 @@ class TrainConfig:
     norm: str | None = None  # blogroto.network.NORMS
     loss_weights: dict | None = None  # None: DEFAULT_WEIGHTS, or DISTILL_WEIGHTS with a teacher
     teacher: Path | str | None = None  # a filter (folder or name) to distill instead of learning the artwork
+    # The site's filter folders, searched for the teacher after out_dir (then the user library and
+    # the built-ins: blogroto.filters.search_path).
+    site_filter_dirs: list[Path] = field(default_factory=list)
     seed: int = 0
     resume: bool = False
     vgg_weights: Path | None = None
@@ -237,7 +240,7 @@ class Trainer:
         self.out_dir = Path(config.out_dir)
         self.teacher: Filter | None = None
         if config.teacher is not None:
-            self.teacher = resolve_filter(config.teacher, [self.out_dir])
+            self.teacher = resolve_filter(config.teacher, [self.out_dir], site_dirs=config.site_filter_dirs)
             # the student paints with the teacher's brush: its artwork scale is the teacher's
             self.p["style_size"] = self.teacher.training.get("style_size")
             self.p["teacher_fingerprint"] = self.teacher.fingerprint  # --resume refuses a retrained teacher

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Hermetic filter search path: the per-user filter library is an empty folder of this test session
+# (inherited by the CLI subprocesses tests start), never the developer's ~/.local/share/blogroto.
+os.environ["BLOGROTO_FILTERS_HOME"] = tempfile.mkdtemp(prefix="blogroto-user-filters-")
 REPO = Path(__file__).resolve().parent.parent
 
 

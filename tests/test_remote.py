@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import http.server
+import json
 import re
 import socket
 import ssl
@@ -53,10 +54,37 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         self.server.seen.append((self.path, self.headers.get("Host")))
+        self.server.conditional.append((self.headers.get("If-None-Match"), self.headers.get("If-Modified-Since")))
         path = self.path.split("?", 1)[0]
         query = self.path.partition("?")[2]
         try:
-            if path in ("/img.png", "/photo"):
+            if path == "/etag.png":  # validators: an ETag (version in server.version) and a Last-Modified
+                etag = f'"v{self.server.version}"'
+                if self.headers.get("If-None-Match") == etag:
+                    self.send_response(304)
+                    self.send_header("ETag", etag)
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                body = PNG if self.server.version == 1 else make_png(3, 3)
+                self.send_header("Content-Type", "image/png")
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("ETag", etag)
+                self.send_header("Last-Modified", "Wed, 21 Oct 2026 07:28:00 GMT")
+                self.end_headers()
+                self.wfile.write(body)
+            elif path == "/lm.png":  # only Last-Modified
+                if self.headers.get("If-Modified-Since") == "Wed, 21 Oct 2026 07:28:00 GMT":
+                    self.send_response(304)
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "image/png")
+                self.send_header("Content-Length", str(len(PNG)))
+                self.send_header("Last-Modified", "Wed, 21 Oct 2026 07:28:00 GMT")
+                self.end_headers()
+                self.wfile.write(PNG)
+            elif path in ("/img.png", "/photo"):
                 self.send_body(PNG)
             elif path == "/octet":
                 self.send_body(PNG, "application/octet-stream")
@@ -114,6 +142,8 @@ class Server:
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.httpd.seen = []
+        self.httpd.conditional = []  # (If-None-Match, If-Modified-Since) of each request
+        self.httpd.version = 1  # of /etag.png
         if tls_context is not None:
             self.httpd.socket = tls_context.wrap_socket(self.httpd.socket, server_side=True)
         self.port = self.httpd.server_address[1]
@@ -287,7 +317,8 @@ def test_undeclared_oversize_is_aborted_while_streaming(tmp_path, server):
     policy = RemotePolicy(timeout=TIMEOUT, allow_private=True, max_bytes=1000)
     with pytest.raises(RemoteImageError, match="more than 1000 bytes"):
         RemoteFetcher(tmp_path, policy).fetch(server.url("/big-undeclared"))
-    assert not list((tmp_path / "remote").rglob("*"))  # nothing cached
+    # no body cached: only the remembered failure (blogroto.remote retries it later)
+    assert all(f.name.endswith(".failed.json") for f in (tmp_path / "remote").rglob("*") if f.is_file())
 
 
 def test_http_error_status(fetcher, server):
@@ -494,11 +525,114 @@ def test_damaged_cached_copy_is_fetched_again(tmp_path, server, lax):
     assert fetcher.cache_path(url).read_bytes() == PNG
 
 
-def test_failed_fetches_are_not_cached(fetcher, server):
-    for _ in range(2):
-        with pytest.raises(RemoteImageError):
-            fetcher.fetch(server.url("/html"))
-    assert len(server.seen) == 2
+def test_failed_fetches_are_remembered_and_retried_later(fetcher, server, monkeypatch):
+    clock = [1_000_000.0]
+    monkeypatch.setattr(remote, "now", lambda: clock[0])
+    url = server.url("/html")
+    with pytest.raises(RemoteImageError, match="not an image") as first:
+        fetcher.fetch(url)
+    assert first.value.retry_at == clock[0] + 600
+    # remembered: no request (and no DNS lookup) before the retry time, the reason still given
+    clock[0] += 599
+    with pytest.raises(RemoteImageError, match=r"not an image .*remembered from an earlier build.*--refresh-remote"):
+        fetcher.fetch(url)
+    assert len(server.seen) == 1 and fetcher.recheck_at[url] == first.value.retry_at
+    # after 10 minutes it is tried again; a second failure waits twice as long, and so on to a day
+    clock[0] += 2
+    with pytest.raises(RemoteImageError) as second:
+        fetcher.fetch(url)
+    assert len(server.seen) == 2 and second.value.retry_at == clock[0] + 1200
+    assert [remote.retry_delay(n) for n in (1, 2, 3, 4)] == [600, 1200, 2400, 4800]
+    assert remote.retry_delay(20) == 86400
+    # --refresh-remote ignores the remembered failure
+    fetcher.refresh = True
+    with pytest.raises(RemoteImageError):
+        fetcher.fetch(url)
+    assert len(server.seen) == 3
+    # other limits (a site that raised max_bytes, say): the remembered failure does not apply
+    fetcher.refresh = False
+    other = RemoteFetcher(fetcher.cache_dir.parent, RemotePolicy(timeout=TIMEOUT, allow_private=True,
+                                                                 total_timeout=5.0, max_bytes=10**6))
+    with pytest.raises(RemoteImageError):
+        other.fetch(url)
+    assert len(server.seen) == 4
+
+
+def test_a_url_that_works_again_is_fetched_and_forgotten_as_failed(tmp_path, lax, server, monkeypatch):
+    clock = [1_000_000.0]
+    monkeypatch.setattr(remote, "now", lambda: clock[0])
+    f = RemoteFetcher(tmp_path, lax)
+    url = server.url("/img.png")
+    path = f.cache_path(url)
+    path.parent.mkdir(parents=True)
+    path.with_name(path.name + ".failed.json").write_text(
+        json.dumps({"url": url, "reason": "HTTP 503", "failures": 3, "retry_at": clock[0] - 1}))
+    assert f.fetch(url)[0] == PNG
+    assert not path.with_name(path.name + ".failed.json").exists()
+
+
+def test_cached_copy_is_revalidated_after_duration(tmp_path, server, monkeypatch):
+    clock = [1_000_000.0]
+    monkeypatch.setattr(remote, "now", lambda: clock[0])
+    policy = RemotePolicy(timeout=TIMEOUT, allow_private=True, duration=3600)
+    f = RemoteFetcher(tmp_path, policy)
+    url = server.url("/etag.png")
+    assert f.fetch(url)[0] == PNG and f.recheck_at[url] == clock[0] + 3600
+    clock[0] += 3599
+    assert f.fetch(url)[0] == PNG and len(server.seen) == 1  # within the duration: no request
+    clock[0] += 2
+    assert f.fetch(url)[0] == PNG and len(server.seen) == 2  # due: a conditional request, 304
+    assert server.httpd.conditional[-1] == ('"v1"', "Wed, 21 Oct 2026 07:28:00 GMT")
+    assert f.recheck_at[url] == clock[0] + 3600
+    server.httpd.version = 2  # the image changed on the server
+    clock[0] += 3601
+    assert f.fetch(url)[0] == make_png(3, 3) and f.cache_path(url).read_bytes() == make_png(3, 3)
+    # Last-Modified alone works too
+    lm = server.url("/lm.png")
+    f.fetch(lm)
+    clock[0] += 3601
+    assert f.fetch(lm)[0] == PNG and server.seen[-1][0] == "/lm.png"
+    assert server.httpd.conditional[-1] == (None, "Wed, 21 Oct 2026 07:28:00 GMT")
+    # an unreachable server leaves the cached copy in use, asked again next time
+    server.stop()
+    clock[0] += 3601
+    assert f.fetch(url)[0] == make_png(3, 3) and f.recheck_at[url] == clock[0]
+    # --refresh-remote revalidates even within the duration; '*' (inf) never does
+    never = RemoteFetcher(tmp_path, RemotePolicy(timeout=TIMEOUT, allow_private=True, duration=float("inf")))
+    clock[0] += 10**9
+    assert never.fetch(url)[0] == make_png(3, 3) and never.recheck_at[url] is None
+
+
+def test_guarded_download_failures_are_remembered_and_keep_a_cached_copy(tmp_path, server, monkeypatch):
+    """Whatever the guarded download turns into a RemoteImageError (an unexpected exception, the
+    whole-fetch deadline) is remembered like any failure, and a revalidation that fails so leaves
+    the cached copy in use."""
+    clock = [1_000_000.0]
+    monkeypatch.setattr(remote, "now", lambda: clock[0])
+    f = RemoteFetcher(tmp_path, RemotePolicy(timeout=TIMEOUT, allow_private=True, duration=3600))
+    url = server.url("/bad-location")
+    with pytest.raises(RemoteImageError, match="cannot fetch: ValueError") as first:
+        f.fetch(url)
+    assert first.value.retry_at == clock[0] + 600
+    with pytest.raises(RemoteImageError, match="remembered from an earlier build"):
+        f.fetch(url)
+    assert [p for p, _ in server.seen].count("/bad-location") == 1
+    # the deadline, without a cached copy: remembered too
+    drip = server.url("/drip")
+    with pytest.raises(RemoteImageError, match="timed out after"):
+        f.fetch(drip)
+    assert f.cache_path(drip).with_name(f.cache_path(drip).name + ".failed.json").exists()
+    # a cached copy due for revalidation whose server now fails unexpectedly: the copy stays
+    good = server.url("/img.png")
+    assert f.fetch(good)[0] == PNG
+    clock[0] += 3601
+
+    def boom(*args, **kwargs):
+        raise ValueError("something requests did not expect")
+
+    monkeypatch.setattr(f._session, "send", boom)
+    assert f.fetch(good)[0] == PNG and f.recheck_at[good] == clock[0]
+    assert not f.cache_path(good).with_name(f.cache_path(good).name + ".failed.json").exists()
 
 
 # --- names ---------------------------------------------------------------------------------------
@@ -517,3 +651,67 @@ def test_failed_fetches_are_not_cached(fetcher, server):
 def test_suggested_name(url, fmt, name):
     assert suggested_name(url, fmt) == name
     assert "/" not in name and not name.startswith(".")
+
+
+# --- the build: remembered failures, revalidation, --refresh-remote ------------------------------
+
+
+def test_build_does_not_refetch_an_unreachable_image_until_it_is_due(tmp_path, server, monkeypatch):
+    from blogroto.build import BuildOptions, Builder
+    from tests.test_build import make_filter, write
+
+    clock = [2_000_000_000.0]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    site = tmp_path / "site"
+    write(site / "_config.yml", "algorotoscope:\n  remote: {allow_private: true, timeout: 2, duration: 1h}\n")
+    make_filter(site / "_filters", "fake")
+    url = server.url("/gone.png")
+    write(site / "_posts/2024-01-01-a.md", f"---\nalgorotoscope: fake\n---\n![x]({url})\n")
+
+    processed = []  # the documents a build processed ("no image was stylized" is logged for this one)
+
+    def build(**options):
+        return Builder(site, BuildOptions(log=processed.append, **options)).build()
+
+    first = build()
+    assert len(processed) == 1 and len(server.seen) == 1
+    (warning,) = first.warnings
+    assert "remote image left as it is: HTTP 404" in warning
+    # nothing changed: the post is not processed, the server not asked, the warning still reported
+    again = build()
+    assert len(processed) == 1 and len(server.seen) == 1 and again.warnings == [warning]
+    # --refresh-remote asks now
+    build(refresh_remote=True)
+    assert len(processed) == 2 and len(server.seen) == 2
+    # the retry time (10 min after the first failure, 20 after the second) comes: asked again
+    clock[0] += 1199
+    build()
+    assert len(processed) == 2 and len(server.seen) == 2
+    clock[0] += 2
+    build()
+    assert len(processed) == 3 and len(server.seen) == 3
+
+
+def test_build_revalidates_a_cached_remote_image_after_its_duration(tmp_path, server, monkeypatch):
+    from blogroto.build import Builder
+    from tests.test_build import FakeStylizer, make_filter, write
+
+    clock = [2_000_000_000.0]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    site = tmp_path / "site"
+    write(site / "_config.yml", "algorotoscope:\n  remote: {allow_private: true, timeout: 2, duration: 1h}\n")
+    make_filter(site / "_filters", "fake")
+    write(site / "_posts/2024-01-01-a.md", f"---\nalgorotoscope: fake\n---\n![x]({server.url('/etag.png')})\n")
+
+    def build():
+        b = Builder(site)
+        b.stylizer = FakeStylizer()
+        return b.build()
+
+    assert build().images_stylized == 1 and len(server.seen) == 1
+    clock[0] += 3599
+    assert build().posts_rebuilt == 0 and len(server.seen) == 1
+    clock[0] += 2
+    report = build()
+    assert len(server.seen) == 2 and server.httpd.conditional[-1][0] == '"v1"'  # 304: same image
+    assert report.images_stylized == 0 and report.warnings == []

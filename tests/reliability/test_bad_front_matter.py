@@ -23,7 +23,7 @@ def expect_failed(kit, result, rel: str, line: int | None, *fragments: str) -> s
         assert fragment in error, (fragment, error)
     assert kit.unchanged_copy(rel)
     kit.assert_good_post_built()
-    assert "1 posts" in result.out  # the summary still comes, counting the good post
+    assert "1 post," in result.out  # the summary still comes, counting the good post
     return error
 
 
@@ -55,11 +55,13 @@ def test_front_matter_that_is_not_a_mapping(kit, front, what):
     ("quality: 0", "algorotoscope.quality must be between 1 and 100, not 0"),
     ("format: gif", "algorotoscope.format must be one of jpeg, jpg, png, webp, not 'gif'"),
     ("strenght: 0.5", "unknown algorotoscope option 'strenght'. Did you mean: strength?"),
+    ("keep_colours: maybe", "algorotoscope.keep_colours must be true or false, not 'maybe'"),
 ])
 def test_wrong_option_types(kit, option, message):
     rel = kit.post("options", "![x](/assets/img/good.jpg)\n",
                    front=f"title: t\nalgorotoscope:\n  filter: {FILTER}\n  {option}\n")
-    expect_failed(kit, kit.build(), rel, 3, message)
+    # the faulty key's own line (5), not the `algorotoscope:` line (3)
+    expect_failed(kit, kit.build(), rel, 5, message)
 
 
 def test_filter_name_of_the_wrong_type(kit):
