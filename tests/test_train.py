@@ -115,3 +115,33 @@ def test_centered_norm_keeps_each_channels_contrast():
     assert not any(v for k, v in scaled.items() if k not in ("n1", "nd1", "nd2"))
     with pytest.raises(BlogrotoError, match="norm"):
         TransformNet(width=4, blocks=1, norm="batch")
+
+
+def test_training_for_a_site_learns_from_its_own_photos(tmp_path):
+    """`train --site SITE` (or run inside a site) adds the photos the site publishes to the content
+    set; icons, the filters' artworks, symbolic links and the artwork itself are left out."""
+    import os
+
+    from blogroto.cli import cli
+    from tests.conftest import make_photo
+
+    cfg = tiny_config(tmp_path)
+    site = tmp_path / "site"
+    (site / "_posts").mkdir(parents=True)
+    (site / "_config.yml").write_text("title: t\n")
+    make_photo(site / "assets" / "img" / "harbour.png", (160, 130), seed=1)
+    make_photo(site / "assets" / "img" / "icon.png", (32, 32), seed=2)
+    make_photo(site / "_filters" / "old" / "artwork.png", (160, 160), seed=3)
+    make_photo(site / "assets" / "art.png", (140, 140), seed=4)
+    os.symlink(cfg.content_dirs[0] / "photo0.png", site / "assets" / "linked.png")
+    args = ["train", str(site / "assets" / "art.png"), "--name", "for-site", "--site", str(site), "--no-builtin-content",
+            "--steps", "2", "--size", "32", "--batch", "1", "--style-size", "32", "--width", "4", "--blocks", "1",
+            "--vgg-weights", str(cfg.vgg_weights), "--preview-every", "1"]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "training on the site's own 1 photo too" in result.output
+    flt = load_filter(site / "_filters" / "for-site")
+    assert flt.training["content_set"] == ["harbour.png"]
+    result = CliRunner().invoke(cli, [*args, "--no-site-photos", "--content", str(cfg.content_dirs[0])], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "harbour.png" not in load_filter(site / "_filters" / "for-site").training["content_set"]

@@ -31,6 +31,7 @@ class Destination:
     out_dir: Path
     kind: str  # "site" | "user" | "--out"
     site_dirs: list[Path]  # the site's filter folders (for finding a teacher), [] outside a site
+    site_root: Path | None = None  # the site trained for (its photos join the content set)
 
 
 def destination(site: Path | None, out_dir: Path | None, warn=None) -> Destination:
@@ -45,10 +46,36 @@ def destination(site: Path | None, out_dir: Path | None, warn=None) -> Destinati
         raise ConfigError(f"no _config.yml in {site.resolve()} or above: is this a Jekyll site?")
     site_dirs = site_filter_dirs(root, warn)
     if out_dir is not None:
-        return Destination(out_dir, "--out", site_dirs)
+        return Destination(out_dir, "--out", site_dirs, root)
     if root is not None:
-        return Destination(site_dirs[0], "site", site_dirs)
+        return Destination(site_dirs[0], "site", site_dirs, root)
     return Destination(user_filters_dir(), "user", site_dirs)
+
+
+SITE_PHOTO_MIN_SIDE = 128  # smaller files are icons and buttons, not photos to learn from
+
+
+def site_photos(root: Path, skip: list[Path], extensions: set[str]) -> list[Path]:
+    """The site's own photos, which the filter will be applied to: every picture the site publishes
+    (Jekyll's rules, symbolic links left out), except those under `skip` (the filter folders, whose
+    artworks are not photos) and those under SITE_PHOTO_MIN_SIDE px or unreadable."""
+    from PIL import Image
+
+    from blogroto.site import Site
+
+    skip = [p.resolve() for p in skip]
+    found = []
+    for entry in Site(root).walk():
+        path = Path(entry.path)
+        if entry.is_link or path.suffix.lower() not in extensions or any(path.is_relative_to(d) for d in skip):
+            continue
+        try:
+            with Image.open(path) as img:  # reads the header only
+                if min(img.size) >= SITE_PHOTO_MIN_SIDE:
+                    found.append(path)
+        except (OSError, ValueError, Image.DecompressionBombError):
+            continue
+    return sorted(found)
 
 
 def how_to_use(slug: str, folder: Path, where: Destination) -> str:
@@ -93,6 +120,8 @@ def how_to_use(slug: str, folder: Path, where: Destination) -> str:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--site", "site", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Train for this Jekyll site: write into its _filters/ (the default when run inside a site).")
+@click.option("--site-photos/--no-site-photos", "site_photos_wanted", default=True, show_default=True,
+              help="When training for a site (--site, or run inside one), train on its own photos too.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder the filter folder is written into (default: the site's _filters/ when run in or for a "
                    "site, else your filter library; see `blogroto filters -v`).")
@@ -103,7 +132,7 @@ def how_to_use(slug: str, folder: Path, where: Destination) -> str:
 @verbosity_options
 def command(artwork, name, title, creator, year, source_url, licence, licence_url, credit, display_name, description,
             content_dirs, no_builtin_content, teacher, preset, steps, size, batch, style_size, width, blocks, lr, style_weight,
-            seed, site, out_dir, resume, vgg_weights, precision, preview_every, quiet, verbose):
+            seed, site, site_photos_wanted, out_dir, resume, vgg_weights, precision, preview_every, quiet, verbose):
     """Train a filter on ARTWORK and write it to OUT/NAME/ (credit the work with --title, --creator, ...),
     or, with --teacher, distill a trained filter into a slim one that applies faster.
 
@@ -122,12 +151,21 @@ def command(artwork, name, title, creator, year, source_url, licence, licence_ur
     given = {"title": title, "creator": creator, "year": year_value, "url": source_url,
              "licence": licence, "licence_url": licence_url, "credit": credit}
     where = destination(site, out_dir, warn=None if quiet else ui.err)
+    content = list(content_dirs)
+    if site_photos_wanted and where.site_root is not None and not teacher:
+        from blogroto.train import ContentPool
+
+        own = [p for p in site_photos(where.site_root, where.site_dirs, ContentPool.EXTENSIONS)
+               if artwork is None or p != artwork.resolve()]  # the artwork is not a photo to stylize
+        if not quiet:
+            ui.err(f"note: training on the site's own {ui.plural(len(own), 'photo')} too ({where.site_root}; --no-site-photos to leave them out)")
+        content += own
     # Distilling, the Trainer finds the teacher (in the destination, then along the search path:
     # the site's filter folders, the user library, the built-ins) and completes the artwork and
     # the credit from it.
     config = TrainConfig(
         artwork=artwork, name=name, out_dir=where.out_dir, site_filter_dirs=where.site_dirs, source=given if teacher else source_credit(artwork, given),
-        display_name=display_name, description=description, content_dirs=list(content_dirs),
+        display_name=display_name, description=description, content_dirs=content,
         builtin_content=not no_builtin_content, teacher=teacher,
         preset=preset or ("distill" if teacher else "quick"), steps=steps, size=size, batch=batch,
         style_size=style_size, width=width, blocks=blocks, lr=lr, loss_weights=weights, seed=seed,
