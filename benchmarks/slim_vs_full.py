@@ -14,8 +14,8 @@ Two measures, in float32:
    filter's, on photos none of them trained on (the preview photo, the sample site's coffee), at their own size
    and upscaled 2x and 3x (LANCZOS), i.e. at the larger scale of a 1600 px blog image. The full filter sets the
    look we want to keep, so this is the quality test for a distilled filter.
-2. The perceptual losses the artwork filters were trained on (`blogroto.vgg.perceptual_losses`: content,
-   Gram-matrix style, total variation, default weights) at 512 px, for each style size the filters were trained at
+2. The perceptual losses artwork filters are trained on (`blogroto.vgg.perceptual_losses`: content,
+   sliced-Wasserstein style, total variation, default weights, the first direction set) at 512 px, for each style size the filters were trained at
    (the "brush size": the slim preset trains at 384 px, the full one and so its student at 512 px). Lower is
    better, but each filter wins at its own brush size, so this does not rank filters of different brush sizes.
 
@@ -58,7 +58,7 @@ def main() -> None:
     from blogroto.stylize import StyleOptions, Stylizer
     from blogroto.tfruntime import import_tensorflow
     from blogroto.train import DEFAULT_WEIGHTS, load_style_image
-    from blogroto.vgg import LOSS_LAYERS, LossNetwork, locate_weights, perceptual_losses, style_targets
+    from blogroto.vgg import LOSS_LAYERS, LossNetwork, StyleTarget, locate_weights, perceptual_losses
 
     tf, _ = import_tensorflow()
     filters = {role: load_filter(path) for role, path in (("slim", args.slim), ("distilled", args.distilled), ("full", args.full))
@@ -97,7 +97,7 @@ def main() -> None:
     # 2. the training losses
     lossnet = LossNetwork(locate_weights(None, log=lambda m: None), LOSS_LAYERS)
     style_sizes = sorted({int(f.training.get("style_size") or 512) for f in filters.values()})
-    grams = {size: style_targets(lossnet, load_style_image(datasets.artwork(args.artwork), size)) for size in style_sizes}
+    targets = {size: StyleTarget(lossnet, load_style_image(datasets.artwork(args.artwork), size)) for size in style_sizes}
     photos = [(datasets.preview_photo(), "no")] + [(p, "yes") for p in datasets.content_images()]
     losses = []
     for path, seen in photos:
@@ -108,7 +108,7 @@ def main() -> None:
             cells = []
             for role in filters:
                 total, content, style, tv = (float(v) for v in perceptual_losses(
-                    lossnet, tf.constant(rgb[None]), tf.constant(outs[role][None]), grams[size], DEFAULT_WEIGHTS))
+                    lossnet, tf.constant(rgb[None]), tf.constant(outs[role][None]), targets[size], DEFAULT_WEIGHTS, 0))
                 cells.append((total, content, style * DEFAULT_WEIGHTS["style"]))
             losses.append((size, path.name, seen, cells))
 
@@ -142,8 +142,8 @@ def main() -> None:
         "",
         f"## Training losses at {args.size} px (lower is better; total / content / weighted style)",
         "",
-        f"Artwork `{args.artwork}` for the style targets at each style size the filters were trained at; loss weights content 1, "
-        "style 1e5, TV 0.3 (the training defaults).",
+        f"Artwork `{args.artwork}` for the style targets at each style size the filters were trained at; loss weights "
+        + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_WEIGHTS.items()) + " (the training defaults).",
         "",
         "| style size | photo | seen in training | " + " | ".join(filters) + " |",
         "| --- | --- | --- | " + " | ".join("---" for _ in filters) + " |",

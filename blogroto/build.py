@@ -29,6 +29,7 @@ import errno
 import fcntl
 import hashlib
 import json
+import math
 import os
 import re
 import stat as stat_mod
@@ -77,6 +78,7 @@ class BuildOptions:
     check: bool = False  # write nothing; report what would change in `would_change`
     progress: bool = False  # tqdm bar while stylizing
     log: Callable[[str], None] | None = None  # verbose per-file messages
+    refresh_remote: bool = False  # forget remembered remote failures, revalidate cached remote images now
 
 
 @dataclass
@@ -101,9 +103,16 @@ class BuildReport:
     def ok(self) -> bool:
         return not self.errors
 
-    def summary(self) -> str:
-        return (f"{self.posts} posts, {self.images_stylized} images stylized, {self.cache_hits} cache hits, "
-                f"{len(self.warnings)} warnings, {len(self.errors)} errors, {self.seconds:.2f}s")
+    def summary(self, warnings: int | None = None, errors: int | None = None) -> str:
+        """The one-line summary. `warnings`/`errors` override the counts where a caller judged the
+        report (`--strict` counts warnings as errors), so the line agrees with the exit status."""
+        from blogroto.ui import plural
+
+        warnings = len(self.warnings) if warnings is None else warnings
+        errors = len(self.errors) if errors is None else errors
+        return (f"{plural(self.posts, 'post')}, {plural(self.images_stylized, 'image')} stylized, "
+                f"{plural(self.cache_hits, 'cache hit')}, {plural(warnings, 'warning')}, {plural(errors, 'error')}, "
+                f"{self.seconds:.2f}s")
 
 
 @dataclass
@@ -167,6 +176,7 @@ class _Plan:
     remote: list[str]
     liquid: bool
     warned: bool = False
+    remote_warnings: list[str] = field(default_factory=list)  # remembered/unreachable remote images
 
 
 # --------------------------------------------------------------------------------------------
@@ -206,7 +216,7 @@ class Builder:
         # watcher's builds). The Stylizer's warm networks are keyed by weights fingerprint, so an
         # unchanged filter still finds its loaded network.
         if self._library is None or self._library_key is not site:
-            self._library = FilterLibrary(list(site.settings.filter_dirs))
+            self._library = FilterLibrary(site_dirs=list(site.settings.filter_dirs))
             self._library_key = site
         return self._library
 
@@ -246,7 +256,14 @@ class Builder:
         except OSError as exc:
             # A file-system fault outside the atomic writers (mkdir on a read-only or full disk,
             # an I/O error): one clear line, not a traceback. Nothing is torn: writes are atomic.
-            raise BlogrotoError(describe_os_error(exc), exc.filename or site.settings.output) from exc
+            fault = BlogrotoError(describe_os_error(exc), exc.filename or site.settings.output)
+            fault.partial_report = report  # what failed before the fault: the CLI prints it
+            raise fault from exc
+        except BlogrotoError as exc:
+            # A fault that stops the build (the manifest cannot be written on a full disk): the
+            # documents that failed before it must still be reported, not only under -v.
+            exc.partial_report = report
+            raise
         report.seconds = time.perf_counter() - started
         return report
 
@@ -323,10 +340,13 @@ class Builder:
         # Remote bodies are cached by URL; keep those some document still references.
         from blogroto.remote import REMOTE_DIR
 
+        # A download's records (`.json`: when fetched, ETag; `.failed.json`: a remembered failure)
+        # are kept with it.
         keep_remote_rels = set()
         for url in keep_remote:
             digest = hashlib.sha256(url.encode("utf-8")).hexdigest()
-            keep_remote_rels.add(f"{REMOTE_DIR}/{digest[:2]}/{digest}")
+            for suffix in ("", ".json", ".failed.json"):
+                keep_remote_rels.add(f"{REMOTE_DIR}/{digest[:2]}/{digest}{suffix}")
         for sub, sst in ctree.scan(REMOTE_DIR):
             if not stat_mod.S_ISDIR(sst.st_mode):
                 continue
@@ -457,6 +477,9 @@ def _clean_manifest(data: dict, dropped: list[str]) -> dict:
                 and all(is_safe_rel(d) and _is_sig(v, 2) for d, v in entry.get("deps", {}).items())
                 and isinstance(entry.get("remote", []), list) and all(isinstance(u, str) for u in entry.get("remote", []))
                 and (entry.get("flt") is None or isinstance(entry.get("flt"), str))
+                and (entry.get("recheck") is None or (type(entry.get("recheck")) in (int, float)
+                                                      and not math.isnan(entry["recheck"])))
+                and isinstance(entry.get("rwarn", []), list) and all(isinstance(w, str) for w in entry.get("rwarn", []))
                 and (entry.get("kind") is None or isinstance(entry.get("kind"), str))):
             dropped.append(str(rel))
             continue
@@ -535,6 +558,7 @@ class _Run:
         self._jobs: dict[tuple, _Job] = {}
         self._filter_sigs: dict[str, Any] = {}
         self._remote: dict[str, tuple[bytes, str] | str] = {}
+        self._recheck: dict[str, float | None] = {}  # URL -> when to go to the network for it again
         self.changed = False
         self.catalog: Any = None  # blogroto.catalog.CatalogResult of this build
 
@@ -550,10 +574,12 @@ class _Run:
         if self.opts.log:
             self.opts.log(message)
 
-    def warn(self, message: str, rel: str | None = None, line: int | None = None, plan: _Plan | None = None) -> None:
-        self.report.warnings.append(str(BlogrotoError(message, self.b._display(rel) if rel else None, line)))
+    def warn(self, message: str, rel: str | None = None, line: int | None = None, plan: _Plan | None = None) -> str:
+        text = str(BlogrotoError(message, self.b._display(rel) if rel else None, line))
+        self.report.warnings.append(text)
         if plan is not None:
             plan.warned = True  # the document is processed again next time, so the warning repeats
+        return text
 
     # -- top level --------------------------------------------------------------------------
 
@@ -574,6 +600,9 @@ class _Run:
                     self.images[name] = self.old["images"][name]
                 if prev.get("k") == "doc":
                     self.report.posts += 1
+                # Remote images that could not be fetched: the failure is remembered until its
+                # retry time (blogroto.remote), and so is the warning, reported on every build.
+                self.report.warnings.extend(prev.get("rwarn", ()))
                 continue
             if sf.is_link:
                 continue  # never produced by the walk: symlinks are published as what they point to
@@ -642,8 +671,6 @@ class _Run:
 
     def _global_signature(self) -> str:
         """Everything outside a document that changes its output (config, templates, filters)."""
-        from blogroto.filters import BUILTIN_STYLES_DIR
-
         site = self.site
         parts: list[Any] = [blogroto.__version__, blogroto.ENGINE_VERSION, self.opts.drafts, str(self.out),
                             site.baseurl]
@@ -655,17 +682,17 @@ class _Run:
             parts.append([str(path), _sig(st) if st else None])
         # The filters are not in here: each document depends on its own filter only (_filter_sig),
         # so a filter being trained or added elsewhere does not rebuild every post.
-        parts.append([str(d) for d in [*site.settings.filter_dirs, BUILTIN_STYLES_DIR]])
+        parts.append([str(d) for d in self.b._library_for(site).search_dirs])
         return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
 
     def _filter_sig(self, name: str):
         """Which folder filter `name` resolves to and the stats of its files (None: not found)."""
         if name in self._filter_sigs:
             return self._filter_sigs[name]
-        from blogroto.filters import BUILTIN_STYLES_DIR, FILTER_FILE
+        from blogroto.filters import FILTER_FILE
 
         sig = None
-        for base in [*self.site.settings.filter_dirs, BUILTIN_STYLES_DIR]:
+        for base in self.b._library_for(self.site).search_dirs:
             folder = os.path.join(base, name)
             if os.path.isfile(os.path.join(folder, FILTER_FILE)):
                 try:
@@ -716,6 +743,11 @@ class _Run:
         """Unchanged source, unchanged inputs, outputs as we left them: nothing to do."""
         if prev.get("k") == "failed" or prev.get("retry"):
             return False  # report its errors and warnings again until the author fixes them
+        recheck = prev.get("recheck")
+        if recheck is not None and time.time() >= recheck:
+            return False  # a remote image is due: revalidate a cached copy, retry a failed fetch
+        if self.opts.refresh_remote and prev.get("remote"):
+            return False
         cur = sf.sig
         if cur != prev.get("st"):
             return False
@@ -865,7 +897,9 @@ class _Run:
         value = doc.data.get(FRONT_MATTER_KEY, defaults.get(FRONT_MATTER_KEY))
         display = self.b._display(sf.rel)
         key_line = doc.key_line(FRONT_MATTER_KEY) if FRONT_MATTER_KEY in doc.data else None
-        options = site_mod.parse_post_options(value, site.settings, Path(display), key_line)
+        own = FRONT_MATTER_KEY in doc.data and isinstance(value, dict)
+        options = site_mod.parse_post_options(value, site.settings, Path(display), key_line,
+                                              doc.option_lines(FRONT_MATTER_KEY) if own else None)
         if options is None:
             return None
         library = self.b._library_for(site)
@@ -981,7 +1015,13 @@ class _Run:
                     else:
                         got = self._remote.get(t.url)
                         if isinstance(got, str) or got is None:
-                            self.warn(f"remote image left as it is: {got or 'not fetched'}", plan.doc.rel, ref.line, plan)
+                            # A failure the fetcher remembers is not retried before its time: the
+                            # post need not be processed again before then (manifest `recheck`).
+                            remembered = self._recheck.get(t.url) is not None
+                            text = self.warn(f"remote image left as it is: {got or 'not fetched'}", plan.doc.rel,
+                                             ref.line, None if remembered else plan)
+                            if remembered:
+                                plan.remote_warnings.append(text)
                             ref.target = None
                             continue
                         body, name = got
@@ -1048,10 +1088,11 @@ class _Run:
 
         r = self.site.settings.remote
         policy = RemotePolicy(timeout=r.timeout, max_bytes=r.max_bytes, allow_private=r.allow_private,
-                              enabled=r.enabled)
+                              enabled=r.enabled, duration=r.duration)
         fetcher = RemoteFetcher(self.cache_dir, policy)
         fetcher.store = not self.check  # --check writes nothing, not even downloads to the cache
         fetcher.on_store = self._cache.ledger.record_file  # gc deletes only downloads recorded here
+        fetcher.refresh = self.opts.refresh_remote
 
         def fetch(url):
             try:
@@ -1069,7 +1110,19 @@ class _Run:
                 for url, result in pool.map(fetch, sorted(urls)):
                     self._remote[url] = result
         finally:
+            self._recheck.update(fetcher.recheck_at)
             fetcher.close()
+
+    def _remote_state(self, plan: _Plan) -> dict:
+        """Manifest fields for a document's remote images: when the earliest is due to be fetched
+        again (`recheck`, a time) and the warnings of those that could not be (`rwarn`)."""
+        due = [t for u in set(plan.remote) if (t := self._recheck.get(u)) is not None]
+        state = {}
+        if due:
+            state["recheck"] = min(due)
+        if plan.remote_warnings:
+            state["rwarn"] = list(plan.remote_warnings)
+        return state
 
     def _stylize(self) -> None:
         todo = [j for j in self._jobs.values() if j.cached is None]
@@ -1171,7 +1224,8 @@ class _Run:
         if text is None:
             # Nothing stylized: the document stays as it is, but its inputs are still tracked.
             self._emit_static(sf, kind="doc", deps={k: list(v) for k, v in plan.deps.items()}, imgs=[],
-                              remote=sorted(set(plan.remote)), retry=plan.warned, flt=plan.flt.slug)
+                              remote=sorted(set(plan.remote)), retry=plan.warned, flt=plan.flt.slug,
+                              **self._remote_state(plan))
             self.report.posts += 1
             return
         imgs, mark = [], len(self.report.would_change)
@@ -1186,7 +1240,7 @@ class _Run:
             self.report.would_change_posts.append(plan.display)  # its text, or an image it shows, would change
         deps = {k: list(v) for k, v in plan.deps.items()}
         self._record(doc.rel, sf, "doc", [doc.rel], deps=deps, imgs=imgs, remote=sorted(set(plan.remote)),
-                     retry=plan.warned, flt=plan.flt.slug)
+                     retry=plan.warned, flt=plan.flt.slug, **self._remote_state(plan))
         self.report.posts += 1
         self.report.posts_rebuilt += 1
 
@@ -1217,7 +1271,7 @@ class _Run:
                                      jsonld=jsonld)
         body = credits_mod.place_credits(body, html, markdown=doc.is_markdown)
         front = [r for r in plan.refs if r.where == "front" and r.new]
-        yaml_text = rewrite_front_matter(doc, front, records)
+        yaml_text = rewrite_front_matter(doc, front, [credits_mod.front_matter_record(r) for r in records])
         return doc.text[: doc.front.yaml_start] + yaml_text + doc.text[doc.front.yaml_end: doc.front.body_start] + body
 
     # -- finishing --------------------------------------------------------------------------

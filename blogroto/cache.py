@@ -54,9 +54,10 @@ STALE_TMP_SECONDS = 3600
 _KEY_RE = re.compile(r"[0-9a-f]{8,128}")
 _EXT_RE = re.compile(r"[A-Za-z0-9]{1,10}")
 _SHA_RE = re.compile(r"[0-9a-f]{64}")
-# What the ledger may name: a cache entry or a remote download, nothing else.
+# What the ledger may name: a cache entry or a remote download (with its fetch record or failure
+# record), nothing else.
 _LEDGER_REL_RE = re.compile(r"objects/([0-9a-f]{2})/(\1[0-9a-f]{6,126})\.([a-z0-9]{1,10})"
-                            r"|remote/([0-9a-f]{2})/(\4[0-9a-f]{62})")
+                            r"|remote/([0-9a-f]{2})/(\4[0-9a-f]{62})(\.json|\.failed\.json)?")
 LEDGER_NAME = "entries.json"
 LEDGER_FORMAT = 1
 

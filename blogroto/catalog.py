@@ -421,15 +421,11 @@ def template_files(site_root: str | Path | None, subdir: str = "catalog") -> lis
 
 
 def _finalize(value: Any):
-    # Every {{ value }} of a template is HTML-escaped, and its braces become entities: the page
-    # goes through Liquid in Jekyll, and text from a filter folder must never run as Liquid.
-    from markupsafe import Markup, escape
+    # Every {{ value }} of a template is HTML-escaped and Liquid-inert: the page goes through
+    # Liquid in Jekyll, and text from a filter folder or a post title must never run as Liquid.
+    from blogroto.credits import inert_html
 
-    if value is None:
-        return ""
-    if isinstance(value, Markup):
-        return value
-    return Markup(str(escape(value)).replace("{", "&#123;").replace("}", "&#125;"))
+    return inert_html(value)
 
 
 def environment(site_root: str | Path | None):
@@ -494,11 +490,14 @@ def _default_filter_sig(library: FilterLibrary, slug: str):
 
 def _front_matter(fields: dict) -> str:
     # JSON strings are valid YAML scalars: titles with colons or quotes cannot break the block.
-    # Layouts print page.title unescaped (Jekyll does not escape), so no markup may get in.
+    # Layouts print page.title unescaped (Jekyll does not escape), so no markup may get in, and
+    # the same Liquid-inert encoding as credit text (credits.liquid_inert) keeps braces and % harmless.
     lines = ["---"]
     for key, value in fields.items():
         if isinstance(value, str):
-            value = value.replace("<", "").replace(">", "")
+            from blogroto.credits import liquid_inert
+
+            value = liquid_inert(value.replace("<", "").replace(">", ""))
         if value is not None:
             lines.append(f"{key}: {json.dumps(value, ensure_ascii=False)}")
     lines.append("---")
@@ -644,8 +643,12 @@ def write_catalog(
         page_url = f"{index_url}{slug}/"
         pictures: dict[str, str | None] = {}
         for key, base in PICTURES.items():
-            path = flt.file(key)
             pictures[key] = None
+            try:
+                path = flt.file(key)
+            except FilterError as exc:  # a symlink, or a file outside the folder: never published
+                _warn(f"catalog: {exc}; picture left out")
+                continue
             if path is None:
                 continue
             try:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import click
 
+from blogroto import ui
 from blogroto.build import IMAGES_DIR, BuildOptions, BuildReport, Builder
 from blogroto.errors import BlogrotoError, ConfigError
 
@@ -81,7 +82,9 @@ def summary(report: BuildReport, outcome: Outcome, *, check: bool, strict: bool)
         "check": check,
         "strict": strict,
         "posts": report.posts,
-        "posts_rebuilt": report.posts_rebuilt,
+        # A dry run rebuilds nothing: what it found out of date is `posts_to_rebuild`.
+        "posts_rebuilt": 0 if check else report.posts_rebuilt,
+        "posts_to_rebuild": report.posts_rebuilt if check else 0,
         "images_stylized": report.images_stylized,
         "cache_hits": report.cache_hits,
         "warnings": outcome.warnings,
@@ -122,36 +125,44 @@ def stdout_to_stderr() -> Iterator[None]:
 
 
 def run(site: str, options: BuildOptions, *, check: bool, strict: bool, as_json: bool, quiet: bool = False,
-        verbose: bool = False) -> int:
+        verbose: bool = False, no_config: bool = False) -> int:
     """Build (or check) `site`; print the report the way the flags ask; return the exit status."""
+    from blogroto.locate import site_for_command
+
     options.check = check
     if as_json:
         try:
             with stdout_to_stderr():
+                site = site_for_command(site, no_config, note=None if quiet else ui.err)
                 report = Builder(site, options).build()
         except BlogrotoError as exc:
             # Still one JSON object: the CI script parses stdout whatever happened.
             code = 2 if isinstance(exc, ConfigError) else 1
-            click.echo(f"error: {exc}", err=True)
+            # The documents that failed before the fault, then the fault (see cli._print_partial).
+            partial = getattr(exc, "partial_report", None)
+            errors = [m for m in getattr(partial, "errors", ()) or () if m != str(exc)] + [str(exc)]
+            for message in errors:
+                ui.error(message)
             # Every documented key, as on success, so a script reading one of them does not crash.
-            data = summary(BuildReport(), Outcome(errors=[str(exc)]), check=check, strict=strict)
+            data = summary(BuildReport(), Outcome(errors=errors), check=check, strict=strict)
             click.echo(json.dumps(data, ensure_ascii=False))
             return code
     else:
+        site = site_for_command(site, no_config, note=None if quiet else ui.err)
         report = Builder(site, options).build()
     outcome = judge(report, site, check=check, strict=strict)
 
     if as_json:
         for message in outcome.errors:
-            click.echo(f"error: {message}", err=True)
+            ui.error(message)
         click.echo(json.dumps(summary(report, outcome, check=check, strict=strict), ensure_ascii=False))
         return outcome.exit_code
 
     if not quiet:
         for message in outcome.warnings:
-            click.echo(f"warning: {message}", err=True)
+            ui.warning(message)
     for message in outcome.errors:
-        click.echo(f"error: {message}", err=True)
+        ui.error(message)
     if verbose and not check:
         for rel in report.written:
             click.echo(f"wrote {rel}", err=True)
@@ -163,14 +174,14 @@ def run(site: str, options: BuildOptions, *, check: bool, strict: bool, as_json:
             click.echo(f"would change: {shown}")
         if not quiet:
             if outcome.exit_code == 0:
-                click.echo(f"check: up to date ({report.posts} posts, {report.seconds:.2f}s)")
+                click.echo(f"check: up to date ({_n(report.posts, 'post')}, {report.seconds:.2f}s)")
             else:
                 click.echo(f"check: {_n(len(outcome.stale_posts), 'post')} would change, "
                            f"{_n(len(outcome.stale_other), 'other output file')}, "
                            f"{_n(outcome.images_to_stylize, 'image')} to stylize, {_n(len(outcome.errors), 'error')} "
                            f"({report.seconds:.2f}s); nothing was written")
     elif not quiet:
-        line = report.summary()
+        line = report.summary(warnings=len(outcome.warnings), errors=len(outcome.errors))
         if options.prune:
             line += f", {report.pruned} pruned"
         click.echo(f"{line} -> {report.out_dir}")

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from blogroto import __version__
+from blogroto import __version__, ui
 from blogroto.errors import BlogrotoError, ConfigError
 
 # command name -> module in blogroto.commands exposing a click command called `command`
@@ -51,6 +51,15 @@ def cli():
     """Neural texture transfer ("algorithmic rotoscope") for Jekyll-style blogs."""
 
 
+def _print_partial(exc: BlogrotoError) -> None:
+    """The documents that failed before a fault stopped the build (path: reason, one a line):
+    without them a full disk would show only the fault, and the failed posts only with -v."""
+    report = getattr(exc, "partial_report", None)
+    for message in getattr(report, "errors", ()) or ():
+        if message != str(exc):
+            ui.error(message)
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="blogroto", standalone_mode=False)
@@ -63,10 +72,12 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except ConfigError as exc:
-        click.echo(f"error: {exc}", err=True)
+        _print_partial(exc)
+        ui.error(str(exc))
         sys.exit(2)
     except BlogrotoError as exc:
-        click.echo(f"error: {exc}", err=True)
+        _print_partial(exc)
+        ui.error(str(exc))
         sys.exit(1)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from blogroto.errors import ConfigError
+from blogroto.resources import builtin_dir
 
 if TYPE_CHECKING:  # pragma: no cover
     from blogroto.filters import Filter
@@ -26,22 +27,32 @@ FIGCAPTION_TEMPLATE = "figcaption.html.j2"
 MARKER = "<!-- algorotoscope-credits -->"
 RECORD_KEYS = ("filter", "display_name", "title", "creator", "year", "url", "licence", "licence_url", "credit")
 
-_PACKAGE_DIR = Path(__file__).resolve().parent
 # Built-in templates: inside the package when installed from a wheel, else the repository's templates/.
-BUILTIN_TEMPLATE_DIRS = [d for d in (_PACKAGE_DIR / "data" / "templates", _PACKAGE_DIR.parent / "templates") if d.is_dir()]
+BUILTIN_TEMPLATE_DIRS = [builtin_dir("templates")]
 
 _MARKER_LINE_RE = re.compile(r"^[ \t]{0,3}<!--\s*algorotoscope-credits\s*-->[ \t]*\r?$", re.M)
 _FENCE_RE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})", re.M)
 
 
 def safe_url(value: Any) -> str | None:
-    """Only http(s) and scheme-less URLs become links: a filter folder is data, and a
-    `javascript:` URL in its metadata must not turn into script on the author's blog."""
+    """A URL as blogroto may publish it, or None: the one function every published URL goes through
+    (credit blocks, captions, front-matter credits, JSON-LD, XMP, catalog pages).
+
+    Only http(s) and scheme-less URLs become links: a filter folder is data, and a `javascript:`
+    URL in its metadata must not turn into script on the author's blog. Credentials
+    (`user:password@`) are stripped: they may be fine in a fetch, never on a public page."""
     if not value:
         return None
     text = str(value).strip()
-    scheme = urllib.parse.urlsplit(text).scheme.lower()
-    return text if scheme in ("http", "https", "") else None
+    try:
+        parts = urllib.parse.urlsplit(text)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return None
+    if parts.scheme.lower() not in ("http", "https", ""):
+        return None
+    if "@" in parts.netloc:
+        text = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+    return text or None
 
 
 def credit_record(flt: Filter) -> dict:
@@ -65,12 +76,39 @@ def _text(value) -> str | None:
     return None if value is None or value == "" else str(value)
 
 
-def liquid_safe(html: str) -> str:
-    """Keep Jekyll from running Liquid found in credit text ('{{' in a title, say)."""
-    if "{{" in html or "{%" in html:
-        html = html.replace("{% endraw %}", "{% endraw %}{{ '{% endraw %}' }}{% raw %}")
-        return "{% raw %}" + html + "{% endraw %}"
-    return html
+# Liquid's delimiters are `{{` and `{%` (with any `-` trimming and whitespace): with every `{`,
+# `}` and `%` of a text written as an HTML character reference, no variant of them can remain,
+# whatever the text holds ('{%endraw%}' included), and browsers still show the characters.
+_LIQUID_INERT = str.maketrans({"{": "&#123;", "}": "&#125;", "%": "&#37;"})
+
+
+def liquid_inert(text: str) -> str:
+    """`text` with `{`, `}` and `%` as HTML character references: inert to Liquid by construction.
+
+    The one mechanism for text from filter folders and documents that blogroto writes into files
+    Jekyll renders: credit blocks, figure captions and catalog pages (HTML, via `inert_html`)
+    and front-matter strings (credits, catalog titles)."""
+    return str(text).translate(_LIQUID_INERT)
+
+
+def inert_html(value: Any):
+    """Jinja2 `finalize` for every template blogroto renders into a Jekyll site: each printed
+    value HTML-escaped (no markup) and Liquid-inert (see liquid_inert). Markup is the template's
+    own (or an already inert value) and is left alone."""
+    from markupsafe import Markup, escape
+
+    if value is None:
+        return ""
+    if isinstance(value, Markup):
+        return value
+    return Markup(liquid_inert(str(escape(value))))
+
+
+def front_matter_record(record: dict) -> dict:
+    """A credit record for the `algorotoscope_credits:` front matter: its text as layouts print it
+    (Jekyll does not escape `{{ credit.title }}`): HTML-escaped and Liquid-inert, like the block."""
+    return {k: str(inert_html(v)) if isinstance(v, str) and k not in ("url", "licence_url", "filter") else v
+            for k, v in record.items()}
 
 
 def _compact(html: str) -> str:
@@ -116,8 +154,9 @@ class CreditRenderer:
             # A site template may {% extends "builtin/credit.html.j2" %} to change one block only.
             loader = jinja2.ChoiceLoader([*site, jinja2.PrefixLoader({"builtin": builtin}), builtin])
             # Sandboxed: templates can come with themes; autoescape: credit text comes from filter metadata.
+            # finalize: every printed value is escaped and Liquid-inert (the page goes through Jekyll).
             self._env = SandboxedEnvironment(loader=loader, autoescape=True, trim_blocks=True, lstrip_blocks=True,
-                                             undefined=jinja2.ChainableUndefined)
+                                             finalize=inert_html, undefined=jinja2.ChainableUndefined)
         return self._env
 
     def _template(self, name: str):
@@ -152,7 +191,7 @@ class CreditRenderer:
         if not records:
             return ""
         html = self._render(CREDIT_TEMPLATE, credits=records, document=document or {})
-        html = liquid_safe(_compact(html))
+        html = _compact(html)  # credit text is Liquid-inert already (inert_html); no {% raw %} needed
         if jsonld:
             from blogroto.metadata import jsonld_script
 
@@ -165,9 +204,9 @@ class CreditRenderer:
 
     def wrap_figure(self, element: str, record: dict, *, alt: str | None = None, title: str | None = None) -> str:
         """`element` (an <img> tag or a Markdown image) inside a <figure> with a credit caption."""
-        # Only the caption (credit text) is kept from Liquid: the element is the author's own and
-        # often needs it ({{ site.baseurl }} in the rewritten path).
-        caption = liquid_safe(self.render_figcaption(record, alt=alt, title=title))
+        # The caption's values are Liquid-inert (inert_html); the element is the author's own and
+        # often needs Liquid ({{ site.baseurl }} in the rewritten path).
+        caption = self.render_figcaption(record, alt=alt, title=title)
         if element.lstrip().startswith("!"):
             # kramdown does not parse Markdown inside an HTML block unless asked per element.
             return f'<figure class="algorotoscope-figure" markdown="1">\n{element}\n{caption}\n</figure>'

@@ -18,8 +18,6 @@ import io
 import sys
 from pathlib import Path
 
-import yaml
-
 from blogroto.errors import BlogrotoError
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -85,13 +83,9 @@ def preview_photo() -> Path:
 
 def credits() -> list[dict]:
     """Every entry of data/CREDITS.yaml, missing keys filled with None."""
-    try:
-        entries = yaml.safe_load(CREDITS_FILE.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise BlogrotoError(f"cannot read: {exc.strerror or exc}", CREDITS_FILE) from exc
-    except yaml.YAMLError as exc:
-        line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        raise BlogrotoError(f"not valid YAML: {exc}", CREDITS_FILE, None if line is None else line + 1) from exc
+    from blogroto.safeyaml import load_yaml_file
+
+    entries = load_yaml_file(CREDITS_FILE)  # ConfigError (a BlogrotoError) naming the file
     if not isinstance(entries, list) or not all(isinstance(e, dict) and e.get("file") for e in entries):
         raise BlogrotoError("expected a list of entries, each with a 'file'", CREDITS_FILE)
     return [{key: e.get(key) for key in CREDIT_KEYS} | e for e in entries]

@@ -2,8 +2,8 @@
 
 A filter is a folder `<slug>/` holding `filter.yaml` and the files it names (see
 docs/ARCHITECTURE.md). Loading one never executes code from the folder: the metadata is read with
-`yaml.safe_load`, weights are a numpy `.npz` read with `allow_pickle=False`, and folders that carry
-executable model formats (pickles, Keras archives, SavedModels) are refused outright.
+`blogroto.safeyaml` (safe tags only, bounded nesting and alias expansion), weights are a numpy
+`.npz` read with `allow_pickle=False`, and folders that carry executable model formats (pickles, Keras archives, SavedModels) are refused outright.
 
 This module does not import TensorFlow: a build that finds everything cached never needs it.
 """
@@ -22,13 +22,17 @@ from pathlib import Path
 
 import yaml
 
-from blogroto.errors import FilterError, UnknownFilterError
+from blogroto.errors import ConfigError, FilterError, UnknownFilterError
+from blogroto.resources import builtin_dir
 
 FILTER_FILE = "filter.yaml"
+# Normalisation variants of the network (blogroto.network explains them); listed here so that
+# reading a filter.yaml does not import TensorFlow.
+NORMS = ("instance", "centered-decoder")
 FORMAT_VERSION = 1
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
-BUILTIN_STYLES_DIR = Path(os.environ.get("BLOGROTO_STYLES", Path(__file__).resolve().parent.parent / "styles"))
+BUILTIN_STYLES_DIR = Path(os.environ.get("BLOGROTO_STYLES") or builtin_dir("styles"))
 
 # Files that could execute code when loaded by some framework: a filter folder holding one is refused.
 CODE_CARRYING_SUFFIXES = {".pkl", ".pickle", ".keras", ".pb", ".py", ".pyc", ".joblib", ".pt", ".pth", ".h5", ".hdf5"}
@@ -50,9 +54,13 @@ SOURCE_KEYS = ("title", "creator", "year", "url", "licence", "licence_url", "cre
 class NetworkSpec:
     width: int = 32
     blocks: int = 5
+    norm: str = "instance"  # blogroto.network.NORMS; filters from before it was recorded: "instance"
 
     def as_dict(self) -> dict:
-        return {"width": self.width, "blocks": self.blocks}
+        out = {"width": self.width, "blocks": self.blocks}
+        if self.norm != "instance":  # older fingerprints (cache keys) stay as they were
+            out["norm"] = self.norm
+        return out
 
 
 @dataclass(frozen=True)
@@ -81,15 +89,30 @@ class Filter:
     @property
     def network(self) -> NetworkSpec:
         net = self.meta.get("network") or {}
-        return NetworkSpec(width=int(net.get("width", 32)), blocks=int(net.get("blocks", 5)))
+        return NetworkSpec(width=int(net.get("width", 32)), blocks=int(net.get("blocks", 5)),
+                           norm=str(net.get("norm", "instance")))
 
     def file(self, key: str) -> Path | None:
-        """Path of one of the folder's files ('weights', 'artwork', 'preview', ...) if it exists."""
+        """Path of one of the folder's files ('weights', 'artwork', 'preview', ...) if it exists.
+
+        The one place filter files are resolved: a file that is a symbolic link, or that resolves
+        outside the filter folder, raises FilterError naming it. A filter folder is data from
+        elsewhere, and its pictures are published byte for byte (the catalog) and its weights
+        read: a link to ~/.ssh/id_rsa named artwork.jpg must not put the key on the blog."""
         name = (self.meta.get("files") or {}).get(key, DEFAULT_FILES.get(key))
         if not name:
             return None
         path = self.folder / name
-        return path if path.is_file() else None
+        if path.is_symlink():
+            raise FilterError(f"refused: {key} file {name!r} is a symbolic link (filter files must be plain files "
+                              "inside the filter folder)", path)
+        if not path.is_file():
+            return None
+        try:
+            path.resolve().relative_to(self.folder.resolve())
+        except (ValueError, OSError) as exc:
+            raise FilterError(f"refused: {key} file {name!r} resolves outside the filter folder", path) from exc
+        return path
 
     @cached_property
     def fingerprint(self) -> str:
@@ -133,11 +156,29 @@ def _validate_meta(meta: object, path: Path, slug: str) -> dict:
         value = net.get(key, 1)
         if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 256:
             raise FilterError(f"network.{key} must be an integer between 1 and 256, got {value!r}", path)
+    if net.get("norm", "instance") not in NORMS:
+        raise FilterError(f"network.norm must be one of {', '.join(NORMS)}, got {net.get('norm')!r}", path)
     files = meta.get("files") or {}
     for key, name in files.items():
         if not isinstance(name, str) or "/" in name or "\\" in name or name.startswith("."):
             raise FilterError(f"files.{key} must be a plain file name inside the filter folder, got {name!r}", path)
     return meta
+
+
+def read_metadata(meta_path: Path) -> object:
+    """The data of a filter.yaml, read with blogroto.safeyaml (safe tags, bounded nesting and
+    alias expansion); FilterError naming the file otherwise."""
+    from blogroto.safeyaml import load_yaml
+
+    try:
+        text = meta_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FilterError(f"cannot read metadata: {exc}", meta_path) from exc
+    try:
+        return load_yaml(text, meta_path)
+    except ConfigError as exc:
+        message = exc.message.replace("invalid YAML: ", "")
+        raise FilterError(f"malformed YAML: {message}", meta_path, exc.line) from exc
 
 
 def load_filter(folder: str | Path) -> Filter:
@@ -154,16 +195,7 @@ def load_filter(folder: str | Path) -> Filter:
             raise FilterError(
                 "refused: filter folders hold weights as .npz only; this file could carry executable code", child
             )
-    try:
-        meta = yaml.safe_load(meta_path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise FilterError(f"malformed YAML: {getattr(exc, 'problem', exc)}", meta_path, mark.line + 1 if mark else None) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FilterError(f"cannot read metadata: {exc}", meta_path) from exc
-    except RecursionError as exc:  # thousands of nested [ or {: refused, not a traceback
-        raise FilterError("malformed YAML: nested too deeply", meta_path) from exc
-    meta = _validate_meta(meta, meta_path, slug)
+    meta = _validate_meta(read_metadata(meta_path), meta_path, slug)
     flt = Filter(slug=slug, folder=folder, meta=meta)
     for key in REQUIRED_FILES:
         if flt.file(key) is None:
@@ -172,13 +204,55 @@ def load_filter(folder: str | Path) -> Filter:
     return flt
 
 
-class FilterLibrary:
-    """Filters resolved by name: the site's own folders first, in order, then the built-in `styles/`."""
+# Where a filter comes from, as `blogroto filters` shows it.
+ORIGIN_GIVEN = "--filters-dir"
+ORIGIN_SITE = "site"
+ORIGIN_USER = "user"
+ORIGIN_BUILTIN = "built-in"
+FILTERS_HOME_ENV = "BLOGROTO_FILTERS_HOME"
 
-    def __init__(self, search_dirs: Sequence[str | Path] = (), include_builtin: bool = True):
-        self.search_dirs = [Path(d) for d in search_dirs]
-        if include_builtin:
-            self.search_dirs.append(BUILTIN_STYLES_DIR)
+
+def user_filters_dir() -> Path:
+    """The per-user filter library: `$BLOGROTO_FILTERS_HOME` if set, else `filters/` in the
+    platform's user data folder (~/.local/share/blogroto/filters on Linux,
+    ~/Library/Application Support/blogroto/filters on macOS, %LOCALAPPDATA%\\blogroto\\filters on
+    Windows). `blogroto train` writes there when it is not run for a site."""
+    env = os.environ.get(FILTERS_HOME_ENV)
+    if env:
+        return Path(env).expanduser().resolve()
+    import platformdirs  # only commands that look filters up pay for the import
+
+    return Path(platformdirs.user_data_dir("blogroto", appauthor=False)) / "filters"
+
+
+def search_path(extra: Sequence[str | Path] = (), site_dirs: Sequence[str | Path] = (), *,
+                include_user: bool = True, include_builtin: bool = True) -> list[tuple[Path, str]]:
+    """THE filter search path, every command's: folders given on the command line (--filters-dir),
+    then the site's filter folders (`algorotoscope.filters`, default `_filters/`), then the
+    per-user library, then the built-ins. Each folder comes with its origin label."""
+    entries = [(Path(d), ORIGIN_GIVEN) for d in extra] + [(Path(d), ORIGIN_SITE) for d in site_dirs]
+    if include_user:
+        entries.append((user_filters_dir(), ORIGIN_USER))
+    if include_builtin:
+        entries.append((BUILTIN_STYLES_DIR, ORIGIN_BUILTIN))
+    seen: set[Path] = set()
+    out = []
+    for folder, origin in entries:
+        key = folder.resolve() if folder.exists() else folder
+        if key not in seen:
+            seen.add(key)
+            out.append((folder, origin))
+    return out
+
+
+class FilterLibrary:
+    """Filters resolved by name along the search path (see `search_path`): the first folder that
+    has a filter of that name wins."""
+
+    def __init__(self, search_dirs: Sequence[str | Path] = (), include_builtin: bool = True, *,
+                 site_dirs: Sequence[str | Path] = (), include_user: bool = True):
+        self.entries = search_path(search_dirs, site_dirs, include_user=include_user, include_builtin=include_builtin)
+        self.search_dirs = [folder for folder, _ in self.entries]
         self._loaded: dict[str, Filter] = {}
 
     def _candidates(self) -> Iterable[Path]:
@@ -194,15 +268,29 @@ class FilterLibrary:
             seen.setdefault(folder.name, None)
         return sorted(seen)
 
+    def folder_of(self, name: str) -> tuple[Path, str] | None:
+        """(folder, origin) that `name` resolves to, without loading it; None if no folder has it."""
+        if not SLUG_RE.match(name):
+            return None
+        for base, origin in self.entries:
+            folder = base / name
+            if (folder / FILTER_FILE).is_file():
+                return folder, origin
+        return None
+
+    def origin(self, name: str) -> str | None:
+        """Where filter `name` comes from: 'site', 'user', 'built-in' or '--filters-dir'."""
+        found = self.folder_of(name)
+        return found[1] if found else None
+
     def get(self, name: str) -> Filter:
         if name in self._loaded:
             return self._loaded[name]
-        for base in self.search_dirs:
-            folder = base / name
-            if SLUG_RE.match(name) and (folder / FILTER_FILE).is_file():
-                flt = load_filter(folder)
-                self._loaded[name] = flt
-                return flt
+        found = self.folder_of(name)
+        if found is not None:
+            flt = load_filter(found[0])
+            self._loaded[name] = flt
+            return flt
         available = self.names()
         raise UnknownFilterError(name, difflib.get_close_matches(name, available, n=3, cutoff=0.5), available)
 
@@ -210,10 +298,13 @@ class FilterLibrary:
         return [self.get(name) for name in self.names()]
 
 
-def resolve_filter(name_or_path: str | Path, search_dirs: Sequence[str | Path] = ()) -> Filter:
-    """A filter given as a folder path or as a name looked up in `search_dirs`, then the built-ins."""
+def resolve_filter(name_or_path: str | Path, search_dirs: Sequence[str | Path] = (), *,
+                   site_dirs: Sequence[str | Path] = ()) -> Filter:
+    """A filter given as a folder path or as a name looked up along the search path."""
     candidate = Path(name_or_path)
-    return load_filter(candidate) if candidate.is_dir() else FilterLibrary(search_dirs).get(str(name_or_path))
+    if candidate.is_dir():
+        return load_filter(candidate)
+    return FilterLibrary(search_dirs, site_dirs=site_dirs).get(str(name_or_path))
 
 
 def write_metadata(folder: str | Path, meta: dict) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.parse
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape, quoteattr
@@ -167,12 +168,14 @@ def site_url(site: Site | None, path: str) -> str:
     """`path` (a site path, '/assets/x.jpg') as the published URL: url + baseurl + path.
 
     Without `url:` in _config.yml the result is root-relative, which is the best there is."""
+    from blogroto.credits import safe_url
+
     if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", path):
-        return path
+        return safe_url(path) or ""
     base = ""
     if site is not None:
-        base = str(site.config.get("url") or "").rstrip("/") + (site.baseurl or "")
-    return base + "/" + path.lstrip("/")
+        base = (safe_url(site.config.get("url")) or "").rstrip("/") + (site.baseurl or "")
+    return safe_url(base + "/" + path.lstrip("/")) or ""
 
 
 def _licence_url(value: Any) -> str | None:
@@ -225,6 +228,8 @@ def document_jsonld(site: Site | None, record: dict, images: Iterable[tuple[str,
     else the site's (an http(s) URL): it is the author's licence for their photo, which blogroto
     cannot know otherwise.
     """
+    from blogroto.credits import safe_url
+
     data = data or {}
     licence = _licence_url(data.get("license")) or _licence_url(site.config.get("license") if site else None)
     seen: set[str] = set()
@@ -233,8 +238,9 @@ def document_jsonld(site: Site | None, record: dict, images: Iterable[tuple[str,
         if stylized in seen:
             continue
         seen.add(stylized)
-        original = remote or (site_url(site, local) if local else None)
-        name = (local or remote or "").rsplit("/", 1)[-1] or None
+        # Every URL through credits.safe_url: a remote original's `user:password@` never gets published.
+        original = safe_url(remote) if remote else (site_url(site, local) if local else None)
+        name = (local or urllib.parse.urlsplit(original or "").path or "").rsplit("/", 1)[-1] or None
         out.append(image_object(record, content_url=site_url(site, stylized), original_url=original,
                                 original_name=name, license_url=licence))
     return out

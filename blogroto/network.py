@@ -24,15 +24,28 @@ from blogroto.tfruntime import import_tensorflow
 tf, keras = import_tensorflow()
 
 EPSILON = 1e-5
+# Where the network normalises by variance (see InstanceNorm): "instance" everywhere (Johnson et
+# al.; every filter trained before recipe 2), or "centered-decoder": full instance norm in the
+# encoder (c1, d1, d2: the photo's contrast does not matter), centering only in the residual trunk
+# and the decoder, where the picture is painted.
+from blogroto.filters import NORMS  # noqa: E402  (beside the filter format, which records it)
 
 
 class InstanceNorm(keras.layers.Layer):
-    """Instance normalisation with learned scale/offset; statistics in float32 for stability."""
+    """Instance normalisation with learned scale/offset; statistics in float32 for stability.
 
-    def __init__(self, **kwargs):
+    scale=False subtracts the mean only ("centering"): the channel keeps the variance its conv
+    gives it. Full instance norm forces every channel to unit variance over the image, so a
+    network that wants a channel flat over most of a picture (the flat colour fields of a print)
+    can only get there by spending the variance on a small spike, which the output shows as a
+    blown white or black blob (the "droplet" of StyleGAN2, Karras et al. 2020, section 2).
+    Centering cannot be gamed that way."""
+
+    def __init__(self, scale: bool = True, **kwargs):
         # No autocast: under mixed precision Keras would round given float32 statistics (the
         # tiled executor's whole-image ones) to bfloat16/float16 before `call` sees them.
         super().__init__(autocast=False, **kwargs)
+        self.scale = scale
 
     def build(self, input_shape):
         channels = input_shape[-1]
@@ -51,7 +64,7 @@ class InstanceNorm(keras.layers.Layer):
         else:
             mean, var = stats
         # folded into one multiply-add per element
-        scale = self.gamma * tf.math.rsqrt(var + EPSILON)
+        scale = self.gamma * tf.math.rsqrt(var + EPSILON) if self.scale else self.gamma
         y = x32 * scale + (self.beta - mean * scale)
         return tf.cast(y, x.dtype), (mean, var)
 
@@ -93,23 +106,26 @@ class TransformNet(keras.Model):
     """Johnson-style feed-forward stylization network. `width` is the first layer's channel count
     (then 2x and 4x); `blocks` the number of residual blocks. Input and output: RGB in [0, 1]."""
 
-    def __init__(self, width: int = 32, blocks: int = 5, dtype_policy: str = "float32", **kwargs):
+    def __init__(self, width: int = 32, blocks: int = 5, dtype_policy: str = "float32", norm: str = "instance", **kwargs):
         super().__init__(name="transform_net", **kwargs)
+        if norm not in NORMS:
+            raise FilterError(f"unknown network norm {norm!r}; known: {', '.join(NORMS)}")
         self.width = int(width)
         self.blocks = int(blocks)
+        self.norm = norm
         policy = keras.DTypePolicy(dtype_policy)
         w = self.width
 
         def conv(name, filters, kernel, stride=1):
             return keras.layers.Conv2D(filters, kernel, strides=stride, padding="valid", name=name, dtype=policy)
 
-        def norm(name):
-            return InstanceNorm(name=name, dtype=policy)
+        def norm(name, encoder=False):
+            return InstanceNorm(scale=encoder or self.norm == "instance", name=name, dtype=policy)
 
         # (name, conv, norm, kernel, upsample-before) for the layers outside the residual trunk
-        self.c1, self.n1 = conv("c1", w, 9), norm("n1")
-        self.d1, self.nd1 = conv("d1", 2 * w, 3, 2), norm("nd1")
-        self.d2, self.nd2 = conv("d2", 4 * w, 3, 2), norm("nd2")
+        self.c1, self.n1 = conv("c1", w, 9), norm("n1", encoder=True)
+        self.d1, self.nd1 = conv("d1", 2 * w, 3, 2), norm("nd1", encoder=True)
+        self.d2, self.nd2 = conv("d2", 4 * w, 3, 2), norm("nd2", encoder=True)
         self.res = []
         for i in range(self.blocks):
             self.res.append((conv(f"r{i}a", 4 * w, 3), norm(f"r{i}an"), conv(f"r{i}b", 4 * w, 3), norm(f"r{i}bn")))
@@ -246,9 +262,14 @@ def save_weights(net: TransformNet, path: str | Path) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def read_weights(path: str | Path) -> dict[str, np.ndarray]:
-    """Read an .npz of float arrays. Pickled objects are refused (allow_pickle=False)."""
+def read_weights(path: str | Path, expected: dict[str, tuple[int, ...]] | None = None) -> dict[str, np.ndarray]:
+    """Read an .npz of float arrays. Pickled objects are refused (allow_pickle=False).
+
+    Before any array is decompressed, each member's `.npy` header (its declared dtype and shape)
+    is checked, against `expected` when given: a 1 MB file whose members inflate to 1 GiB is
+    refused from its headers, not after allocating them."""
     path = Path(path)
+    check_weight_headers(path, expected)
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
@@ -264,6 +285,62 @@ def read_weights(path: str | Path) -> dict[str, np.ndarray]:
         if value.dtype.kind != "f":
             raise FilterError(f"weight {key} has dtype {value.dtype}, expected floating point", path)
     return arrays
+
+
+MAX_WEIGHT_BYTES = 1 << 30  # declared size of all arrays together, when no shapes are expected
+
+
+def check_weight_headers(path: Path, expected: dict[str, tuple[int, ...]] | None = None) -> None:
+    """Check every member of an .npz from its `.npy` header alone (numpy.lib.format), nothing
+    decompressed but the header: a float dtype, the expected shape (or, without `expected`, a
+    total under MAX_WEIGHT_BYTES), and a member whose stored size matches what it declares."""
+    import zipfile
+
+    from numpy.lib import format as npy
+
+    try:
+        archive = zipfile.ZipFile(path)
+    except FileNotFoundError as exc:
+        raise FilterError("weights file is missing", path) from exc
+    except zipfile.BadZipFile:
+        return  # not an archive (a pickle, a bare .npy, garbage): np.load refuses it with its own words
+    except (OSError, ValueError) as exc:
+        raise FilterError(f"weights file is corrupt or truncated: {exc}", path) from exc
+    shapes: dict[str, tuple[int, ...]] = {}
+    total = 0
+    with archive:
+        for info in archive.infolist():
+            key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+            try:
+                with archive.open(info) as member:
+                    version = npy.read_magic(member)
+                    if version == (1, 0):
+                        shape, fortran, dtype = npy.read_array_header_1_0(member)
+                    elif version in ((2, 0), (3, 0)):
+                        shape, fortran, dtype = npy.read_array_header_2_0(member)
+                    else:
+                        raise ValueError(f"unsupported .npy version {version}")
+                    header_len = member.tell() if hasattr(member, "tell") else None
+            except Exception as exc:  # not an .npy member, a broken header, a bad zip entry
+                raise FilterError(f"weights file refused: {key!r} is not a numpy array ({exc})", path) from exc
+            if dtype.hasobject:
+                raise FilterError(f"weights file refused (contains pickled objects): {key!r}", path)
+            if dtype.kind != "f":
+                raise FilterError(f"weight {key} has dtype {dtype}, expected floating point", path)
+            size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize if shape else dtype.itemsize
+            if header_len is not None and info.file_size != header_len + size:
+                raise FilterError(f"weights file refused: {key!r} declares {size} bytes but holds "
+                                  f"{info.file_size - header_len}", path)
+            shapes[key] = tuple(shape)
+            total += size
+    if expected is not None:
+        if shapes != expected:
+            bad = sorted(k for k in set(expected) | set(shapes) if expected.get(k) != shapes.get(k))
+            raise FilterError(f"weights do not match the network: "
+                              f"{', '.join(f'{k} is {shapes.get(k)}, expected {expected.get(k)}' for k in bad[:3])}"
+                              f"{'…' if len(bad) > 3 else ''}", path)
+    elif total > MAX_WEIGHT_BYTES:
+        raise FilterError(f"weights file refused: its arrays declare {total} bytes", path)
 
 
 def expected_shapes(width: int, blocks: int) -> dict[str, tuple[int, ...]]:
@@ -283,8 +360,14 @@ def expected_shapes(width: int, blocks: int) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def load_network(path: str | Path, width: int, blocks: int, dtype_policy: str = "float32") -> TransformNet:
-    weights = read_weights(path)
+def load_network(path: str | Path, width: int, blocks: int, dtype_policy: str = "float32", norm: str = "instance") -> TransformNet:
+    try:  # shapes checked from the .npy headers, before anything is decompressed
+        weights = read_weights(path, expected_shapes(width, blocks))
+    except FilterError as exc:
+        if exc.message.startswith("weights do not match the network: "):
+            raise FilterError(exc.message.replace("the network: ", f"the network (width {width}, {blocks} blocks): ", 1),
+                              path) from exc
+        raise
     # Check the shapes before building: a hostile filter.yaml (width 256, 256 blocks) with a tiny
     # weights file must not make Keras allocate a 19 GB network first.
     shapes = {k: tuple(v.shape) for k, v in weights.items()}
@@ -294,6 +377,6 @@ def load_network(path: str | Path, width: int, blocks: int, dtype_policy: str = 
         raise FilterError(f"weights do not match the network (width {width}, {blocks} blocks): "
                           f"{', '.join(f'{k} is {shapes.get(k)}, expected {want.get(k)}' for k in bad[:3])}"
                           f"{'…' if len(bad) > 3 else ''}", path)
-    net = TransformNet(width=width, blocks=blocks, dtype_policy=dtype_policy).ensure_built()
+    net = TransformNet(width=width, blocks=blocks, dtype_policy=dtype_policy, norm=norm).ensure_built()
     net.set_weight_dict(weights, source=path)
     return net

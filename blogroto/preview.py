@@ -566,8 +566,8 @@ def _image_path(value: Any) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
 
 
-def _load_data(root: Path) -> dict:
-    import yaml
+def _load_data(root: Path, warnings: list[str] | None = None) -> dict:
+    from blogroto.safeyaml import load_yaml_file
 
     data: dict = {}
     folder = root / "_data"
@@ -576,10 +576,13 @@ def _load_data(root: Path) -> dict:
     for path in sorted(folder.iterdir()):
         try:
             if path.suffix in (".yml", ".yaml"):
-                data[path.stem] = yaml.safe_load(path.read_text(encoding="utf-8"))
+                data[path.stem] = load_yaml_file(path)  # bounded nesting and alias expansion
             elif path.suffix == ".json":
                 data[path.stem] = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError, yaml.YAMLError):
+        except BlogrotoError as exc:
+            if warnings is not None:
+                warnings.append(f"{exc}; site.data.{path.stem} left empty")
+        except (OSError, ValueError):
             continue
     return data
 
@@ -657,7 +660,7 @@ def render_preview(out_dir: str | Path, dest: str | Path, *, warnings: list[str]
     site_ctx = dict(site.config)
     site_ctx.update({"baseurl": baseurl, "url": site.config.get("url") or "", "posts": posts,
                      "pages": [d["page"] for d in documents if d["kind"] == "pages"],
-                     "documents": [d["page"] for d in documents], "data": _load_data(out_dir),
+                     "documents": [d["page"] for d in documents], "data": _load_data(out_dir, warnings),
                      "time": _dt.datetime.now(), "categories": {}, "tags": {}})
     for label, coll in site.collections.items():
         site_ctx[label] = [d["page"] for d in documents if d["kind"] == label]

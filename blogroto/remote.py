@@ -12,15 +12,33 @@ in CI next to cloud metadata endpoints, so a fetch:
   TLS server name and certificate check still use the host name), so a DNS answer that changes
   between check and connect (DNS rebinding) cannot redirect it;
 * follows redirects itself, re-checking each hop's scheme and addresses, up to a limit;
-* bounds every socket operation by `timeout` and the whole fetch by `total_timeout`, and the body
-  by `max_bytes` (Content-Length first, then while streaming);
+* bounds the whole fetch (every hop, headers and body) by one deadline, `total_timeout`, which is
+  `timeout` unless set: a watchdog shuts the fetch's sockets down when it passes, so a server
+  dripping bytes (in the headers or the body) costs at most that long; the body is bounded by
+  `max_bytes` (Content-Length first, then while streaming);
+* turns every failure, expected or not (a malformed redirect `Location` made requests raise
+  ValueError), into a RemoteImageError: one bad image costs one warning, never the build;
 * accepts only bodies that are recognisably raster images.
 
 Residual risks: `socket.getaddrinfo` itself has no timeout (a hanging resolver stalls the fetch);
 a host whose addresses are all public but which forwards to internal services is not detectable.
 
-Bodies are cached on disk by sha256(URL) under `CACHE_DIR/remote/`; a cached copy is used without
-network access. Delete the folder to fetch again.
+Bodies are cached on disk by sha256(URL) under `CACHE_DIR/remote/`, each with a small JSON record
+beside it (`<hash>.json`: when it was fetched, the server's ETag and Last-Modified). A cached copy
+is used without network access for `duration` seconds (`remote: {duration: 1d}`, the default);
+after that it is revalidated with a conditional request (If-None-Match / If-Modified-Since): a 304
+keeps the copy, a 200 replaces it, and a server that cannot be reached leaves the copy in use.
+
+Failures are remembered too (`<hash>.failed.json`), so that an unreachable image does not cost a
+DNS lookup and a timeout on every build: the URL is retried after 10 minutes, then after 20, 40,
+... doubling up to once a day (`retry_delay`). `refresh=True` (`blogroto build --refresh-remote`)
+ignores remembered failures and revalidates every cached copy now. Delete the folder to forget
+everything.
+
+Every read and write in the cache goes through `blogroto.fsutil.OwnedTree` (never through a
+symlink, never outside the cache folder), and every file stored (body, record, failure record) is
+reported to `on_store`, with which the build records it in the cache's EntryLedger: gc deletes only
+files recorded there.
 """
 
 from __future__ import annotations
@@ -28,8 +46,11 @@ from __future__ import annotations
 import hashlib
 import io
 import ipaddress
+import json
+import math
 import re
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +58,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import requests
 import urllib3
+import urllib3.connection
 from requests.adapters import HTTPAdapter
 
 from blogroto import __version__
@@ -65,36 +87,127 @@ _BMFF_BRANDS = {b"avif": "avif", b"avis": "avif", b"heic": "heic", b"heix": "hei
                 b"mif1": "heic", b"msf1": "heic", b"hevc": "heic"}
 
 
+FIRST_RETRY = 600.0  # seconds after a first failure
+MAX_RETRY = 86400.0  # the delay doubles per failure up to this
+DEFAULT_DURATION = 86400.0  # a cached copy is used without asking the server for this long
+
+
+def retry_delay(failures: int) -> float:
+    """Seconds to wait before fetching a URL again after `failures` failures in a row: 10 min,
+    20 min, 40 min, ... at most a day."""
+    return min(MAX_RETRY, FIRST_RETRY * 2 ** max(0, failures - 1))
+
+
+def now() -> float:
+    """Wall-clock time (a function, so tests can move it)."""
+    return time.time()
+
+
 class RemoteImageError(BlogrotoError):
     """A remote image cannot or may not be fetched. The message names the URL (credentials in it
-    are masked); `path`/`line` may name the post that references it."""
+    are masked); `path`/`line` may name the post that references it. `retry_at`: when a failure
+    that was remembered will be tried again (None: not remembered)."""
 
-    def __init__(self, url: str, reason: str, path: str | Path | None = None, line: int | None = None):
+    def __init__(self, url: str, reason: str, path: str | Path | None = None, line: int | None = None,
+                 retry_at: float | None = None):
         self.url = url
         self.reason = reason
+        self.retry_at = retry_at
         super().__init__(f"{_redact(url)}: {reason}", path, line)
 
 
 @dataclass
 class RemotePolicy:
-    timeout: float = 10.0             # seconds, for connecting and for each read
+    timeout: float = 10.0             # seconds: the whole fetch (total_timeout) unless that is set
     max_bytes: int = 25 * 1024 * 1024
     max_redirects: int = 5
     allow_private: bool = False       # loopback/private/link-local/multicast/reserved refused unless True
     enabled: bool = True
-    total_timeout: float = 60.0       # whole fetch, all hops: a server dripping bytes can't stall a build
+    total_timeout: float | None = None  # whole fetch, all hops (None: `timeout`): no drip-feed stalls a build
+    duration: float = DEFAULT_DURATION  # seconds a cached copy is used before revalidating (inf: never)
 
     def __post_init__(self):
+        if self.total_timeout is None:
+            self.total_timeout = self.timeout
         if not self.timeout > 0 or not self.total_timeout > 0:
             raise ConfigError(f"remote image timeouts must be positive, got {self.timeout}/{self.total_timeout}")
         if self.max_bytes <= 0:
             raise ConfigError(f"remote image max_bytes must be positive, got {self.max_bytes}")
+        if not self.duration >= 0:
+            raise ConfigError(f"remote image duration must be >= 0, got {self.duration}")
         if self.max_redirects < 0:
             raise ConfigError(f"remote image max_redirects must be >= 0, got {self.max_redirects}")
 
 
+# The sockets of the fetch running in this thread, for its deadline watchdog (see _Deadline).
+_active = threading.local()
+
+
+class _TrackedHTTPConnection(urllib3.connection.HTTPConnection):
+    def connect(self):
+        super().connect()
+        sockets = getattr(_active, "sockets", None)
+        if sockets is not None:
+            sockets.append(self.sock)
+
+
+class _TrackedHTTPSConnection(urllib3.connection.HTTPSConnection):
+    def connect(self):
+        super().connect()
+        sockets = getattr(_active, "sockets", None)
+        if sockets is not None:
+            sockets.append(self.sock)
+
+
+class _HTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _TrackedHTTPConnection
+
+
+class _HTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _TrackedHTTPSConnection
+
+
+class _Deadline:
+    """The whole fetch's time limit: at `seconds`, shut down every socket the fetch opened, which
+    wakes a read blocked on a server sending one byte per `timeout` (per-read timeouts alone let
+    it run on forever, in the headers as in the body)."""
+
+    def __init__(self, seconds: float):
+        self.at = time.monotonic() + seconds
+        self.expired = False
+        self.sockets: list = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def _expire(self):
+        with self._lock:
+            self.expired = True
+            for sock in self.sockets:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def __enter__(self):
+        _active.sockets = self.sockets
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._timer.cancel()
+        _active.sockets = None
+
+    def passed(self) -> bool:
+        return self.expired or time.monotonic() >= self.at
+
+
 class _PinnedAdapter(HTTPAdapter):
     """Connects to the address the fetcher checked instead of resolving the host again."""
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
 
     def build_connection_pool_key_attributes(self, request, verify, cert=None):
         host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
@@ -119,6 +232,10 @@ class RemoteFetcher:
         self.on_store = None  # called with the cache-relative path of each download stored
         self.policy = policy if policy is not None else RemotePolicy()
         self.store = True  # keep downloads in the cache (False: `build --check`, which writes nothing)
+        self.refresh = False  # ignore remembered failures, revalidate cached copies now (--refresh-remote)
+        # URL -> when fetch() should next go to the network for it (a cached copy's revalidation,
+        # a remembered failure's retry); None: never. The build keeps a post up to date until then.
+        self.recheck_at: dict[str, float | None] = {}
         self._session = requests.Session()
         # No proxies (they would resolve and connect for us, bypassing the address check) and no
         # .netrc credentials from the environment.
@@ -142,26 +259,106 @@ class RemoteFetcher:
         return self.cache_dir / digest[:2] / digest
 
     def fetch(self, url: str) -> tuple[bytes, str]:
-        """(body, suggested file name from the URL path). Raises RemoteImageError."""
+        """(body, suggested file name from the URL path). Raises RemoteImageError.
+
+        A cached copy younger than `policy.duration` is used as it is; an older one is
+        revalidated. A failure is remembered and raised again, without network access, until its
+        retry time (see the module docstring)."""
         if not self.policy.enabled:
             raise RemoteImageError(url, "remote images are disabled")
         if urlsplit(url).scheme.lower() not in ("http", "https"):
             raise RemoteImageError(url, "only http and https URLs can be fetched")
-        digest = hashlib.sha256(url.encode("utf-8")).hexdigest()
-        rel = f"{REMOTE_DIR}/{digest[:2]}/{digest}"  # cache_path(url), relative to the cache folder
+        rel = self._rel(url)  # cache_path(url), relative to the cache folder: read and written through self.tree
+        t = now()
+        failed = None if self.refresh else self._read_json(_failure_rel(rel))
+        # The records come from the cache, untrusted like the rest of it: a value of the wrong type
+        # (or a retry time further away than any failure sets) counts as no record.
+        retry_at = _number(failed.get("retry_at")) if failed else None
+        # A failure under other limits (the author raised max_bytes, allowed private addresses)
+        # is not held against the URL: the new policy gets its own try.
+        if (failed and failed.get("url") == url and failed.get("policy") == self._policy_key()
+                and retry_at is not None and t < retry_at <= t + MAX_RETRY):
+            self.recheck_at[url] = retry_at
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(retry_at))
+            raise RemoteImageError(url, f"{failed.get('reason')} (remembered from an earlier build; tried again after "
+                                        f"{when}, or now with --refresh-remote)", retry_at=retry_at)
         body = self._read_cached(rel)
+        meta = (self._read_json(_meta_rel(rel)) or {}) if body is not None else {}
         if body is not None:
-            fmt = _identify(body, "")
-        else:
-            body, content_type = self._download(url)
-            fmt = _identify(body, content_type)
-            if fmt is None:
-                raise RemoteImageError(url, f"not an image (Content-Type {content_type or 'missing'!r})")
-            if self.store:
-                self.tree.write_bytes(rel, body)
-                if self.on_store is not None:
-                    self.on_store(rel)
-        return body, suggested_name(url, fmt)
+            fetched = _number(meta.get("fetched")) or self._mtime(rel)
+            if not self.refresh and t < fetched + self.policy.duration:
+                self.recheck_at[url] = fetched + self.policy.duration if math.isfinite(self.policy.duration) else None
+                return body, suggested_name(url, _identify(body, ""))
+        try:
+            got = self._download_guarded(url, validators=meta if body is not None else None)
+        except RemoteImageError as exc:
+            if body is not None:
+                # Unreachable for now: the copy we have is better than none. Ask again next time.
+                self.recheck_at[url] = t
+                return body, suggested_name(url, _identify(body, ""))
+            self._remember_failure(url, rel, exc, t)
+            raise
+        if got is None:  # 304 Not Modified: the copy is current
+            self._store_meta(rel, url, dict(meta, fetched=t))
+            return body, suggested_name(url, _identify(body, ""))
+        new_body, content_type, validators = got
+        fmt = _identify(new_body, content_type)
+        if fmt is None:
+            exc = RemoteImageError(url, f"not an image (Content-Type {content_type or 'missing'!r})")
+            if body is not None:  # e.g. an error page served with 200: keep the image we have
+                self.recheck_at[url] = t
+                return body, suggested_name(url, _identify(body, ""))
+            self._remember_failure(url, rel, exc, t)
+            raise exc
+        if self.store:
+            self._write(rel, new_body)
+            self.tree.remove(_failure_rel(rel))
+        self._store_meta(rel, url, dict(validators, fetched=t))
+        return new_body, suggested_name(url, fmt)
+
+    @staticmethod
+    def _rel(url: str) -> str:
+        """cache_path(url), relative to the cache folder."""
+        digest = hashlib.sha256(url.encode("utf-8")).hexdigest()
+        return f"{REMOTE_DIR}/{digest[:2]}/{digest}"
+
+    def _write(self, rel: str, data: bytes) -> None:
+        """Store a file of the remote cache (never through a symlink) and report it for the ledger."""
+        self.tree.write_bytes(rel, data)
+        if self.on_store is not None:
+            self.on_store(rel)
+
+    def _read_json(self, rel: str) -> dict | None:
+        try:
+            data = json.loads(self.tree.read_bytes(rel))
+        except (OSError, BlogrotoError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def _mtime(self, rel: str) -> float:
+        st = self.tree.lstat(rel)
+        return st.st_mtime if st is not None else 0.0
+
+    def _policy_key(self) -> str:
+        p = self.policy
+        return f"{p.timeout:g}/{p.total_timeout:g}/{p.max_bytes}/{p.max_redirects}/{p.allow_private}"
+
+    def _store_meta(self, rel: str, url: str, meta: dict) -> None:
+        d = self.policy.duration
+        self.recheck_at[url] = meta["fetched"] + d if math.isfinite(d) else None
+        if self.store:
+            self._write(_meta_rel(rel), json.dumps(dict(meta, url=url)).encode())
+
+    def _remember_failure(self, url: str, rel: str, exc: RemoteImageError, t: float) -> None:
+        previous = self._read_json(_failure_rel(rel)) or {}
+        failures = int(min(_number(previous.get("failures")) or 0, 64)) + 1 if previous.get("url") == url else 1
+        retry_at = t + retry_delay(failures)
+        exc.retry_at = retry_at
+        self.recheck_at[url] = retry_at
+        if self.store:
+            record = {"url": url, "reason": exc.reason, "failed_at": t, "failures": failures, "retry_at": retry_at,
+                      "policy": self._policy_key()}
+            self._write(_failure_rel(rel), json.dumps(record).encode())
 
     def _read_cached(self, rel: str) -> bytes | None:
         try:
@@ -176,29 +373,62 @@ class RemoteFetcher:
 
     # --- network -------------------------------------------------------------------------------
 
-    def _download(self, url: str) -> tuple[bytes, str]:
-        deadline = time.monotonic() + self.policy.total_timeout
+    def _download_guarded(self, url: str, validators: dict | None = None) -> tuple[bytes, str, dict] | None:
+        """_download under the fetch's deadline; whatever goes wrong becomes a RemoteImageError."""
+        total = f"timed out after {self.policy.total_timeout:g}s in total"
+        with _Deadline(self.policy.total_timeout) as deadline:
+            try:
+                return self._download(url, deadline, validators)
+            except RemoteImageError as exc:
+                if deadline.expired and "timed out" not in exc.reason:
+                    raise RemoteImageError(url, total) from exc
+                raise
+            except Exception as exc:  # noqa: BLE001 - one bad image must cost one warning, not the build
+                if deadline.expired:
+                    raise RemoteImageError(url, total) from exc
+                raise RemoteImageError(url, f"cannot fetch: {type(exc).__name__}: {_redact(str(exc))}") from exc
+
+    def _download(self, url: str, deadline: _Deadline,
+                  validators: dict | None = None) -> tuple[bytes, str, dict] | None:
+        """(body, Content-Type, {etag, last_modified}) or, for a conditional request (`validators`
+        from the cached copy) that the server answers 304 Not Modified, None."""
         current = url
+        extra = {}
+        if validators:
+            if validators.get("etag"):
+                extra["If-None-Match"] = validators["etag"]
+            if validators.get("last_modified"):
+                extra["If-Modified-Since"] = validators["last_modified"]
         for _hop in range(self.policy.max_redirects + 1):
             where = "" if current == url else f" (redirected to {_redact(current)})"
-            response = self._get(url, current, where, deadline)
+            response = self._get(url, current, where, deadline, extra)
             with response:
                 location = response.headers.get("Location")
                 if response.status_code in _REDIRECT_STATUSES and location:
-                    current = urljoin(current, location)
+                    try:
+                        current = urljoin(current, location)
+                        urlsplit(current).port  # noqa: B018 - raises ValueError for a bad port
+                    except ValueError as exc:
+                        raise RemoteImageError(url, f"invalid redirect Location {location[:200]!r}: {exc}{where}") from None
                     continue
+                if response.status_code == 304 and extra:
+                    return None
                 if not 200 <= response.status_code < 300:
                     reason = f"HTTP {response.status_code} {response.reason or ''}".rstrip()
                     raise RemoteImageError(url, reason + where)
                 body = self._read_body(url, where, response, deadline)
-                return body, response.headers.get("Content-Type", "")
+                got = {"etag": response.headers.get("ETag"), "last_modified": response.headers.get("Last-Modified")}
+                return body, response.headers.get("Content-Type", ""), {k: v for k, v in got.items() if v}
         raise RemoteImageError(url, f"more than {self.policy.max_redirects} redirects (last: {_redact(current)})")
 
-    def _get(self, url: str, current: str, where: str, deadline: float) -> requests.Response:
+    def _get(self, url: str, current: str, where: str, deadline: _Deadline,
+             extra: dict | None = None) -> requests.Response:
         request = requests.Request("GET", current, headers={
             "User-Agent": f"blogroto/{__version__}",
+            "Connection": "close",  # a fresh, tracked connection per hop: the deadline can reach its socket
             "Accept": "image/png,image/jpeg,image/webp,image/gif,image/*;q=0.8",
             "Accept-Encoding": "identity",  # images are compressed already; no decompression bombs
+            **(extra or {}),
         })
         try:
             prepared = self._session.prepare_request(request)  # IDNA-encodes the host
@@ -222,7 +452,7 @@ class RemoteFetcher:
         # Try each checked address in turn, as a normal client would (e.g. IPv6 unreachable).
         last_error: Exception | None = None
         for address in addresses:
-            remaining = deadline - time.monotonic()
+            remaining = deadline.at - time.monotonic()
             if remaining <= 0:
                 break
             timeout = min(self.policy.timeout, remaining)
@@ -253,7 +483,7 @@ class RemoteFetcher:
                     raise RemoteImageError(url, f"refused: {host} resolves to {problem}{where}")
         return addresses
 
-    def _read_body(self, url: str, where: str, response: requests.Response, deadline: float) -> bytes:
+    def _read_body(self, url: str, where: str, response: requests.Response, deadline: _Deadline) -> bytes:
         limit = self.policy.max_bytes
         declared = response.headers.get("Content-Length", "")
         if declared.strip().isdigit() and int(declared) > limit:
@@ -269,12 +499,34 @@ class RemoteFetcher:
                 total += len(chunk)
                 if total > limit:
                     raise RemoteImageError(url, f"too large: more than {limit} bytes{where}")
-                if time.monotonic() > deadline:
+                if deadline.passed():
                     raise RemoteImageError(url, f"timed out after {self.policy.total_timeout:g}s in total{where}")
                 chunks.append(chunk)
+            if deadline.expired:  # the watchdog's shutdown reads as a normal end of the body
+                raise RemoteImageError(url, f"timed out after {self.policy.total_timeout:g}s in total{where}")
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            if deadline.passed():
+                raise RemoteImageError(url, f"timed out after {self.policy.total_timeout:g}s in total{where}") from exc
             raise RemoteImageError(url, f"{_describe(exc, self.policy.timeout)}{where}") from exc
         return b"".join(chunks)
+
+
+def _meta_rel(rel: str) -> str:
+    """The JSON record beside a cached body (when fetched, ETag, Last-Modified)."""
+    return rel + ".json"
+
+
+def _failure_rel(rel: str) -> str:
+    """The record of a remembered failure beside where the body would be cached."""
+    return rel + ".failed.json"
+
+
+def _number(value) -> float | None:
+    """A finite number from a cache record, or None (a string, a bool, NaN, ...)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
 
 
 def address_refusal(address: str) -> str | None:

@@ -22,13 +22,9 @@ from typing import Any
 import yaml
 
 from blogroto.errors import ConfigError
-
-try:  # libyaml is ~10x faster; reading every post's front matter on a cold build adds up
-    FastLoader = yaml.CSafeLoader
-    FastDumper = yaml.CSafeDumper
-except AttributeError:  # pragma: no cover - PyYAML built without libyaml
-    FastLoader = yaml.SafeLoader
-    FastDumper = yaml.SafeDumper
+from blogroto.safeyaml import (  # noqa: F401  (re-exported: the YAML helpers used to live here)
+    MAX_YAML_DEPTH, FastDumper, FastLoader, check_yaml_depth, compose_checked, yaml_error_line, yaml_error_text,
+)
 
 CONFIG_NAMES = ("_config.yml", "_config.yaml", "_config.toml")
 DEFAULT_IMAGE_KEYS = ("image", "feature", "images")
@@ -59,7 +55,22 @@ SETTINGS_KEYS = (
     "figure", "strength", "keep_colors", "max_size", "format", "quality", "catalog",
 )
 POST_OPTION_KEYS = ("filter", "strength", "keep_colors", "max_size", "format", "quality", "only", "skip")
-REMOTE_KEYS = ("enabled", "timeout", "max_bytes", "allow_private")
+REMOTE_KEYS = ("enabled", "timeout", "max_bytes", "allow_private", "duration")
+# British spellings accepted wherever the American one is (the CLI takes --keep-colours too).
+KEY_ALIASES = {"keep_colours": "keep_colors"}
+
+
+def _unalias(mapping: dict, where, line_of) -> dict:
+    """`mapping` with aliased keys (keep_colours) under their canonical name; both given is an error."""
+    if not any(k in mapping for k in KEY_ALIASES):
+        return mapping
+    out = dict(mapping)
+    for alias, key in KEY_ALIASES.items():
+        if alias in out:
+            if key in out:
+                raise ConfigError(f"both {key!r} and {alias!r} are given; keep one", where, line_of(alias))
+            out[key] = out.pop(alias)
+    return out
 IMAGE_FORMATS = ("jpeg", "jpg", "png", "webp")  # what the stylizer writes
 
 
@@ -73,6 +84,25 @@ class RemoteSettings:
     timeout: float = 10.0
     max_bytes: int = 20 * 1024 * 1024
     allow_private: bool = False
+    duration: float = 86400.0  # seconds a cached remote image is used before revalidating; inf: never
+
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdwy]?)\s*$")
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
+
+
+def parse_duration(value, what, path, line) -> float:
+    """eleventy-img style durations: seconds as a number, or '30s', '10m', '2h', '1d', '1w', '1y';
+    '*' means never revalidate (use the cached copy for ever); 0 means revalidate on every build."""
+    if value == "*":
+        return float("inf")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    m = _DURATION_RE.match(value) if isinstance(value, str) else None
+    if m is None:
+        raise ConfigError(f"{what} must be a duration like 30m, 12h, 1d, 2w (or seconds, or '*' for never), "
+                          f"not {value!r}", path, line)
+    return float(m.group(1)) * _DURATION_UNITS[m.group(2)]
 
 
 @dataclass(frozen=True)
@@ -176,13 +206,18 @@ def parse_settings(section: Any, root: Path, config_path: Path | None, line_of=l
     where = config_path or root / "_config.yml"
     if not isinstance(section, dict):
         raise ConfigError("'algorotoscope' must be a mapping", where, line_of(FRONT_MATTER_KEY))
+    alias_of = {v: k for k, v in KEY_ALIASES.items() if k in section}
+    section = _unalias(section, where, line_of)
+    if alias_of:  # messages about keep_colors point at the line that spells it keep_colours
+        line_of = (lambda inner: lambda key: inner(alias_of.get(key.split(".")[0], key)))(line_of)
     for key in section:
         if key not in SETTINGS_KEYS and warnings is not None:
             warnings.append(f"{where}:{line_of(key) or '?'}: unknown algorotoscope setting {key!r}."
                             + _hint(str(key), SETTINGS_KEYS))
 
     def p(key):
-        return f"algorotoscope.{key}", where, line_of(key.split(".")[0])  # remote.timeout: the `remote:` line
+        # remote.timeout: the `remote:` line; keep_colors: as the author spelt it
+        return f"algorotoscope.{alias_of.get(key, key)}", where, line_of(key.split(".")[0])
 
     def site_path(value, key):
         if not isinstance(value, str) or not value.strip():
@@ -207,6 +242,7 @@ def parse_settings(section: Any, root: Path, config_path: Path | None, line_of=l
         max_bytes=_check_number(remote.get("max_bytes", rdefault.max_bytes), *p("remote.max_bytes"),
                                 lo=1, hi=2**40, integer=True),
         allow_private=_check_bool(remote.get("allow_private", rdefault.allow_private), *p("remote.allow_private")),
+        duration=parse_duration(remote.get("duration", rdefault.duration), *p("remote.duration")),
     )
     image_keys = _str_list(section.get("image_keys", list(DEFAULT_IMAGE_KEYS)), *p("image_keys"))
     templates = {}
@@ -233,87 +269,51 @@ def parse_settings(section: Any, root: Path, config_path: Path | None, line_of=l
     )
 
 
-def parse_post_options(value: Any, settings: Settings, path: Path, line: int | None) -> PostOptions | None:
-    """Front matter `algorotoscope:` -> PostOptions; None when the document opts out (false/null/'')."""
+def parse_post_options(value: Any, settings: Settings, path: Path, line: int | None,
+                       key_lines: dict[str, int] | None = None) -> PostOptions | None:
+    """Front matter `algorotoscope:` -> PostOptions; None when the document opts out (false/null/'').
+
+    `line` is the `algorotoscope:` line; `key_lines` the lines of its option keys, so that a bad
+    option is reported on its own line (`Document.option_lines`)."""
     if value is None or value is False or value == "":
         return None
     if isinstance(value, str):
         value = {"filter": value}
     if not isinstance(value, dict):
         raise ConfigError(f"'algorotoscope' must be a filter name or a mapping, not {value!r}", path, line)
+    key_lines = key_lines or {}
+
+    def at(key):
+        return key_lines.get(key, line)
+
+    alias_of = {v: k for k, v in KEY_ALIASES.items() if k in value}
+    value = _unalias(value, path, at)
     unknown = [k for k in value if k not in POST_OPTION_KEYS]
     if unknown:
         raise ConfigError(f"unknown algorotoscope option {unknown[0]!r}." + _hint(str(unknown[0]), POST_OPTION_KEYS),
-                          path, line)
+                          path, at(unknown[0]))
+
+    def p(key):
+        return f"algorotoscope.{alias_of.get(key, key)}", path, at(alias_of.get(key, key))
+
     name = value.get("filter")
     if not isinstance(name, str) or not name.strip():
-        raise ConfigError("'algorotoscope' needs a filter name (algorotoscope: {filter: NAME, ...})", path, line)
+        raise ConfigError("'algorotoscope' needs a filter name (algorotoscope: {filter: NAME, ...})", path,
+                          at("filter") if "filter" in value else line)
     return PostOptions(
         filter=name.strip(),
-        strength=float(_check_number(value.get("strength", settings.strength), "algorotoscope.strength",
-                                     path, line, lo=0.0, hi=1.0)),
-        keep_colors=_check_bool(value.get("keep_colors", settings.keep_colors), "algorotoscope.keep_colors",
-                                path, line),
-        max_size=_max_size(value.get("max_size", settings.max_size), "algorotoscope.max_size", path, line),
-        format=_check_format(value.get("format", settings.format), "algorotoscope.format", path, line),
-        quality=_check_number(value.get("quality", settings.quality), "algorotoscope.quality", path, line,
-                              lo=1, hi=100, integer=True),
-        only=_str_list(value.get("only"), "algorotoscope.only", path, line),
-        skip=_str_list(value.get("skip"), "algorotoscope.skip", path, line),
+        strength=float(_check_number(value.get("strength", settings.strength), *p("strength"), lo=0.0, hi=1.0)),
+        keep_colors=_check_bool(value.get("keep_colors", settings.keep_colors), *p("keep_colors")),
+        max_size=_max_size(value.get("max_size", settings.max_size), *p("max_size")),
+        format=_check_format(value.get("format", settings.format), *p("format")),
+        quality=_check_number(value.get("quality", settings.quality), *p("quality"), lo=1, hi=100, integer=True),
+        only=_str_list(value.get("only"), *p("only")),
+        skip=_str_list(value.get("skip"), *p("skip")),
     )
 
 
 # --------------------------------------------------------------------------------------------
 # YAML helpers
-
-
-MAX_YAML_DEPTH = 200
-
-
-def check_yaml_depth(text: str, path, first_line: int) -> None:
-    """Refuse YAML nested deeper than MAX_YAML_DEPTH before composing it: libyaml's composer
-    recurses in C, and some 100 000 nested `[` (200 kB of front matter) crash the interpreter
-    with SIGSEGV. The event parser it runs on first is iterative and streams, so this is cheap."""
-    if sum(map(text.count, "[{-?:")) <= MAX_YAML_DEPTH:
-        return  # every collection starts with one of these: it cannot nest that deep
-    too_deep = f"YAML nested more than {MAX_YAML_DEPTH} levels deep"
-    depth = 0
-    try:
-        for event in yaml.parse(text, Loader=FastLoader):
-            if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
-                depth += 1
-                if depth > MAX_YAML_DEPTH:
-                    raise ConfigError(too_deep, path, first_line + event.start_mark.line)
-            elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
-                depth -= 1
-    except yaml.YAMLError as exc:
-        # PyYAML >= 6.0.4 refuses deep nesting itself (its scanner reads ahead of our count): the
-        # same refusal, in our words, whichever PyYAML pip installed. Other YAML errors are left
-        # for the real load to report.
-        if "nesting depth" not in str(exc):
-            return
-        mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(too_deep, path, first_line + (mark.line if mark is not None else 0)) from exc
-
-
-def yaml_error_line(exc: yaml.YAMLError, first_line: int, text: str | None = None) -> int | None:
-    """The 1-based file line of a YAML error whose text started at file line `first_line`."""
-    mark = getattr(exc, "problem_mark", None)
-    context = getattr(exc, "context_mark", None)
-    at_end = mark is not None and text is not None and mark.index >= len(text.rstrip())
-    if context is not None and (mark is None or at_end or "flow" in (getattr(exc, "context", "") or "")):
-        # An unclosed [..]/{..} is noticed lines later, or only at the end of the text: point at
-        # where it was opened. (For block mappings the problem mark is the better line.)
-        mark = context
-    return first_line + mark.line if mark is not None else None
-
-
-def yaml_error_text(exc: yaml.YAMLError) -> str:
-    problem = getattr(exc, "problem", None)
-    context = getattr(exc, "context", None)
-    if problem:
-        return f"invalid YAML: {problem}" + (f" ({context})" if context else "")
-    return f"invalid YAML: {exc}"
 
 
 def mapping_key_lines(node: yaml.Node | None, first_line: int) -> dict[str, int]:
@@ -389,6 +389,18 @@ class Document:
             return None
         return mapping_key_lines(node, self.yaml_line).get(key)
 
+    def option_lines(self, key: str) -> dict[str, int]:
+        """File lines of the keys inside top-level mapping `key` (e.g. algorotoscope's options)."""
+        try:
+            node = yaml.compose(self.yaml_text, Loader=FastLoader)
+        except yaml.YAMLError:
+            return {}
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                if isinstance(k, yaml.ScalarNode) and k.value == key:
+                    return mapping_key_lines(v, self.yaml_line)
+        return {}
+
     @property
     def is_markdown(self) -> bool:
         return Path(self.rel).suffix.lower() in MARKDOWN_SUFFIXES
@@ -425,11 +437,7 @@ def read_document(path: Path, rel: str, kind: str, *, raw: bytes | None = None) 
     doc = Document(path, rel, kind, text, bom, front, {})
     yaml_text = front.yaml_text(text)
     if yaml_text.strip():
-        try:
-            check_yaml_depth(yaml_text, path, doc.yaml_line)
-            data = yaml.load(yaml_text, Loader=FastLoader)
-        except yaml.YAMLError as exc:
-            raise ConfigError(yaml_error_text(exc), path, yaml_error_line(exc, doc.yaml_line, yaml_text)) from exc
+        data = compose_checked(yaml_text, path, doc.yaml_line)[0]
         if isinstance(data, dict):
             doc.data = data
         elif data is not None:
@@ -549,12 +557,7 @@ class Site:
             except tomllib.TOMLDecodeError as exc:
                 raise ConfigError(f"invalid TOML: {exc}", self.config_path) from exc
         else:
-            try:
-                check_yaml_depth(text, self.config_path, 1)
-                data = yaml.load(text, Loader=FastLoader) if text.strip() else {}
-                node = yaml.compose(text, Loader=FastLoader) if FRONT_MATTER_KEY in text else None
-            except yaml.YAMLError as exc:
-                raise ConfigError(yaml_error_text(exc), self.config_path, yaml_error_line(exc, 1, text)) from exc
+            data, node = compose_checked(text, self.config_path, 1) if text.strip() else ({}, None)
             self._config_lines = mapping_key_lines(node, 1)
             if isinstance(node, yaml.MappingNode):
                 for k, v in node.value:

@@ -199,7 +199,7 @@ class _LoadedNetwork:
 
         self.tf = tf
         spec = flt.network
-        self.net = load_network(flt.file("weights"), spec.width, spec.blocks, dtype_policy=policy)
+        self.net = load_network(flt.file("weights"), spec.width, spec.blocks, dtype_policy=policy, norm=spec.norm)
         image = tf.TensorSpec([1, None, None, 3], tf.float32)
         self._whole = tf.function(lambda x: self.net.run(x)[0], input_signature=[image], autograph=False)
         self._stages: dict[tuple, object] = {}

@@ -3,6 +3,7 @@
 TensorFlow's C++ runtime prints to file descriptor 2 before its logging is configured (CUDA
 probing on machines without a GPU, absl warnings). Authors should see one line per image, not
 that: stderr is captured during the import and only lines that are not known noise are replayed.
+After the import, TensorFlow's Python logger and absl are set to errors only (`quiet_python_loggers`).
 """
 
 from __future__ import annotations
@@ -44,5 +45,22 @@ def import_tensorflow():
             for line in capture.read().decode("utf-8", "replace").splitlines():
                 if line.strip() and not _NOISE.search(line):
                     print(line, file=sys.stderr)
+    quiet_python_loggers(tf)
     _loaded = (tf, keras)
     return _loaded
+
+
+def quiet_python_loggers(tf) -> None:
+    """No TensorFlow log line reaches the author: TF's Python logger (e.g. the multi-line
+    "triggered tf.function retracing" warning, which `blogroto catalog` set off once per filter
+    although each network is traced once by design) and absl's are set to errors only."""
+    import logging
+
+    tf.get_logger().setLevel(logging.ERROR)
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    try:
+        from absl import logging as absl_logging
+    except ImportError:  # pragma: no cover - absl comes with TensorFlow
+        return
+    absl_logging.set_verbosity(absl_logging.ERROR)
+    absl_logging.set_stderrthreshold("error")

@@ -33,24 +33,24 @@ from PIL import Image
 
 from blogroto import __version__
 from blogroto.errors import BlogrotoError
-from blogroto.filters import DEFAULT_FILES, SLUG_RE, Filter, load_filter, resolve_filter, write_metadata
+from blogroto.filters import DEFAULT_FILES, SLUG_RE, Filter, NetworkSpec, load_filter, resolve_filter, write_metadata
 from blogroto.fsutil import atomic_write_text
 from blogroto.precision import measure_bfloat16_psnr, precision_record, training_policy
 
 # Presets, sized for the machines they are meant for (see docs/training.md and benchmarks/).
 PRESETS: dict[str, dict] = {
     # a good-looking filter within 30 minutes on a 2-core laptop CPU
-    "quick": dict(width=16, blocks=3, steps=2000, size=192, batch=2, style_size=384, lr=3e-3, progressive=0.5, zoom=1.0),
+    "quick": dict(width=16, blocks=3, steps=2000, size=192, batch=2, style_size=384, lr=2e-3, progressive=0.5, zoom=1.0, norm="centered-decoder"),
     # an hour or two on a CPU, minutes on a GPU
-    "standard": dict(width=32, blocks=5, steps=4000, size=256, batch=4, style_size=512, lr=1e-3, progressive=0.3, zoom=1.0),
+    "standard": dict(width=32, blocks=5, steps=4000, size=256, batch=4, style_size=512, lr=1e-3, progressive=0.3, zoom=1.0, norm="centered-decoder"),
     # for a GPU
-    "best": dict(width=32, blocks=5, steps=40000, size=256, batch=8, style_size=512, lr=1e-3, progressive=0.1, zoom=1.0),
+    "best": dict(width=32, blocks=5, steps=40000, size=256, batch=8, style_size=512, lr=1e-3, progressive=0.1, zoom=1.0, norm="centered-decoder"),
     # a slim network that reproduces a teacher filter (needs `teacher`); style_size is the teacher's.
     # zoom 3: crops are also taken small and upscaled, so the student sees photos at the larger
     # scale a 1600 px blog image has, where the teacher's strokes are relatively smaller.
-    "distill": dict(width=16, blocks=3, steps=3000, size=256, batch=4, style_size=None, lr=2e-3, progressive=0.3, zoom=3.0),
+    "distill": dict(width=16, blocks=3, steps=3000, size=256, batch=4, style_size=None, lr=2e-3, progressive=0.3, zoom=3.0, norm="centered-decoder"),
 }
-DEFAULT_WEIGHTS = {"content": 1.0, "style": 1e5, "tv": 0.3}
+DEFAULT_WEIGHTS = {"content": 1.0, "style": 20.0, "tv": 0.05}
 DISTILL_WEIGHTS = {"pixel": 100.0, "features": 1.0, "texture": 1e5}  # texture: the artwork training's style weight
 STYLE_LOSSES = ("total", "content", "style", "tv")
 DISTILL_LOSSES = ("total", "pixel", "features", "texture")
@@ -78,8 +78,12 @@ class TrainConfig:
     lr: float | None = None
     progressive: float | None = None
     zoom: float | None = None
+    norm: str | None = None  # blogroto.network.NORMS
     loss_weights: dict | None = None  # None: DEFAULT_WEIGHTS, or DISTILL_WEIGHTS with a teacher
     teacher: Path | str | None = None  # a filter (folder or name) to distill instead of learning the artwork
+    # The site's filter folders, searched for the teacher after out_dir (then the user library and
+    # the built-ins: blogroto.filters.search_path).
+    site_filter_dirs: list[Path] = field(default_factory=list)
     seed: int = 0
     resume: bool = False
     vgg_weights: Path | None = None
@@ -94,7 +98,7 @@ class TrainConfig:
         if self.preset not in PRESETS:
             raise BlogrotoError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
         p = dict(PRESETS[self.preset])
-        for key in ("steps", "size", "batch", "style_size", "width", "blocks", "lr", "progressive", "zoom"):
+        for key in ("steps", "size", "batch", "style_size", "width", "blocks", "lr", "progressive", "zoom", "norm"):
             if getattr(self, key) is not None:
                 p[key] = getattr(self, key)
         p["size"] = max(16, int(p["size"]) // 4 * 4)
@@ -236,7 +240,7 @@ class Trainer:
         self.out_dir = Path(config.out_dir)
         self.teacher: Filter | None = None
         if config.teacher is not None:
-            self.teacher = resolve_filter(config.teacher, [self.out_dir])
+            self.teacher = resolve_filter(config.teacher, [self.out_dir], site_dirs=config.site_filter_dirs)
             # the student paints with the teacher's brush: its artwork scale is the teacher's
             self.p["style_size"] = self.teacher.training.get("style_size")
             self.p["teacher_fingerprint"] = self.teacher.fingerprint  # --resume refuses a retrained teacher
@@ -283,8 +287,8 @@ class Trainer:
         tf, keras = import_tensorflow()
 
         from blogroto.network import TransformNet, load_network, save_weights
-        from blogroto.vgg import (DISTILL_LAYERS, LOSS_LAYERS, LossNetwork, distillation_losses, locate_weights,
-                                  perceptual_losses, style_targets)
+        from blogroto.vgg import (DISTILL_LAYERS, LOSS_LAYERS, LossNetwork, StyleTarget, distillation_losses,
+                                  locate_weights, perceptual_losses)
 
         cfg, p = self.cfg, self.p
         if not self.artwork.is_file():
@@ -314,20 +318,21 @@ class Trainer:
         if self.teacher is not None:
             lossnet = LossNetwork(vgg_weights, DISTILL_LAYERS, compute_dtype=compute)
             spec = self.teacher.network
-            teacher_net = load_network(self.teacher.file("weights"), spec.width, spec.blocks, dtype_policy=policy)
+            teacher_net = load_network(self.teacher.file("weights"), spec.width, spec.blocks, dtype_policy=policy,
+                                       norm=spec.norm)
 
-            def losses(x):
+            def losses(x, step):
                 target = tf.stop_gradient(teacher_net(x))
                 return distillation_losses(lossnet, net(x), target, w)
         else:
             lossnet = LossNetwork(vgg_weights, LOSS_LAYERS, compute_dtype=compute)
-            style_grams = style_targets(lossnet, load_style_image(self.artwork, p["style_size"]))
+            target = StyleTarget(lossnet, load_style_image(self.artwork, p["style_size"]), seed=cfg.seed)
 
-            def losses(x):
-                return perceptual_losses(lossnet, x, net(x), style_grams, w)
+            def losses(x, step):
+                return perceptual_losses(lossnet, x, net(x), target, w, step)
 
         with strategy.scope():
-            net = TransformNet(p["width"], p["blocks"], dtype_policy=policy).ensure_built()
+            net = TransformNet(p["width"], p["blocks"], dtype_policy=policy, norm=p["norm"]).ensure_built()
             schedule = keras.optimizers.schedules.CosineDecay(p["lr"], p["steps"], alpha=0.1)
             optimizer = keras.optimizers.Adam(schedule)
             if policy == "mixed_float16":
@@ -348,9 +353,9 @@ class Trainer:
                 elapsed_before = history["seconds"][-1] if history["seconds"] else 0.0
             self.log(f"resumed {cfg.name} at step {int(step_var.numpy())}")
 
-        def replica_step(x):
+        def replica_step(x, step):
             with tf.GradientTape() as tape:
-                values = losses(x)  # (total, then the parts named by self.loss_keys)
+                values = losses(x, step)  # (total, then the parts named by self.loss_keys)
                 scaled = values[0] / replicas
                 if policy == "mixed_float16":
                     scaled = optimizer.scale_loss(scaled)
@@ -361,13 +366,14 @@ class Trainer:
         # One trace for every crop size: the same graph before and after a resume, which keeps a
         # resumed run bit-identical (Adam turns float-rounding differences into lr-sized steps).
         any_batch = tf.TensorSpec([None, None, None, 3], tf.float32)
+        a_step = tf.TensorSpec([], tf.int64)
 
-        @tf.function(input_signature=[any_batch])
-        def train_step(x):
+        @tf.function(input_signature=[any_batch, a_step])
+        def train_step(x, step):
             if replicas > 1:
-                out = strategy.run(replica_step, args=(x,))
+                out = strategy.run(replica_step, args=(x, step))
                 return [strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) / replicas for v in out]
-            return replica_step(x)
+            return replica_step(x, step)
 
         @tf.function(input_signature=[any_batch])
         def stylize_preview(x):
@@ -403,7 +409,7 @@ class Trainer:
             while step < stop_at and not interrupted["flag"]:
                 size = p["size"] // 2 // 4 * 4 if step < low_until else p["size"]
                 x = pool.batch(cfg.seed, step, p["batch"] * replicas, size, zoom=p["zoom"])
-                values = dict(zip(self.loss_keys, (float(v) for v in train_step(tf.constant(x)))))
+                values = dict(zip(self.loss_keys, (float(v) for v in train_step(tf.constant(x), tf.constant(step, tf.int64)))))
                 total = values["total"]
                 if not math.isfinite(total):
                     raise BlogrotoError(f"training diverged at step {step} (loss is {total}); try a lower --lr")
@@ -483,7 +489,7 @@ class Trainer:
             "display_name": cfg.display_name or cfg.name.replace("-", " ").title(),
             "description": description or f"Colours and textures learned from {source['title']}.",
             "source": source,
-            "network": {"width": p["width"], "blocks": p["blocks"]},
+            "network": NetworkSpec(p["width"], p["blocks"], p["norm"]).as_dict(),
             "training": {
                 "preset": cfg.preset,
                 "steps": p["steps"],
@@ -531,11 +537,9 @@ class Trainer:
 
 def load_filter_as(folder: Path, slug: str):
     """Validate a filter folder whose directory name is not (yet) its slug."""
-    from blogroto.filters import Filter, _validate_meta
+    from blogroto.filters import Filter, _validate_meta, read_metadata
 
-    import yaml
-
-    meta = yaml.safe_load((folder / "filter.yaml").read_text())
+    meta = read_metadata(folder / "filter.yaml")
     _validate_meta(meta, folder / "filter.yaml", slug)
     return Filter(slug=slug, folder=folder, meta=meta)
 

@@ -252,7 +252,10 @@ def locate_weights(explicit: str | Path | None = None, allow_network: bool = Tru
     raise WeightsUnavailableError(HOW_TO_PROVIDE + detail)
 
 
-STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+# Layers the artwork training reads (see `perceptual_losses`): the style is the distribution of
+# features on the first ReLU of each VGG block (edges and colour up to motifs the size of a 1/8-res
+# receptive field); the content, relu2_2 (shapes kept, textures free to change).
+STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 CONTENT_LAYER = "relu2_2"
 LOSS_LAYERS = tuple(dict.fromkeys(STYLE_LAYERS + (CONTENT_LAYER,)))  # every layer the losses read
 
@@ -303,21 +306,85 @@ def gram(features):
     return tf.matmul(flat, flat, transpose_a=True) / tf.cast(hw * c, tf.float32)
 
 
-def style_targets(lossnet: LossNetwork, artwork) -> dict:
-    """Gram matrices of the artwork (N,H,W,3 in [0,1]) on the style layers: what training matches."""
-    tf = lossnet.tf
-    return {name: gram(f) for name, f in lossnet(tf.constant(artwork)).items() if name in STYLE_LAYERS}
+SAMPLED_POSITIONS = 4096
 
 
-def perceptual_losses(lossnet: LossNetwork, x, y, style_grams: dict, weights: dict):
-    """(total, content, style, tv) of stylized `y` for photo `x` (Johnson et al. 2016): content as
-    feature MSE on CONTENT_LAYER, style as Gram MSE summed over STYLE_LAYERS, total variation."""
+class StyleTarget:
+    """What training matches: the artwork's pixel and STYLE_LAYERS feature distributions, seen
+    along DIRECTION_SETS fixed sets of random unit directions (up to MAX_DIRECTIONS per set), each
+    projection sorted once here and kept at up to QUANTILES levels. A training step uses one set:
+    sorting the artwork every step would cost more than the VGG passes.
+    `artwork`: 1,H,W,3 in [0, 1]; `seed`: the run's seed (the directions are part of the recipe)."""
+
+    DIRECTION_SETS = 16
+    QUANTILES = 4096
+    MAX_DIRECTIONS = 64
+
+    def __init__(self, lossnet: LossNetwork, artwork, seed: int = 0):
+        tf = lossnet.tf
+        art = tf.constant(artwork, tf.float32)
+        feats = {"rgb": art, **{name: f for name, f in lossnet(art).items() if name in STYLE_LAYERS}}
+        rng = np.random.default_rng([seed, 1234])
+        self.directions, self.sorted = {}, {}
+        for name, f in feats.items():
+            flat = tf.reshape(f, [-1, f.shape[-1]])
+            channels, positions = int(flat.shape[-1]), int(flat.shape[0])
+            dirs = rng.standard_normal((self.DIRECTION_SETS, channels, min(channels, self.MAX_DIRECTIONS))).astype(np.float32)
+            dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+            levels = np.minimum(((np.arange(min(positions, self.QUANTILES)) + 0.5) / min(positions, self.QUANTILES)
+                                 * positions).astype(np.int64), positions - 1)
+            sorted_sets = [tf.gather(tf.sort(tf.matmul(flat, d), axis=0), levels) for d in dirs]
+            self.directions[name] = tf.constant(dirs)
+            self.sorted[name] = tf.stack(sorted_sets)  # sets, levels, directions
+
+
+def sliced_wasserstein(features, directions, target_sorted):
+    """Sliced Wasserstein distance between each image's feature distribution and the artwork's
+    (Heitz et al. 2021, "A Sliced Wasserstein Loss for Neural Texture Synthesis"): project on
+    random unit directions, sort, compare quantile by quantile; relative to the artwork's own second
+    moment, so every layer weighs about the same.
+
+    Unlike Gram matrices (second moments only) this matches the whole distribution: a network
+    cannot satisfy it with a few extreme activations (the spikes behind "droplet" blobs), and on
+    pixels it asks for the artwork's palette, not only its average colour.
+    features: N,H,W,C; directions: C,K; target_sorted: Q,K (the artwork's sorted projections)."""
+    import tensorflow as tf
+
+    channels = directions.shape[0]
+    shape = tf.shape(features)
+    ours = tf.sort(tf.matmul(tf.reshape(features, [shape[0], -1, channels]), directions), axis=1)
+    n, q = tf.shape(ours)[1], tf.shape(target_sorted)[0]
+    levels = tf.cast((tf.range(n, dtype=tf.float32) + 0.5) / tf.cast(n, tf.float32) * tf.cast(q, tf.float32), tf.int32)
+    theirs = tf.gather(target_sorted, tf.minimum(levels, q - 1))
+    return tf.reduce_mean(tf.square(ours - theirs[None])) / (tf.reduce_mean(tf.square(target_sorted)) + 1e-8)
+
+
+def perceptual_losses(lossnet: LossNetwork, x, y, target: StyleTarget, weights: dict, step):
+    """(total, content, style, tv) of stylized `y` for photo `x`:
+    - content: relu2_2 feature MSE relative to the photo's own feature energy;
+    - style: sliced Wasserstein distance to the artwork on its pixels (the palette) and on each of
+      STYLE_LAYERS, averaged;
+    - tv: total variation (mean absolute neighbour difference).
+    `step` (an int tensor) picks the set of projection directions: the sets take turns over a run,
+    and the same step gives the same loss, so a resumed run is exact."""
     import tensorflow as tf
 
     feats_y = lossnet(y)
     feats_x = lossnet(x)
-    content = tf.reduce_mean(tf.square(feats_y[CONTENT_LAYER] - feats_x[CONTENT_LAYER]))
-    style = tf.add_n([tf.reduce_mean(tf.square(gram(feats_y[n]) - style_grams[n])) for n in STYLE_LAYERS])
+    fx = feats_x[CONTENT_LAYER]
+    content = tf.reduce_mean(tf.square(feats_y[CONTENT_LAYER] - fx)) / (tf.reduce_mean(tf.square(fx)) + 1e-8)
+    layers = {"rgb": tf.cast(y, tf.float32), **{n: feats_y[n] for n in STYLE_LAYERS}}
+    # Each layer is compared on a grid of at most ~SAMPLED_POSITIONS positions per image (every
+    # s-th row and column, the offset moving with the step): the same distribution for a fraction
+    # of the sorting, which otherwise costs more than the VGG passes at 192 px crops.
+    for name, f in layers.items():
+        hw = tf.cast(tf.shape(f)[1] * tf.shape(f)[2], tf.float32)
+        stride = tf.maximum(1, tf.cast(tf.math.ceil(tf.sqrt(hw / SAMPLED_POSITIONS)), tf.int32))
+        at = tf.cast(step, tf.int32) % (stride * stride)
+        layers[name] = f[:, at // stride :: stride, at % stride :: stride]
+    which = tf.cast(step, tf.int32) % StyleTarget.DIRECTION_SETS
+    style = tf.add_n([sliced_wasserstein(f, target.directions[n][which], target.sorted[n][which])
+                      for n, f in layers.items()]) / len(layers)
     tv = tf.reduce_mean(tf.abs(y[:, 1:] - y[:, :-1])) + tf.reduce_mean(tf.abs(y[:, :, 1:] - y[:, :, :-1]))
     total = weights["content"] * content + weights["style"] * style + weights["tv"] * tv
     return total, content, style, tv

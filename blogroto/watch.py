@@ -162,7 +162,11 @@ class Watcher:
         if site is not None:
             ignored.update(site.skipped_dirs())
             s = site.settings
-            for folder in s.filter_dirs:
+            from blogroto.filters import user_filters_dir
+
+            # The user library is on every site's filter search path: a filter trained there
+            # while watching is picked up like one in _filters/.
+            for folder in (*s.filter_dirs, user_filters_dir()):
                 if folder.is_dir() and not _within(folder, root):
                     external.add(folder)
             for tpl in (s.credit_template, s.figcaption_template):
@@ -269,14 +273,18 @@ class Watcher:
             return None
         self._needs_full = False
         self.last_report = report
-        self.echo(f"{_now()} {label} → {describe(report, full)} ({time.perf_counter() - started:.2f} s)")
+        self.builder.options.refresh_remote = False  # --refresh-remote: the initial build only
         problems = [("error", m) for m in report.errors] + [("warning", m) for m in report.warnings]
         rels = [os.path.relpath(p, self.root) for p in changed or ()]
-        for kind, msg in problems:
-            # Unfixed problems come back on every build (the builder retries those documents);
-            # show each once, and again when the author touches its file.
-            if msg not in self._shown or any(r in msg for r in rels):
-                self.err(f"  {kind}: {msg}")
+        # Unfixed problems come back on every build (the builder retries those documents): each
+        # text is printed once, and again when the author touches its file. The summary counts
+        # the ones printed now as errors/warnings and the others as "earlier" ones, so a count
+        # never appears without its text having been shown.
+        fresh = [(kind, msg) for kind, msg in problems if msg not in self._shown or any(r in msg for r in rels)]
+        self.echo(f"{_now()} {label} → {describe(report, full, repeated=[p for p in problems if p not in fresh])} "
+                  f"({time.perf_counter() - started:.2f} s)")
+        for kind, msg in fresh:
+            self.err(f"  {kind}: {msg}")
         self._shown = {m for _, m in problems}
         if full:
             self._update_locations()  # the config may have moved the output or the filter folders
@@ -335,16 +343,24 @@ class Watcher:
         self.echo("stopped")
 
 
-def describe(report: BuildReport, full: bool = False) -> str:
+def describe(report: BuildReport, full: bool = False, repeated: list[tuple[str, str]] = ()) -> str:
+    """The summary of one build. `repeated`: (kind, text) problems shown by an earlier build and not
+    printed again; they are counted apart ("1 earlier warning")."""
+    from blogroto.ui import plural
+
     posts = report.posts if full else report.posts_rebuilt
-    parts = [f"{posts} post{'' if posts == 1 else 's'}", f"{report.images_stylized} stylized",
-             f"{report.cache_hits} cached"]
+    parts = [plural(posts, "post"), f"{report.images_stylized} stylized", f"{report.cache_hits} cached"]
     if report.removed:
         parts.append(f"{len(report.removed)} removed")
-    if report.errors:
-        parts.append(f"{len(report.errors)} error{'' if len(report.errors) == 1 else 's'}")
-    if report.warnings:
-        parts.append(f"{len(report.warnings)} warning{'' if len(report.warnings) == 1 else 's'}")
+    old_errors = sum(1 for kind, _ in repeated if kind == "error")
+    old_warnings = len(repeated) - old_errors
+    if len(report.errors) > old_errors:
+        parts.append(plural(len(report.errors) - old_errors, "error"))
+    if len(report.warnings) > old_warnings:
+        parts.append(plural(len(report.warnings) - old_warnings, "warning"))
+    if repeated:
+        earlier = [plural(n, f"earlier {kind}") for n, kind in ((old_errors, "error"), (old_warnings, "warning")) if n]
+        parts.append(" and ".join(earlier) + " (shown above, not fixed yet)")
     return ", ".join(parts)
 
 

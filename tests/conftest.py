@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Hermetic filter search path: the per-user filter library is an empty folder of this test session
+# (inherited by the CLI subprocesses tests start), never the developer's ~/.local/share/blogroto.
+os.environ["BLOGROTO_FILTERS_HOME"] = tempfile.mkdtemp(prefix="blogroto-user-filters-")
 REPO = Path(__file__).resolve().parent.parent
 
 
-def make_filter(folder: Path, slug: str = "tiny", width: int = 4, blocks: int = 1, seed: int = 0, title: str = "Tiny Test Pattern") -> Path:
+def make_filter(folder: Path, slug: str = "tiny", width: int = 4, blocks: int = 1, seed: int = 0, title: str = "Tiny Test Pattern",
+                norm: str = "instance") -> Path:
     """Write a real filter folder with a small randomly initialised network (deterministic per seed).
 
     Random weights are fine for tests of plumbing; the shipped filters are trained."""
@@ -24,7 +29,7 @@ def make_filter(folder: Path, slug: str = "tiny", width: int = 4, blocks: int = 
     target = Path(folder) / slug
     target.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(seed)
-    net = TransformNet(width=width, blocks=blocks).ensure_built()
+    net = TransformNet(width=width, blocks=blocks, norm=norm).ensure_built()
     save_weights(net, target / "weights.npz")
     rng = np.random.default_rng(seed)
     from PIL import Image
@@ -38,7 +43,7 @@ def make_filter(folder: Path, slug: str = "tiny", width: int = 4, blocks: int = 
         "source": {"title": title, "creator": "The Test Suite", "year": 2026, "url": "https://example.org/art",
                    "licence": "CC0-1.0", "licence_url": "https://creativecommons.org/publicdomain/zero/1.0/",
                    "credit": None},
-        "network": {"width": width, "blocks": blocks},
+        "network": {"width": width, "blocks": blocks, **({} if norm == "instance" else {"norm": norm})},
         "training": {"steps": 0, "note": "random weights, for tests"},
     })
     return target

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import blogroto
 from blogroto.artwork import draw_circuit_board
 
-SHIPPED = Path(__file__).resolve().parents[1] / "blogroto" / "data" / "artworks" / "copper-circuit.jpg"
+SHIPPED = Path(blogroto.__file__).resolve().parent / "data" / "artworks" / "copper-circuit.jpg"
 
 
 @pytest.fixture(scope="module")

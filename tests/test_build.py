@@ -347,7 +347,8 @@ def test_bad_yaml_fails_that_post_with_line(site):
 def test_bad_options_fail_with_line(site):
     write(site / "_posts/2024-02-01-bad.md", "---\ntitle: T\nalgorotoscope:\n  filter: test-filter\n  strength: 3\n---\nx\n")
     report = builder(site).build()
-    assert len(report.errors) == 1 and "2024-02-01-bad.md:3:" in report.errors[0] and "strength" in report.errors[0]
+    # the faulty option's own line (5), not the `algorotoscope:` line (3)
+    assert len(report.errors) == 1 and "2024-02-01-bad.md:5:" in report.errors[0] and "strength" in report.errors[0]
 
 
 def test_refused_and_missing_references_warn_with_post_and_line(site, tmp_path):
@@ -683,7 +684,7 @@ def test_cli_out_drafts_force_verbose_and_gc(site, tmp_path):
     write(orphan, jpeg(1))
     res = run_cli("gc", str(site), "--out", str(other))
     # a file blogroto did not record writing is never deleted, whatever its name
-    assert res.returncode == 0 and "and 0 output images; left 1 files" in res.stdout, res.stdout + res.stderr
+    assert res.returncode == 0 and "and 0 output images; left 1 file blogroto" in res.stdout, res.stdout + res.stderr
     assert orphan.exists() and (other / "_drafts/wip.md").exists()
 
 

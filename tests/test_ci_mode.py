@@ -182,12 +182,14 @@ def test_strict_turns_warnings_into_errors(site):
     code, out, err = blogroto("build", str(site))
     assert code == 0
     assert "warning:" in err and "refusing image reference" in err
-    assert "1 warnings, 0 errors" in out
+    assert "1 warning, 0 errors" in out  # singular for one
 
     code, out, err = blogroto("build", str(site), "--strict")
     assert code == 1
     (line,) = [x for x in err.splitlines() if "refusing" in x]
     assert line.startswith(f"error: {site / A}:7: ") and line.endswith("(--strict)")
+    # the summary agrees with the exit status: the warning is counted as the error it became
+    assert "0 warnings, 1 error," in out and "0 errors" not in out
 
 
 def test_strict_passes_a_clean_site_and_reports_stylizing(site, tmp_path):
@@ -215,6 +217,8 @@ def test_json_summary_owns_stdout(site):
     assert A in data["would_change"] and data["would_change_posts"] == [str(site / A)]
     assert data["posts"] == 2 and data["images_stylized"] == 0 and data["cache_hits"] == 1
     assert isinstance(data["seconds"], float)
+    # a dry run rebuilds nothing: it reports what a build would rebuild under its own name
+    assert data["posts_rebuilt"] == 0 and data["posts_to_rebuild"] == 1
 
     proc = run_cli("build", str(site), "--json", "--strict")
     assert proc.returncode == 0, proc.stderr

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from blogroto import credits
-from blogroto.credits import CreditRenderer, credit_record, liquid_safe, place_credits, safe_url
+from blogroto.credits import CreditRenderer, credit_record, liquid_inert, place_credits, safe_url
 from blogroto.errors import ConfigError
 
 
@@ -54,11 +54,10 @@ def test_render_block_without_optional_fields():
 
 
 def test_liquid_in_credit_text_is_neutralised():
-    html = CreditRenderer().render_block([credit_record(fake_filter(title="{{ site.secret }} {% include x %}"))])
-    assert html.startswith("{% raw %}") and html.endswith("{% endraw %}")
-    assert liquid_safe("plain") == "plain"
-    tricky = liquid_safe("a {{ x }} {% endraw %} b")
-    assert tricky.count("{% raw %}") == 2  # the embedded endraw cannot close our raw block early
+    html = CreditRenderer().render_block([credit_record(fake_filter(title="{{ site.secret }} {%endraw%} {% include x %}"))])
+    assert "{{" not in html and "{%" not in html and "{% raw %}" not in html
+    assert "&#123;&#123; site.secret &#125;&#125; &#123;&#37;endraw&#37;&#125;" in html
+    assert liquid_inert("plain") == "plain"
 
 
 def test_site_override_and_builtin_extends(tmp_path):

@@ -48,6 +48,7 @@ def test_fingerprint_is_stable_and_tracks_weights(tiny_filter_dir, tmp_path):
         (lambda d: (d / "filter.yaml").write_text("name: other\nsource: {title: x}\n"), "does not match"),
         (lambda d: (d / "filter.yaml").write_text("name: bad\n"), "source"),
         (lambda d: (d / "filter.yaml").write_text("name: bad\nsource: {title: x}\nnetwork: {width: -3}\n"), "network.width"),
+        (lambda d: (d / "filter.yaml").write_text("name: bad\nsource: {title: x}\nnetwork: {norm: batch}\n"), "network.norm"),
         (lambda d: (d / "filter.yaml").write_text("name: bad\nsource: {title: x}\nfiles: {weights: ../../etc/passwd}\n"), "plain file name"),
         (lambda d: (d / "model.pkl").write_bytes(b"cos\nsystem\n(S'echo pwned'\ntR."), "executable code"),
         (lambda d: (d / "model.keras").write_bytes(b"PK"), "executable code"),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime
 import http.server
+import json
+import re
 import socket
 import ssl
 import struct
@@ -52,10 +54,37 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         self.server.seen.append((self.path, self.headers.get("Host")))
+        self.server.conditional.append((self.headers.get("If-None-Match"), self.headers.get("If-Modified-Since")))
         path = self.path.split("?", 1)[0]
         query = self.path.partition("?")[2]
         try:
-            if path in ("/img.png", "/photo"):
+            if path == "/etag.png":  # validators: an ETag (version in server.version) and a Last-Modified
+                etag = f'"v{self.server.version}"'
+                if self.headers.get("If-None-Match") == etag:
+                    self.send_response(304)
+                    self.send_header("ETag", etag)
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                body = PNG if self.server.version == 1 else make_png(3, 3)
+                self.send_header("Content-Type", "image/png")
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("ETag", etag)
+                self.send_header("Last-Modified", "Wed, 21 Oct 2026 07:28:00 GMT")
+                self.end_headers()
+                self.wfile.write(body)
+            elif path == "/lm.png":  # only Last-Modified
+                if self.headers.get("If-Modified-Since") == "Wed, 21 Oct 2026 07:28:00 GMT":
+                    self.send_response(304)
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "image/png")
+                self.send_header("Content-Length", str(len(PNG)))
+                self.send_header("Last-Modified", "Wed, 21 Oct 2026 07:28:00 GMT")
+                self.end_headers()
+                self.wfile.write(PNG)
+            elif path in ("/img.png", "/photo"):
                 self.send_body(PNG)
             elif path == "/octet":
                 self.send_body(PNG, "application/octet-stream")
@@ -78,6 +107,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     time.sleep(TIMEOUT / 5)
                     self.wfile.write(b"\x00")
                     self.wfile.flush()
+            elif path == "/drip-headers":  # the status line, then one header byte at a time
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                for _ in range(40):
+                    time.sleep(TIMEOUT / 5)
+                    self.wfile.write(b"a")
+                    self.wfile.flush()
+            elif path == "/bad-location":  # requests' own urljoin raises ValueError on this
+                self.redirect("http://[::1/x")
+            elif path == "/bad-port":
+                self.redirect("http://127.0.0.1:99999999/x")
             elif path == "/big-declared":
                 self.send_response(200)
                 self.send_header("Content-Type", "image/png")
@@ -103,6 +142,8 @@ class Server:
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.httpd.seen = []
+        self.httpd.conditional = []  # (If-None-Match, If-Modified-Since) of each request
+        self.httpd.version = 1  # of /etag.png
         if tls_context is not None:
             self.httpd.socket = tls_context.wrap_socket(self.httpd.socket, server_side=True)
         self.port = self.httpd.server_address[1]
@@ -237,6 +278,35 @@ def test_dripping_server_hits_total_deadline(tmp_path, server):
     assert time.monotonic() - start < 1.0 + TIMEOUT + 0.5
 
 
+@pytest.mark.parametrize("path", ["/drip", "/drip-headers"])
+def test_timeout_bounds_the_whole_transfer(tmp_path, server, path):
+    """`timeout` alone (as `remote.timeout` sets it) is the deadline of the whole fetch: a server
+    sending a byte every TIMEOUT/5 (in the body, or in the headers) is cut off at TIMEOUT."""
+    policy = RemotePolicy(timeout=TIMEOUT, allow_private=True)
+    start = time.monotonic()
+    with pytest.raises(RemoteImageError, match=f"timed out after {TIMEOUT:g}s in total"):
+        RemoteFetcher(tmp_path, policy).fetch(server.url(path))
+    assert time.monotonic() - start < TIMEOUT + 0.5
+
+
+@pytest.mark.parametrize("path, message", [
+    ("/bad-location", "cannot fetch: ValueError: Invalid IPv6 URL"),  # raised inside requests' send()
+    ("/bad-port", "invalid redirect Location 'http://127.0.0.1:99999999/x'"),
+])
+def test_malformed_redirect_is_one_error_not_a_crash(fetcher, server, path, message):
+    with pytest.raises(RemoteImageError, match=re.escape(message)):
+        fetcher.fetch(server.url(path))
+
+
+def test_unexpected_failures_become_remote_image_errors(fetcher, server, monkeypatch):
+    def boom(*args, **kwargs):
+        raise ValueError("something requests did not expect")
+
+    monkeypatch.setattr(fetcher._session, "send", boom)
+    with pytest.raises(RemoteImageError, match="cannot fetch: ValueError: something requests did not expect"):
+        fetcher.fetch(server.url("/img.png"))
+
+
 def test_declared_oversize_is_refused_before_reading(tmp_path, server):
     policy = RemotePolicy(timeout=TIMEOUT, allow_private=True)
     with pytest.raises(RemoteImageError, match=f"too large: {50 * 1024 * 1024} bytes"):
@@ -247,7 +317,8 @@ def test_undeclared_oversize_is_aborted_while_streaming(tmp_path, server):
     policy = RemotePolicy(timeout=TIMEOUT, allow_private=True, max_bytes=1000)
     with pytest.raises(RemoteImageError, match="more than 1000 bytes"):
         RemoteFetcher(tmp_path, policy).fetch(server.url("/big-undeclared"))
-    assert not list((tmp_path / "remote").rglob("*"))  # nothing cached
+    # no body cached: only the remembered failure (blogroto.remote retries it later)
+    assert all(f.name.endswith(".failed.json") for f in (tmp_path / "remote").rglob("*") if f.is_file())
 
 
 def test_http_error_status(fetcher, server):
@@ -454,11 +525,114 @@ def test_damaged_cached_copy_is_fetched_again(tmp_path, server, lax):
     assert fetcher.cache_path(url).read_bytes() == PNG
 
 
-def test_failed_fetches_are_not_cached(fetcher, server):
-    for _ in range(2):
-        with pytest.raises(RemoteImageError):
-            fetcher.fetch(server.url("/html"))
-    assert len(server.seen) == 2
+def test_failed_fetches_are_remembered_and_retried_later(fetcher, server, monkeypatch):
+    clock = [1_000_000.0]
+    monkeypatch.setattr(remote, "now", lambda: clock[0])
+    url = server.url("/html")
+    with pytest.raises(RemoteImageError, match="not an image") as first:
+        fetcher.fetch(url)
+    assert first.value.retry_at == clock[0] + 600
+    # remembered: no request (and no DNS lookup) before the retry time, the reason still given
+    clock[0] += 599
+    with pytest.raises(RemoteImageError, match=r"not an image .*remembered from an earlier build.*--refresh-remote"):
+        fetcher.fetch(url)
+    assert len(server.seen) == 1 and fetcher.recheck_at[url] == first.value.retry_at
+    # after 10 minutes it is tried again; a second failure waits twice as long, and so on to a day
+    clock[0] += 2
+    with pytest.raises(RemoteImageError) as second:
+        fetcher.fetch(url)
+    assert len(server.seen) == 2 and second.value.retry_at == clock[0] + 1200
+    assert [remote.retry_delay(n) for n in (1, 2, 3, 4)] == [600, 1200, 2400, 4800]
+    assert remote.retry_delay(20) == 86400
+    # --refresh-remote ignores the remembered failure
+    fetcher.refresh = True
+    with pytest.raises(RemoteImageError):
+        fetcher.fetch(url)
+    assert len(server.seen) == 3
+    # other limits (a site that raised max_bytes, say): the remembered failure does not apply
+    fetcher.refresh = False
+    other = RemoteFetcher(fetcher.cache_dir.parent, RemotePolicy(timeout=TIMEOUT, allow_private=True,
+                                                                 total_timeout=5.0, max_bytes=10**6))
+    with pytest.raises(RemoteImageError):
+        other.fetch(url)
+    assert len(server.seen) == 4
+
+
+def test_a_url_that_works_again_is_fetched_and_forgotten_as_failed(tmp_path, lax, server, monkeypatch):
+    clock = [1_000_000.0]
+    monkeypatch.setattr(remote, "now", lambda: clock[0])
+    f = RemoteFetcher(tmp_path, lax)
+    url = server.url("/img.png")
+    path = f.cache_path(url)
+    path.parent.mkdir(parents=True)
+    path.with_name(path.name + ".failed.json").write_text(
+        json.dumps({"url": url, "reason": "HTTP 503", "failures": 3, "retry_at": clock[0] - 1}))
+    assert f.fetch(url)[0] == PNG
+    assert not path.with_name(path.name + ".failed.json").exists()
+
+
+def test_cached_copy_is_revalidated_after_duration(tmp_path, server, monkeypatch):
+    clock = [1_000_000.0]
+    monkeypatch.setattr(remote, "now", lambda: clock[0])
+    policy = RemotePolicy(timeout=TIMEOUT, allow_private=True, duration=3600)
+    f = RemoteFetcher(tmp_path, policy)
+    url = server.url("/etag.png")
+    assert f.fetch(url)[0] == PNG and f.recheck_at[url] == clock[0] + 3600
+    clock[0] += 3599
+    assert f.fetch(url)[0] == PNG and len(server.seen) == 1  # within the duration: no request
+    clock[0] += 2
+    assert f.fetch(url)[0] == PNG and len(server.seen) == 2  # due: a conditional request, 304
+    assert server.httpd.conditional[-1] == ('"v1"', "Wed, 21 Oct 2026 07:28:00 GMT")
+    assert f.recheck_at[url] == clock[0] + 3600
+    server.httpd.version = 2  # the image changed on the server
+    clock[0] += 3601
+    assert f.fetch(url)[0] == make_png(3, 3) and f.cache_path(url).read_bytes() == make_png(3, 3)
+    # Last-Modified alone works too
+    lm = server.url("/lm.png")
+    f.fetch(lm)
+    clock[0] += 3601
+    assert f.fetch(lm)[0] == PNG and server.seen[-1][0] == "/lm.png"
+    assert server.httpd.conditional[-1] == (None, "Wed, 21 Oct 2026 07:28:00 GMT")
+    # an unreachable server leaves the cached copy in use, asked again next time
+    server.stop()
+    clock[0] += 3601
+    assert f.fetch(url)[0] == make_png(3, 3) and f.recheck_at[url] == clock[0]
+    # --refresh-remote revalidates even within the duration; '*' (inf) never does
+    never = RemoteFetcher(tmp_path, RemotePolicy(timeout=TIMEOUT, allow_private=True, duration=float("inf")))
+    clock[0] += 10**9
+    assert never.fetch(url)[0] == make_png(3, 3) and never.recheck_at[url] is None
+
+
+def test_guarded_download_failures_are_remembered_and_keep_a_cached_copy(tmp_path, server, monkeypatch):
+    """Whatever the guarded download turns into a RemoteImageError (an unexpected exception, the
+    whole-fetch deadline) is remembered like any failure, and a revalidation that fails so leaves
+    the cached copy in use."""
+    clock = [1_000_000.0]
+    monkeypatch.setattr(remote, "now", lambda: clock[0])
+    f = RemoteFetcher(tmp_path, RemotePolicy(timeout=TIMEOUT, allow_private=True, duration=3600))
+    url = server.url("/bad-location")
+    with pytest.raises(RemoteImageError, match="cannot fetch: ValueError") as first:
+        f.fetch(url)
+    assert first.value.retry_at == clock[0] + 600
+    with pytest.raises(RemoteImageError, match="remembered from an earlier build"):
+        f.fetch(url)
+    assert [p for p, _ in server.seen].count("/bad-location") == 1
+    # the deadline, without a cached copy: remembered too
+    drip = server.url("/drip")
+    with pytest.raises(RemoteImageError, match="timed out after"):
+        f.fetch(drip)
+    assert f.cache_path(drip).with_name(f.cache_path(drip).name + ".failed.json").exists()
+    # a cached copy due for revalidation whose server now fails unexpectedly: the copy stays
+    good = server.url("/img.png")
+    assert f.fetch(good)[0] == PNG
+    clock[0] += 3601
+
+    def boom(*args, **kwargs):
+        raise ValueError("something requests did not expect")
+
+    monkeypatch.setattr(f._session, "send", boom)
+    assert f.fetch(good)[0] == PNG and f.recheck_at[good] == clock[0]
+    assert not f.cache_path(good).with_name(f.cache_path(good).name + ".failed.json").exists()
 
 
 # --- names ---------------------------------------------------------------------------------------
@@ -477,3 +651,167 @@ def test_failed_fetches_are_not_cached(fetcher, server):
 def test_suggested_name(url, fmt, name):
     assert suggested_name(url, fmt) == name
     assert "/" not in name and not name.startswith(".")
+
+
+# --- the build: remembered failures, revalidation, --refresh-remote ------------------------------
+
+
+def test_build_does_not_refetch_an_unreachable_image_until_it_is_due(tmp_path, server, monkeypatch):
+    from blogroto.build import BuildOptions, Builder
+    from tests.test_build import make_filter, write
+
+    clock = [2_000_000_000.0]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    site = tmp_path / "site"
+    write(site / "_config.yml", "algorotoscope:\n  remote: {allow_private: true, timeout: 2, duration: 1h}\n")
+    make_filter(site / "_filters", "fake")
+    url = server.url("/gone.png")
+    write(site / "_posts/2024-01-01-a.md", f"---\nalgorotoscope: fake\n---\n![x]({url})\n")
+
+    processed = []  # the documents a build processed ("no image was stylized" is logged for this one)
+
+    def build(**options):
+        return Builder(site, BuildOptions(log=processed.append, **options)).build()
+
+    first = build()
+    assert len(processed) == 1 and len(server.seen) == 1
+    (warning,) = first.warnings
+    assert "remote image left as it is: HTTP 404" in warning
+    # nothing changed: the post is not processed, the server not asked, the warning still reported
+    again = build()
+    assert len(processed) == 1 and len(server.seen) == 1 and again.warnings == [warning]
+    # --refresh-remote asks now
+    build(refresh_remote=True)
+    assert len(processed) == 2 and len(server.seen) == 2
+    # the retry time (10 min after the first failure, 20 after the second) comes: asked again
+    clock[0] += 1199
+    build()
+    assert len(processed) == 2 and len(server.seen) == 2
+    clock[0] += 2
+    build()
+    assert len(processed) == 3 and len(server.seen) == 3
+
+
+def test_build_revalidates_a_cached_remote_image_after_its_duration(tmp_path, server, monkeypatch):
+    from blogroto.build import Builder
+    from tests.test_build import FakeStylizer, make_filter, write
+
+    clock = [2_000_000_000.0]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    site = tmp_path / "site"
+    write(site / "_config.yml", "algorotoscope:\n  remote: {allow_private: true, timeout: 2, duration: 1h}\n")
+    make_filter(site / "_filters", "fake")
+    write(site / "_posts/2024-01-01-a.md", f"---\nalgorotoscope: fake\n---\n![x]({server.url('/etag.png')})\n")
+
+    def build():
+        b = Builder(site)
+        b.stylizer = FakeStylizer()
+        return b.build()
+
+    assert build().images_stylized == 1 and len(server.seen) == 1
+    clock[0] += 3599
+    assert build().posts_rebuilt == 0 and len(server.seen) == 1
+    clock[0] += 2
+    report = build()
+    assert len(server.seen) == 2 and server.httpd.conditional[-1][0] == '"v1"'  # 304: same image
+    assert report.images_stylized == 0 and report.warnings == []
+
+
+def test_remote_cache_files_are_recorded_and_collected_through_the_ledger(tmp_path, server, monkeypatch):
+    """Downloads, their fetch records (`.json`) and failure records (`.failed.json`) are written
+    through the cache's OwnedTree and recorded in its EntryLedger, so gc removes them once nothing
+    references their URL, and leaves alone remote files blogroto did not record writing."""
+    import hashlib
+
+    from blogroto.build import Builder
+    from blogroto.cache import LEDGER_NAME
+    from tests.test_build import FakeStylizer, make_filter, write
+
+    clock = [2_000_000_000.0]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    site = tmp_path / "site"
+    write(site / "_config.yml", "algorotoscope:\n  remote: {allow_private: true, timeout: 2, duration: 1h}\n")
+    make_filter(site / "_filters", "fake")
+    good, gone = server.url("/etag.png"), server.url("/gone.png")
+    post = site / "_posts/2024-01-01-a.md"
+    write(post, f"---\nalgorotoscope: fake\n---\n![x]({good})\n![y]({gone})\n")
+
+    def build():
+        b = Builder(site)
+        b.stylizer = FakeStylizer()
+        return b.build()
+
+    build()
+    cache = site / ".blogroto-cache"
+    rels = []
+    for url, suffixes in ((good, ("", ".json")), (gone, (".failed.json",))):
+        digest = hashlib.sha256(url.encode()).hexdigest()
+        rels += [f"remote/{digest[:2]}/{digest}{s}" for s in suffixes]
+    ledger = json.loads((cache / LEDGER_NAME).read_bytes())["entries"]
+    assert all(rel in ledger and (cache / rel).is_file() for rel in rels), sorted(ledger)
+    foreign = cache / "remote" / rels[0].split("/")[1] / (rels[0].split("/")[2] + "0.json")
+    foreign.write_text("{}")  # not written by blogroto: never deleted
+    # still referenced: gc keeps the downloads and their records
+    assert Builder(site).gc().remote_removed == 0 and all((cache / rel).is_file() for rel in rels)
+    write(post, "---\nalgorotoscope: fake\n---\nno images\n")
+    build()
+    report = Builder(site).gc()
+    assert report.remote_removed == 3 and not any((cache / rel).exists() for rel in rels)
+    assert foreign.is_file() and report.left_alone >= 1
+
+
+def test_malformed_remote_fields_in_a_manifest_are_dropped(tmp_path, server):
+    """`recheck` and `rwarn` (remote failure memory) are validated with the rest of the manifest:
+    a hostile or damaged value drops the entry (rebuilt) instead of crashing the build."""
+    from blogroto.build import Builder
+    from tests.test_build import FakeStylizer, make_filter, write
+
+    site = tmp_path / "site"
+    write(site / "_config.yml", "algorotoscope:\n  remote: {allow_private: true, timeout: 2}\n")
+    make_filter(site / "_filters", "fake")
+    write(site / "_posts/2024-01-01-a.md", f"---\nalgorotoscope: fake\n---\n![x]({server.url('/gone.png')})\n")
+
+    def build():
+        b = Builder(site)
+        b.stylizer = FakeStylizer()
+        return b.build()
+
+    build()
+    (path,) = (site / ".blogroto-cache/builds").glob("*.json")
+    for field, bad in (("recheck", "soon"), ("recheck", float("nan")), ("rwarn", "not a list"), ("rwarn", [1])):
+        data = json.loads(path.read_text())
+        data["files"]["_posts/2024-01-01-a.md"][field] = bad
+        path.write_text(json.dumps(data))
+        report = build()
+        assert any("ignored 1 build manifest entries" in w for w in report.warnings), (field, report.warnings)
+        assert report.errors == [] and (site / "_blogroto/site/_posts/2024-01-01-a.md").is_file()
+        clean = build()  # the entry was written again, well-formed
+        assert not any("ignored" in w for w in clean.warnings), clean.warnings
+
+
+@pytest.mark.parametrize("record", [
+    {"retry_at": "soon", "failures": "many"},
+    {"retry_at": 1e300, "failures": 10**30},
+    {"retry_at": float("nan"), "failures": True},
+])
+def test_hostile_cache_records_count_as_no_record(tmp_path, lax, server, monkeypatch, record):
+    """Fetch and failure records are cache contents, untrusted: a wrong type, a retry time further
+    away than any failure sets, NaN, never crash the fetch or hold a URL back for ever."""
+    clock = [1_000_000.0]
+    monkeypatch.setattr(remote, "now", lambda: clock[0])
+    f = RemoteFetcher(tmp_path, lax)
+    url = server.url("/img.png")
+    path = f.cache_path(url)
+    path.parent.mkdir(parents=True)
+    path.with_name(path.name + ".failed.json").write_text(
+        json.dumps(dict(record, url=url, reason="HTTP 503", policy=f._policy_key())))
+    assert f.fetch(url)[0] == PNG and len(server.seen) == 1
+    path.with_name(path.name + ".json").write_text(json.dumps({"fetched": record["retry_at"], "etag": 3}))
+    assert f.fetch(url)[0] == PNG  # a bad fetch time falls back to the file's mtime
+    bad = server.url("/html")
+    bpath = f.cache_path(bad)
+    bpath.parent.mkdir(parents=True, exist_ok=True)
+    bpath.with_name(bpath.name + ".failed.json").write_text(json.dumps(dict(record, url=bad)))
+    with pytest.raises(RemoteImageError, match="not an image") as exc:
+        f.fetch(bad)
+    assert exc.value.retry_at <= clock[0] + remote.MAX_RETRY

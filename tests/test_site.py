@@ -373,3 +373,51 @@ def test_yaml_depth_check_leaves_other_errors_to_the_load():
     from blogroto.site import check_yaml_depth
 
     check_yaml_depth("x: " + "[" * 198 + "a: 1, b: 2\n'unclosed\n", "front.yml", 1)  # 200 levels (with the mapping around), then a syntax error the load reports
+
+
+def test_keep_colours_spelling_is_accepted_everywhere(site_dir):
+    s = Site(site_dir).settings
+    assert parse_post_options({"filter": "x", "keep_colours": True}, s, Path("p"), 2).keep_colors is True
+    write(site_dir / "_config.yml", "title: x\nalgorotoscope:\n  keep_colours: true\n")
+    site = Site(site_dir)
+    assert site.settings.keep_colors is True and site.warnings == []
+    write(site_dir / "_config.yml", "title: x\nalgorotoscope:\n  strength: 1\n  keep_colours: maybe\n")
+    with pytest.raises(ConfigError, match="keep_colours must be true or false") as info:
+        Site(site_dir)
+    assert info.value.line == 4  # the line that spells it so
+    with pytest.raises(ConfigError, match="both 'keep_colors' and 'keep_colours'") as info:
+        parse_post_options({"filter": "x", "keep_colours": True, "keep_colors": False}, s, Path("p"), 2,
+                           {"filter": 3, "keep_colours": 4, "keep_colors": 5})
+    assert info.value.line == 4
+
+
+def test_option_errors_point_at_the_options_own_line(site_dir):
+    s = Site(site_dir).settings
+    lines = {"filter": 4, "strength": 5, "quality": 6}
+    with pytest.raises(ConfigError) as info:
+        parse_post_options({"filter": "x", "strength": 2, "quality": 50}, s, Path("p"), 3, lines)
+    assert info.value.line == 5
+    with pytest.raises(ConfigError) as info:
+        parse_post_options({"filter": "x", "qualty": 50}, s, Path("p"), 3, {"filter": 4, "qualty": 7})
+    assert info.value.line == 7
+    # a document's own option lines, as the build passes them
+    from blogroto.site import read_document
+
+    post = write(site_dir / "_posts/2024-01-01-x.md", "---\ntitle: t\nalgorotoscope:\n  filter: x\n  strength: 9\n---\n")
+    doc = read_document(post, "_posts/2024-01-01-x.md", "posts")
+    assert doc.option_lines("algorotoscope") == {"filter": 4, "strength": 5}
+
+
+@pytest.mark.parametrize("value, seconds", [("1d", 86400), ("10m", 600), ("2h", 7200), ("1w", 604800), (30, 30),
+                                            ("45s", 45), (0, 0), ("*", float("inf"))])
+def test_remote_duration(site_dir, value, seconds):
+    write(site_dir / "_config.yml", f"algorotoscope:\n  remote: {{duration: {value!r}}}\n")
+    assert Site(site_dir).settings.remote.duration == seconds
+
+
+def test_remote_duration_default_and_errors(site_dir):
+    assert Site(site_dir).settings.remote.duration == 86400
+    write(site_dir / "_config.yml", "title: x\nalgorotoscope:\n  remote:\n    duration: soon\n")
+    with pytest.raises(ConfigError, match="algorotoscope.remote.duration must be a duration like 30m") as info:
+        Site(site_dir)
+    assert info.value.line == 3

@@ -22,6 +22,7 @@ def test_training_writes_a_complete_filter_that_applies(tmp_path):
     assert t["steps"] == 6 and t["resolution"] == 32 and t["seconds"] > 0
     assert t["vgg_weights"] == "random test weights"
     assert set(t["final_losses"]) == {"total", "content", "style", "tv"}
+    assert flt.network.norm == "centered-decoder" and flt.meta["network"]["norm"] == "centered-decoder"
     assert flt.meta["precision"]["bfloat16_psnr_db"] > 20  # measured, gates bf16 under `auto`
     assert flt.source == {**dict.fromkeys(flt.source), "title": "Test Art", "creator": "Tester", "licence": "CC0-1.0"}
     assert not (tmp_path / "out" / ".tiny-trained.training").exists()  # work folder removed
@@ -91,3 +92,56 @@ def test_cli_trains_and_credits(tmp_path):
     assert result.exit_code == 0, result.output
     flt = load_filter(tmp_path / "styles" / "cli-made")
     assert flt.source["title"] == "Sunflowers" and flt.source["year"] == 1888 and flt.source["creator"] == "A. Painter"
+
+
+def test_centered_norm_keeps_each_channels_contrast():
+    """Full instance norm gives every channel unit variance over the image; centering (the
+    decoder of `centered-decoder` networks) removes the mean only, so a channel can stay nearly
+    flat instead of spending its variance on a spike (the white/black blob)."""
+    import tensorflow as tf
+
+    from blogroto.network import InstanceNorm, TransformNet
+
+    rng = np.random.default_rng(0)
+    x = tf.constant((rng.standard_normal((1, 16, 16, 2)) * [0.01, 3.0] + 5.0).astype(np.float32))
+    full, centered = InstanceNorm(), InstanceNorm(scale=False)
+    yf, yc = full(x)[0].numpy(), centered(x)[0].numpy()
+    assert np.allclose(yf.mean(axis=(1, 2)), 0, atol=1e-4) and np.allclose(yc.mean(axis=(1, 2)), 0, atol=1e-4)
+    assert np.allclose(yf.std(axis=(1, 2)), 1, atol=0.05)  # the flat channel blown up 100x
+    assert np.allclose(yc.std(axis=(1, 2)), x.numpy().std(axis=(1, 2)), rtol=1e-3)
+    net = TransformNet(width=4, blocks=1, norm="centered-decoder").ensure_built()
+    scaled = {layer.name: layer.scale for layer in net._flatten_layers() if isinstance(layer, InstanceNorm)}
+    assert scaled["n1"] and scaled["nd1"] and scaled["nd2"]  # the encoder still ignores photo contrast
+    assert not any(v for k, v in scaled.items() if k not in ("n1", "nd1", "nd2"))
+    with pytest.raises(BlogrotoError, match="norm"):
+        TransformNet(width=4, blocks=1, norm="batch")
+
+
+def test_training_for_a_site_learns_from_its_own_photos(tmp_path):
+    """`train --site SITE` (or run inside a site) adds the photos the site publishes to the content
+    set; icons, the filters' artworks, symbolic links and the artwork itself are left out."""
+    import os
+
+    from blogroto.cli import cli
+    from tests.conftest import make_photo
+
+    cfg = tiny_config(tmp_path)
+    site = tmp_path / "site"
+    (site / "_posts").mkdir(parents=True)
+    (site / "_config.yml").write_text("title: t\n")
+    make_photo(site / "assets" / "img" / "harbour.png", (160, 130), seed=1)
+    make_photo(site / "assets" / "img" / "icon.png", (32, 32), seed=2)
+    make_photo(site / "_filters" / "old" / "artwork.png", (160, 160), seed=3)
+    make_photo(site / "assets" / "art.png", (140, 140), seed=4)
+    os.symlink(cfg.content_dirs[0] / "photo0.png", site / "assets" / "linked.png")
+    args = ["train", str(site / "assets" / "art.png"), "--name", "for-site", "--site", str(site), "--no-builtin-content",
+            "--steps", "2", "--size", "32", "--batch", "1", "--style-size", "32", "--width", "4", "--blocks", "1",
+            "--vgg-weights", str(cfg.vgg_weights), "--preview-every", "1"]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "training on the site's own 1 photo too" in result.output
+    flt = load_filter(site / "_filters" / "for-site")
+    assert flt.training["content_set"] == ["harbour.png"]
+    result = CliRunner().invoke(cli, [*args, "--no-site-photos", "--content", str(cfg.content_dirs[0])], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "harbour.png" not in load_filter(site / "_filters" / "for-site").training["content_set"]

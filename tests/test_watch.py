@@ -378,3 +378,43 @@ def test_plain_file_preview_serves_the_output_and_stops(tmp_path):
         preview.stop()
     with pytest.raises(OSError):
         urllib.request.urlopen(f"{preview.url}index.md", timeout=2)
+
+
+def test_each_warning_text_is_shown_once_and_counts_never_come_without_it(tmp_path):
+    from tests.test_build import make_filter as fake_filter
+
+    root = tmp_path / "site"
+    (root / "_posts").mkdir(parents=True)
+    (root / "_config.yml").write_text("title: X\n")
+    fake_filter(root / "_filters", "fake")
+    a = root / "_posts/2024-01-01-a.md"
+    a.write_text("---\nalgorotoscope: fake\n---\n![x](/assets/missing-a.jpg)\n")
+    lines = []
+    w = Watcher(root, echo=lines.append, err=lines.append)
+    w.build(None, "initial build")
+    assert "1 warning" in lines[-2] and "missing-a.jpg" in lines[-1]
+
+    # an unrelated change: the old warning comes back in the report, its text is not repeated,
+    # and the summary does not count it as a new (unshown) warning
+    del lines[:]
+    (root / "index.md").write_text("hi\n")
+    w.build([str(root / "index.md")], "index.md")
+    assert len(lines) == 1 and "1 earlier warning (shown above, not fixed yet)" in lines[0], lines
+    assert ", 1 warning" not in lines[0]
+
+    # a second post with its own problem, changed together with another file ("(+1 more)"):
+    # the new warning's text is printed, the old one is counted as earlier
+    del lines[:]
+    b = root / "_posts/2024-01-02-b.md"
+    b.write_text("---\nalgorotoscope: fake\n---\n![x](/assets/missing-b.jpg)\n")
+    (root / "other.md").write_text("x\n")
+    changed = [str(b), str(root / "other.md")]
+    w.build(changed, w.label(changed))
+    assert "(+1 more)" in lines[0] and "1 warning" in lines[0] and "1 earlier warning" in lines[0], lines
+    assert [line for line in lines[1:] if "missing-b.jpg" in line] and not [l for l in lines if "missing-a.jpg" in l]
+
+    # touching the first post shows its warning again
+    del lines[:]
+    a.write_text(a.read_text() + "\n")
+    w.build([str(a)], "a")
+    assert any("missing-a.jpg" in line for line in lines[1:]), lines

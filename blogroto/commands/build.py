@@ -27,29 +27,36 @@ import click
 @click.option("--strict", is_flag=True, help="Treat warnings (unreachable remote image, refused path, ...) as "
               "errors: exit 1.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout, and nothing else there.")
-def command(site, out, cache, drafts, force, jobs, prune, quiet, verbose, check, strict, as_json):
+@click.option("--refresh-remote", is_flag=True, help="Fetch remote images again now: forget remembered failures "
+              "and revalidate cached copies with the server.")
+@click.option("--no-config", is_flag=True, help="Build SITE even though it has no _config.yml (Jekyll would).")
+def command(site, out, cache, drafts, force, jobs, prune, quiet, verbose, check, strict, as_json, refresh_remote,
+            no_config):
     """Build SITE into a copy whose algorotoscope posts show stylized images and credits.
 
     Exit status: 0 when everything built, 1 when some documents failed (the rest are built and
     the failed ones copied unchanged), 2 for usage or configuration errors.
     """
+    from blogroto import ui
     from blogroto.build import BuildOptions, Builder
+    from blogroto.locate import site_for_command
 
-    if quiet and verbose:
-        raise click.UsageError("--quiet and --verbose exclude each other")
+    ui.check_verbosity(quiet, verbose)
     log = (lambda msg: click.echo(msg, err=True)) if verbose else None
     options = BuildOptions(out=out, cache=cache, drafts=drafts, force=force, jobs=jobs, prune=prune,
-                           progress=not quiet, log=log)
+                           progress=not quiet, log=log, refresh_remote=refresh_remote)
     if check or strict or as_json:
         from blogroto import ci  # the CI flags: see blogroto/ci.py
 
-        sys.exit(ci.run(site, options, check=check, strict=strict, as_json=as_json, quiet=quiet, verbose=verbose))
+        sys.exit(ci.run(site, options, check=check, strict=strict, as_json=as_json, quiet=quiet, verbose=verbose,
+                        no_config=no_config))
+    site = site_for_command(site, no_config, note=None if quiet else ui.err)
     report = Builder(site, options).build()
     if not quiet:
         for message in report.warnings:
-            click.echo(f"warning: {message}", err=True)
+            ui.warning(message)
     for message in report.errors:
-        click.echo(f"error: {message}", err=True)
+        ui.error(message)
     if verbose:
         for rel in report.written:
             click.echo(f"wrote {rel}", err=True)

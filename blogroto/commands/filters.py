@@ -1,4 +1,4 @@
-"""`blogroto filters`: list the filters available (site folders first, then built-in)."""
+"""`blogroto filters`: list the filters available along the search path, and where each comes from."""
 
 from __future__ import annotations
 
@@ -6,17 +6,28 @@ from pathlib import Path
 
 import click
 
+from blogroto.ui import verbosity_options
+
 
 @click.command("filters")
 @click.option("--filters-dir", multiple=True, type=click.Path(file_okay=False, path_type=Path), help="Extra filter folders, searched first.")
+@click.option("--site", "site", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="List the filters this site's posts can use (default: the site around the current folder).")
 @click.option("--record-precision", "record", multiple=True, metavar="FILTER_DIR",
               type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="Measure this filter's bfloat16 output against float32 and record it in its filter.yaml "
                    "(lets `--precision auto` use bf16 on CPUs that have it). Writes to the filter folder.")
-def command(filters_dir, record):
-    """List available filters with the work each was learned from."""
+@verbosity_options
+def command(filters_dir, site, record, quiet, verbose):
+    """List available filters with the work each was learned from and where each comes from:
+    --filters-dir, the site's _filters/ (when run in or for a site), user (your filter library,
+    where `blogroto train` writes outside a site) or built-in. A name found in two places is
+    listed once, from the place that wins."""
+    from blogroto import ui
     from blogroto.errors import FilterError
-    from blogroto.filters import FilterLibrary
+    from blogroto.locate import filter_library
+
+    ui.check_verbosity(quiet, verbose)
 
     if record:
         from blogroto.precision import BF16_MIN_PSNR_DB, record_bfloat16_psnr
@@ -24,15 +35,20 @@ def command(filters_dir, record):
         for folder in record:
             psnr = record_bfloat16_psnr(folder)
             verdict = "bfloat16 allowed" if psnr >= BF16_MIN_PSNR_DB else "stays float32"
-            click.echo(f"{folder}: bfloat16 vs float32 {psnr:.1f} dB ({verdict})")
+            if not quiet:
+                click.echo(f"{folder}: bfloat16 vs float32 {psnr:.1f} dB ({verdict})")
         return
-    library = FilterLibrary(filters_dir)
+    library = filter_library(filters_dir, site=site, warn=None if quiet else ui.err)
+    if verbose:
+        for folder, origin in library.entries:
+            ui.err(f"note: searching {origin:13} {folder}{'' if folder.is_dir() else '  (none yet)'}")
     for name in library.names():
+        origin = library.origin(name)
         try:
             flt = library.get(name)
         except FilterError as exc:
-            click.echo(f"{name:24} (broken: {exc})")
+            click.echo(f"{name:24} {origin:9} (broken: {exc})")
             continue
         t = flt.training
         trained = f"{t.get('steps', '?')} steps, {float(t.get('seconds', 0)) / 60:.0f} min" if t else "training record missing"
-        click.echo(f"{name:24} {flt.credit_line()}  [{trained}]  {flt.folder}")
+        click.echo(f"{name:24} {origin:9} {flt.credit_line()}  [{trained}]  {flt.folder}")

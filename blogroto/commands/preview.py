@@ -19,8 +19,10 @@ import click
 @click.option("--cache", "cache", type=click.Path(file_okay=False), default=None,
               help="Cache folder of the build (as for `blogroto build`).")
 @click.option("--drafts", is_flag=True, help="Also stylize documents in _drafts/.")
+@click.option("--no-config", is_flag=True, help="Preview SITE even though it has no _config.yml.")
+@click.option("--quiet", "-q", is_flag=True, help="Print errors only (and the preview's address).")
 @click.option("--verbose", "-v", is_flag=True, help="Log every request.")
-def command(site, port, host, no_serve, dest, out, cache, drafts, verbose):
+def command(site, port, host, no_serve, dest, out, cache, drafts, no_config, quiet, verbose):
     """Preview SITE without Jekyll: build it (a no-op when up to date), render the output site with
     Markdown into plain HTML pages with one simple layout, and serve them on localhost.
 
@@ -29,19 +31,26 @@ def command(site, port, host, no_serve, dest, out, cache, drafts, verbose):
     from blogroto.build import BuildOptions, Builder
     from blogroto.preview import render_preview, serve_preview
 
-    builder = Builder(site, BuildOptions(out=out, cache=cache, drafts=drafts, progress=True))
+    from blogroto import ui
+    from blogroto.locate import site_for_command
+
+    ui.check_verbosity(quiet, verbose)
+    site = site_for_command(site, no_config, note=None if quiet else ui.err)
+    builder = Builder(site, BuildOptions(out=out, cache=cache, drafts=drafts, progress=not quiet))
     report = builder.build()
-    for message in report.warnings:
-        click.echo(f"warning: {message}", err=True)
+    if not quiet:
+        for message in report.warnings:
+            ui.warning(message)
     for message in report.errors:
-        click.echo(f"error: {message}", err=True)
-    click.echo(report.summary(), err=True)
+        ui.error(message)
+    if not quiet:
+        click.echo(report.summary(), err=True)
     builder_site = builder.site  # the site as this build saw it (--out/--cache applied)
     dest = dest or builder_site.settings.cache / "preview"
     warnings: list[str] = []
     folder = render_preview(report.out_dir, dest, warnings=warnings)
-    for message in warnings:
-        click.echo(f"warning: {message}", err=True)
+    for message in warnings if not quiet else ():
+        ui.warning(message)
     baseurl = builder_site.baseurl or ""
     if no_serve:
         click.echo(str(folder / baseurl.strip("/")) if baseurl else str(folder))

@@ -6,7 +6,7 @@ import shutil
 
 import click
 
-from blogroto.commands.watch import build_options, site_options
+from blogroto.commands.watch import build_options, err_printer, site_options
 
 
 @click.command("serve")
@@ -16,19 +16,21 @@ from blogroto.commands.watch import build_options, site_options
               help="Address to listen on (0.0.0.0 to show the preview to other machines).")
 @click.option("--no-jekyll", is_flag=True, help="Use the built-in preview even when Jekyll is installed.")
 @site_options
-def command(site, port, host, no_jekyll, out, cache, drafts, verbose):
+def command(site, port, host, no_jekyll, out, cache, drafts, verbose, quiet, no_config, refresh_remote):
     """Watch SITE (see `blogroto watch`) and serve the output for preview.
 
     With Jekyll installed this runs `jekyll serve` on the output folder, which regenerates the
     pages whenever blogroto rewrites them; otherwise the built-in preview serves it. Stop with
     Ctrl-C.
     """
+    from blogroto.locate import site_for_command
     from blogroto.watch import JekyllPreview, Watcher, check_port, static_preview
 
+    options = build_options(out, cache, drafts, verbose, refresh_remote, quiet)
+    site = site_for_command(site, no_config, note=err_printer(quiet))
     check_port(host, port)  # before the initial build, which can take a while
     echo = click.echo
-    watcher = Watcher(site, build_options(out, cache, drafts, verbose), echo=echo,
-                      err=lambda line: click.echo(line, err=True))
+    watcher = Watcher(site, options, echo=echo, err=err_printer(quiet))
     settings = watcher.builder.site.settings if watcher.builder.site else None
     out_dir = settings.output if settings else watcher.root / "_blogroto" / "site"
     baseurl = watcher.builder.site.baseurl if watcher.builder.site else ""

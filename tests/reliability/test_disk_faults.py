@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -252,3 +253,23 @@ def test_output_folder_that_is_a_file_or_foreign(kit):
     assert (kit.out / "mine.txt").read_text() == "someone's file"
     shutil.rmtree(kit.out)
     assert kit.build().code == 0
+
+
+def test_posts_failed_before_a_fault_are_printed_without_verbose(kit, monkeypatch):
+    """A full cache fails the posts whose images cannot be written, then the manifest: every
+    failed post is printed (path:line: reason), not only the manifest's error (the posts used to
+    show only with -v)."""
+    from blogroto import fsutil
+
+    populate(kit)
+    budget = Budget(2_000)
+    with monkeypatch.context() as m:
+        m.setattr(fsutil.os, "fdopen", budget.wrap(os.fdopen))
+        result = kit.build()
+    assert result.code == 1, result.text
+    errors = result.lines("error")
+    posts = [e for e in errors if e.startswith(f"{kit.root}/_posts/")]
+    assert len(posts) >= 2, errors
+    for e in posts:
+        assert re.match(rf"{re.escape(str(kit.root))}/_posts/[^:]+\.md:\d+: cannot stylize .*no space left on device", e), e
+    assert errors[-1].endswith("cannot write: no space left on device") and "/builds/" in errors[-1]

@@ -18,7 +18,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from tests.reliability.kit import Kit, fake_filter
+from tests.reliability.kit import FILTER, Kit, fake_filter
 
 
 class Payload:
@@ -124,7 +124,7 @@ def test_filter_folders_carrying_code_or_bad_metadata_are_refused(kit, tmp_path)
         "huge-width": (2, ["network.width must be an integer between 1 and 256, got 100000"]),
         "escaping-files": (2, ["files.weights must be a plain file name inside the filter folder"]),
         "no-weights": (2, ["weights file 'weights.npz' is missing"]),
-        "deep-yaml": (2, ["deep-yaml/filter.yaml: malformed YAML: nested too deeply"]),
+        "deep-yaml": (2, ["deep-yaml/filter.yaml:2: malformed YAML: YAML nested more than 200 levels deep"]),
     }
     for slug in expected:
         post_for(kit, slug)
@@ -198,3 +198,128 @@ def test_expected_shapes_match_the_built_network():
         built = {k: tuple(v.shape) for k, v in TransformNet(width, blocks).weight_dict().items()}
         assert built == expected_shapes(width, blocks)
 
+
+
+# -- weight bombs: refused from the .npy headers, before decompressing (no TensorFlow needed) ---
+
+
+def _npz_member_bomb(path, key: str, shape: tuple[int, ...], zeros: int | None = None) -> None:
+    """An .npz whose member `key` declares `shape` float32 and holds `zeros` zero bytes of data
+    (all of it by default), deflated: 256 MiB of zeros is a quarter of a MB on disk."""
+    import zipfile
+
+    from numpy.lib import format as npy
+
+    header = io.BytesIO()
+    npy.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": shape})
+    n = int(np.prod(shape)) * 4 if zeros is None else zeros
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        with zf.open(f"{key}.npy", "w", force_zip64=True) as member:
+            member.write(header.getvalue())
+            block = bytes(1 << 20)
+            while n > 0:
+                member.write(block[: min(n, len(block))])
+                n -= len(block)
+
+
+def test_inflating_weights_are_refused_from_their_headers(tmp_path):
+    import tracemalloc
+
+    from blogroto.errors import FilterError
+    from blogroto.network import expected_shapes, read_weights
+
+    bomb = tmp_path / "weights.npz"
+    _npz_member_bomb(bomb, "c1/kernel", (8192, 8192))  # 256 MiB once inflated
+    assert bomb.stat().st_size < 2 << 20
+    tracemalloc.start()
+    try:
+        with pytest.raises(FilterError, match=r"weights do not match the network: .*c1/kernel is \(8192, 8192\)"):
+            read_weights(bomb, expected_shapes(4, 1))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, f"{peak / 2**20:.0f} MiB allocated before refusing"
+
+    # A member declaring more than it holds (or holds more than it declares) is refused too.
+    liar = tmp_path / "liar.npz"
+    _npz_member_bomb(liar, "c1/bias", (4,), zeros=1 << 20)
+    with pytest.raises(FilterError, match="'c1/bias' declares 16 bytes but holds 1048576"):
+        read_weights(liar, {"c1/bias": (4,)})
+    # Without expected shapes, the declared total is capped.
+    huge = tmp_path / "huge.npz"
+    _npz_member_bomb(huge, "w", (1 << 16, 1 << 15), zeros=0)
+    with pytest.raises(FilterError, match="declares"):
+        read_weights(huge)
+
+
+def test_header_check_keeps_good_weights(tmp_path):
+    from blogroto.network import expected_shapes, read_weights
+
+    shapes = expected_shapes(4, 1)
+    path = tmp_path / "weights.npz"
+    path.write_bytes(npz(**{k: np.zeros(v, np.float32) for k, v in shapes.items()}))
+    assert {k: v.shape for k, v in read_weights(path, shapes).items()} == shapes
+    compressed = tmp_path / "compressed.npz"
+    np.savez_compressed(compressed, **{k: np.ones(v, np.float32) for k, v in shapes.items()})
+    assert {k: v.shape for k, v in read_weights(compressed, shapes).items()} == shapes
+
+
+# -- filter files that are links: refused where filter files are resolved (Filter.file) -------
+
+
+def test_symlinked_filter_files_are_never_published(kit, tmp_path):
+    import os
+
+    from tests.reliability.kit import photo
+
+    secret = tmp_path / "outside" / "secret.jpg"
+    secret.parent.mkdir()
+    secret.write_bytes(photo(seed=7) + b"SECRET-BYTES-OUTSIDE-THE-FILTER")
+    folder = kit.filters / FILTER
+    os.symlink(secret, folder / "artwork.jpg")  # absolute link out of the folder
+    os.symlink("../../../outside/secret.jpg", folder / "preview.jpg")  # relative, climbing out
+    (folder / "real.jpg").write_bytes(photo(seed=8))
+    os.symlink("real.jpg", folder / "example-after.jpg")  # inside, but still a link: refused too
+    fake_filter(kit.filters, "linked-weights")
+    (kit.filters / "linked-weights/weights.npz").unlink()
+    os.symlink(kit.filters / FILTER / "weights.npz", kit.filters / "linked-weights/weights.npz")
+    rel = post_for(kit, "linked-weights")
+    result = kit.build()
+    assert result.code == 1, result.text
+    (error,) = result.lines("error")
+    assert error.startswith(f"{kit.root}/{rel}:2: ") and "linked-weights/weights.npz: refused: weights file" in error
+    assert "is a symbolic link" in error
+    warnings = result.lines("warning")
+    for name in ("artwork.jpg", "preview.jpg", "example-after.jpg"):
+        (w,) = [w for w in warnings if f"{FILTER}/{name}" in w and "picture left out" in w]
+        assert "is a symbolic link" in w
+    # The links that leave the site are also not published as site files (Site.walk, Jekyll's rule),
+    # each with its own warning; the one inside the folder is published as what it points to.
+    for name in ("artwork.jpg", "preview.jpg"):
+        (w,) = [w for w in warnings if f"{FILTER}/{name}" in w and "picture left out" not in w]
+        assert "not published: a symlink" in w and "outside the site" in w
+    kit.assert_good_post_built()
+    leaked = [p for p in kit.out.rglob("*") if p.is_file() and not p.is_symlink()
+              and b"SECRET-BYTES-OUTSIDE-THE-FILTER" in p.read_bytes()]
+    assert leaked == []
+    assert not list((kit.out / "filters" / FILTER).glob("artwork.*"))
+
+
+def test_filter_file_resolving_outside_is_refused(tmp_path):
+    """A file reached through a linked *name component* (files: {artwork: x.jpg} where x.jpg is
+    plain but the folder was swapped) is caught by the resolve check as well."""
+    from blogroto.errors import FilterError
+    from blogroto.filters import Filter
+
+    folder = tmp_path / "f"
+    folder.mkdir()
+    (tmp_path / "elsewhere.jpg").write_bytes(b"x")
+    import os
+
+    os.symlink(tmp_path / "elsewhere.jpg", folder / "artwork.jpg")
+    flt = Filter("f", folder, {"source": {"title": "t"}})
+    with pytest.raises(FilterError, match="symbolic link"):
+        flt.file("artwork")
+    assert flt.file("preview") is None  # missing: None, as before
+    (folder / "preview.jpg").write_bytes(b"y")
+    assert flt.file("preview") == folder / "preview.jpg"
