@@ -398,6 +398,7 @@ def test_catalog_follows_config_and_filter_changes(tmp_path_factory, built_sampl
 
 def test_stylized_images_carry_xmp(built_sample):
     from blogroto import metadata
+    from blogroto.filters import FilterLibrary
 
     images = sorted((built_sample.out / "assets/algorotoscope").iterdir())
     assert images
@@ -406,7 +407,8 @@ def test_stylized_images_carry_xmp(built_sample):
             fields = metadata.read_xmp(im.info["xmp"])
         assert fields["Iptc4xmpExt:DigitalSourceType"] == metadata.DIGITAL_SOURCE_TYPE
         assert fields["blogroto:filter"] in path.name
-        assert fields["dc:source"] == "https://example.org/art"
+        flt = FilterLibrary(site_dirs=[built_sample.root / "_filters"]).get(fields["blogroto:filter"])
+        assert fields["dc:source"] == flt.source["url"]  # each filter's own artwork
 
 
 def test_posts_carry_jsonld(built_sample):
