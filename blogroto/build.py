@@ -420,7 +420,7 @@ def _load_manifest(path: Path, warn: Callable[[str], None] | None = None) -> dic
     signature well formed. Anything else is dropped with one warning, never acted on."""
     try:
         tree = OwnedTree(path.parent.parent, "cache")
-        raw = tree.read_bytes(tree.rel_of(path))
+        raw = tree.read_record(tree.rel_of(path))
     except FileNotFoundError:
         return {}
     except (OSError, BlogrotoError) as exc:
@@ -1092,6 +1092,7 @@ class _Run:
         fetcher = RemoteFetcher(self.cache_dir, policy)
         fetcher.store = not self.check  # --check writes nothing, not even downloads to the cache
         fetcher.on_store = self._cache.ledger.record_file  # gc deletes only downloads recorded here
+        fetcher.is_genuine = lambda rel: self._cache.ledger.matches(rel, rehash=False)
         fetcher.refresh = self.opts.refresh_remote
 
         def fetch(url):

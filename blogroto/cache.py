@@ -193,7 +193,7 @@ class StatIndex:
 
     def _load(self) -> dict[str, tuple[int, int, int, int, str]]:
         try:
-            data = OwnedTree(self.cache_dir, "cache").read_bytes(INDEX_NAME)
+            data = OwnedTree(self.cache_dir, "cache").read_record(INDEX_NAME)
         except FileNotFoundError:
             return {}
         except UnsafePathError as exc:
@@ -244,7 +244,7 @@ class EntryLedger:
 
     def _load(self) -> dict[str, list]:
         try:
-            raw = self.tree.read_bytes(LEDGER_NAME)
+            raw = self.tree.read_record(LEDGER_NAME)
         except FileNotFoundError:
             return {}
         except (OSError, BlogrotoError) as exc:

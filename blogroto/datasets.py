@@ -4,8 +4,8 @@ Everything under `blogroto/data/` is credited in `data/CREDITS.yaml` (one entry 
 the same keys a filter's `source:` uses, so an entry can be copied into `filter.yaml` as is);
 `data/README.md` is the same information as a table and is generated from it.
 
-Only redistributable images are shipped: public domain, CC0, or our own drawing
-(`blogroto.artwork`). The preview photo is deliberately *not* in the content set, so training
+Only redistributable images are shipped: public domain, CC0, CC BY (its attribution in the
+credit), or our own drawing (`blogroto.artwork`). The preview photo is deliberately *not* in the content set, so training
 previews show how a filter does on a photo it never trained on.
 
 Maintainers regenerate the files with `python -m blogroto.datasets rebuild` (needs
@@ -131,7 +131,7 @@ def render_readme(entries: list[dict]) -> str:
         "",
         "Images shipped with blogroto: style artworks for the built-in filters (`artworks/`), a small",
         "training content set (`content/`) and the fixed preview photo (`preview.jpg`). All are public",
-        "domain, CC0, or drawn by blogroto itself. This table is generated from `CREDITS.yaml`",
+        "domain, CC0, CC BY (credited as the licence asks) or drawn by blogroto itself. This table is generated from `CREDITS.yaml`",
         "(`python -m blogroto.datasets readme`); edit that file, not this one.",
         "",
         "| file | title | creator | year | licence | source | obtained from |",

@@ -28,7 +28,7 @@ from blogroto.resources import builtin_dir
 FILTER_FILE = "filter.yaml"
 # Normalisation variants of the network (blogroto.network explains them); listed here so that
 # reading a filter.yaml does not import TensorFlow.
-NORMS = ("instance", "centered-decoder")
+NORMS = ("instance", "centered-decoder", "capped-decoder")
 FORMAT_VERSION = 1
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 

@@ -18,6 +18,10 @@ from pathlib import Path
 from blogroto.errors import BlogrotoError
 
 TMP_PREFIX = ".blogroto-tmp-"
+# The most blogroto reads of one of its own JSON records in the cache (manifest, ledger, stat
+# index, remote metadata): the largest real one, a 1,000-post site's manifest, is under 2 MB; a
+# planted multi-gigabyte file must not be read into memory.
+RECORD_MAX_BYTES = 64 * 1024 * 1024
 
 
 def describe_os_error(exc: OSError) -> str:
@@ -372,9 +376,18 @@ class OwnedTree:
         os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
 
-    def read_bytes(self, rel: str) -> bytes:
+    def read_bytes(self, rel: str, limit: int | None = None) -> bytes:
+        """The file's bytes; with `limit`, an UnsafePathError instead when it is larger."""
         with self.open_read(rel) as handle:
-            return handle.read()
+            data = handle.read() if limit is None else handle.read(limit + 1)
+        if limit is not None and len(data) > limit:
+            raise UnsafePathError(f"refusing to read {rel!r} in the {self.what} folder: larger than "
+                                  f"{limit:,} bytes", self.root / rel)
+        return data
+
+    def read_record(self, rel: str) -> bytes:
+        """One of blogroto's own JSON records, at most RECORD_MAX_BYTES."""
+        return self.read_bytes(rel, limit=RECORD_MAX_BYTES)
 
     def scan(self, rel_dir: str = "") -> list[tuple[str, os.stat_result]]:
         """(name, lstat) of the entries of a folder of this tree; [] when it is missing or unsafe."""

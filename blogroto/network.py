@@ -25,27 +25,36 @@ tf, keras = import_tensorflow()
 
 EPSILON = 1e-5
 # Where the network normalises by variance (see InstanceNorm): "instance" everywhere (Johnson et
-# al.; every filter trained before recipe 2), or "centered-decoder": full instance norm in the
+# al.; every filter trained before recipe 2); "centered-decoder": full instance norm in the
 # encoder (c1, d1, d2: the photo's contrast does not matter), centering only in the residual trunk
-# and the decoder, where the picture is painted.
+# and the decoder, where the picture is painted; "capped-decoder": the same, but a trunk or decoder
+# channel whose variance exceeds 1 is scaled back to 1 (recipe 3: with centering only, nothing
+# bounds the activations, and on dark artworks training blew them up to ~1e9 and saturated the
+# output: flat colour, then black).
 from blogroto.filters import NORMS  # noqa: E402  (beside the filter format, which records it)
+
+NORM_MODES = ("normalise", "centre", "cap")
 
 
 class InstanceNorm(keras.layers.Layer):
     """Instance normalisation with learned scale/offset; statistics in float32 for stability.
 
-    scale=False subtracts the mean only ("centering"): the channel keeps the variance its conv
-    gives it. Full instance norm forces every channel to unit variance over the image, so a
-    network that wants a channel flat over most of a picture (the flat colour fields of a print)
-    can only get there by spending the variance on a small spike, which the output shows as a
-    blown white or black blob (the "droplet" of StyleGAN2, Karras et al. 2020, section 2).
-    Centering cannot be gamed that way."""
+    mode "normalise": zero mean, unit variance per channel over the image. "centre" subtracts the
+    mean only: the channel keeps the variance its conv gives it. Full instance norm forces every
+    channel to unit variance, so a network that wants a channel flat over most of a picture (the
+    flat colour fields of a print) can only get there by spending the variance on a small spike,
+    which the output shows as a blown white or black blob (the "droplet" of StyleGAN2, Karras et
+    al. 2020, section 2). Centering cannot be gamed that way, but it does not bound the scale
+    either; "cap" centres and divides by max(std, 1): flat channels pass as they are, loud ones
+    cannot grow without bound."""
 
-    def __init__(self, scale: bool = True, **kwargs):
+    def __init__(self, mode: str = "normalise", **kwargs):
+        if mode not in NORM_MODES:
+            raise ValueError(f"unknown InstanceNorm mode {mode!r}")
         # No autocast: under mixed precision Keras would round given float32 statistics (the
         # tiled executor's whole-image ones) to bfloat16/float16 before `call` sees them.
         super().__init__(autocast=False, **kwargs)
-        self.scale = scale
+        self.mode = mode
 
     def build(self, input_shape):
         channels = input_shape[-1]
@@ -64,7 +73,12 @@ class InstanceNorm(keras.layers.Layer):
         else:
             mean, var = stats
         # folded into one multiply-add per element
-        scale = self.gamma * tf.math.rsqrt(var + EPSILON) if self.scale else self.gamma
+        if self.mode == "normalise":
+            scale = self.gamma * tf.math.rsqrt(var + EPSILON)
+        elif self.mode == "cap":
+            scale = self.gamma * tf.math.rsqrt(tf.maximum(var, 1.0))
+        else:
+            scale = self.gamma
         y = x32 * scale + (self.beta - mean * scale)
         return tf.cast(y, x.dtype), (mean, var)
 
@@ -119,8 +133,10 @@ class TransformNet(keras.Model):
         def conv(name, filters, kernel, stride=1):
             return keras.layers.Conv2D(filters, kernel, strides=stride, padding="valid", name=name, dtype=policy)
 
+        painting_mode = {"instance": "normalise", "centered-decoder": "centre", "capped-decoder": "cap"}[norm]
+
         def norm(name, encoder=False):
-            return InstanceNorm(scale=encoder or self.norm == "instance", name=name, dtype=policy)
+            return InstanceNorm(mode="normalise" if encoder else painting_mode, name=name, dtype=policy)
 
         # (name, conv, norm, kernel, upsample-before) for the layers outside the residual trunk
         self.c1, self.n1 = conv("c1", w, 9), norm("n1", encoder=True)

@@ -68,6 +68,8 @@ from blogroto.fsutil import OwnedTree
 REMOTE_DIR = "remote"
 _REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 _CHUNK = 64 * 1024
+# An ETag or Last-Modified value worth sending back: printable ASCII, as HTTP allows in a header.
+_VALIDATOR_RE = re.compile(r"[\x20-\x7e]{1,1024}")
 
 # Detected format -> (extension to add, extensions that already fit it).
 _FORMATS = {
@@ -230,6 +232,9 @@ class RemoteFetcher:
         # Reads and writes in the cache never go through a symlink (blogroto.fsutil.OwnedTree).
         self.tree = OwnedTree(Path(cache_dir), "cache")
         self.on_store = None  # called with the cache-relative path of each download stored
+        # called with a cached download's path: whether it is still what blogroto stored (the
+        # cache ledger); a body swapped in the cache is fetched again, never published. None: any.
+        self.is_genuine = None
         self.policy = policy if policy is not None else RemotePolicy()
         self.store = True  # keep downloads in the cache (False: `build --check`, which writes nothing)
         self.refresh = False  # ignore remembered failures, revalidate cached copies now (--refresh-remote)
@@ -330,7 +335,7 @@ class RemoteFetcher:
 
     def _read_json(self, rel: str) -> dict | None:
         try:
-            data = json.loads(self.tree.read_bytes(rel))
+            data = json.loads(self.tree.read_record(rel))
         except (OSError, BlogrotoError, ValueError):
             return None
         return data if isinstance(data, dict) else None
@@ -362,12 +367,14 @@ class RemoteFetcher:
 
     def _read_cached(self, rel: str) -> bytes | None:
         try:
-            body = self.tree.read_bytes(rel)
+            body = self.tree.read_bytes(rel, limit=self.policy.max_bytes)
         except (OSError, BlogrotoError):
             return None
         # Re-check against the current policy and formats: a damaged or now-too-large copy is
         # fetched again rather than trusted.
         if not body or len(body) > self.policy.max_bytes or _identify(body, "") is None:
+            return None
+        if self.is_genuine is not None and not self.is_genuine(rel):
             return None
         return body
 
@@ -395,10 +402,12 @@ class RemoteFetcher:
         current = url
         extra = {}
         if validators:
-            if validators.get("etag"):
-                extra["If-None-Match"] = validators["etag"]
-            if validators.get("last_modified"):
-                extra["If-Modified-Since"] = validators["last_modified"]
+            # from the cache: a malformed value (a header break, a megabyte) would make every
+            # revalidation fail and serve the stale copy forever, so it counts as absent
+            for key, header in (("etag", "If-None-Match"), ("last_modified", "If-Modified-Since")):
+                value = validators.get(key)
+                if isinstance(value, str) and _VALIDATOR_RE.fullmatch(value):
+                    extra[header] = value
         for _hop in range(self.policy.max_redirects + 1):
             where = "" if current == url else f" (redirected to {_redact(current)})"
             response = self._get(url, current, where, deadline, extra)

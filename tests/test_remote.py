@@ -692,6 +692,62 @@ def test_build_does_not_refetch_an_unreachable_image_until_it_is_due(tmp_path, s
     assert len(processed) == 3 and len(server.seen) == 3
 
 
+def test_malformed_cached_validators_are_not_sent(tmp_path, server, monkeypatch):
+    """The fetch record comes from the cache (untrusted): an ETag with a header break in it, or a
+    megabyte of Last-Modified, would make every revalidation fail and keep the stale copy forever.
+    Such values count as absent: the next revalidation is a plain GET that repairs the record."""
+    clock = [1_000_000.0]
+    monkeypatch.setattr(remote, "now", lambda: clock[0])
+    f = RemoteFetcher(tmp_path, RemotePolicy(timeout=TIMEOUT, allow_private=True, duration=3600))
+    url = server.url("/etag.png")
+    assert f.fetch(url)[0] == PNG
+    record = f.cache_path(url).with_name(f.cache_path(url).name + ".json")
+    for etag, modified in (("a\r\nX-Evil: 1", "x" * 2_000_000), (["list"], 7), ("", "\u00e9t\u00e9")):
+        record.write_text(json.dumps({"url": url, "fetched": clock[0], "etag": etag, "last_modified": modified}))
+        clock[0] += 3601
+        seen = len(server.seen)
+        assert f.fetch(url)[0] == PNG and len(server.seen) == seen + 1
+        assert server.httpd.conditional[-1] == (None, None)  # nothing malformed sent
+        assert json.loads(record.read_text())["etag"] == '"v1"'  # the record repaired
+
+
+def test_a_cached_download_the_ledger_does_not_vouch_for_is_fetched_again(tmp_path, server):
+    f = RemoteFetcher(tmp_path, RemotePolicy(timeout=TIMEOUT, allow_private=True, duration=3600))
+    url = server.url("/img.png")
+    assert f.fetch(url)[0] == PNG and len(server.seen) == 1
+    assert f.fetch(url)[0] == PNG and len(server.seen) == 1  # fresh copy: no request
+    f.is_genuine = lambda rel: False
+    assert f.fetch(url)[0] == PNG and len(server.seen) == 2
+
+
+def test_build_never_publishes_a_remote_copy_swapped_in_the_cache(tmp_path, server):
+    """Anyone who can write to a restored CI cache could swap a downloaded body for another image
+    that decodes; the ledger's hash catches it and the URL is fetched again."""
+    from blogroto.build import Builder, BuildOptions
+    from tests.test_build import FakeStylizer, make_filter, write
+
+    site = tmp_path / "site"
+    write(site / "_config.yml", "algorotoscope:\n  remote: {allow_private: true, timeout: 2, duration: 1h}\n")
+    make_filter(site / "_filters", "fake")
+    url = server.url("/img.png")
+    write(site / "_posts/2024-01-01-a.md", f"---\nalgorotoscope: fake\n---\n![x]({url})\n")
+
+    def build():
+        b = Builder(site, BuildOptions(force=True))
+        b.stylizer = FakeStylizer()
+        return b.build()
+
+    assert build().images_stylized == 1 and len(server.seen) == 1
+    body = RemoteFetcher(site / ".blogroto-cache").cache_path(url)
+    assert body.read_bytes() == PNG
+    build()
+    assert len(server.seen) == 1  # a genuine fresh copy is used as it is
+    body.write_bytes(make_png(3, 3))  # a valid image, but not the one downloaded
+    report = build()
+    assert len(server.seen) == 2 and body.read_bytes() == PNG
+    assert report.images_stylized == 0  # the real image's stylized entry was still cached
+
+
 def test_build_revalidates_a_cached_remote_image_after_its_duration(tmp_path, server, monkeypatch):
     from blogroto.build import Builder
     from tests.test_build import FakeStylizer, make_filter, write

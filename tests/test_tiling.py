@@ -17,12 +17,12 @@ from tests.test_stylize import photo_array, psnr
 
 @pytest.fixture(scope="module")
 def filters(tmp_path_factory):
-    """Random networks: tiny with 2 blocks, slim (16/3), full-size (32/5) and slim with centered decoder norms."""
+    """Random networks: tiny with 2 blocks, slim (16/3), full-size (32/5) and slim with centered or capped decoder norms."""
     from blogroto.filters import load_filter
 
     base = tmp_path_factory.mktemp("tiling-filters")
     specs = {"tiny2": (4, 2, "instance"), "slim": (16, 3, "instance"), "full": (32, 5, "instance"),
-             "slim-centered": (16, 3, "centered-decoder")}
+             "slim-centered": (16, 3, "centered-decoder"), "slim-capped": (16, 3, "capped-decoder")}
     return {name: load_filter(make_filter(base, name, width=w, blocks=b, seed=11, norm=norm))
             for name, (w, b, norm) in specs.items()}
 
@@ -42,7 +42,7 @@ def test_tiled_equals_untiled_tiny(tiny_filter):
         assert np.abs(whole - tiled).max() < 1e-4 and psnr(whole, tiled) > 90, (h, w)
 
 
-@pytest.mark.parametrize("name", ["tiny2", "slim", "full", "slim-centered"])
+@pytest.mark.parametrize("name", ["tiny2", "slim", "full", "slim-centered", "slim-capped"])
 def test_tiled_equals_untiled_random_networks(filters, name):
     photo = photo_array(123, 97, seed=2)
     whole, tiled = tiled_and_untiled(filters[name], photo)

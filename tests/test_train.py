@@ -22,7 +22,7 @@ def test_training_writes_a_complete_filter_that_applies(tmp_path):
     assert t["steps"] == 6 and t["resolution"] == 32 and t["seconds"] > 0
     assert t["vgg_weights"] == "random test weights"
     assert set(t["final_losses"]) == {"total", "content", "style", "tv"}
-    assert flt.network.norm == "centered-decoder" and flt.meta["network"]["norm"] == "centered-decoder"
+    assert flt.network.norm == "capped-decoder" and flt.meta["network"]["norm"] == "capped-decoder"
     assert flt.meta["precision"]["bfloat16_psnr_db"] > 20  # measured, gates bf16 under `auto`
     assert flt.source == {**dict.fromkeys(flt.source), "title": "Test Art", "creator": "Tester", "licence": "CC0-1.0"}
     assert not (tmp_path / "out" / ".tiny-trained.training").exists()  # work folder removed
@@ -94,25 +94,31 @@ def test_cli_trains_and_credits(tmp_path):
     assert flt.source["title"] == "Sunflowers" and flt.source["year"] == 1888 and flt.source["creator"] == "A. Painter"
 
 
-def test_centered_norm_keeps_each_channels_contrast():
-    """Full instance norm gives every channel unit variance over the image; centering (the
+def test_centered_and_capped_norms_keep_each_channels_contrast():
+    """Full instance norm gives every channel unit variance over the image; centering (the trunk and
     decoder of `centered-decoder` networks) removes the mean only, so a channel can stay nearly
-    flat instead of spending its variance on a spike (the white/black blob)."""
+    flat instead of spending its variance on a spike (the white/black blob); capping (recipe 3,
+    `capped-decoder`) does the same for quiet channels but scales a loud one back to unit variance,
+    so training cannot blow the activations up."""
     import tensorflow as tf
 
     from blogroto.network import InstanceNorm, TransformNet
 
     rng = np.random.default_rng(0)
-    x = tf.constant((rng.standard_normal((1, 16, 16, 2)) * [0.01, 3.0] + 5.0).astype(np.float32))
-    full, centered = InstanceNorm(), InstanceNorm(scale=False)
-    yf, yc = full(x)[0].numpy(), centered(x)[0].numpy()
-    assert np.allclose(yf.mean(axis=(1, 2)), 0, atol=1e-4) and np.allclose(yc.mean(axis=(1, 2)), 0, atol=1e-4)
-    assert np.allclose(yf.std(axis=(1, 2)), 1, atol=0.05)  # the flat channel blown up 100x
-    assert np.allclose(yc.std(axis=(1, 2)), x.numpy().std(axis=(1, 2)), rtol=1e-3)
-    net = TransformNet(width=4, blocks=1, norm="centered-decoder").ensure_built()
-    scaled = {layer.name: layer.scale for layer in net._flatten_layers() if isinstance(layer, InstanceNorm)}
-    assert scaled["n1"] and scaled["nd1"] and scaled["nd2"]  # the encoder still ignores photo contrast
-    assert not any(v for k, v in scaled.items() if k not in ("n1", "nd1", "nd2"))
+    x = tf.constant((rng.standard_normal((1, 16, 16, 3)) * [0.03, 0.8, 300.0] + 5.0).astype(np.float32))
+    full, centered, capped = InstanceNorm(), InstanceNorm(mode="centre"), InstanceNorm(mode="cap")
+    yf, yc, yk = (norm(x)[0].numpy() for norm in (full, centered, capped))
+    for y in (yf, yc, yk):
+        assert np.allclose(y.mean(axis=(1, 2)), 0, atol=1e-3)
+    std = x.numpy().std(axis=(1, 2))[0]
+    assert np.allclose(yf.std(axis=(1, 2)), 1, atol=0.05)  # the flat channel blown up 30x
+    assert np.allclose(yc.std(axis=(1, 2)), std, rtol=1e-3)  # the loud channel left at 300
+    assert np.allclose(yk.std(axis=(1, 2))[0], [std[0], std[1], 1.0], rtol=1e-3)
+    for norm, mode in (("centered-decoder", "centre"), ("capped-decoder", "cap"), ("instance", "normalise")):
+        net = TransformNet(width=4, blocks=1, norm=norm).ensure_built()
+        modes = {layer.name: layer.mode for layer in net._flatten_layers() if isinstance(layer, InstanceNorm)}
+        assert modes["n1"] == modes["nd1"] == modes["nd2"] == "normalise"  # the encoder ignores photo contrast
+        assert {v for k, v in modes.items() if k not in ("n1", "nd1", "nd2")} == {mode}
     with pytest.raises(BlogrotoError, match="norm"):
         TransformNet(width=4, blocks=1, norm="batch")
 

@@ -128,6 +128,25 @@ def test_hostile_manifest_paths_are_refused(kit):
     kit.assert_good_post_built()
 
 
+def test_oversized_cache_records_are_not_read(kit, monkeypatch):
+    """A multi-gigabyte file planted as the manifest, ledger or stat index is refused unread
+    (here with the limit lowered to keep the test small): one warning, and a build as from scratch."""
+    from blogroto import fsutil
+    from blogroto.cache import INDEX_NAME, LEDGER_NAME
+
+    assert kit.build().code == 0
+    monkeypatch.setattr(fsutil, "RECORD_MAX_BYTES", 4096)
+    path, data = manifest_of(kit)
+    data["padding"] = "x" * 5000
+    path.write_text(json.dumps(data))
+    for name in (LEDGER_NAME, INDEX_NAME):
+        (kit.cache / name).write_text(json.dumps({"format": 1, "entries": {}, "padding": "x" * 5000}))
+    result = kit.build()
+    assert result.code == 0, result.text
+    assert "larger than 4,096 bytes" in result.err and "build manifest" in result.err
+    kit.assert_good_post_built()
+
+
 def test_non_hex_image_key_in_the_manifest(kit):
     assert kit.build().code == 0
     path, data = manifest_of(kit)
