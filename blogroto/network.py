@@ -10,10 +10,15 @@ image: `TransformNet.run` can therefore return the statistics it used and accept
 
 Weights are saved as a plain `.npz` (numpy, no pickles) keyed by stable layer names, so loading a
 filter never runs code from the filter folder.
+
+Besides blogroto's own layout, the network can be wired like the Johnson-style networks of other
+tools, so that a filter imported from them (`blogroto import`, blogroto/importing.py) computes what
+the original computes, not an approximation: see `ARCH_SPECS`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,9 +36,56 @@ EPSILON = 1e-5
 # channel whose variance exceeds 1 is scaled back to 1 (recipe 3: with centering only, nothing
 # bounds the activations, and on dark artworks training blew them up to ~1e9 and saturated the
 # output: flat colour, then black).
-from blogroto.filters import NORMS  # noqa: E402  (beside the filter format, which records it)
+from blogroto.filters import ARCHS, DEFAULT_ARCH, NORMS  # noqa: E402  (beside the filter format, which records it)
 
 NORM_MODES = ("normalise", "centre", "cap")
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """How the layers of one architecture (`network.arch` in filter.yaml) are wired.
+
+    padding: "reflect" pads each conv's input by kernel//2 by reflection, then a VALID conv;
+        "same" is TensorFlow's SAME zero padding (for a stride-2 3x3 conv on an even size: 0 before,
+        1 after).
+    upsample: "nearest" = nearest-neighbour x2 then a 3x3 conv (`upsample_conv`); "transpose" = a
+        3x3 stride-2 transposed convolution with TF's SAME padding (`TransposeConv`).
+    bias: whether the convolutions have a bias. out_norm: whether the last 9x9 conv is
+        instance-normalised too. epsilon: the instance norm's variance epsilon.
+    input_scale: the network sees pixel values times this (255: it works on 0..255 pixels).
+    output: "tanh" = (tanh(y) + 1) / 2; "tanh150" = (150 tanh(y) + 127.5) / 255 clipped to [0, 1];
+        "linear255" = y / 255 clipped to [0, 1].
+    prefix: put before every weight name in weights.npz, so that weights of one layout can never be
+        loaded as another's (the pytorch/examples layout has exactly the shapes of blogroto's own)."""
+
+    padding: str
+    upsample: str
+    bias: bool
+    out_norm: bool
+    epsilon: float
+    input_scale: float
+    output: str
+    prefix: str
+
+
+ARCH_SPECS = {
+    # blogroto's own (Johnson et al. with resize-convolutions, reflection padding, tanh to [0, 1])
+    DEFAULT_ARCH: ArchSpec("reflect", "nearest", True, False, EPSILON, 1.0, "tanh", ""),
+    # lengstrom/fast-style-transfer (src/transform.py) as its evaluate.py runs it: pixels 0..255 in,
+    # convs without bias and SAME zero padding, instance norm (epsilon 1e-3) after every conv, the
+    # last included, conv2d_transpose upsampling, output tanh(y) * 150 + 255/2
+    "johnson-tf1": ArchSpec("same", "transpose", False, True, 1e-3, 255.0, "tanh150", "johnson-tf1/"),
+    # pytorch/examples fast_neural_style (neural_style/transformer_net.py), also the ONNX model zoo's
+    # fast-neural-style models: blogroto's layout, but pixels 0..255 in and out, no tanh
+    "pytorch-examples": ArchSpec("reflect", "nearest", True, False, 1e-5, 255.0, "linear255", "pytorch-examples/"),
+}
+assert set(ARCH_SPECS) == set(ARCHS)
+
+
+def arch_spec(arch: str) -> ArchSpec:
+    if arch not in ARCH_SPECS:
+        raise FilterError(f"unknown network arch {arch!r}; known: {', '.join(ARCHS)}")
+    return ARCH_SPECS[arch]
 
 
 class InstanceNorm(keras.layers.Layer):
@@ -48,13 +100,14 @@ class InstanceNorm(keras.layers.Layer):
     either; "cap" centres and divides by max(std, 1): flat channels pass as they are, loud ones
     cannot grow without bound."""
 
-    def __init__(self, mode: str = "normalise", **kwargs):
+    def __init__(self, mode: str = "normalise", epsilon: float = EPSILON, **kwargs):
         if mode not in NORM_MODES:
             raise ValueError(f"unknown InstanceNorm mode {mode!r}")
         # No autocast: under mixed precision Keras would round given float32 statistics (the
         # tiled executor's whole-image ones) to bfloat16/float16 before `call` sees them.
         super().__init__(autocast=False, **kwargs)
         self.mode = mode
+        self.epsilon = epsilon
 
     def build(self, input_shape):
         channels = input_shape[-1]
@@ -74,13 +127,38 @@ class InstanceNorm(keras.layers.Layer):
             mean, var = stats
         # folded into one multiply-add per element
         if self.mode == "normalise":
-            scale = self.gamma * tf.math.rsqrt(var + EPSILON)
+            scale = self.gamma * tf.math.rsqrt(var + self.epsilon)
         elif self.mode == "cap":
             scale = self.gamma * tf.math.rsqrt(tf.maximum(var, 1.0))
         else:
             scale = self.gamma
         y = x32 * scale + (self.beta - mean * scale)
         return tf.cast(y, x.dtype), (mean, var)
+
+
+class TransposeConv(keras.layers.Layer):
+    """tf.nn.conv2d_transpose with TF's SAME padding and no bias: fast-style-transfer's upsampling
+    (`_conv_tranpose_layer`), output `stride` times the input's size. The kernel is stored as
+    TensorFlow stores it, [k, k, out_channels, in_channels]."""
+
+    transposed = True  # for the tiled executor's receptive reach (blogroto.stylize._reach)
+
+    def __init__(self, filters: int, kernel_size: int, stride: int, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        self.kernel_size = (int(kernel_size),) * 2
+        self.strides = (int(stride),) * 2
+
+    def build(self, input_shape):
+        k = self.kernel_size[0]
+        self.kernel = self.add_weight(name="kernel", shape=(k, k, self.filters, int(input_shape[-1])),
+                                      initializer="glorot_uniform")
+
+    def call(self, x):
+        shape = tf.shape(x)
+        s = self.strides[0]
+        out_shape = tf.stack([shape[0], shape[1] * s, shape[2] * s, self.filters])
+        return tf.nn.conv2d_transpose(x, tf.cast(self.kernel, x.dtype), out_shape, [1, s, s, 1], padding="SAME")
 
 
 def _reflect(x, pad):
@@ -118,24 +196,45 @@ def upsample_conv(conv, h):
 
 class TransformNet(keras.Model):
     """Johnson-style feed-forward stylization network. `width` is the first layer's channel count
-    (then 2x and 4x); `blocks` the number of residual blocks. Input and output: RGB in [0, 1]."""
+    (then 2x and 4x); `blocks` the number of residual blocks; `arch` the layout (`ARCH_SPECS`).
+    Input and output: RGB in [0, 1]."""
 
-    def __init__(self, width: int = 32, blocks: int = 5, dtype_policy: str = "float32", norm: str = "instance", **kwargs):
+    def __init__(self, width: int = 32, blocks: int = 5, dtype_policy: str = "float32", norm: str = "instance",
+                 arch: str = DEFAULT_ARCH, **kwargs):
         super().__init__(name="transform_net", **kwargs)
         if norm not in NORMS:
             raise FilterError(f"unknown network norm {norm!r}; known: {', '.join(NORMS)}")
+        spec = arch_spec(arch)
+        if arch != DEFAULT_ARCH and norm != "instance":
+            raise FilterError(f"network arch {arch} has instance norm only, not {norm!r}")
         self.width = int(width)
         self.blocks = int(blocks)
         self.norm = norm
+        self.arch = arch
+        self.spec = spec
         policy = keras.DTypePolicy(dtype_policy)
         w = self.width
 
-        def conv(name, filters, kernel, stride=1):
-            return keras.layers.Conv2D(filters, kernel, strides=stride, padding="valid", name=name, dtype=policy)
+        if arch == DEFAULT_ARCH:
+            def conv(name, filters, kernel, stride=1):
+                return keras.layers.Conv2D(filters, kernel, strides=stride, padding="valid", name=name, dtype=policy)
+        else:
+            padding = "valid" if spec.padding == "reflect" else "same"  # reflection is padded in `_chain`
+
+            def conv(name, filters, kernel, stride=1):
+                return keras.layers.Conv2D(filters, kernel, strides=stride, padding=padding, use_bias=spec.bias,
+                                           name=name, dtype=policy)
+
+        def up_conv(name, filters):
+            if spec.upsample == "transpose":
+                return TransposeConv(filters, 3, 2, name=name, dtype=policy)
+            return conv(name, filters, 3)
 
         painting_mode = {"instance": "normalise", "centered-decoder": "centre", "capped-decoder": "cap"}[norm]
 
         def norm(name, encoder=False):
+            if arch != DEFAULT_ARCH:
+                return InstanceNorm(mode="normalise", epsilon=spec.epsilon, name=name, dtype=policy)
             return InstanceNorm(mode="normalise" if encoder else painting_mode, name=name, dtype=policy)
 
         # (name, conv, norm, kernel, upsample-before) for the layers outside the residual trunk
@@ -145,18 +244,24 @@ class TransformNet(keras.Model):
         self.res = []
         for i in range(self.blocks):
             self.res.append((conv(f"r{i}a", 4 * w, 3), norm(f"r{i}an"), conv(f"r{i}b", 4 * w, 3), norm(f"r{i}bn")))
-        self.u1, self.nu1 = conv("u1", 2 * w, 3), norm("nu1")
-        self.u2, self.nu2 = conv("u2", w, 3), norm("nu2")
+        self.u1, self.nu1 = up_conv("u1", 2 * w), norm("nu1")
+        self.u2, self.nu2 = up_conv("u2", w), norm("nu2")
         self.out = conv("out", 3, 9)
+        self.nout = norm("nout") if spec.out_norm else None  # fast-style-transfer normalises its output layer too
         self.compute_dtype_name = policy.compute_dtype
 
     @property
     def norm_count(self) -> int:
-        return 5 + 2 * self.blocks
+        return 5 + 2 * self.blocks + (self.nout is not None)
+
+    @property
+    def up_norm_count(self) -> int:
+        """Norms in the up path (u1, u2, and out where the arch normalises it)."""
+        return 2 + (self.nout is not None)
 
     def norm_channels(self) -> list[int]:
         w = self.width
-        return [w, 2 * w, 4 * w] + [4 * w] * (2 * self.blocks) + [2 * w, w]
+        return [w, 2 * w, 4 * w] + [4 * w] * (2 * self.blocks) + [2 * w, w] + ([3] if self.nout is not None else [])
 
     # The network as three chains of units (conv, norm or None, upsample before, relu after); a
     # residual block is a two-unit chain whose output is added to its input. `run` and the tiled
@@ -169,19 +274,23 @@ class TransformNet(keras.Model):
         return [(conv_a, norm_a, False, True), (conv_b, norm_b, False, False)]
 
     def up_units(self):
-        return [(self.u1, self.nu1, True, True), (self.u2, self.nu2, True, True), (self.out, None, False, False)]
+        # a transposed convolution upsamples by itself: its unit has no separate upsampling
+        nearest = self.spec.upsample == "nearest"
+        return [(self.u1, self.nu1, nearest, True), (self.u2, self.nu2, nearest, True), (self.out, self.nout, False, False)]
 
-    @staticmethod
-    def _chain(h, units, stats, used):
+    def _chain(self, h, units, stats, used):
         """Run `units` on h, normalising unit k with stats[k] (None: h's own statistics).
 
         Stops at the pre-norm output of unit len(stats) when there are fewer entries than norms:
         that is what a statistics pass over tiles needs to measure."""
+        reflect = self.spec.padding == "reflect"
         for k, (conv, norm, upsample, relu) in enumerate(units):
             if upsample:
                 h = upsample_conv(conv, h)  # nearest-neighbour x2, then the conv
-            else:
+            elif reflect:
                 h = conv(_reflect(h, conv.kernel_size[0] // 2))
+            else:
+                h = conv(h)  # SAME zero padding (or a transposed conv), inside the layer
             if norm is None or k == len(stats):
                 return h
             h, st = norm(h, stats=stats[k])
@@ -192,6 +301,8 @@ class TransformNet(keras.Model):
 
     def front(self, x, stats, used=None):
         """Full resolution -> 1/4 resolution (c1, d1, d2); see `_chain` for `stats`."""
+        if self.spec.input_scale != 1.0:  # a network that works on 0..255 pixels
+            x = tf.cast(x, tf.float32) * self.spec.input_scale
         return self._chain(tf.cast(x, self.compute_dtype_name), self.front_units(), stats, [] if used is None else used)
 
     def block(self, i: int, h, stats, used=None):
@@ -202,10 +313,21 @@ class TransformNet(keras.Model):
         return h + r if len(stats) == 2 else r
 
     def up(self, h, stats, used=None):
-        """1/4 resolution -> the image in [0, 1] (u1, u2, out) given both statistics, else the
-        pre-norm output of u1 (no stats) or u2 (stats of nu1)."""
+        """1/4 resolution -> the image in [0, 1] (u1, u2, out) given all its statistics
+        (`up_norm_count`), else the pre-norm output of u1 (no stats), u2 (stats of nu1) or, where
+        the arch normalises it, out (stats of nu1 and nu2)."""
         y = self._chain(tf.cast(h, self.compute_dtype_name), self.up_units(), stats, [] if used is None else used)
-        return (tf.tanh(tf.cast(y, tf.float32)) + 1.0) * 0.5 if len(stats) == 2 else y
+        return self._image(y) if len(stats) == self.up_norm_count else y
+
+    def _image(self, y):
+        """The last layer's output as an image in [0, 1], as the arch maps it."""
+        y = tf.cast(y, tf.float32)
+        output = self.spec.output
+        if output == "tanh":
+            return (tf.tanh(y) + 1.0) * 0.5
+        if output == "tanh150":  # fast-style-transfer: tanh(y) * 150 + 255/2, pixels clipped to 0..255
+            return tf.clip_by_value((tf.tanh(y) * 150.0 + 127.5) / 255.0, 0.0, 1.0)
+        return tf.clip_by_value(y / 255.0, 0.0, 1.0)  # pytorch/examples: the conv's output is the 0..255 image
 
     def run(self, x, stats=None):
         """Stylize `x` (N,H,W,3 in [0,1]; H and W multiples of 4). Returns (y, stats_used).
@@ -232,15 +354,16 @@ class TransformNet(keras.Model):
         for block in self.res:
             layers.extend(block)
         layers += [self.u1, self.nu1, self.u2, self.nu2, self.out]
-        return layers
+        return layers + ([self.nout] if self.nout is not None else [])
 
-    # Weight I/O: a flat {"layer/variable": array} mapping, stable across processes.
+    # Weight I/O: a flat {"layer/variable": array} mapping, stable across processes (names behind
+    # the arch's prefix, e.g. "johnson-tf1/c1/kernel", for the imported layouts).
     def weight_dict(self) -> dict[str, np.ndarray]:
         self.ensure_built()
         out = {}
         for layer in self.named_layers():
             for var in layer.weights:
-                out[f"{layer.name}/{var.name}"] = np.asarray(var.numpy(), dtype=np.float32)
+                out[f"{self.spec.prefix}{layer.name}/{var.name}"] = np.asarray(var.numpy(), dtype=np.float32)
         return out
 
     def set_weight_dict(self, weights: dict[str, np.ndarray], source: str | Path = "weights") -> None:
@@ -248,7 +371,7 @@ class TransformNet(keras.Model):
         expected = {}
         for layer in self.named_layers():
             for var in layer.weights:
-                expected[f"{layer.name}/{var.name}"] = var
+                expected[f"{self.spec.prefix}{layer.name}/{var.name}"] = var
         missing = sorted(set(expected) - set(weights))
         extra = sorted(set(weights) - set(expected))
         if missing or extra:
@@ -359,8 +482,9 @@ def check_weight_headers(path: Path, expected: dict[str, tuple[int, ...]] | None
         raise FilterError(f"weights file refused: its arrays declare {total} bytes", path)
 
 
-def expected_shapes(width: int, blocks: int) -> dict[str, tuple[int, ...]]:
-    """The weight shapes of TransformNet(width, blocks), computed without building it."""
+def expected_shapes(width: int, blocks: int, arch: str = DEFAULT_ARCH) -> dict[str, tuple[int, ...]]:
+    """The weight shapes of TransformNet(width, blocks, arch=arch), computed without building it."""
+    spec = arch_spec(arch)
     w = width
     convs = [("c1", 9, 3, w), ("d1", 3, w, 2 * w), ("d2", 3, 2 * w, 4 * w)]
     for i in range(blocks):
@@ -368,31 +492,57 @@ def expected_shapes(width: int, blocks: int) -> dict[str, tuple[int, ...]]:
     convs += [("u1", 3, 4 * w, 2 * w), ("u2", 3, 2 * w, w), ("out", 9, w, 3)]
     norms = {"c1": "n1", "d1": "nd1", "d2": "nd2", "u1": "nu1", "u2": "nu2"}
     norms.update({f"r{i}{x}": f"r{i}{x}n" for i in range(blocks) for x in "ab"})
+    if spec.out_norm:
+        norms["out"] = "nout"
     shapes = {}
     for name, k, cin, cout in convs:
-        shapes[f"{name}/kernel"], shapes[f"{name}/bias"] = (k, k, cin, cout), (cout,)
+        transposed = spec.upsample == "transpose" and name in ("u1", "u2")
+        shapes[f"{spec.prefix}{name}/kernel"] = (k, k, cout, cin) if transposed else (k, k, cin, cout)
+        if spec.bias and not transposed:
+            shapes[f"{spec.prefix}{name}/bias"] = (cout,)
         if name in norms:
-            shapes[f"{norms[name]}/gamma"] = shapes[f"{norms[name]}/beta"] = (cout,)
+            shapes[f"{spec.prefix}{norms[name]}/gamma"] = shapes[f"{spec.prefix}{norms[name]}/beta"] = (cout,)
     return shapes
 
 
-def load_network(path: str | Path, width: int, blocks: int, dtype_policy: str = "float32", norm: str = "instance") -> TransformNet:
+def load_network(path: str | Path, width: int, blocks: int, dtype_policy: str = "float32", norm: str = "instance",
+                 arch: str = DEFAULT_ARCH) -> TransformNet:
+    described = f"width {width}, {blocks} blocks" + (f", arch {arch}" if arch != DEFAULT_ARCH else "")
     try:  # shapes checked from the .npy headers, before anything is decompressed
-        weights = read_weights(path, expected_shapes(width, blocks))
+        weights = read_weights(path, expected_shapes(width, blocks, arch))
     except FilterError as exc:
         if exc.message.startswith("weights do not match the network: "):
-            raise FilterError(exc.message.replace("the network: ", f"the network (width {width}, {blocks} blocks): ", 1),
+            other = _arch_of_weights(path)
+            if other is not None and other != arch:  # e.g. an imported filter's weights read as blogroto's own
+                raise FilterError(f"these weights are laid out for network arch {other}, not {arch} "
+                                  f"(network.arch in filter.yaml)", path) from exc
+            raise FilterError(exc.message.replace("the network: ", f"the network ({described}): ", 1),
                               path) from exc
         raise
     # Check the shapes before building: a hostile filter.yaml (width 256, 256 blocks) with a tiny
     # weights file must not make Keras allocate a 19 GB network first.
     shapes = {k: tuple(v.shape) for k, v in weights.items()}
-    if shapes != expected_shapes(width, blocks):
-        want = expected_shapes(width, blocks)
+    if shapes != expected_shapes(width, blocks, arch):
+        want = expected_shapes(width, blocks, arch)
         bad = sorted(k for k in set(want) | set(shapes) if want.get(k) != shapes.get(k))
-        raise FilterError(f"weights do not match the network (width {width}, {blocks} blocks): "
+        raise FilterError(f"weights do not match the network ({described}): "
                           f"{', '.join(f'{k} is {shapes.get(k)}, expected {want.get(k)}' for k in bad[:3])}"
                           f"{'…' if len(bad) > 3 else ''}", path)
-    net = TransformNet(width=width, blocks=blocks, dtype_policy=dtype_policy, norm=norm).ensure_built()
+    net = TransformNet(width=width, blocks=blocks, dtype_policy=dtype_policy, norm=norm, arch=arch).ensure_built()
     net.set_weight_dict(weights, source=path)
     return net
+
+
+def _arch_of_weights(path: str | Path) -> str | None:
+    """The arch a weights file's names are laid out for (from the names alone), None if unclear."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [info.filename for info in archive.infolist()]
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return None
+    found = {arch for arch, spec in ARCH_SPECS.items() if spec.prefix and any(n.startswith(spec.prefix) for n in names)}
+    if len(found) == 1:
+        return found.pop()
+    return DEFAULT_ARCH if not found and names else None

@@ -162,13 +162,23 @@ def _reach(units) -> int:
     """Context (input pixels, each side) a stage's output core depends on: its receptive reach.
 
     Maps an aligned core's output interval back through every conv (kernel, stride, padding
-    kernel//2) and nearest x2 upsampling, and measures how far it sticks out of the core."""
+    kernel//2) and nearest x2 upsampling, and measures how far it sticks out of the core.
+
+    The layouts of imported networks (blogroto.network.ARCH_SPECS) add TensorFlow's SAME padding
+    (`padding="same"` convs: a stride-s conv on a size that is a multiple of s pads (k-s)//2
+    before; tiles are aligned so that holds in every tile as in the whole image) and SAME
+    transposed convolutions (output o = s*i + t - (k-s)//2 for input i and tap t)."""
     scale = _scale(units)
     a, b = 64, 128  # an input core far from any border, aligned for the stride-2 layers
     lo, hi = round(a * scale), round(b * scale)
     for conv, _norm, upsample, _relu in reversed(units):
         k, s = conv.kernel_size[0], conv.strides[0]
-        lo, hi = s * lo - k // 2, s * (hi - 1) - k // 2 + k
+        if getattr(conv, "transposed", False):
+            before = (k - s) // 2
+            lo, hi = -(-(lo + before - k + 1) // s), (hi - 1 + before) // s + 1
+            continue
+        before = k // 2 if conv.padding == "valid" else (k - s) // 2  # reflection-padded VALID conv, or SAME
+        lo, hi = s * lo - before, s * (hi - 1) - before + k
         if upsample:
             lo, hi = lo // 2, (hi - 1) // 2 + 1
     return max(a - lo, hi - b, 0)
@@ -178,7 +188,10 @@ def _scale(units) -> float:
     """Output pixels per input pixel of a stage."""
     scale = 1.0
     for conv, _norm, upsample, _relu in units:
-        scale = scale * (2 if upsample else 1) / conv.strides[0]
+        if getattr(conv, "transposed", False):
+            scale = scale * conv.strides[0]
+        else:
+            scale = scale * (2 if upsample else 1) / conv.strides[0]
     return scale
 
 
@@ -199,7 +212,8 @@ class _LoadedNetwork:
 
         self.tf = tf
         spec = flt.network
-        self.net = load_network(flt.file("weights"), spec.width, spec.blocks, dtype_policy=policy, norm=spec.norm)
+        self.net = load_network(flt.file("weights"), spec.width, spec.blocks, dtype_policy=policy, norm=spec.norm,
+                                arch=spec.arch)
         image = tf.TensorSpec([1, None, None, 3], tf.float32)
         self._whole = tf.function(lambda x: self.net.run(x)[0], input_signature=[image], autograph=False)
         self._stages: dict[tuple, object] = {}
@@ -314,9 +328,10 @@ class _TiledRun:
             sa = self._measure("block", i, [], h)
             sb = self._measure("block", i, [sa], h)
             self._block_in_place(i, [sa, sb], h)
-        s1 = self._measure("up", 0, [], h)
-        s2 = self._measure("up", 0, [s1], h)
-        self._output(h, [s1, s2], out, options)
+        up: list = []
+        for _ in range(self.net.net.up_norm_count):  # 2; 3 where the arch normalises its output layer
+            up.append(self._measure("up", 0, list(up), h))
+        self._output(h, up, out, options)
 
     def _front_features(self, stats: list, h: np.ndarray) -> None:
         """Writes relu(nd2(d2(...))) of every tile's core into the 1/4-res buffer."""
@@ -353,9 +368,9 @@ class _TiledRun:
 
     def _output(self, h: np.ndarray, stats: list, out: np.ndarray, options: StyleOptions) -> None:
         """The final pass: up path on each 1/4-res tile, cropped to the photo, blended, stored."""
-        fn = self.net.stage("up", 0, 2, False, h.dtype)
+        fn = self.net.stage("up", 0, len(stats), False, h.dtype)
         height, width = self.rgb.shape[:2]
-        for core, window in self._tiles(self._plan("up", 0, 2)):
+        for core, window in self._tiles(self._plan("up", 0, len(stats))):
             y = fn(self._read(h, window), self._core_in_window(core, window, 4), stats).numpy()
             y0, y1, x0, x1 = (4 * c for c in core)
             y1, x1 = min(y1, height), min(x1, width)

@@ -319,7 +319,7 @@ class Trainer:
             lossnet = LossNetwork(vgg_weights, DISTILL_LAYERS, compute_dtype=compute)
             spec = self.teacher.network
             teacher_net = load_network(self.teacher.file("weights"), spec.width, spec.blocks, dtype_policy=policy,
-                                       norm=spec.norm)
+                                       norm=spec.norm, arch=spec.arch)
 
             def losses(x, step):
                 target = tf.stop_gradient(teacher_net(x))

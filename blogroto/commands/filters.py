@@ -19,12 +19,14 @@ from blogroto.ui import verbosity_options
                    "(lets `--precision auto` use bf16 on CPUs that have it). Writes to the filter folder.")
 @verbosity_options
 def command(filters_dir, site, record, quiet, verbose):
-    """List available filters with the work each was learned from and where each comes from:
+    """List available filters with the work each was learned from (how it was trained, or the
+    file it was imported from) and where each comes from:
     --filters-dir, the site's _filters/ (when run in or for a site), user (your filter library,
     where `blogroto train` writes outside a site) or built-in. A name found in two places is
     listed once, from the place that wins."""
     from blogroto import ui
     from blogroto.errors import FilterError
+    from blogroto.importing import describe_import
     from blogroto.locate import filter_library
 
     ui.check_verbosity(quiet, verbose)
@@ -50,5 +52,9 @@ def command(filters_dir, site, record, quiet, verbose):
             click.echo(f"{name:24} {origin:9} (broken: {exc})")
             continue
         t = flt.training
-        trained = f"{t.get('steps', '?')} steps, {float(t.get('seconds', 0)) / 60:.0f} min" if t else "training record missing"
+        imported = describe_import(t)
+        if imported:
+            trained = f"{imported.replace('Imported from', 'imported from', 1)}"
+        else:
+            trained = f"{t.get('steps', '?')} steps, {float(t.get('seconds', 0)) / 60:.0f} min" if t else "training record missing"
         click.echo(f"{name:24} {origin:9} {flt.credit_line()}  [{trained}]  {flt.folder}")

@@ -93,18 +93,32 @@ def how_to_use(slug: str, folder: Path, where: Destination) -> str:
             f"copy it into the site's _filters/ and put `algorotoscope: {slug}` in a post's front matter")
 
 
+def filter_options(title_help: str):
+    """--name and the credit options, shared by every command that makes a filter folder (train, import)."""
+    options = [
+        click.option("--name", required=True, help="Filter name (slug): lower-case letters, digits and dashes."),
+        click.option("--title", help=title_help),
+        click.option("--creator", help="Who made the source work."),
+        click.option("--year", help="Year of the source work."),
+        click.option("--source-url", help="Where the source work can be seen."),
+        click.option("--licence", "--license", "licence", help="Licence of the source work, e.g. CC0-1.0, CC-BY-4.0, public domain."),
+        click.option("--licence-url", "--license-url", "licence_url", help="Link to the licence text."),
+        click.option("--credit", help="Free-text credit line shown under stylized images."),
+        click.option("--display-name", help="Human-friendly filter name."),
+        click.option("--description", help="What the filter does, for the catalog."),
+    ]
+
+    def apply(command):
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return apply
+
+
 @click.command("train")
 @click.argument("artwork", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--name", required=True, help="Filter name (slug): lower-case letters, digits and dashes.")
-@click.option("--title", help="Title of the source work (defaults to the file name).")
-@click.option("--creator", help="Who made the source work.")
-@click.option("--year", help="Year of the source work.")
-@click.option("--source-url", help="Where the source work can be seen.")
-@click.option("--licence", "--license", "licence", help="Licence of the source work, e.g. CC0-1.0, CC-BY-4.0, public domain.")
-@click.option("--licence-url", "--license-url", "licence_url", help="Link to the licence text.")
-@click.option("--credit", help="Free-text credit line shown under stylized images.")
-@click.option("--display-name", help="Human-friendly filter name.")
-@click.option("--description", help="What the filter does, for the catalog.")
+@filter_options("Title of the source work (defaults to the file name).")
 @click.option("--content", "content_dirs", multiple=True, type=click.Path(path_type=Path), help="Folders (or files) of your own photos to train on; repeatable.")
 @click.option("--no-builtin-content", is_flag=True, help="Train only on --content photos, not the built-in set.")
 @click.option("--teacher", help="Distill this filter (name or folder) into a slim network that applies ~2.7x faster; ARTWORK and the credit default to the teacher's.")
