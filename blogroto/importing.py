@@ -43,6 +43,7 @@ from blogroto.errors import BlogrotoError, FilterError
 
 FORMATS = ("fast-style-transfer", "pytorch", "onnx")
 MAX_BYTES = 1 << 30
+EVALUATE_LIMIT = 16  # elements of any tensor the constant evaluator computes (upsampling scales, shapes)
 # what the original network is, in words (filter.yaml's training.original, the catalog)
 ORIGINALS = {
     "fast-style-transfer": "lengstrom/fast-style-transfer (TensorFlow 1, src/transform.py)",
@@ -170,6 +171,7 @@ def read_fast_style_transfer(path: Path) -> Imported:
     try:
         reader = tf.train.load_checkpoint(str(prefix))
         shapes = reader.get_variable_to_shape_map()
+        dtypes = reader.get_variable_to_dtype_map()
     except Exception as exc:  # tf.errors.*: not a checkpoint, truncated, wrong version
         raise FilterError(f"not a readable TensorFlow checkpoint: {str(exc).splitlines()[0]}", prefix) from exc
     found: dict[int, str] = {}
@@ -200,6 +202,7 @@ def read_fast_style_transfer(path: Path) -> Imported:
     if len(first) != 4 or first[:3] != (9, 9, 3):
         raise FilterError(f"{found[0]} is {list(first)}; fast-style-transfer's first kernel is [9, 9, 3, width]", where)
     width = int(first[3])
+    _check_size(width, blocks, where)  # before anything is read: an index may declare any width
     w = width
     layers = [("c1", (9, 9, 3, w)), ("d1", (3, 3, w, 2 * w)), ("d2", (3, 3, 2 * w, 4 * w))]
     for i in range(blocks):
@@ -209,7 +212,7 @@ def read_fast_style_transfer(path: Path) -> Imported:
     norm_names = {"c1": "n1", "d1": "nd1", "d2": "nd2", "u1": "nu1", "u2": "nu2", "out": "nout"}
     norm_names.update({f"r{i}{x}": f"r{i}{x}n" for i in range(blocks) for x in "ab"})
     prefix_name = "johnson-tf1/"
-    weights: dict[str, np.ndarray] = {}
+    wanted: list[tuple[str, str]] = []
     for j, (layer, kernel_shape) in enumerate(layers):
         cout = kernel_shape[2] if layer in ("u1", "u2") else kernel_shape[3]
         for slot, (key, shape) in enumerate([(f"{layer}/kernel", kernel_shape), (f"{norm_names[layer]}/beta", (cout,)),
@@ -220,9 +223,25 @@ def read_fast_style_transfer(path: Path) -> Imported:
                 what = ("kernel", "instance-norm shift", "instance-norm scale")[slot]
                 raise FilterError(f"{var} is {list(got)}, expected {list(shape)} (the {what} of layer "
                                   f"{_TF_LAYER_NAMES.get(layer, layer)}, width {w}, {_blocks(blocks)})", where)
-            weights[prefix_name + key] = np.asarray(reader.get_tensor(var), np.float32)
+            if dtypes.get(var) != tf.float32:
+                name = getattr(dtypes.get(var), "name", None) or "unknown"
+                raise FilterError(f"{var} is {name}, not float32 (fast-style-transfer's variables are float32)", where)
+            wanted.append((prefix_name + key, var))
+    # every declared shape and type checked before anything is read
+    weights: dict[str, np.ndarray] = {}
+    for key, var in wanted:
+        try:
+            value = reader.get_tensor(var)
+        except (tf.errors.OpError, LookupError, ValueError, TypeError, RuntimeError, OSError, MemoryError,
+                SystemError) as exc:  # the reader turns DataLoss, OutOfRange, ... into these
+            text = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+            raise FilterError(f"cannot read {var} from the checkpoint (corrupt or truncated data file: {text})",
+                              where) from exc
+        value = np.asarray(value)
+        if value.dtype != np.float32 or value.shape != tuple(int(d) for d in shapes[var]):
+            raise FilterError(f"{var} holds {value.dtype} {list(value.shape)}, not what the index declares", where)
+        weights[key] = value
     _check_finite(weights, where)
-    _check_size(width, blocks, where)
     container = "TensorFlow checkpoint (index + data)" if files[0].name.endswith(".index") else "TensorFlow checkpoint (single file)"
     return Imported("johnson-tf1", width, blocks, weights, "fast-style-transfer", container, files)
 
@@ -283,6 +302,12 @@ def _pytorch_to_blogroto(name: str) -> str:
     return f"r{block}{which}" + ("n" if kind == "in" else "")
 
 
+def _name(key: str) -> str:
+    """A name from the file, fit for an error message (escaped, at most ~80 characters)."""
+    text = ascii(key)[1:-1]
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def from_pytorch_state(state: dict, where: Path, fmt: str, container: str, files: list[Path]) -> Imported:
     """A pytorch/examples TransformerNet state dict (numpy arrays) as blogroto weights."""
     if not isinstance(state, dict):
@@ -302,7 +327,7 @@ def from_pytorch_state(state: dict, where: Path, fmt: str, container: str, files
         shape = tuple(weight.shape) if isinstance(weight, np.ndarray) else None
         raise FilterError("not a pytorch/examples fast_neural_style network: conv1.conv2d.weight is "
                           f"{shape if shape else 'missing'}, expected (width, 3, 9, 9); keys found: "
-                          f"{', '.join(sorted(state)[:6])}{'…' if len(state) > 6 else ''}", where)
+                          f"{', '.join(_name(k) for k in sorted(state)[:6])}{'…' if len(state) > 6 else ''}", where)
     width = int(weight.shape[0])
     numbers = [int(m.group(1)) for k in state for m in [re.match(r"res(\d+)\.", k)] if m]
     blocks = max(numbers, default=0)
@@ -313,7 +338,7 @@ def from_pytorch_state(state: dict, where: Path, fmt: str, container: str, files
     if unknown or missing:
         parts = []
         if unknown:
-            parts.append(f"unknown layers {', '.join(unknown[:4])}{'…' if len(unknown) > 4 else ''}")
+            parts.append(f"unknown layers {', '.join(_name(k) for k in unknown[:4])}{'…' if len(unknown) > 4 else ''}")
         if missing:
             parts.append(f"missing {', '.join(missing[:4])}{'…' if len(missing) > 4 else ''}")
         raise FilterError(f"not pytorch/examples' TransformerNet (width {width}, {_blocks(blocks)}): "
@@ -396,7 +421,12 @@ class _OnnxGraph:
         alias: dict[str, str] = {}
 
         def resolve(name):
+            seen = set()
             while name in alias:
+                if name in seen:  # Identity nodes that feed each other
+                    raise FilterError(f"malformed ONNX graph: Identity nodes form a cycle through "
+                                      f"{ascii(name)[:80]}", path)
+                seen.add(name)
                 name = alias[name]
             return name
 
@@ -429,6 +459,7 @@ class _OnnxGraph:
         self.outputs = {resolve(o.name) for o in graph.output}
         self.opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
         self._shapes = None
+        self._values: dict[str, np.ndarray | None] = {}
 
     def _constant(self, node):
         from onnx import numpy_helper
@@ -498,14 +529,31 @@ class _OnnxGraph:
 
     def evaluate(self, name: str, depth: int = 0):
         """The value of a small tensor computed from stored constants and static shapes (exporters
-        that compute the upsampling's scales from the input's shape), None where it is not."""
-        from onnx import helper
-
+        that compute the upsampling's scales from the input's shape), None where it is not. Each
+        tensor is computed once; these are shape computations, so any intermediate of more than
+        EVALUATE_LIMIT elements (and anything that fails) is "not computable"."""
         name = self.resolve(name)
         if name in self.consts:
             return self.consts[name]
+        if name in self._values:
+            return self._values[name]
+        self._values[name] = None  # while it is computed: a loop back to it is not computable
+        try:
+            value = self._evaluate(name, depth)
+        except BlogrotoError:
+            raise
+        except Exception:  # noqa: BLE001  anything a malformed node raises here: not computable
+            value = None
+        if value is not None and np.asarray(value).size > EVALUATE_LIMIT:
+            value = None
+        self._values[name] = value
+        return value
+
+    def _evaluate(self, name: str, depth: int):
+        from onnx import helper
+
         node = self.producer.get(name)
-        if node is None or depth > 64:
+        if node is None or depth > 64 or len(node.input) > EVALUATE_LIMIT:
             return None
         op = node.op_type
         if op == "Shape":
@@ -517,6 +565,8 @@ class _OnnxGraph:
         if any(v is None for v, i in zip(values, node.input) if i):
             return None
         values = [np.asarray(v) if v is not None else None for v in values]
+        if any(v is not None and v.size > EVALUATE_LIMIT for v in values):
+            return None
         try:
             if op == "Gather":
                 return np.take(values[0], values[1].astype(np.int64), axis=self.attr(node, "axis", 0))
@@ -718,8 +768,13 @@ def read_onnx(path: Path) -> Imported:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # noqa: BLE001  protobuf decode errors have many types
         raise FilterError(f"not a readable ONNX model: {exc}", path) from exc
-    graph = _OnnxGraph(path, model)
-    state = graph.state_dict()
+    try:
+        graph = _OnnxGraph(path, model)
+        state = graph.state_dict()
+    except (IndexError, ValueError, TypeError, KeyError, UnicodeDecodeError, AttributeError, OverflowError,
+            StopIteration, RecursionError, MemoryError) as exc:  # a malformed node (FilterError passes through)
+        text = ascii(f"{type(exc).__name__}: {exc}")[1:-1]
+        raise FilterError(f"malformed ONNX graph: {text[:120]}", path) from exc
     producer = f"{model.producer_name} {model.producer_version}".strip() or "unknown producer"
     imported = from_pytorch_state(state, path, "onnx", f"ONNX (opset {graph.opset}, from {producer})", [path])
     return imported

@@ -162,7 +162,7 @@ def write_fst_checkpoint(prefix: Path, values, version=2) -> Path:
     graph = tf.Graph()
     with graph.as_default():
         variables = [tf.compat.v1.Variable(v) for v in values]
-        loss = tf.add_n([tf.reduce_sum(tf.square(v)) for v in variables])
+        loss = tf.add_n([tf.reduce_sum(tf.square(tf.cast(v, tf.float32))) for v in variables])
         tf.compat.v1.train.AdamOptimizer(1e-3).minimize(loss)
         saver = tf.compat.v1.train.Saver(write_version=tf.compat.v1.train.SaverDef.V1 if version == 1
                                          else tf.compat.v1.train.SaverDef.V2)
@@ -883,3 +883,358 @@ def test_an_imported_filter_can_teach_a_slim_student(tmp_path, small_preview):
                                 source={}, steps=2, size=32, batch=1, width=4, blocks=1, progressive=0.0,
                                 preview_every=2), log=lambda m: None)
     assert student.network.arch == "blogroto" and student.training["teacher"]["name"] == "candy"
+
+
+# --------------------------------------------------------------------------------------------
+# hostile .pth files: bounded memory and time, a FilterError naming the file, never a traceback
+
+
+class _Built:
+    """Pickled as REDUCE of `func(*args)` followed by BUILD with `state` (what a pickle may do to
+    any object it made, including the reader's own storages and tensors)."""
+
+    def __init__(self, func, args, state):
+        self.func, self.args, self.state = func, args, state
+
+    def __reduce_ex__(self, protocol):
+        return self.func, self.args, self.state
+
+
+class _RawTensor:
+    """A tensor with whatever offset, size and stride a hostile file declares."""
+
+    def __init__(self, storage, offset, size, stride):
+        self.storage, self.offset, self.size, self.stride = storage, offset, size, stride
+
+    def __reduce_ex__(self, protocol):
+        return _Global("torch._utils", "_rebuild_tensor_v2"), (self.storage, self.offset, self.size, self.stride,
+                                                               False, OrderedDict())
+
+
+def write_torch_zip_raw(path: Path, obj, storages=(), members=None, compression=zipfile.ZIP_STORED) -> Path:
+    """A zip-layout .pth holding `obj` (pickled like torch does) and the given storages' bytes."""
+    buffer = io.BytesIO()
+    _TorchPickler(buffer, protocol=2).dump(obj)
+    with zipfile.ZipFile(path, "w", compression) as archive:
+        archive.writestr("archive/data.pkl", buffer.getvalue())
+        for storage in storages:
+            archive.writestr(f"archive/data/{storage.key}", storage.array.tobytes())
+        for name, data in (members or {}).items():
+            archive.writestr(f"archive/{name}", data)
+    return path
+
+
+def _one_storage(n=4):
+    return _Storage("0", np.arange(n, dtype=np.float32), legacy=False)
+
+
+def test_pickle_cannot_set_the_state_of_the_readers_objects(tmp_path):
+    from blogroto.errors import FilterError
+    from blogroto.torchfile import load
+
+    storage = _one_storage()
+    tensor = _Tensor(storage, (4,))
+    rebuild = _Global("torch._utils", "_rebuild_tensor_v2")
+    cases = {
+        "tensor": _Built(rebuild, (storage, 0, (4,), (1,), False, OrderedDict()), {"offset": "x"}),
+        "numel": _Built(_Global("torch._utils", "_rebuild_parameter"), (storage,), {"numel": 2 ** 40}),
+        "stype": _Built(_Global("torch._utils", "_rebuild_parameter"), (_Global("torch", "FloatStorage"),),
+                        {"dtype": None}),
+    }
+    for name, built in cases.items():
+        src = write_torch_zip_raw(tmp_path / f"{name}.pth", OrderedDict([("a", tensor), ("b", built)]), [storage])
+        with pytest.raises(FilterError, match=rf"{name}\.pth: .*the pickle sets the state of a"):
+            load(src)
+
+
+def test_hostile_offsets_sizes_and_strides_are_refused(tmp_path):
+    from blogroto.errors import FilterError
+    from blogroto.torchfile import load
+
+    storage = _one_storage(4)
+    cases = {
+        "broadcast": (0, (2 ** 50,), (0,)),  # 4 PiB from 16 bytes
+        "broadcast2": (0, (2 ** 40, 2 ** 40), (0, 0)),  # the product overflows int64
+        "bigstride": (0, (1, 2), (2 ** 70, 1)),
+        "hugestride": (0, (2, 1), (2 ** 61, 1)),
+        "negative": (0, (4,), (-1,)),
+        "inf": (float("inf"), (4,), (1,)),
+        "bigoffset": (2 ** 80, (1,), (1,)),
+        "stroffset": ("x", (4,), (1,)),
+        "floatsize": (0, (4.0,), (1,)),
+        "beyond": (2, (4,), (1,)),
+    }
+    for name, (offset, size, stride) in cases.items():
+        src = write_torch_zip_raw(tmp_path / f"{name}.pth",
+                                  OrderedDict([("w", _RawTensor(storage, offset, size, stride))]), [storage])
+        with pytest.raises(FilterError, match=rf"{name}\.pth: "):
+            load(src)
+
+
+def test_shared_and_nested_references_are_bounded(tmp_path, monkeypatch):
+    from blogroto import torchfile
+    from blogroto.errors import FilterError
+
+    storage = _one_storage(1000)
+    tensor = _Tensor(storage, (1000,))
+    shared = OrderedDict((f"k{i}", tensor) for i in range(1000))
+    got = torchfile.load(write_torch_zip_raw(tmp_path / "shared.pth", shared, [storage]))
+    assert len(got) == 1000 and got["k0"] is got["k999"]  # converted once, not 1000 copies
+
+    nested = [tensor]
+    for _ in range(64):  # 2**64 paths to one tensor
+        nested = [nested, nested]
+    src = write_torch_zip_raw(tmp_path / "nested.pth", OrderedDict([("w", nested)]), [storage])
+    with pytest.raises(FilterError, match=r"nested\.pth: not a state dict of tensors: w is a list"):
+        torchfile.load(src)
+    src = write_torch_zip_raw(tmp_path / "deep.pth", OrderedDict([("state_dict", OrderedDict([("a", {"b": tensor})]))]),
+                              [storage])
+    with pytest.raises(FilterError, match=r"deep\.pth: not a state dict of tensors: state_dict\.a is a dict"):
+        torchfile.load(src)
+    wrapped = torchfile.load(write_torch_zip_raw(tmp_path / "wrapped.pth", OrderedDict(
+        [("epoch", 3), ("optimizer", [nested]), ("state_dict", OrderedDict([("a", tensor)]))]), [storage]))
+    assert list(wrapped) == ["state_dict"] and wrapped["state_dict"]["a"].shape == (1000,)
+
+    many = OrderedDict((f"k{i}", _Tensor(storage, (1000,))) for i in range(5))  # distinct views, one storage
+    src = write_torch_zip_raw(tmp_path / "views.pth", many, [storage])
+    monkeypatch.setattr(torchfile, "MAX_TOTAL", 10_000)
+    with pytest.raises(FilterError, match=r"views\.pth: refused: the tensors add up to more than 10000 bytes"):
+        torchfile.load(src)
+
+
+def test_zip_members_are_read_within_limits(tmp_path, monkeypatch):
+    from blogroto import torchfile
+    from blogroto.errors import FilterError
+
+    storage = _one_storage(1000)
+    sd = OrderedDict([("a", _Tensor(storage, (1000,)))])
+    src = write_torch_zip_raw(tmp_path / "order.pth", sd, [storage], {"byteorder": "little" + " " * 100})
+    with pytest.raises(FilterError, match=r"order\.pth: refused: archive/byteorder declares 106 bytes"):
+        torchfile.load(src)
+    src = write_torch_zip_raw(tmp_path / "big.pth", sd, [storage], compression=zipfile.ZIP_DEFLATED)
+    monkeypatch.setattr(torchfile, "MAX_TOTAL", 3999)
+    with pytest.raises(FilterError, match=r"big\.pth: refused: its storages add up to more than 3999 bytes"):
+        torchfile.load(src)
+    monkeypatch.setattr(torchfile, "MAX_PICKLE", 64)
+    with pytest.raises(FilterError, match=r"big\.pth: refused: archive/data\.pkl declares \d+ bytes \(at most 64\)"):
+        torchfile.load(src)
+
+
+def test_broken_zip_members_are_clear_errors(tmp_path):
+    from blogroto.errors import FilterError
+    from blogroto.torchfile import load
+
+    storage = _one_storage(1000)
+    good = write_torch_zip_raw(tmp_path / "good.pth", OrderedDict([("a", _Tensor(storage, (1000,)))]), [storage],
+                               compression=zipfile.ZIP_DEFLATED)
+    data = good.read_bytes()
+    with zipfile.ZipFile(good) as archive:
+        info = archive.getinfo("archive/data.pkl")
+    central = data.index(b"PK\x01\x02")  # data.pkl's central directory entry comes first
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+
+    def patched(name, at, value):
+        out = bytearray(data)
+        out[at : at + len(value)] = value
+        (tmp_path / name).write_bytes(bytes(out))
+        return tmp_path / name
+
+    cases = {
+        "method.pth": patched("method.pth", central + 10, struct.pack("<H", 99)),  # unsupported compression
+        "crypt.pth": patched("crypt.pth", central + 8, struct.pack("<H", 1)),  # encrypted
+        "zlib.pth": patched("zlib.pth", start, b"\xff" * 8),  # a corrupt deflate stream
+    }
+    for name, src in cases.items():
+        with pytest.raises(FilterError, match=rf"{name.replace('.', chr(92) + '.')}: corrupt or unsupported"):
+            load(src)
+
+
+def test_names_from_the_file_are_escaped_in_errors(tmp_path):
+    from blogroto.errors import FilterError
+    from blogroto.torchfile import load
+
+    module = "evil\x1b[2J\u202e" + "A" * 500
+    data = b"\x80\x02c" + module.encode() + b"\nname\n)\x81."
+    with zipfile.ZipFile(tmp_path / "esc.pth", "w") as archive:
+        archive.writestr("esc/data.pkl", data)
+    with pytest.raises(FilterError) as info:
+        load(tmp_path / "esc.pth")
+    message = str(info.value)
+    assert "esc.pth: refused: the pickle names evil\\x1b[2J\\u202eAAA" in message
+    assert "\x1b" not in message and "\u202e" not in message and "A" * 100 not in message
+
+
+# --------------------------------------------------------------------------------------------
+# hostile TensorFlow checkpoints
+
+
+def test_truncated_checkpoint_data_is_a_clear_error(tmp_path):
+    from blogroto.errors import FilterError
+    from blogroto.importing import read_network
+
+    write_fst_checkpoint(tmp_path / "cut/fns.ckpt", fst_values(4, 1))
+    data = next((tmp_path / "cut").glob("fns.ckpt.data-*"))
+    data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+    with pytest.raises(FilterError, match=r"fns\.ckpt\.index: cannot read Variable_\d+ from the checkpoint"):
+        read_network(tmp_path / "cut")
+
+
+def test_checkpoint_types_and_sizes_are_checked_before_reading(tmp_path, monkeypatch):
+    import tensorflow as tf
+
+    from blogroto.errors import FilterError
+    from blogroto.importing import read_network
+
+    values = fst_values(4, 1)
+    values[1] = values[1].astype(np.float64)  # conv1's shift
+    write_fst_checkpoint(tmp_path / "f64/fns.ckpt", values)
+    with pytest.raises(FilterError, match=r"fns\.ckpt\.index: Variable_1 is float64, not float32"):
+        read_network(tmp_path / "f64")
+
+    # an index may declare any shape: width 2**31 is refused before a tensor is read (or allocated)
+    write_fst_checkpoint(tmp_path / "wide/fns.ckpt", fst_values(4, 1))
+    w, n = 2 ** 31, 24
+
+    class Reader:
+        def get_variable_to_shape_map(self):
+            kernels = [(9, 9, 3, w), (3, 3, w, 2 * w), (3, 3, 2 * w, 4 * w), (3, 3, 4 * w, 4 * w), (3, 3, 4 * w, 4 * w),
+                       (3, 3, 2 * w, 4 * w), (3, 3, w, 2 * w), (9, 9, w, 3)]
+            shapes = {}
+            for i, kernel in enumerate(kernels):
+                cout = kernel[2] if i in (5, 6) else kernel[3]
+                for slot, shape in enumerate((kernel, (cout,), (cout,))):
+                    shapes[f"Variable_{3 * i + slot}" if 3 * i + slot else "Variable"] = list(shape)
+            assert len(shapes) == n
+            return shapes
+
+        def get_variable_to_dtype_map(self):
+            return {name: tf.float32 for name in self.get_variable_to_shape_map()}
+
+        def get_tensor(self, name):
+            raise AssertionError("read before the sizes were checked")
+
+    monkeypatch.setattr(tf.train, "load_checkpoint", lambda prefix: Reader())
+    with pytest.raises(FilterError, match=r"fns\.ckpt\.index: a network of width 2147483648"):
+        read_network(tmp_path / "wide")
+
+
+# --------------------------------------------------------------------------------------------
+# hostile ONNX graphs
+
+
+def _onnx_variant(tmp_path, name, change, opset=9):
+    """The exported network (width 4, 1 block), changed by `change(model)`, saved as `name`."""
+    import onnx
+
+    src = write_onnx(tmp_path / f"base-{opset}.onnx", pytorch_state(4, 1, seed=0), 1, opset)
+    model = onnx.load(str(src))
+    change(model)
+    onnx.save(model, str(tmp_path / name))
+    return tmp_path / name
+
+
+def test_onnx_identity_cycle_is_refused(tmp_path):
+    pytest.importorskip("onnx")
+    from onnx import helper
+
+    from blogroto.errors import FilterError
+    from blogroto.importing import read_network
+
+    def cycle(model):
+        model.graph.node.extend([helper.make_node("Identity", ["cyc_b"], ["cyc_a"]),
+                                 helper.make_node("Identity", ["cyc_a"], ["cyc_b"]),
+                                 helper.make_node("Relu", ["cyc_a"], ["cyc_out"])])
+
+    with pytest.raises(FilterError, match=r"cycle\.onnx: malformed ONNX graph: Identity nodes form a cycle"):
+        read_network(_onnx_variant(tmp_path, "cycle.onnx", cycle))
+
+
+def test_onnx_constant_evaluation_is_bounded(tmp_path):
+    pytest.importorskip("onnx")
+    from onnx import helper, numpy_helper
+
+    from blogroto.errors import FilterError
+    from blogroto.importing import read_network
+
+    def scales_from(build):
+        def change(model):
+            upsample = next(n for n in model.graph.node if n.op_type == "Upsample")
+            upsample.input[1] = build(model)
+        return change
+
+    def doubling(model):  # Add(x, x) 60 deep: 2**60 evaluations without a memo
+        model.graph.initializer.append(numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "k0"))
+        for i in range(60):
+            model.graph.node.append(helper.make_node("Add", [f"k{i}", f"k{i}"], [f"k{i + 1}"]))
+        return "k60"
+
+    def broadcast(model):  # 400 million elements from two stored vectors
+        model.graph.initializer.extend([numpy_helper.from_array(np.ones((1, 20000), np.float32), "row"),
+                                        numpy_helper.from_array(np.ones((20000, 1), np.float32), "col")])
+        model.graph.node.append(helper.make_node("Mul", ["row", "col"], ["big"]))
+        return "big"
+
+    def bad_cast(model):
+        model.graph.initializer.append(numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "k0"))
+        model.graph.node.append(helper.make_node("Cast", ["k0"], ["cast"], to=12345))
+        return "cast"
+
+    def concat(model):  # small inputs, a large result
+        model.graph.initializer.append(numpy_helper.from_array(np.ones(16, np.float32), "k16"))
+        model.graph.node.append(helper.make_node("Concat", ["k16", "k16"], ["cat"], axis=0))
+        return "cat"
+
+    with pytest.raises(FilterError, match=r"doubling\.onnx: .*does not scale by exactly 2"):
+        read_network(_onnx_variant(tmp_path, "doubling.onnx", scales_from(doubling)))
+    for name, build in (("broadcast", broadcast), ("cast", bad_cast), ("concat", concat)):
+        with pytest.raises(FilterError, match=rf"{name}\.onnx: .*the scale of Upsample node .* is computed in the graph"):
+            read_network(_onnx_variant(tmp_path, f"{name}.onnx", scales_from(build)))
+
+
+def test_malformed_onnx_nodes_are_clear_errors(tmp_path):
+    pytest.importorskip("onnx")
+    from onnx import helper
+
+    from blogroto.errors import FilterError
+    from blogroto.importing import read_network
+
+    def first(model, op):
+        return next(n for n in model.graph.node if n.op_type == op)
+
+    def set_attr(node, name, value):
+        kept = [a for a in node.attribute if a.name != name]
+        del node.attribute[:]
+        node.attribute.extend(kept + ([helper.make_attribute(name, value)] if value is not None else []))
+
+    def no_pads(model):  # Pad with one input and no pads attribute
+        set_attr(first(model, "Pad"), "pads", None)
+
+    def bad_dims(model):  # dims that do not match the data
+        model.graph.initializer[0].dims[0] += 1
+
+    def bad_utf8(model):
+        for a in first(model, "Pad").attribute:
+            if a.name == "mode":
+                a.s = b"\xff\xfe"
+
+    def int_strides(model):
+        set_attr(first(model, "Conv"), "strides", 1)
+
+    for name, change in (("nopads", no_pads), ("dims", bad_dims), ("utf8", bad_utf8), ("strides", int_strides)):
+        with pytest.raises(FilterError, match=rf"{name}\.onnx: malformed ONNX graph: "):
+            read_network(_onnx_variant(tmp_path, f"{name}.onnx", change))
+
+
+def test_pickle_cannot_set_attributes_of_the_readers_functions(tmp_path):
+    from blogroto import torchfile
+    from blogroto.errors import FilterError
+
+    storage = _one_storage()
+    # GLOBAL torch._utils._rebuild_parameter, then BUILD (None, {"__defaults__": (1,)}): setattr on the function
+    built = _Built(_Global("torch._utils", "_rebuild_parameter"), (_Global("torch._utils", "_rebuild_parameter"),),
+                   (None, {"__defaults__": (1,)}))
+    src = write_torch_zip_raw(tmp_path / "func.pth", OrderedDict([("a", _Tensor(storage, (4,))), ("f", built)]),
+                              [storage])
+    with pytest.raises(FilterError, match=r"func\.pth: .*the pickle sets the state of a Callable"):
+        torchfile.load(src)
+    assert torchfile._rebuild_parameter.__defaults__ is None
