@@ -85,7 +85,7 @@ def built(tmp_path_factory):
     site = root / "site"
     shutil.copytree(REPO / "sample_site", site, ignore=shutil.ignore_patterns("_blogroto", ".blogroto-cache",
                                                                               "_site", ".jekyll-cache"))
-    for slug, seed in (("copper-circuit", 0), ("hubble-deep-field", 1)):
+    for slug, seed in (("copper-circuit", 0), ("hubble-deep-field", 1), ("starry-night", 2)):
         make_filter(site / "_filters", slug, seed=seed, title=f"Tiny stand-in for {slug}")
     before = tree_hashes(site)
     report = Builder(site, BuildOptions(drafts=True)).build()
@@ -99,7 +99,7 @@ def test_sample_site_builds_without_errors(built):
     report = built["report"]
     assert report.errors == [], report.errors
     assert report.warnings == [], report.warnings
-    # copper-morning, deep-field-night, selective, the draft, the project and the about page
+    # copper-morning, starry-night, selective, the draft, the project and the about page
     assert report.posts == 6
     assert report.images_stylized >= 6
 
@@ -146,14 +146,14 @@ def test_posts_show_stylized_images_and_credits(built):
 
 
 def test_srcset_relative_url_and_relative_path(built):
-    page = built["dest"] / "2024/04/10/deep-field-night.html"
+    page = built["dest"] / "2024/04/10/starry-night.html"
     urls = images_in(page).urls
-    assert sum("chelsea-hubble-deep-field-" in u for u in urls) == 2  # src (relative_url) + srcset 451w
-    assert any("chelsea-small-hubble-deep-field-" in u for u in urls)
-    assert any("astronaut-hubble-deep-field-" in u for u in urls)  # ../assets relative path
+    assert sum("chelsea-starry-night-" in u for u in urls) == 2  # src (relative_url) + srcset 451w
+    assert any("chelsea-small-starry-night-" in u for u in urls)
+    assert any("astronaut-starry-night-" in u for u in urls)  # ../assets relative path
     html = page.read_text()
     assert "{{ site.baseurl }}/assets/img/coffee.jpg" in html  # inside {% raw %}: shown, not rewritten
-    assert "Tiny stand-in for hubble-deep-field" in html
+    assert "Tiny stand-in for starry-night" in html
 
 
 def test_selective_post_collection_page_and_draft(built):

@@ -82,7 +82,8 @@ def build_sample(base: Path, *, config_extra: str = "", figure: bool = False, ca
     root = base / "site"
     shutil.copytree(SAMPLE, root, ignore=shutil.ignore_patterns("_blogroto", ".blogroto-cache", "_site"))
     for seed, (slug, title) in enumerate((("copper-circuit", "Copper Circuit Board"),
-                                          ("hubble-deep-field", "Hubble Deep Field"))):
+                                          ("hubble-deep-field", "Hubble Deep Field"),
+                                          ("starry-night", "The Starry Night"))):
         folder = make_filter(root / "_filters", slug, seed=seed, title=title)
         # a before/after pair, so real Jekyll and Chromium see that part of the catalog pages too
         before = make_photo(folder / "example-before.jpg", size=(160, 120), seed=seed)
@@ -326,9 +327,10 @@ def test_build_writes_the_catalog(built_sample):
     copper = (out / "filters/copper-circuit/index.html").read_text()
     for title in ("Copper morning", "Selective colour", "About"):
         assert f">{title}<" in copper
-    assert "Deep field night" not in copper
+    assert "Starry night" not in copper
     hubble = (out / "filters/hubble-deep-field/index.html").read_text()
-    assert ">Deep field night<" in hubble and ">Sensor board<" in hubble
+    assert ">Sensor board<" in hubble and "Starry night" not in hubble
+    assert ">Starry night<" in (out / "filters/starry-night/index.html").read_text()
     assert 'href="../../projects/sensor-board.html"' in hubble
     assert (out / "filters/hubble-deep-field/artwork.jpg").is_file()
     assert "filters/index.html" in built_sample.report.written
@@ -414,7 +416,7 @@ def test_stylized_images_carry_xmp(built_sample):
 def test_posts_carry_jsonld(built_sample):
     from tests.test_metadata import _Scripts
 
-    text = (built_sample.out / "_posts/2024-04-10-deep-field-night.md").read_text()
+    text = (built_sample.out / "_posts/2024-04-10-starry-night.md").read_text()
     parser = _Scripts()
     parser.feed(text.split("---", 2)[2])
     (script,) = parser.scripts
@@ -425,7 +427,7 @@ def test_posts_carry_jsonld(built_sample):
         assert (built_sample.out / u.removeprefix("https://example.org/blog/")).is_file()
     originals = {o["isBasedOn"][0]["contentUrl"] for o in objs}
     assert "https://example.org/blog/assets/img/chelsea.jpg" in originals
-    assert all(o["isBasedOn"][-1]["name"] == "Hubble Deep Field" for o in objs)
+    assert all(o["isBasedOn"][-1]["name"] == "The Starry Night" for o in objs)
 
 
 # --------------------------------------------------------------------------------------------
