@@ -232,7 +232,11 @@ RECIPES = {"instance": "recipe 1", "centered-decoder": "recipe 2", "capped-decod
 
 def _label(flt, key: str) -> str:
     if key == "recipe":
-        return f"{RECIPES.get(flt.network.norm, flt.network.norm)} {flt.meta.get('training', {}).get('preset', '')}".strip()
+        training = flt.meta.get("training", {})
+        label = f"{RECIPES.get(flt.network.norm, flt.network.norm)} {training.get('preset', '')}".strip()
+        if flt.network.norm == "capped-decoder" and not training.get("loss_weights", {}).get("saturation"):
+            label += " (no saturation term)"  # recipe 3's first built-ins were trained before it
+        return label
     value = flt.meta
     for part in key.split("."):
         value = value.get(part, {}) if isinstance(value, dict) else {}

@@ -312,14 +312,15 @@ class TransformNet(keras.Model):
         r = self._chain(h, self.block_units(i), stats, [] if used is None else used)
         return h + r if len(stats) == 2 else r
 
-    def up(self, h, stats, used=None):
+    def up(self, h, stats, used=None, logits=False):
         """1/4 resolution -> the image in [0, 1] (u1, u2, out) given all its statistics
         (`up_norm_count`), else the pre-norm output of u1 (no stats), u2 (stats of nu1) or, where
-        the arch normalises it, out (stats of nu1 and nu2)."""
+        the arch normalises it, out (stats of nu1 and nu2). `logits`: the last layer's output
+        before `to_image` instead of the image."""
         y = self._chain(tf.cast(h, self.compute_dtype_name), self.up_units(), stats, [] if used is None else used)
-        return self._image(y) if len(stats) == self.up_norm_count else y
+        return self.to_image(y) if len(stats) == self.up_norm_count and not logits else y
 
-    def _image(self, y):
+    def to_image(self, y):
         """The last layer's output as an image in [0, 1], as the arch maps it."""
         y = tf.cast(y, tf.float32)
         output = self.spec.output
@@ -329,8 +330,9 @@ class TransformNet(keras.Model):
             return tf.clip_by_value((tf.tanh(y) * 150.0 + 127.5) / 255.0, 0.0, 1.0)
         return tf.clip_by_value(y / 255.0, 0.0, 1.0)  # pytorch/examples: the conv's output is the 0..255 image
 
-    def run(self, x, stats=None):
-        """Stylize `x` (N,H,W,3 in [0,1]; H and W multiples of 4). Returns (y, stats_used).
+    def run(self, x, stats=None, logits=False):
+        """Stylize `x` (N,H,W,3 in [0,1]; H and W multiples of 4). Returns (y, stats_used); with
+        `logits`, y is the last layer's output before `to_image` (training penalises its extremes).
 
         With `stats` (a list of (mean, var) per norm layer) those statistics are used instead of
         the tensor's own: that is how tiles of one photo share the whole photo's statistics."""
@@ -339,7 +341,7 @@ class TransformNet(keras.Model):
         h = self.front(x, stats[0:3], used)
         for i in range(self.blocks):
             h = self.block(i, h, stats[3 + 2 * i : 5 + 2 * i], used)
-        return self.up(h, stats[3 + 2 * self.blocks :], used), used
+        return self.up(h, stats[3 + 2 * self.blocks :], used, logits=logits), used
 
     def call(self, x):
         return self.run(x)[0]

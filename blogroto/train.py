@@ -50,9 +50,10 @@ PRESETS: dict[str, dict] = {
     # scale a 1600 px blog image has, where the teacher's strokes are relatively smaller.
     "distill": dict(width=16, blocks=3, steps=3000, size=256, batch=4, style_size=None, lr=2e-3, progressive=0.3, zoom=3.0, norm="capped-decoder"),
 }
-DEFAULT_WEIGHTS = {"content": 1.0, "style": 20.0, "tv": 0.05}
+# saturation: see saturation_loss
+DEFAULT_WEIGHTS = {"content": 1.0, "style": 20.0, "tv": 0.05, "saturation": 0.01}
 DISTILL_WEIGHTS = {"pixel": 100.0, "features": 1.0, "texture": 1e5}  # texture: the artwork training's style weight
-STYLE_LOSSES = ("total", "content", "style", "tv")
+STYLE_LOSSES = ("total", "content", "style", "tv", "saturation")
 DISTILL_LOSSES = ("total", "pixel", "features", "texture")
 # BLOGROTO_CHECKPOINT_EVERY_STEP=1: checkpoint after every step (tests that kill -9 a run mid-way).
 CHECKPOINT_MINUTES = 0.0 if os.environ.get("BLOGROTO_CHECKPOINT_EVERY_STEP") == "1" else 3.0
@@ -183,6 +184,15 @@ class ContentPool:
                 crop = crop[:, ::-1]
             out[b] = crop.astype(np.float32) / 255.0
         return out
+
+
+def saturation_loss(logits, limit: float = 3.0):
+    """Mean square of the last layer's output beyond +-`limit`, where tanh is flat (0.5 % from black
+    or white). Without it a network can plant a spike there (on the circuit board: -62, a solid
+    black patch on 1-2 % of a photo) that no other loss can remove, since tanh passes no gradient."""
+    import tensorflow as tf
+
+    return tf.reduce_mean(tf.square(tf.nn.relu(tf.abs(tf.cast(logits, tf.float32)) - limit)))
 
 
 def load_style_image(path: Path, style_size: int) -> np.ndarray:
@@ -329,7 +339,10 @@ class Trainer:
             target = StyleTarget(lossnet, load_style_image(self.artwork, p["style_size"]), seed=cfg.seed)
 
             def losses(x, step):
-                return perceptual_losses(lossnet, x, net(x), target, w, step)
+                logits = net.run(x, logits=True)[0]
+                total, content, style, tv = perceptual_losses(lossnet, x, net.to_image(logits), target, w, step)
+                saturation = saturation_loss(logits)
+                return total + w.get("saturation", 0.0) * saturation, content, style, tv, saturation
 
         with strategy.scope():
             net = TransformNet(p["width"], p["blocks"], dtype_policy=policy, norm=p["norm"]).ensure_built()
@@ -350,6 +363,8 @@ class Trainer:
             if history_path.exists():
                 history = json.loads(history_path.read_text())
                 history = {k: v[: _count_upto(history["step"], int(step_var.numpy()))] for k, v in history.items()}
+                for key in self.loss_keys:  # a run begun by an older blogroto that logged fewer losses
+                    history.setdefault(key, [])
                 elapsed_before = history["seconds"][-1] if history["seconds"] else 0.0
             self.log(f"resumed {cfg.name} at step {int(step_var.numpy())}")
 

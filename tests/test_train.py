@@ -21,7 +21,8 @@ def test_training_writes_a_complete_filter_that_applies(tmp_path):
     t = flt.training
     assert t["steps"] == 6 and t["resolution"] == 32 and t["seconds"] > 0
     assert t["vgg_weights"] == "random test weights"
-    assert set(t["final_losses"]) == {"total", "content", "style", "tv"}
+    assert set(t["final_losses"]) == {"total", "content", "style", "tv", "saturation"}
+    assert t["loss_weights"]["saturation"] == 0.01
     assert flt.network.norm == "capped-decoder" and flt.meta["network"]["norm"] == "capped-decoder"
     assert flt.meta["precision"]["bfloat16_psnr_db"] > 20  # measured, gates bf16 under `auto`
     assert flt.source == {**dict.fromkeys(flt.source), "title": "Test Art", "creator": "Tester", "licence": "CC0-1.0"}
@@ -151,3 +152,25 @@ def test_training_for_a_site_learns_from_its_own_photos(tmp_path):
     result = CliRunner().invoke(cli, [*args, "--no-site-photos", "--content", str(cfg.content_dirs[0])], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "harbour.png" not in load_filter(site / "_filters" / "for-site").training["content_set"]
+
+
+def test_saturation_loss_pulls_back_what_tanh_cannot():
+    """Recipe 3's saturation term: where the last layer's output sits deep in tanh's flat tail (a
+    solid black patch), the image losses pass no gradient back; the saturation term does."""
+    import tensorflow as tf
+
+    from blogroto.network import TransformNet
+    from blogroto.train import saturation_loss
+
+    net = TransformNet(width=4, blocks=1, norm="capped-decoder").ensure_built()
+    out = next(layer for layer in net._flatten_layers() if layer.name == "out")
+    out.bias.assign(tf.fill(out.bias.shape, -50.0))  # every pixel crushed to black
+    x = tf.constant(np.random.default_rng(0).random((1, 16, 16, 3)).astype(np.float32))
+    with tf.GradientTape(persistent=True) as tape:
+        logits = net.run(x, logits=True)[0]
+        image_loss = tf.reduce_mean(tf.square(net.to_image(logits) - 0.5))  # wants mid-grey
+        saturation = saturation_loss(logits)
+    assert float(image_loss) > 0.2 and float(saturation) > 40**2
+    assert float(tf.reduce_max(tf.abs(tape.gradient(image_loss, out.bias)))) < 1e-12
+    assert float(tf.reduce_min(tape.gradient(saturation, out.bias))) < -10  # pushes the output back up
+    assert float(saturation_loss(tf.constant([[-2.9, 0.0, 2.9]]))) == 0.0  # the usable range is free
