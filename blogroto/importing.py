@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import os
 import re
 import shutil
 from collections import OrderedDict, defaultdict
@@ -784,11 +783,11 @@ def read_onnx(path: Path) -> Imported:
 
 
 def sha256_of(files: list[Path]) -> str:
+    """One sha256 over the files' bytes in this order (a checkpoint's index and data files)."""
     digest = hashlib.sha256()
     for f in files:
         with open(f, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
+            hashlib.file_digest(handle, lambda: digest)
     return digest.hexdigest()
 
 
@@ -817,7 +816,7 @@ def write_filter(imported: Imported, source_path: Path, name: str, out_dir: Path
     when given. Swapped into place in one rename; an existing folder only with `force`."""
     from blogroto.filters import DEFAULT_FILES, SLUG_RE, NetworkSpec, load_filter, write_metadata
     from blogroto.network import TransformNet, save_weights
-    from blogroto.train import load_filter_as
+    from blogroto.train import load_filter_as, save_artwork, swap_into_place
 
     if not SLUG_RE.match(name):
         raise BlogrotoError(f"filter name {name!r} must be lower-case letters, digits and dashes")
@@ -837,11 +836,7 @@ def write_filter(imported: Imported, source_path: Path, name: str, out_dir: Path
         del net
         files = {"weights": DEFAULT_FILES["weights"]}
         if artwork is not None:
-            from blogroto.images import load_image, resize_long_side
-            from blogroto.train import _save_jpeg
-
-            art = resize_long_side(load_image(artwork), 1024)  # as `blogroto train` keeps the artwork
-            _save_jpeg(partial / DEFAULT_FILES["artwork"], art.rgb)
+            save_artwork(partial, artwork)
             files["artwork"] = DEFAULT_FILES["artwork"]
         tool = {"fast-style-transfer": "fast-style-transfer", "pytorch": "pytorch/examples fast_neural_style",
                 "onnx": "an ONNX export of pytorch/examples fast_neural_style"}[imported.format]
@@ -872,12 +867,7 @@ def write_filter(imported: Imported, source_path: Path, name: str, out_dir: Path
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
-    old = out_dir / f".{name}.old"
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        os.replace(final, old)
-    os.replace(partial, final)
-    shutil.rmtree(old, ignore_errors=True)
+    swap_into_place(partial, final)
     return load_filter(final)
 
 
@@ -886,20 +876,15 @@ def provenance_file(imported: Imported, source_path: Path) -> str:
 
 
 def render_examples(flt, folder: Path) -> dict[str, str]:
-    """The preview and before/after pictures, as `blogroto train` makes a trained filter's: the
-    built-in preview photo at 768 px long side before and after, and the after picture at 384 px."""
+    """The preview and before/after pictures of the built-in preview photo, as `blogroto train`
+    makes a trained filter's (blogroto.train.save_examples)."""
     from blogroto import datasets
-    from blogroto.filters import DEFAULT_FILES
     from blogroto.images import load_image, resize_long_side
     from blogroto.stylize import StyleOptions, Stylizer
-    from blogroto.train import _save_jpeg, resize_long_side_array
+    from blogroto.train import EXAMPLE_SIDE, save_examples
 
-    img = resize_long_side(load_image(datasets.preview_photo()), 768)
-    after = Stylizer(precision="float32").stylize_array(img.rgb, flt, StyleOptions(max_size=0))
-    _save_jpeg(folder / DEFAULT_FILES["example_before"], img.rgb)
-    _save_jpeg(folder / DEFAULT_FILES["example_after"], after)
-    _save_jpeg(folder / DEFAULT_FILES["preview"], resize_long_side_array(after, 384))
-    return {key: DEFAULT_FILES[key] for key in ("preview", "example_before", "example_after")}
+    img = resize_long_side(load_image(datasets.preview_photo()), EXAMPLE_SIDE)
+    return save_examples(folder, img.rgb, Stylizer(precision="float32").stylize_array(img.rgb, flt, StyleOptions(max_size=0)))
 
 
 def describe_import(training: dict) -> str | None:

@@ -472,8 +472,7 @@ class Trainer:
         partial.mkdir(parents=True)
         save_weights(net, partial / DEFAULT_FILES["weights"])
 
-        art = resize_long_side(load_image(self.artwork), 1024)
-        _save_jpeg(partial / DEFAULT_FILES["artwork"], art.rgb)
+        save_artwork(partial, self.artwork)
 
         def stylize(path, long_side):
             img = resize_long_side(load_image(path), long_side)
@@ -481,10 +480,7 @@ class Trainer:
             x = np.pad(img.rgb, ((0, -h % 4), (0, -w % 4), (0, 0)), mode="reflect")[None]
             return img.rgb, stylize_fn(tf.constant(x))[0].numpy()[:h, :w]
 
-        before, after = stylize(self.preview_photo(), 768)
-        _save_jpeg(partial / DEFAULT_FILES["example_before"], before)
-        _save_jpeg(partial / DEFAULT_FILES["example_after"], after)
-        _save_jpeg(partial / DEFAULT_FILES["preview"], resize_long_side_array(after, 384))
+        save_examples(partial, *stylize(self.preview_photo(), EXAMPLE_SIDE))
         _loss_plot(history, partial / DEFAULT_FILES["loss_plot"], cfg.name)
         _contact_sheet(sorted((self.work_dir / "previews").glob("step-*.jpg")), partial / DEFAULT_FILES["contact_sheet"])
 
@@ -539,15 +535,37 @@ class Trainer:
         # Whether `auto` may apply this filter in bfloat16 on CPUs that have it (blogroto.precision)
         meta["precision"] = precision_record(measure_bfloat16_psnr(flt))
         write_metadata(partial, meta)
-        # Swap into place: the finished folder appears in one rename.
-        old = self.out_dir / f".{cfg.name}.old"
-        shutil.rmtree(old, ignore_errors=True)
-        if self.final_dir.exists():
-            os.replace(self.final_dir, old)
-        os.replace(partial, self.final_dir)
-        shutil.rmtree(old, ignore_errors=True)
+        swap_into_place(partial, self.final_dir)
         shutil.rmtree(self.work_dir, ignore_errors=True)
         return load_filter(self.final_dir)
+
+
+# The pictures every filter folder carries, made the same way for trained and imported filters.
+EXAMPLE_SIDE = 768  # the before/after example's long side; the preview is the after picture at half that
+
+
+def save_artwork(folder: Path, artwork: Path) -> None:
+    from blogroto.images import load_image, resize_long_side
+
+    _save_jpeg(folder / DEFAULT_FILES["artwork"], resize_long_side(load_image(artwork), 1024).rgb)
+
+
+def save_examples(folder: Path, before: np.ndarray, after: np.ndarray) -> dict[str, str]:
+    """The before/after example and the preview (the after picture at half size)."""
+    _save_jpeg(folder / DEFAULT_FILES["example_before"], before)
+    _save_jpeg(folder / DEFAULT_FILES["example_after"], after)
+    _save_jpeg(folder / DEFAULT_FILES["preview"], resize_long_side_array(after, EXAMPLE_SIDE // 2))
+    return {key: DEFAULT_FILES[key] for key in ("preview", "example_before", "example_after")}
+
+
+def swap_into_place(partial: Path, final: Path) -> None:
+    """Replace `final` by the finished folder `partial`: it appears in one rename."""
+    old = final.parent / f".{final.name}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(partial, final)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def load_filter_as(folder: Path, slug: str):

@@ -752,32 +752,9 @@ def test_variants_tile_like_untiled(tmp_path, arch):
 def test_variant_halos_are_the_receptive_reach(arch):
     """As tests/test_tiling.py checks for blogroto's own layout: changing input rows beyond the
     halo never alters a stage's core, and a row at the halo's edge does."""
-    import keras
+    from tests.test_tiling import checked_halos
 
-    from blogroto.network import TransformNet
-    from blogroto.stylize import _reach
-    from tests.test_tiling import core_changes
-
-    keras.utils.set_random_seed(3)
-    net = TransformNet(width=4, blocks=1, arch=arch).ensure_built()
-
-    def fixed(units, n):
-        return [(np.zeros((1, 1, 1, c), np.float32), np.ones((1, 1, 1, c), np.float32))
-                for c in (norm.gamma.shape[0] for _conv, norm, _up, _relu in units[:n])]
-
-    halos = []
-    for part, units, run, channels in [("front", net.front_units(), net.front, 3),
-                                       ("block", net.block_units(0), lambda x, st: net.block(0, x, st), 16),
-                                       ("up", net.up_units(), net.up, 16)]:
-        for n in range(len(units)):
-            stage, st = units[: n + 1], fixed(units, n)
-            halo = _reach(stage)
-            halos.append(halo)
-            beyond = [r for r in range(64) if not 24 - halo <= r < 40 + halo]
-            assert not core_changes(stage, lambda x, run=run, st=st: run(x, st), channels, beyond), (part, n)
-            edges = [24 - halo], [40 + halo - 1]
-            assert (core_changes(stage, lambda x, run=run, st=st: run(x, st), channels, edges[0])
-                    or core_changes(stage, lambda x, run=run, st=st: run(x, st), channels, edges[1])), (part, n)
+    halos = checked_halos(arch)
     if arch == "pytorch-examples":
         assert halos == [4, 5, 7, 1, 2, 1, 1, 2]  # blogroto's own layout's (tests/test_tiling.py)
 
