@@ -35,7 +35,7 @@ import re
 import stat as stat_mod
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +152,8 @@ class _Job:
     failed: str | None = None
     fatal: bool = False  # the filter itself is broken (not just this image): the document fails
     xmp: bytes | None = None  # credit metadata embedded in the file (blogroto.metadata.xmp_for)
+    animation: Any = None  # site.AnimationSettings when the source is animated (blogroto.animation)
+    video: bool = False  # an MP4/WebM stylized by blogroto.video (with `animation`'s settings)
 
 
 @dataclass
@@ -989,9 +991,14 @@ class _Run:
     # -- images -----------------------------------------------------------------------------
 
     def _prepare_images(self, plans: list[_Plan]) -> None:
+        from blogroto import references
+        from blogroto.animation import ANIMATED_FORMATS, frame_count
         from blogroto.cache import OutputCache, StatIndex, cache_key
         from blogroto.images import EXTENSIONS
         from blogroto.stylize import StyleOptions, output_format
+        from blogroto.video import sniff_container
+
+        animated_formats = set(ANIMATED_FORMATS.values())
 
         self._cache = OutputCache(self.cache_dir, warn=self._tree_warn)
         self._stat_index = StatIndex(self.cache_dir)
@@ -1005,13 +1012,22 @@ class _Run:
                 t = ref.target
                 if t is None:
                     continue
+                is_video = ref.where == "body" and ref.handle.kind == references.HTML_VIDEO
+                if is_video and not self._video_wanted(plan, ref):
+                    ref.target = None
+                    continue
                 try:
                     if t.local is not None:
                         path = self.site.root / t.local
+                        with open(path, "rb") as handle:
+                            head = handle.read(16)
+                        if is_video and sniff_container(head) is None:
+                            self.note(f"{plan.display}:{ref.line}: not an MP4 or WebM video, left as it is: {ref.raw}")
+                            ref.target = None
+                            continue
                         sha = self._stat_index.hash(path)
                         source, name = path, Path(t.local).name
-                        with open(path, "rb") as handle:
-                            fmt_in = _sniff(handle.read(16)) or Path(name).suffix
+                        fmt_in = _sniff(head) or Path(name).suffix
                     else:
                         got = self._remote.get(t.url)
                         if isinstance(got, str) or got is None:
@@ -1039,8 +1055,17 @@ class _Run:
                     continue
                 # The stylizer keeps the format it decodes, so go by the bytes, not the name.
                 fmt = output_format(fmt_in, style)
-                ext = EXTENSIONS[fmt].lstrip(".")
-                ident = (sha, plan.flt.slug, json.dumps(pixel_key, sort_keys=True, default=str), t.stem)
+                options_key, animation = pixel_key, None
+                if is_video:
+                    fmt, animation = sniff_container(head), self.site.settings.animation
+                    options_key = {**pixel_key, "video": asdict(animation)}
+                elif (fmt_in in animated_formats and self.site.settings.animation is not None
+                      and frame_count(source) > 1):
+                    # an animation stays one, in its own format (the only ones that carry frames)
+                    fmt, animation = fmt_in, self.site.settings.animation
+                    options_key = {**pixel_key, "animation": asdict(animation)}
+                ext = fmt if is_video else EXTENSIONS[fmt].lstrip(".")
+                ident = (sha, plan.flt.slug, json.dumps(options_key, sort_keys=True, default=str), t.stem)
                 job = self._jobs.get(ident)
                 if job is None:
                     from blogroto.metadata import xmp_for
@@ -1048,17 +1073,33 @@ class _Run:
                     # The embedded XMP carries the filter's credit, which its weights fingerprint
                     # does not cover: a corrected credit must give new files, so it is in the key.
                     xmp = xmp_for(plan.flt, name)
-                    key = cache_key(image=sha, filter=plan.flt.fingerprint, options=pixel_key,
+                    key = cache_key(image=sha, filter=plan.flt.fingerprint, options=options_key,
                                     engine=blogroto.ENGINE_VERSION, xmp=hashlib.sha256(xmp).hexdigest())
                     stem = _STEM_RE.sub("-", t.stem).strip(".-") or "image"
                     name = f"{stem}-{plan.flt.slug}-{key[:SHORT_HASH]}.{ext}"
                     job = _Job(key, ext, name, plan.flt, style, source,
-                               label=ref.raw, cached=self._trusted_entry(key, ext, name), xmp=xmp)
+                               label=ref.raw, cached=self._trusted_entry(key, ext, name), xmp=xmp,
+                               animation=animation, video=is_video)
                     self._jobs[ident] = job
                 ref.job = job
         if not self.check:
             self._stat_index.save()
             self._cache.ledger.save()
+
+    def _video_wanted(self, plan: _Plan, ref: _Ref) -> bool:
+        """Whether a <video>/<source> reference is stylized; if not, says why. Remote videos are
+        left as they are: the fetcher takes images only."""
+        from blogroto import video
+
+        if ref.target.local is None:
+            self.note(f"{plan.display}:{ref.line}: remote video left as it is: {ref.raw}")
+            return False
+        if self.site.settings.animation is None:
+            return False
+        if not video.available():
+            self.warn(video.INSTALL_HINT, plan.doc.rel, ref.line, plan)  # warned: processed again next build
+            return False
+        return True
 
     def _trusted_entry(self, key: str, ext: str, name: str) -> Path | None:
         """The cache entry for `key` when it holds the bytes blogroto wrote there, else None (and
@@ -1148,8 +1189,16 @@ class _Run:
             # into place (never through a symlink) and records its hash.
             tmp = self._cache.tmp_name(job.key, job.ext)
             try:
-                self.b.stylizer.stylize_file(job.source, self.cache_dir / tmp, job.flt, job.style, name=job.label,
-                                             xmp=job.xmp)
+                if job.video:
+                    self.b.stylizer.stylize_video_file(job.source, self.cache_dir / tmp, job.flt, job.style,
+                                                       job.animation, name=job.label, progress=self.opts.progress)
+                elif job.animation is not None:
+                    self.b.stylizer.stylize_animation_file(job.source, self.cache_dir / tmp, job.flt, job.style,
+                                                           job.animation, name=job.label, xmp=job.xmp,
+                                                           progress=self.opts.progress)
+                else:
+                    self.b.stylizer.stylize_file(job.source, self.cache_dir / tmp, job.flt, job.style,
+                                                 name=job.label, xmp=job.xmp)
                 self._cache.adopt(tmp, job.key, job.ext)
             except ImageError as exc:
                 job.failed = exc.message  # this image only: a warning, the reference is left as it was

@@ -26,6 +26,7 @@ COMMANDS = {
     "serve": "serve",
     "catalog": "catalog",
     "preview": "preview",
+    "init": "init",
 }
 
 

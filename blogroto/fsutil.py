@@ -80,7 +80,9 @@ def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8") -> N
 def file_lock(path: str | Path, shared: bool = False) -> Iterator[None]:
     """An advisory lock (flock) held for the duration of the block; released if the process dies."""
     path = Path(path)
-    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    # Read-only: flock needs no write access, and a file opened for writing is reported as changed
+    # when closed (inotify IN_CLOSE_WRITE), which would set `jekyll serve`'s watcher off every build.
+    flags = os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -92,7 +94,7 @@ def file_lock(path: str | Path, shared: bool = False) -> Iterator[None]:
             # (and so never create) what it points to; replace the link itself.
             os.unlink(path)
             fd = os.open(path, flags | os.O_EXCL, 0o644)
-        handle = os.fdopen(fd, "r+b")
+        handle = os.fdopen(fd, "rb")
     except OSError as exc:
         raise BlogrotoError(f"cannot lock: {_describe_os_error(exc)}", path) from exc
     with handle:

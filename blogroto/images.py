@@ -722,23 +722,35 @@ def _carried_exif(exif: Image.Exif | None, *, keep_gps: bool, label: str) -> byt
         return None
 
 
-_XMP_GPS = [
-    re.compile(rb'\s+exif:GPS\w+\s*=\s*"[^"]*"'),
-    re.compile(rb"\s+exif:GPS\w+\s*=\s*'[^']*'"),
-    re.compile(rb"<exif:(GPS\w+)\b[^>]*/>"),
-    re.compile(rb"<exif:(GPS\w+)\b[^>]*>.*?</exif:\1\s*>", re.S),
-]
-_XMP_ORIENTATION = [
-    re.compile(rb'\s+tiff:Orientation\s*=\s*"[^"]*"'),
-    re.compile(rb"\s+tiff:Orientation\s*=\s*'[^']*'"),
-    re.compile(rb"<tiff:Orientation\b[^>]*>.*?</tiff:Orientation\s*>", re.S),
-]
+_EXIF_NS = b"http://ns.adobe.com/exif/1.0/"
+_TIFF_NS = b"http://ns.adobe.com/tiff/1.0/"
+_XMLNS_RE = re.compile(rb"""xmlns:([A-Za-z_][\w.-]*)\s*=\s*(["'])(.*?)\2""", re.S)
+
+
+def _xmp_patterns(prefix: bytes, names: bytes) -> list[re.Pattern]:
+    """Attribute and element forms of the properties `names` (a regex) under `prefix`."""
+    p = re.escape(prefix)
+    return [
+        re.compile(rb'\s+' + p + rb':(?:' + names + rb')\s*=\s*"[^"]*"'),
+        re.compile(rb"\s+" + p + rb":(?:" + names + rb")\s*=\s*'[^']*'"),
+        re.compile(rb"<" + p + rb":(" + names + rb")\b[^>]*/>"),
+        re.compile(rb"<" + p + rb":(" + names + rb")\b[^>]*>.*?</" + p + rb":\1\s*>", re.S),
+    ]
 
 
 def _carried_xmp(xmp: bytes | None, *, keep_gps: bool) -> bytes | None:
+    """The packet without orientation (applied to the pixels) and, unless kept, GPS. Namespace-
+    aware: the prefixes are the ones the packet binds to the EXIF and TIFF namespaces (a packet may
+    call them anything), plus the customary `exif:`/`tiff:`."""
     if not xmp:
         return None
-    patterns = _XMP_ORIENTATION + ([] if keep_gps else _XMP_GPS)
+    bound = {ns: {m.group(1) for m in _XMLNS_RE.finditer(xmp) if m.group(3).strip() == ns} for ns in (_EXIF_NS, _TIFF_NS)}
+    patterns = []
+    for prefix in bound[_TIFF_NS] | {b"tiff"}:
+        patterns += _xmp_patterns(prefix, rb"Orientation")
+    if not keep_gps:
+        for prefix in bound[_EXIF_NS] | {b"exif"}:
+            patterns += _xmp_patterns(prefix, rb"GPS\w+")
     for pattern in patterns:
         xmp = pattern.sub(b"", xmp)
     return xmp

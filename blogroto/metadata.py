@@ -188,7 +188,7 @@ def _licence_url(value: Any) -> str | None:
 
 def image_object(record: dict, *, content_url: str, original_url: str | None = None,
                  original_name: str | None = None, license_url: str | None = None) -> dict:
-    """A schema.org ImageObject for one stylized image."""
+    """A schema.org ImageObject for one stylized image (a VideoObject for a stylized video)."""
     artwork: dict[str, Any] = {"@type": "CreativeWork", "name": record.get("title")}
     if record.get("creator"):
         artwork["creator"] = record["creator"]
@@ -201,14 +201,14 @@ def image_object(record: dict, *, content_url: str, original_url: str | None = N
         artwork["license"] = licence
     based_on: list[dict] = []
     if original_url:
-        photo = {"@type": "ImageObject", "contentUrl": original_url}
+        photo = {"@type": _media_type(original_url), "contentUrl": original_url}
         if original_name:
             photo["name"] = original_name
         based_on.append(photo)
     based_on.append(artwork)
     obj: dict[str, Any] = {
         "@context": SCHEMA_CONTEXT,
-        "@type": "ImageObject",
+        "@type": _media_type(content_url),
         "contentUrl": content_url,
         "creditText": credit_text(record),
         "digitalSourceType": DIGITAL_SOURCE_TYPE,
@@ -217,6 +217,14 @@ def image_object(record: dict, *, content_url: str, original_url: str | None = N
     if license_url:
         obj["license"] = license_url
     return obj
+
+
+def _media_type(url: str) -> str:
+    path = urllib.parse.urlsplit(url).path.lower()
+    return "VideoObject" if path.endswith(VIDEO_SUFFIXES) else "ImageObject"
+
+
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".webm")
 
 
 def document_jsonld(site: Site | None, record: dict, images: Iterable[tuple[str, str | None, str | None]],

@@ -5,7 +5,8 @@
 * Markdown inline images ``![alt](src "title")`` (also ``<src>`` and titles in '…', "…", (…));
 * reference images ``![alt][id]``, ``![alt][]``, ``![alt]``: the *definition*
   ``[id]: src "title"`` is reported, once, however often it is used;
-* HTML ``<img src=…>`` and every candidate of ``srcset=…`` (on ``<img>`` and ``<source>``).
+* HTML ``<img src=…>`` and every candidate of ``srcset=…`` (on ``<img>`` and ``<source>``);
+* HTML ``<video src=…>``, ``<video poster=…>`` (an image) and ``<source src=…>`` (a video).
 
 Nothing inside code spans, fenced or indented code blocks, ``<pre>``/``<code>``/``<script>``/
 ``<style>``/``<textarea>`` elements, HTML comments, Liquid ``{% raw %}``/``{% highlight %}``/
@@ -37,6 +38,8 @@ MD_INLINE = "md-inline"
 MD_REFERENCE = "md-reference"
 HTML_SRC = "html-src"
 HTML_SRCSET = "html-srcset"
+HTML_POSTER = "html-poster"  # <video poster=…>: an image, but never a figure of its own
+HTML_VIDEO = "html-video"  # <video src=…>, <source src=…>
 
 # The class (kramdown IAL or HTML class attribute) and data attribute an author opts out with.
 OPT_OUT_CLASS = "no-algorotoscope"
@@ -66,7 +69,7 @@ class _Ctx:
 
 @dataclass(frozen=True)
 class ImageRef:
-    kind: str  # 'md-inline' | 'md-reference' (the definition) | 'html-src' | 'html-srcset'
+    kind: str  # 'md-inline' | 'md-reference' (the definition) | 'html-src' | 'html-srcset' | 'html-poster' | 'html-video'
     raw: str  # the URL text exactly as written (may include Liquid)
     path: str  # the bare URL/path with any Liquid wrapper removed; == body[start:end]
     start: int
@@ -929,7 +932,7 @@ class _Scanner:
         if name in _RAW_CLOSE_RE:
             hit = finder.search(_RAW_CLOSE_RE[name], end)
             return self.n if hit is None else hit[1]
-        if name in ("img", "source"):
+        if name in ("img", "source", "video"):
             self._html_image(name, attrs, text)
         return end
 
@@ -1033,14 +1036,20 @@ class _Scanner:
 
         opt = any(_attrs_opt_out(k, value(k) or "") for k in ("class", OPT_OUT_ATTR) if k in first)
         alt, title = value("alt"), value("title")
-        src = first.get("src")
-        if name == "img" and src is not None and src[3] is not None:
+        # <source src> only means something in <video>/<audio> (<picture> sources use srcset);
+        # audio is told apart by its bytes, in the build.
+        kinds = {"img": (("src", HTML_SRC),), "video": (("poster", HTML_POSTER), ("src", HTML_VIDEO)),
+                 "source": (("src", HTML_VIDEO),)}[name]
+        for key, kind in kinds:
+            src = first.get(key)
+            if src is None or src[3] is None:
+                continue
             s, e = src[1], src[2]
             while s < e and text[s] in _HTML_WS:  # browsers strip these around a URL
                 s += 1
             while e > s and text[e - 1] in _HTML_WS:
                 e -= 1
-            self.events.append(_RefEvent(HTML_SRC, s, e, _html_base(src[3]), alt, title, opt))
+            self.events.append(_RefEvent(kind, s, e, _html_base(src[3]), alt, title, opt))
         srcset = first.get("srcset")
         if srcset is not None and srcset[3] is not None:
             for s, e in self._srcset_urls(srcset[1], srcset[2]):

@@ -52,10 +52,11 @@ _POST_NAME_RE = re.compile(r"^\d{2,4}-\d{1,2}-\d{1,2}-.+\.[^.]+$")
 
 SETTINGS_KEYS = (
     "filters", "output", "cache", "credit_template", "figcaption_template", "image_keys", "remote",
-    "figure", "strength", "keep_colors", "max_size", "format", "quality", "catalog",
+    "figure", "strength", "keep_colors", "max_size", "format", "quality", "catalog", "animation",
 )
 POST_OPTION_KEYS = ("filter", "strength", "keep_colors", "max_size", "format", "quality", "only", "skip")
 REMOTE_KEYS = ("enabled", "timeout", "max_bytes", "allow_private", "duration")
+ANIMATION_KEYS = ("enabled", "max_frames", "max_pixels", "smoothing", "max_video_seconds")
 # British spellings accepted wherever the American one is (the CLI takes --keep-colours too).
 KEY_ALIASES = {"keep_colours": "keep_colors"}
 
@@ -87,6 +88,17 @@ class RemoteSettings:
     duration: float = 86400.0  # seconds a cached remote image is used before revalidating; inf: never
 
 
+@dataclass(frozen=True)
+class AnimationSettings:
+    """Animated GIF/WebP/APNG and video: the bounds past which one is left as it is, and the
+    flicker reduction (blogroto.animation, blogroto.video)."""
+
+    max_frames: int = 300
+    max_pixels: int = 100_000_000  # all frames together, at output size: ~400 MB of RGBA in memory
+    smoothing: float = 0.6  # 0: frames stylized independently; 1: as much of the last frame as the flow allows
+    max_video_seconds: float = 120.0  # videos stream frame by frame: their bound is time, not memory
+
+
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdwy]?)\s*$")
 _DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
 
@@ -116,6 +128,7 @@ class Settings:
     figcaption_template: Path | None = None
     image_keys: tuple[str, ...] = DEFAULT_IMAGE_KEYS
     remote: RemoteSettings = RemoteSettings()
+    animation: AnimationSettings | None = AnimationSettings()  # None: animations become their first frame
     figure: bool = False
     strength: float = 1.0
     keep_colors: bool = False
@@ -225,16 +238,7 @@ def parse_settings(section: Any, root: Path, config_path: Path | None, line_of=l
         return (root / os.path.expanduser(value)).resolve()
 
     filters = _str_list(section.get("filters", list(DEFAULT_FILTER_DIRS)), *p("filters"))
-    remote = section.get("remote")
-    remote = {} if remote is None else remote  # not `or {}`: `remote: false` must switch fetching off
-    if isinstance(remote, bool):
-        remote = {"enabled": remote}
-    if not isinstance(remote, dict):
-        raise ConfigError(f"algorotoscope.remote must be a mapping, not {remote!r}", where, line_of("remote"))
-    for key in remote:
-        if key not in REMOTE_KEYS and warnings is not None:
-            warnings.append(f"{where}:{line_of('remote') or '?'}: unknown algorotoscope.remote setting "
-                            f"{key!r}." + _hint(str(key), REMOTE_KEYS))
+    remote = _switchable_section(section, "remote", REMOTE_KEYS, where, line_of, warnings)
     rdefault = RemoteSettings()
     remote_settings = RemoteSettings(
         enabled=_check_bool(remote.get("enabled", rdefault.enabled), *p("remote.enabled")),
@@ -244,6 +248,7 @@ def parse_settings(section: Any, root: Path, config_path: Path | None, line_of=l
         allow_private=_check_bool(remote.get("allow_private", rdefault.allow_private), *p("remote.allow_private")),
         duration=parse_duration(remote.get("duration", rdefault.duration), *p("remote.duration")),
     )
+    animation = _animation_settings(section, where, line_of, p, warnings)
     image_keys = _str_list(section.get("image_keys", list(DEFAULT_IMAGE_KEYS)), *p("image_keys"))
     templates = {}
     for key in ("credit_template", "figcaption_template"):
@@ -260,12 +265,45 @@ def parse_settings(section: Any, root: Path, config_path: Path | None, line_of=l
         figcaption_template=templates["figcaption_template"],
         image_keys=image_keys,
         remote=remote_settings,
+        animation=animation,
         figure=_check_bool(section.get("figure", False), *p("figure")),
         strength=float(_check_number(section.get("strength", 1.0), *p("strength"), lo=0.0, hi=1.0)),
         keep_colors=_check_bool(section.get("keep_colors", False), *p("keep_colors")),
         max_size=_max_size(section.get("max_size", 1600), *p("max_size")),
         format=_check_format(section.get("format"), *p("format")),
         quality=_check_number(section.get("quality", 90), *p("quality"), lo=1, hi=100, integer=True),
+    )
+
+
+def _switchable_section(parent: dict, name: str, keys: tuple[str, ...], where, line_of, warnings) -> dict:
+    """A sub-mapping of `algorotoscope:` that `name: false` / `name: true` switches off or on."""
+    section = parent.get(name)
+    section = {} if section is None else section  # not `or {}`: `name: false` must switch it off
+    if isinstance(section, bool):
+        section = {"enabled": section}
+    if not isinstance(section, dict):
+        raise ConfigError(f"algorotoscope.{name} must be a mapping, not {section!r}", where, line_of(name))
+    for key in section:
+        if key not in keys and warnings is not None:
+            warnings.append(f"{where}:{line_of(name) or '?'}: unknown algorotoscope.{name} setting "
+                            f"{key!r}." + _hint(str(key), keys))
+    return section
+
+
+def _animation_settings(parent: dict, where, line_of, p, warnings) -> AnimationSettings | None:
+    """`animation: false`, or a mapping of ANIMATION_KEYS (docs/animation.md)."""
+    section = _switchable_section(parent, "animation", ANIMATION_KEYS, where, line_of, warnings)
+    if not _check_bool(section.get("enabled", True), *p("animation.enabled")):
+        return None
+    d = AnimationSettings()
+    return AnimationSettings(
+        max_frames=_check_number(section.get("max_frames", d.max_frames), *p("animation.max_frames"),
+                                 lo=1, hi=100_000, integer=True),
+        max_pixels=_check_number(section.get("max_pixels", d.max_pixels), *p("animation.max_pixels"),
+                                 lo=1, hi=2**40, integer=True),
+        smoothing=float(_check_number(section.get("smoothing", d.smoothing), *p("animation.smoothing"), lo=0.0, hi=1.0)),
+        max_video_seconds=float(_check_number(section.get("max_video_seconds", d.max_video_seconds),
+                                              *p("animation.max_video_seconds"), lo=0.1, hi=86400)),
     )
 
 

@@ -354,6 +354,57 @@ def test_post_in_the_browser(browser, server):
     assert all(o["@type"] == "ImageObject" and o["isBasedOn"] for o in ld)
 
 
+# The stylized animation: what Chromium's own decoder makes of the file, and where it is drawn.
+ANIMATION_STATE = r"""(async () => {
+  const img = [...document.images].find(i => i.src.includes('/assets/algorotoscope/coffee-drift-'));
+  if (!img) return null;
+  if (!img.complete) await new Promise(r => { img.onload = img.onerror = r; });
+  img.scrollIntoView();
+  const decoder = new ImageDecoder({data: (await fetch(img.src)).body, type: 'image/gif'});
+  await decoder.completed;
+  const track = decoder.tracks.selectedTrack;
+  const r = img.getBoundingClientRect();
+  return {src: img.src, frames: track.frameCount, animated: track.animated, width: img.naturalWidth,
+          box: {x: r.x + scrollX, y: r.y + scrollY, width: r.width, height: r.height, scale: 1}};
+})()"""
+
+
+def test_animated_gif_plays_stylized_in_the_browser(browser, server):
+    session = browser.open(f"{server}{BASEURL}/2024/04/10/starry-night.html")
+    state = browser.evaluate(session, ANIMATION_STATE)
+    assert state is not None, "the stylized animation is not on the page"
+    assert state["animated"] and state["frames"] == 10 and state["width"] == 240, state
+    shots = []
+    for _ in range(6):  # the GIF shows each frame for 150 ms: pictures a frame or more apart differ
+        shots.append(browser.call("Page.captureScreenshot", {"format": "png", "clip": state["box"]},
+                                  session)["data"])
+        time.sleep(0.35)
+    assert len(set(shots)) > 1, "the animation does not play"
+    (ARTIFACTS / "browser-animation.png").write_bytes(base64.b64decode(shots[0]))
+
+
+VIDEO_STATE = r"""(async () => {
+  const v = document.querySelector('video');
+  if (!v) return null;
+  v.muted = true;
+  await v.play().catch(e => null);
+  const t0 = v.currentTime;
+  await new Promise(r => setTimeout(r, 1200));
+  return {src: v.currentSrc, poster: v.poster, width: v.videoWidth, height: v.videoHeight, error: v.error && v.error.code,
+          duration: v.duration, advanced: v.currentTime - t0, posterOk: await fetch(v.poster).then(r => r.status)};
+})()"""
+
+
+def test_video_plays_stylized_in_the_browser(browser, server):
+    session = browser.open(f"{server}{BASEURL}/2024/04/10/starry-night.html")
+    state = browser.evaluate(session, VIDEO_STATE)
+    assert state is not None, "no video on the page"
+    assert "/assets/algorotoscope/rocket-drift-starry-night-" in state["src"] and state["src"].endswith(".mp4"), state
+    assert "/assets/algorotoscope/rocket-drift-poster-starry-night-" in state["poster"] and state["posterOk"] == 200
+    assert state["error"] is None and (state["width"], state["height"]) == (320, 180), state
+    assert abs(state["duration"] - 2.0) < 0.1 and state["advanced"] > 0.3, state  # it plays
+
+
 def test_catalog_in_the_browser(browser, server):
     state = _show(browser, f"{server}{BASEURL}/filters/", "browser-catalog.png")
     assert len(state["cards"]) == 3  # copper-circuit, hubble-deep-field, starry-night

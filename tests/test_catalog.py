@@ -400,13 +400,15 @@ def test_catalog_follows_config_and_filter_changes(tmp_path_factory, built_sampl
 
 def test_stylized_images_carry_xmp(built_sample):
     from blogroto import metadata
+    from blogroto.animation import gif_xmp
     from blogroto.filters import FilterLibrary
 
     images = sorted((built_sample.out / "assets/algorotoscope").iterdir())
     assert images
     for path in images:
         with Image.open(path) as im:
-            fields = metadata.read_xmp(im.info["xmp"])
+            packet = gif_xmp(path.read_bytes()) if im.format == "GIF" else im.info["xmp"]
+        fields = metadata.read_xmp(packet)
         assert fields["Iptc4xmpExt:DigitalSourceType"] == metadata.DIGITAL_SOURCE_TYPE
         assert fields["blogroto:filter"] in path.name
         flt = FilterLibrary(site_dirs=[built_sample.root / "_filters"]).get(fields["blogroto:filter"])

@@ -828,6 +828,16 @@ def test_xmp_gps_and_orientation_are_stripped():
     assert b"GPSLongitude" in load_image(data, keep_gps=True).xmp
 
 
+def test_xmp_gps_is_stripped_whatever_prefix_the_packet_binds():
+    # A packet may bind the EXIF namespace to any prefix; the position is just as much there.
+    xmp = XMP.replace(b'rdf:about=""', b'rdf:about="" e:GPSLatitude="51,30.0N" t:Orientation="6"'
+                      b" xmlns:e='http://ns.adobe.com/exif/1.0/' xmlns:t=\"http://ns.adobe.com/tiff/1.0/\"")
+    xmp = xmp.replace(b"</dc:creator>", b"</dc:creator><e:GPSLongitude>0,7.5W</e:GPSLongitude><e:GPSAltitude/>")
+    img = load_image(encode_pil(Image.fromarray(reference_rgb()), "JPEG", xmp=xmp))
+    assert b"GPS" not in img.xmp and b"Orientation" not in img.xmp
+    assert b"Ada Lovelace" in img.xmp and b"xmlns:e=" in img.xmp  # only the properties go
+
+
 def test_broken_exif_costs_the_metadata_not_the_image():
     data = bytearray(encode_pil(Image.fromarray(reference_rgb()), "JPEG", exif=camera_exif()))
     start = data.find(b"Exif\x00\x00")

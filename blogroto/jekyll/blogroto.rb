@@ -1,0 +1,109 @@
+# blogroto for Jekyll: `jekyll build` and `jekyll serve` show the stylized images.
+#
+# Installed by `blogroto init SITE` as SITE/_plugins/blogroto.rb (docs/jekyll.md). After Jekyll has
+# read the site, and before anything renders, this runs `blogroto build SITE --json` (incremental:
+# a no-op when nothing changed), then hands Jekyll what that build wrote:
+#   - each document blogroto rewrote gets the rewritten body and the front-matter keys blogroto
+#     changed (image paths, algorotoscope_credits);
+#   - every file the build made that the site does not have (stylized images, the filter catalog)
+#     becomes a static file or, with front matter, a page.
+# Where plugins cannot run (GitHub Pages), build with `blogroto build` in CI instead (docs/ci.md).
+#
+# Settings (_config.yml): `blogroto_command: [python3, -m, blogroto]` (default: `blogroto` on PATH);
+# the BLOGROTO_COMMAND environment variable (a shell-style string) overrides it.
+
+require "date"
+require "json"
+require "open3"
+require "shellwords"
+require "yaml"
+
+module Blogroto
+  YAML_FRONT_MATTER = /\A(---\s*\n.*?\n?)^((---|\.\.\.)\s*$\n?)/m.freeze
+
+  def self.command(site)
+    from_env = ENV["BLOGROTO_COMMAND"]
+    return Shellwords.split(from_env) if from_env && !from_env.strip.empty?
+    configured = site.config["blogroto_command"] || "blogroto"
+    configured.is_a?(Array) ? configured.map(&:to_s) : Shellwords.split(configured.to_s)
+  end
+
+  def self.build(site)
+    started = Time.now
+    argv = command(site) + ["build", site.source, "--json"]
+    stdout, stderr, status = Open3.capture3(*argv)
+    summary = begin
+      JSON.parse(stdout)
+    rescue JSON::ParserError
+      nil
+    end
+    unless summary
+      raise Jekyll::Errors::FatalException,
+            "blogroto: `#{argv.shelljoin}` failed (exit #{status.exitstatus}): #{stderr.strip.lines.last(5).join}"
+    end
+    (summary["warnings"] || []).each { |w| Jekyll.logger.warn "blogroto:", w }
+    (summary["errors"] || []).each { |e| Jekyll.logger.error "blogroto:", e }
+    Jekyll.logger.info "blogroto:", format("%d images stylized, %d cached, %.2fs (%s)", summary["images_stylized"].to_i,
+                                            summary["cache_hits"].to_i, Time.now - started, summary["out_dir"])
+    summary
+  end
+
+  def self.split(text)
+    m = YAML_FRONT_MATTER.match(text)
+    return [{}, text] unless m
+    [YAML.safe_load(m[1], permitted_classes: [Date, Time], aliases: true) || {}, m.post_match]
+  end
+
+
+  # The document's body and the front-matter keys blogroto changed, from the built copy.
+  def self.adopt(item, built)
+    return unless File.file?(built)
+    source = File.join(item.site.source, item.relative_path)
+    return if File.file?(source) && File.identical?(source, built) # a hard link: nothing rewritten
+    new_data, body = split(File.read(built, **Jekyll::Utils.merged_file_read_opts(item.site, {})))
+    item.content = body
+    new_data.each do |key, value|
+      next if value.is_a?(Date) || value.is_a?(Time) # Jekyll keeps dates as it parsed them
+      item.data[key] = value unless item.data[key] == value
+    end
+  end
+
+  def self.publish(site, out_dir)
+    site.documents.each { |doc| adopt(doc, File.join(out_dir, doc.relative_path)) }
+    site.pages.each { |page| adopt(page, File.join(out_dir, page.relative_path)) }
+    add_new_files(site, out_dir, "")
+  end
+
+  # Files the build made that the site does not have (stylized images, the catalog), found by
+  # comparing folder listings: the output mirrors the whole site, so stat-ing each file would not scale.
+  def self.add_new_files(site, out_dir, rel)
+    here = File.join(out_dir, rel)
+    there = File.join(site.source, rel)
+    theirs = File.directory?(there) ? Dir.children(there) : []
+    Dir.children(here).sort.each do |name|
+      next if name.start_with?("_", ".") # blogroto's own records, Jekyll's special folders
+      path = File.join(here, name)
+      child = rel.empty? ? name : File.join(rel, name)
+      next if File.symlink?(path)
+      if File.directory?(path)
+        add_new_files(site, out_dir, child) if !theirs.include?(name) || site_dir_differs?(path, File.join(there, name))
+      elsif File.file?(path) && !theirs.include?(name)
+        if File.read(path, 4) == "---\n" || File.read(path, 5) == "---\r\n"
+          site.pages << Jekyll::Page.new(site, out_dir, rel, name)
+        else
+          site.static_files << Jekyll::StaticFile.new(site, out_dir, rel, name)
+        end
+      end
+    end
+  end
+
+  def self.site_dir_differs?(ours, theirs)
+    !File.directory?(theirs) || Dir.children(ours).sort != Dir.children(theirs).sort ||
+      Dir.glob("*/", base: ours).any?
+  end
+end
+
+Jekyll::Hooks.register :site, :post_read do |site|
+  summary = Blogroto.build(site)
+  Blogroto.publish(site, summary["out_dir"])
+end

@@ -1,0 +1,132 @@
+"""Video (MP4, WebM) stylized frame by frame into a video of the same container and duration,
+flicker reduced like animations (blogroto.animation.FlowBlend), audio copied untouched.
+
+Decoding and encoding are PyAV's (FFmpeg with its codecs in the wheel: `pip install
+'blogroto[video]'`); frames stream through one at a time, so memory does not grow with length.
+MP4 is written as H.264 (yuv420p, the profile every browser plays), WebM as VP9, each frame at
+the time stamp it had.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+from blogroto.errors import BlogrotoError, ImageError
+from blogroto.images import DEFAULT_MAX_PIXELS
+
+CONTAINERS = {"mp4": ("libx264", {"crf": "20", "preset": "medium"}), "webm": ("libvpx-vp9", {"crf": "32", "b": "0"})}
+INSTALL_HINT = "videos are left as they are: install PyAV to stylize them (pip install 'blogroto[video]')"
+
+
+def sniff_container(head: bytes) -> str | None:
+    """'mp4' (ISO base media: MP4, M4V, MOV), 'webm' (Matroska/WebM), or None."""
+    if head[4:8] == b"ftyp":
+        return "mp4"
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return "webm"
+    return None
+
+
+def available() -> bool:
+    try:
+        import av  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _even(n: float) -> int:
+    return max(2, int(round(n / 2)) * 2)  # yuv420p needs even sides
+
+
+def output_size(width: int, height: int, max_size: int) -> tuple[int, int]:
+    f = min(1.0, max_size / max(width, height)) if max_size else 1.0
+    return _even(width * f), _even(height * f)
+
+
+def stylize_video(src: Path, stylize_frame, smoothing: float, max_size: int, max_seconds: float,
+                  label: str, progress=None) -> bytes:
+    """`src` stylized, as the bytes of a file in the same container. `stylize_frame(uint8 HxWx3) ->
+    uint8 HxWx3`. Raises ImageError naming `label` for an unreadable video or one longer than
+    `max_seconds`. Encoded in memory (the MP4 muxer seeks back to write its index), so the caller
+    writes the file atomically."""
+    import io
+
+    import av
+
+    from blogroto.animation import FlowBlend
+
+    kind = sniff_container(Path(src).read_bytes()[:16])
+    if kind is None:
+        raise ImageError("not an MP4 or WebM video", label)
+    codec, options = CONTAINERS[kind]
+    try:
+        inp = av.open(str(src))
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise ImageError(f"cannot read video: {exc}", label) from exc
+    with inp:
+        if not inp.streams.video:
+            raise ImageError("the file has no video stream", label)
+        vin = inp.streams.video[0]
+        seconds = float(inp.duration / av.time_base) if inp.duration else float(vin.duration * vin.time_base or 0)
+        if seconds > max_seconds:
+            raise ImageError(f"video is {seconds:.0f} s long, over the limit of {max_seconds:g} s "
+                             f"(algorotoscope.animation.max_video_seconds); left as it is", label)
+        ain = inp.streams.audio[0] if inp.streams.audio else None
+        width, height = vin.codec_context.width, vin.codec_context.height
+        if not 0 < width * height <= DEFAULT_MAX_PIXELS:
+            raise ImageError(f"video frames of {width}x{height} cannot be stylized (at most "
+                             f"{DEFAULT_MAX_PIXELS / 1e6:g} megapixels)", label)
+        w, h = output_size(width, height, max_size)
+        # the container's duration is a claim: the frames decoded are what is counted
+        most = int(max_seconds * float(vin.average_rate or 60) * 1.1) + 10
+        done = 0
+        blend = FlowBlend(smoothing)
+        buffer = io.BytesIO()
+        with av.open(buffer, "w", format=kind) as out:
+            vout = out.add_stream(codec, rate=vin.average_rate or 25, options=options)
+            vout.width, vout.height, vout.pix_fmt = w, h, "yuv420p"
+            vout.time_base = vin.time_base
+            aout = out.add_stream_from_template(ain) if ain is not None else None
+            try:
+                for packet in inp.demux(*(s for s in (vin, ain) if s is not None)):
+                    if packet.stream is ain:
+                        if packet.dts is not None:  # the demuxer's flush packet carries none
+                            packet.stream = aout
+                            out.mux(packet)
+                        continue
+                    for frame in packet.decode():
+                        done += 1
+                        if done > most:
+                            raise ImageError(f"video has more than {most - 10} frames, over "
+                                             f"{max_seconds:g} s at its frame rate; left as it is", label)
+                        rgb = frame.to_ndarray(format="rgb24", width=w, height=h)
+                        styled = blend(rgb, stylize_frame(rgb))
+                        new = av.VideoFrame.from_ndarray(styled, format="rgb24").reformat(format="yuv420p")
+                        new.pts, new.time_base = frame.pts, frame.time_base
+                        out.mux(vout.encode(new))
+                        if progress is not None:
+                            progress(1)
+                out.mux(vout.encode(None))
+            except av.FFmpegError as exc:
+                raise ImageError(f"cannot read video (truncated or corrupt?): {exc}", label) from exc
+    if not buffer.getbuffer().nbytes:
+        raise BlogrotoError(f"{label}: the stylized video was not written")
+    return buffer.getvalue()
+
+
+def frame_estimate(src: Path) -> int | None:
+    """Frames in the first video stream, for a progress bar (None when the container does not say)."""
+    import av
+
+    try:
+        with av.open(str(src)) as inp:
+            v = inp.streams.video[0]
+            if v.frames:
+                return int(v.frames)
+            if v.duration and v.average_rate:
+                return int(float(v.duration * v.time_base) * float(v.average_rate))
+    except (av.FFmpegError, OSError, IndexError, ValueError):
+        return None
+    return None

@@ -1,0 +1,156 @@
+"""The Jekyll plugin (`blogroto init`): real `jekyll build` and `jekyll serve` of the sample site show
+stylized images, the catalog and the credits; an edit is picked up; the watcher settles."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from blogroto.commands.init import PLUGIN, PLUGIN_REL, install
+from blogroto.errors import BlogrotoError
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+# -- blogroto init (fast) ---------------------------------------------------------------------
+
+
+def test_init_installs_plugin_and_command_once(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "_config.yml").write_text("title: T\n")
+    done = install(site, command=["python3", "-m", "blogroto"])
+    assert (site / PLUGIN_REL).read_bytes() == PLUGIN.read_bytes()
+    assert (site / "_config.yml").read_text() == ("title: T\n\n# blogroto's Jekyll plugin (_plugins/blogroto.rb) runs this; "
+                                                  "see blogroto's docs/jekyll.md\nblogroto_command: [\"python3\", \"-m\", \"blogroto\"]\n")
+    assert len(done) == 2
+    assert install(site) == []  # idempotent: nothing to do the second time
+    (site / PLUGIN_REL).write_text("# my own changes\n")
+    with pytest.raises(BlogrotoError, match="--force"):
+        install(site)
+    assert install(site, force=True) == [f"wrote {site / PLUGIN_REL}"]
+
+
+def test_init_refuses_symlinks(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (site / "_plugins").symlink_to(outside)
+    with pytest.raises(BlogrotoError, match="symbolic link"):
+        install(site)
+    assert not any(outside.iterdir())
+
+
+# -- real Jekyll ------------------------------------------------------------------------------
+
+
+def _jekyll() -> str:
+    found = shutil.which("jekyll")
+    if found:
+        return found
+    if os.environ.get("BLOGROTO_REQUIRE_JEKYLL") == "1":
+        pytest.fail("Jekyll is required (BLOGROTO_REQUIRE_JEKYLL=1) but not on PATH")
+    pytest.skip("Jekyll not installed (set BLOGROTO_REQUIRE_JEKYLL=1 to make this a failure)")
+
+
+@pytest.fixture(scope="module")
+def plugin_site(tmp_path_factory):
+    """The sample site (its real built-in filters) with the plugin installed."""
+    jekyll = _jekyll()
+    site = tmp_path_factory.mktemp("plugin") / "site"
+    shutil.copytree(REPO / "sample_site", site, ignore=shutil.ignore_patterns("_blogroto", ".blogroto-cache", "_site"))
+    install(site, command=[sys.executable, "-m", "blogroto"])
+    return jekyll, site
+
+
+def _build(jekyll: str, site: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run([jekyll, "build", "-s", str(site), "-d", str(site / "_site")], capture_output=True,
+                          text=True, timeout=900, env=env)
+
+
+@pytest.mark.slow
+def test_jekyll_build_through_the_plugin(plugin_site):
+    jekyll, site = plugin_site
+    before = {p: p.read_bytes() for p in (site / "_posts").iterdir()}
+    proc = _build(jekyll, site)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "blogroto:" in proc.stdout and "Error" not in proc.stdout + proc.stderr
+    out = site / "_site"
+    page = (out / "2024/04/10/starry-night.html").read_text()
+    for stem, ext in (("chelsea", "jpg"), ("coffee-drift", "gif"), ("rocket-drift", "mp4")):
+        marker = f'/blog/assets/algorotoscope/{stem}-starry-night-'
+        assert marker in page, stem
+        name = page.split(marker, 1)[1].split('"', 1)[0]
+        assert (out / "assets/algorotoscope" / f"{stem}-starry-night-{name}").is_file() and name.endswith(ext)
+    assert "restyled with a neural filter learned from" in page  # the credit
+    assert "Rotoscope Notes" in (out / "filters/index.html").read_text()  # the catalog, in the site's layout
+    assert (out / "filters/starry-night/artwork.jpg").is_file()
+    assert {p: p.read_bytes() for p in (site / "_posts").iterdir()} == before  # the author's posts untouched
+    # a rebuild with nothing changed: blogroto has nothing to do
+    again = _build(jekyll, site)
+    assert again.returncode == 0 and "0 images stylized" in again.stdout, again.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return r.read().decode("utf-8")
+
+
+def _wait_for(predicate, seconds: float):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+        except OSError:
+            value = None
+        if value:
+            return value
+        time.sleep(0.5)
+    return None
+
+
+@pytest.mark.slow
+def test_jekyll_serve_shows_stylized_images_and_follows_edits(plugin_site, tmp_path):
+    jekyll, site = plugin_site
+    port = _free_port()
+    log = tmp_path / "serve.log"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    with open(log, "w") as handle:
+        server = subprocess.Popen([jekyll, "serve", "-s", str(site), "-d", str(site / "_site"), "--port", str(port),
+                                   "--force_polling"], stdout=handle, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}/blog/2024/04/10/starry-night.html"
+    try:
+        page = _wait_for(lambda: _get(url), 300)
+        assert page and "/blog/assets/algorotoscope/chelsea-starry-night-" in page, log.read_text()
+        image = page.split('src="/blog/assets/algorotoscope/', 1)[1].split('"', 1)[0]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/blog/assets/algorotoscope/{image}", timeout=10) as r:
+            assert r.status == 200 and len(r.read()) > 1000
+        # an edit: the page follows, still stylized
+        post = site / "_posts/2024-04-10-starry-night.md"
+        post.write_text(post.read_text().replace("Our cat and a portrait", "Our cat, edited, and a portrait"))
+        page = _wait_for(lambda: (p := _get(url)) and "Our cat, edited" in p and p, 120)
+        assert page and "/blog/assets/algorotoscope/chelsea-starry-night-" in page, log.read_text()
+        # the watcher settles: blogroto's own writes cause at most one more (no-op) regeneration
+        time.sleep(6)
+        settled = log.read_text().count("Regenerating")
+        time.sleep(6)
+        assert log.read_text().count("Regenerating") == settled, log.read_text()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
