@@ -21,10 +21,11 @@ import numpy as np
 from PIL import Image, ImageSequence
 
 from blogroto.errors import ImageError
-from blogroto.images import DEFAULT_MAX_PIXELS, _gif_frame_count
+from blogroto.images import DEFAULT_MAX_PIXELS, _gif_frame_count, long_side_size, png_xmp
 from blogroto.site import AnimationSettings
 
 ANIMATED_FORMATS = {"GIF": "gif", "PNG": "png", "WEBP": "webp"}
+MIN_FLOW_SIDE = 16  # smaller frames are not blended
 FULL_RES_FLOW_SIDE = 480  # frames with a shorter side than this get their flow at full resolution
 
 
@@ -92,7 +93,7 @@ def load_animation(data: bytes, label: str, options: AnimationSettings, max_size
                 raise ImageError(f"animation frames are too large: {im.size[0]}x{im.size[1]}, over the limit of "
                                  f"{DEFAULT_MAX_PIXELS / 1e6:g} megapixels per frame", label)
             count = frame_count(data) if fmt == "gif" else int(getattr(im, "n_frames", 1))
-            size = _output_size(im.size, max_size)
+            size = long_side_size(*im.size, max_size)
             if count > options.max_frames:
                 raise ImageError(f"animation has {count} frames, over the limit of {options.max_frames} "
                                  f"(algorotoscope.animation.max_frames); left as it is", label)
@@ -102,11 +103,17 @@ def load_animation(data: bytes, label: str, options: AnimationSettings, max_size
                                  f"over the limit of {options.max_pixels / 1e6:g} "
                                  f"(algorotoscope.animation.max_pixels); left as it is", label)
             loop = im.info.get("loop")
+            im_size = im.size
             anim = Animation([], [], [], None if loop is None else int(loop), fmt)
             try:
                 for frame in ImageSequence.Iterator(im):
                     if len(anim.frames) == count:
                         break  # never more frames than were counted and allowed
+                    if frame.size != im_size:
+                        # Pillow grows a GIF to fit a frame larger than its declared screen: the
+                        # bounds above were checked on the declared size, so such a file is refused
+                        raise ImageError(f"frame {len(anim.frames) + 1} is {frame.size[0]}x{frame.size[1]}, not the "
+                                         f"animation's {im_size[0]}x{im_size[1]}; not stylized", label)
                     rgba = frame.convert("RGBA")  # loads the frame: WebP sets its duration only then
                     anim.durations.append(max(0, int(frame.info.get("duration", 100) or 0)))
                     if rgba.size != size:
@@ -115,19 +122,13 @@ def load_animation(data: bytes, label: str, options: AnimationSettings, max_size
                     anim.frames.append(np.ascontiguousarray(pixels[..., :3]))
                     alpha = pixels[..., 3]
                     anim.alphas.append(None if alpha.min() == 255 else np.ascontiguousarray(alpha))
+            except ImageError:
+                raise
             except Exception as exc:  # truncated frames, bad chunks: Pillow raises many types
                 raise ImageError(f"cannot read frame {len(anim.frames) + 1} of the animation: {exc}", label) from exc
     if not anim.frames:
         raise ImageError("animation has no frames", label)
     return anim
-
-
-def _output_size(size: tuple[int, int], max_size: int) -> tuple[int, int]:
-    w, h = size
-    if not max_size or max(w, h) <= max_size:
-        return w, h
-    f = max_size / max(w, h)
-    return max(1, round(w * f)), max(1, round(h * f))
 
 
 # ------------------------------------------------------------------------------------ stylize
@@ -152,7 +153,8 @@ class FlowBlend:
     def __call__(self, photo: np.ndarray, styled: np.ndarray) -> np.ndarray:
         """photo, styled: uint8 HxWx3 of one frame -> the frame to show (uint8)."""
         cv2, out = self.cv2, styled
-        if self.prev_photo is not None and self.smoothing > 0:
+        # DIS needs a dozen pixels a side; tiny frames (icons) are shown as stylized
+        if self.prev_photo is not None and self.smoothing > 0 and min(photo.shape[:2]) >= MIN_FLOW_SIDE:
             mapping, trusted = self.backward(self.prev_photo, photo)
             # cubic: the carried picture is resampled again every frame, and linear would blur it
             carried = cv2.remap(self.prev_out, mapping, None, cv2.INTER_CUBIC,
@@ -245,12 +247,9 @@ def encode_animation(anim: Animation, quality: int = 90, xmp: bytes | None = Non
                     params["xmp"] = bytes(xmp)
                 images[0].save(out, "WEBP", append_images=images[1:], **params)
             else:
-                from PIL.PngImagePlugin import PngInfo
-
                 params.update(disposal=0, blend=0, compress_level=6, loop=anim.loop or 0)
-                if xmp:
-                    info = PngInfo()
-                    info.add_itxt("XML:com.adobe.xmp", bytes(xmp).rstrip(b"\x00").decode("utf-8", "replace"), zip=False)
+                info = png_xmp(xmp)
+                if info is not None:
                     params["pnginfo"] = info
                 images[0].save(out, "PNG", append_images=images[1:], **params)
     except (OSError, ValueError) as exc:

@@ -950,6 +950,9 @@ class _Run:
         if lower.startswith(("http://", "https://")):
             if not plan.options.wants(raw, raw.rsplit("/", 1)[-1]):
                 return
+            if ref.where == "body" and ref.handle.kind == "html-video":  # references.HTML_VIDEO
+                self.note(f"{plan.display}:{ref.line}: remote video left as it is: {ref.raw}")
+                return  # the fetcher takes images only: not downloaded at all
             if not site.settings.remote.enabled:
                 return
             ref.target = _Target(url=raw)
@@ -992,7 +995,7 @@ class _Run:
 
     def _prepare_images(self, plans: list[_Plan]) -> None:
         from blogroto import references
-        from blogroto.animation import ANIMATED_FORMATS, frame_count
+        from blogroto.animation import ANIMATED_FORMATS
         from blogroto.cache import OutputCache, StatIndex, cache_key
         from blogroto.images import EXTENSIONS
         from blogroto.stylize import StyleOptions, output_format
@@ -1060,7 +1063,7 @@ class _Run:
                     fmt, animation = sniff_container(head), self.site.settings.animation
                     options_key = {**pixel_key, "video": asdict(animation)}
                 elif (fmt_in in animated_formats and self.site.settings.animation is not None
-                      and frame_count(source) > 1):
+                      and self._frames(source) > 1):
                     # an animation stays one, in its own format (the only ones that carry frames)
                     fmt, animation = fmt_in, self.site.settings.animation
                     options_key = {**pixel_key, "animation": asdict(animation)}
@@ -1086,14 +1089,20 @@ class _Run:
             self._stat_index.save()
             self._cache.ledger.save()
 
+    @staticmethod
+    def _frames(source) -> int:
+        from blogroto.animation import frame_count
+
+        try:
+            return frame_count(source)
+        except OSError:
+            return 1  # unreadable now: the stylizer reports it, naming the file
+
     def _video_wanted(self, plan: _Plan, ref: _Ref) -> bool:
-        """Whether a <video>/<source> reference is stylized; if not, says why. Remote videos are
-        left as they are: the fetcher takes images only."""
+        """Whether a local <video>/<source> reference is stylized; if not, says why (remote ones
+        never get this far: `_resolve` leaves them as they are)."""
         from blogroto import video
 
-        if ref.target.local is None:
-            self.note(f"{plan.display}:{ref.line}: remote video left as it is: {ref.raw}")
-            return False
         if self.site.settings.animation is None:
             return False
         if not video.available():

@@ -98,7 +98,10 @@ def file_lock(path: str | Path, shared: bool = False) -> Iterator[None]:
     except OSError as exc:
         raise BlogrotoError(f"cannot lock: {_describe_os_error(exc)}", path) from exc
     with handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        except OSError as exc:
+            raise BlogrotoError(f"cannot lock: {_describe_os_error(exc)}", path) from exc
         try:
             yield
         finally:

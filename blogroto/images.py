@@ -745,6 +745,8 @@ def _carried_xmp(xmp: bytes | None, *, keep_gps: bool) -> bytes | None:
     if not xmp:
         return None
     bound = {ns: {m.group(1) for m in _XMLNS_RE.finditer(xmp) if m.group(3).strip() == ns} for ns in (_EXIF_NS, _TIFF_NS)}
+    if len(bound[_EXIF_NS]) + len(bound[_TIFF_NS]) > 16:  # no real packet does this; each costs a pass
+        return None if not keep_gps else xmp
     patterns = []
     for prefix in bound[_TIFF_NS] | {b"tiff"}:
         patterns += _xmp_patterns(prefix, rb"Orientation")
@@ -760,6 +762,16 @@ def _carried_xmp(xmp: bytes | None, *, keep_gps: bool) -> bytes | None:
 # Resizing
 
 
+def long_side_size(w: int, h: int, max_size: int) -> tuple[int, int]:
+    """(width, height) with the long side at most `max_size` (0 = as is); never larger. Integer
+    round-half-up: deterministic on every platform, and the same for stills, animations and videos."""
+    if max_size == 0 or max(h, w) <= max_size:
+        return w, h
+    if w >= h:
+        return max_size, max(1, (2 * h * max_size + w) // (2 * w))
+    return max(1, (2 * w * max_size + h) // (2 * h)), max_size
+
+
 def resize_long_side(img: LoadedImage, max_size: int) -> LoadedImage:
     """Downscale so the long side is at most `max_size` (LANCZOS, in float). 0 = no change.
 
@@ -769,14 +781,9 @@ def resize_long_side(img: LoadedImage, max_size: int) -> LoadedImage:
     if max_size < 0:
         raise ValueError(f"max_size must be >= 0, got {max_size}")
     h, w = img.rgb.shape[:2]
-    if max_size == 0 or max(h, w) <= max_size:
+    size = long_side_size(w, h, max_size)
+    if size == (w, h):
         return img
-    # Integer round-half-up: deterministic on every platform.
-    if w >= h:
-        new_w, new_h = max_size, max(1, (2 * h * max_size + w) // (2 * w))
-    else:
-        new_w, new_h = max(1, (2 * w * max_size + h) // (2 * h)), max_size
-    size = (new_w, new_h)
     if img.alpha is None:
         rgb = _resize_channels(img.rgb, size)
         return replace(img, rgb=np.clip(rgb, 0.0, 1.0))
@@ -977,21 +984,30 @@ def _save_jpeg(im: Image.Image, out: io.BytesIO, quality: int, exif: bytes | Non
             ImageFile.MAXBLOCK = block
 
 
-def _save_png(im: Image.Image, out: io.BytesIO, exif: bytes | None, xmp: bytes | None) -> None:
+def png_xmp(xmp: bytes | None):
+    """A PngInfo carrying `xmp` as the iTXt chunk XMP readers look for, or None (no packet, or one
+    that is not UTF-8, which an iTXt cannot hold)."""
     from PIL.PngImagePlugin import PngInfo
 
+    if not xmp:
+        return None
+    try:
+        text = bytes(xmp).rstrip(b"\x00").decode("utf-8")
+    except UnicodeDecodeError:
+        log.warning("XMP packet is not UTF-8; not embedded in PNG")
+        return None
+    info = PngInfo()
+    info.add_itxt("XML:com.adobe.xmp", text, zip=False)
+    return info
+
+
+def _save_png(im: Image.Image, out: io.BytesIO, exif: bytes | None, xmp: bytes | None) -> None:
     params = {"optimize": False, "compress_level": 6}
     if exif:
         params["exif"] = exif
-    if xmp:
-        try:
-            text = xmp.rstrip(b"\x00").decode("utf-8")
-        except UnicodeDecodeError:
-            log.warning("XMP packet is not UTF-8; not embedded in PNG")
-        else:
-            info = PngInfo()
-            info.add_itxt("XML:com.adobe.xmp", text, zip=False)
-            params["pnginfo"] = info
+    info = png_xmp(xmp)
+    if info is not None:
+        params["pnginfo"] = info
     im.save(out, "PNG", **params)
 
 

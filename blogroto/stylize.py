@@ -486,25 +486,30 @@ class Stylizer:
         atomic_write_bytes(dst, data)
         return Path(dst)
 
+    def _frames(self, flt: Filter, options: StyleOptions, label: str, total: int | None, progress: bool):
+        """(stylize one uint8 frame, a progress bar counting frames) for animations and videos."""
+        from tqdm import tqdm
+
+        def frame(photo: np.ndarray) -> np.ndarray:
+            return self.stylize_array(photo, flt, options, out=np.empty(photo.shape, np.uint8))
+
+        bar = tqdm(total=total, desc=f"frames of {Path(label).name[:30]}", unit="frame", disable=not progress,
+                   leave=False)
+        return frame, bar
+
     def stylize_animation_file(self, src: str | Path | bytes, dst: str | Path, flt: Filter, options: StyleOptions,
                                animation, name: str | None = None, xmp: bytes | None = None,
                                progress: bool = False) -> Path:
         """An animated GIF/WebP/APNG, every frame stylized with flicker reduction, written to `dst`
         atomically in its own format (blogroto.animation; `animation` is a site.AnimationSettings)."""
-        from tqdm import tqdm
-
         from blogroto.animation import encode_animation, load_animation, stylize_animation
         from blogroto.fsutil import atomic_write_bytes
 
         label = name or str(src)
         data = src if isinstance(src, (bytes, bytearray)) else Path(src).read_bytes()
         anim = load_animation(bytes(data), label, animation, options.max_size)
-
-        def frame(photo: np.ndarray) -> np.ndarray:
-            return self.stylize_array(photo, flt, options, out=np.empty(photo.shape, np.uint8))
-
-        with tqdm(total=len(anim.frames), desc=f"frames of {Path(label).name[:30]}", unit="frame",
-                  disable=not progress, leave=False) as bar:
+        frame, bar = self._frames(flt, options, label, len(anim.frames), progress)
+        with bar:
             styled = stylize_animation(anim, frame, animation.smoothing, progress=bar.update)
         atomic_write_bytes(dst, encode_animation(styled, options.quality, xmp=xmp))
         return Path(dst)
@@ -513,18 +518,12 @@ class Stylizer:
                            name: str | None = None, progress: bool = False) -> Path:
         """An MP4/WebM video stylized into `dst` atomically (same container, audio copied;
         blogroto.video; `animation` is a site.AnimationSettings)."""
-        from tqdm import tqdm
-
         from blogroto.fsutil import atomic_write_bytes
         from blogroto.video import frame_estimate, stylize_video
 
         label = name or str(src)
-
-        def frame(photo: np.ndarray) -> np.ndarray:
-            return self.stylize_array(photo, flt, options, out=np.empty(photo.shape, np.uint8))
-
-        with tqdm(total=frame_estimate(Path(src)), desc=f"frames of {Path(label).name[:30]}", unit="frame",
-                  disable=not progress, leave=False) as bar:
+        frame, bar = self._frames(flt, options, label, frame_estimate(Path(src)), progress)
+        with bar:
             data = stylize_video(Path(src), frame, animation.smoothing, options.max_size,
                                  animation.max_video_seconds, label, progress=bar.update)
         atomic_write_bytes(dst, data)

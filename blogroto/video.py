@@ -16,13 +16,17 @@ from blogroto.errors import BlogrotoError, ImageError
 from blogroto.images import DEFAULT_MAX_PIXELS
 
 CONTAINERS = {"mp4": ("libx264", {"crf": "20", "preset": "medium"}), "webm": ("libvpx-vp9", {"crf": "32", "b": "0"})}
+MAX_FPS = 240.0
 INSTALL_HINT = "videos are left as they are: install PyAV to stylize them (pip install 'blogroto[video]')"
 
 
+AUDIO_BRANDS = (b"M4A ", b"M4B ", b"M4P ", b"F4A ", b"F4B ")  # ISO media files that hold sound only
+
+
 def sniff_container(head: bytes) -> str | None:
-    """'mp4' (ISO base media: MP4, M4V, MOV), 'webm' (Matroska/WebM), or None."""
+    """'mp4' (ISO base media: MP4, M4V, MOV), 'webm' (Matroska/WebM), or None (audio-only M4A too)."""
     if head[4:8] == b"ftyp":
-        return "mp4"
+        return None if head[8:12] in AUDIO_BRANDS else "mp4"
     if head[:4] == b"\x1a\x45\xdf\xa3":
         return "webm"
     return None
@@ -36,13 +40,12 @@ def available() -> bool:
     return True
 
 
-def _even(n: float) -> int:
-    return max(2, int(round(n / 2)) * 2)  # yuv420p needs even sides
-
-
 def output_size(width: int, height: int, max_size: int) -> tuple[int, int]:
-    f = min(1.0, max_size / max(width, height)) if max_size else 1.0
-    return _even(width * f), _even(height * f)
+    """The stills' size rule (images.long_side_size), each side then made even: yuv420p needs it."""
+    from blogroto.images import long_side_size
+
+    w, h = long_side_size(width, height, max_size)
+    return max(2, w // 2 * 2), max(2, h // 2 * 2)
 
 
 def stylize_video(src: Path, stylize_frame, smoothing: float, max_size: int, max_seconds: float,
@@ -57,7 +60,8 @@ def stylize_video(src: Path, stylize_frame, smoothing: float, max_size: int, max
 
     from blogroto.animation import FlowBlend
 
-    kind = sniff_container(Path(src).read_bytes()[:16])
+    with open(src, "rb") as handle:
+        kind = sniff_container(handle.read(16))
     if kind is None:
         raise ImageError("not an MP4 or WebM video", label)
     codec, options = CONTAINERS[kind]
@@ -69,7 +73,14 @@ def stylize_video(src: Path, stylize_frame, smoothing: float, max_size: int, max
         if not inp.streams.video:
             raise ImageError("the file has no video stream", label)
         vin = inp.streams.video[0]
-        seconds = float(inp.duration / av.time_base) if inp.duration else float(vin.duration * vin.time_base or 0)
+        # a claim the container may not make (a browser's WebM recording has none) or may lie about:
+        # the decoded frames' own times are checked too, below
+        if inp.duration:
+            seconds = float(inp.duration / av.time_base)
+        elif vin.duration and vin.time_base:
+            seconds = float(vin.duration * vin.time_base)
+        else:
+            seconds = 0.0
         if seconds > max_seconds:
             raise ImageError(f"video is {seconds:.0f} s long, over the limit of {max_seconds:g} s "
                              f"(algorotoscope.animation.max_video_seconds); left as it is", label)
@@ -79,17 +90,19 @@ def stylize_video(src: Path, stylize_frame, smoothing: float, max_size: int, max
             raise ImageError(f"video frames of {width}x{height} cannot be stylized (at most "
                              f"{DEFAULT_MAX_PIXELS / 1e6:g} megapixels)", label)
         w, h = output_size(width, height, max_size)
-        # the container's duration is a claim: the frames decoded are what is counted
-        most = int(max_seconds * float(vin.average_rate or 60) * 1.1) + 10
+        # the frames decoded are what is counted (a claimed frame rate is capped: it may be a lie)
+        most = int(max_seconds * min(float(vin.average_rate or 60), MAX_FPS) * 1.1) + 10
         done = 0
         blend = FlowBlend(smoothing)
         buffer = io.BytesIO()
-        with av.open(buffer, "w", format=kind) as out:
-            vout = out.add_stream(codec, rate=vin.average_rate or 25, options=options)
-            vout.width, vout.height, vout.pix_fmt = w, h, "yuv420p"
-            vout.time_base = vin.time_base
-            aout = out.add_stream_from_template(ain) if ain is not None else None
-            try:
+        try:
+            with av.open(buffer, "w", format=kind) as out:
+                vout = out.add_stream(codec, rate=vin.average_rate or 25, options=options)
+                vout.width, vout.height, vout.pix_fmt = w, h, "yuv420p"
+                # each frame keeps its own time: the encoder counts in the input's time base, not in
+                # 1/frame rate (variable-rate video would collide there)
+                vout.time_base = vout.codec_context.time_base = vin.time_base
+                aout = out.add_stream_from_template(ain) if ain is not None else None
                 for packet in inp.demux(*(s for s in (vin, ain) if s is not None)):
                     if packet.stream is ain:
                         if packet.dts is not None:  # the demuxer's flush packet carries none
@@ -98,9 +111,9 @@ def stylize_video(src: Path, stylize_frame, smoothing: float, max_size: int, max
                         continue
                     for frame in packet.decode():
                         done += 1
-                        if done > most:
-                            raise ImageError(f"video has more than {most - 10} frames, over "
-                                             f"{max_seconds:g} s at its frame rate; left as it is", label)
+                        if done > most or (frame.time or 0) > max_seconds + 1:
+                            raise ImageError(f"video runs past {max_seconds:g} s "
+                                             f"(algorotoscope.animation.max_video_seconds); left as it is", label)
                         rgb = frame.to_ndarray(format="rgb24", width=w, height=h)
                         styled = blend(rgb, stylize_frame(rgb))
                         new = av.VideoFrame.from_ndarray(styled, format="rgb24").reformat(format="yuv420p")
@@ -109,8 +122,8 @@ def stylize_video(src: Path, stylize_frame, smoothing: float, max_size: int, max
                         if progress is not None:
                             progress(1)
                 out.mux(vout.encode(None))
-            except av.FFmpegError as exc:
-                raise ImageError(f"cannot read video (truncated or corrupt?): {exc}", label) from exc
+        except (av.FFmpegError, ValueError) as exc:  # the input's frames, or the output's header and trailer
+            raise ImageError(f"cannot read video (truncated or corrupt?) or write it back: {exc}", label) from exc
     if not buffer.getbuffer().nbytes:
         raise BlogrotoError(f"{label}: the stylized video was not written")
     return buffer.getvalue()

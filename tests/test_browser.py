@@ -152,7 +152,7 @@ def test_jekyll_builds_posts_and_catalog(jekyll_site):
         objects = objects if isinstance(objects, list) else [objects]
         assert {o["contentUrl"].removeprefix(SITE_URL) for o in objects} >= {s for s in stylized if s.startswith("/")}
         for o in objects:
-            assert o["@type"] == "ImageObject"
+            assert o["@type"] == ("VideoObject" if o["contentUrl"].endswith(".mp4") else "ImageObject")
             assert o["digitalSourceType"].endswith("/compositeWithTrainedAlgorithmicMedia")
             assert (serve_root / o["contentUrl"].removeprefix(SITE_URL + "/")).is_file()
             assert o["isBasedOn"][-1]["@type"] == "CreativeWork" and o["isBasedOn"][-1]["creator"] == "The Test Suite"

@@ -39,6 +39,28 @@ def test_init_installs_plugin_and_command_once(tmp_path):
     assert install(site, force=True) == [f"wrote {site / PLUGIN_REL}"]
 
 
+def test_init_extends_the_config_jekyll_reads_in_its_own_line_endings(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "_config.yaml").write_bytes(b"title: T\r\nbaseurl: /b\r\n")
+    install(site, command=["blogroto"])
+    assert not (site / "_config.yml").exists()
+    text = (site / "_config.yaml").read_bytes()
+    assert text.startswith(b"title: T\r\nbaseurl: /b\r\n") and b'blogroto_command: ["blogroto"]\r\n' in text
+    assert b"\n" not in text.replace(b"\r\n", b"")
+    toml = tmp_path / "toml"
+    toml.mkdir()
+    (toml / "_config.toml").write_text('title = "T"\n')
+    with pytest.raises(BlogrotoError, match="add this line"):
+        install(toml)
+    assert not (toml / "_plugins").exists()
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    (odd / "_plugins").write_text("not a folder")
+    with pytest.raises(BlogrotoError, match="not a folder"):
+        install(odd)
+
+
 def test_init_refuses_symlinks(tmp_path):
     site = tmp_path / "site"
     site.mkdir()
@@ -69,6 +91,10 @@ def plugin_site(tmp_path_factory):
     site = tmp_path_factory.mktemp("plugin") / "site"
     shutil.copytree(REPO / "sample_site", site, ignore=shutil.ignore_patterns("_blogroto", ".blogroto-cache", "_site"))
     install(site, command=[sys.executable, "-m", "blogroto"])
+    # front matter Jekyll reshapes (a tag as a string becomes a list): the plugin must not undo that
+    post = site / "_posts/2024-04-10-starry-night.md"
+    text = post.read_text().replace('title: "Starry night"\n', 'title: "Starry night"\ntags: night\n', 1)
+    post.write_text(text + "\nTagged {{ page.tags.size }} time(s).\n")
     return jekyll, site
 
 
@@ -94,6 +120,7 @@ def test_jekyll_build_through_the_plugin(plugin_site):
         assert (out / "assets/algorotoscope" / f"{stem}-starry-night-{name}").is_file() and name.endswith(ext)
     assert "restyled with a neural filter learned from" in page  # the credit
     assert "Rotoscope Notes" in (out / "filters/index.html").read_text()  # the catalog, in the site's layout
+    assert "Tagged 1 time(s)." in page  # Jekyll's list of tags, not the string the author wrote
     assert (out / "filters/starry-night/artwork.jpg").is_file()
     assert {p: p.read_bytes() for p in (site / "_posts").iterdir()} == before  # the author's posts untouched
     # a rebuild with nothing changed: blogroto has nothing to do

@@ -130,3 +130,37 @@ def test_build_without_pyav_says_how_to_get_it(tmp_path, tiny_filter_dir, styliz
                                        for w in report.warnings), report.warnings
     post = (root / "_blogroto" / "site" / "_posts" / "2024-01-01-a.md").read_text()
     assert 'src="/assets/clip.mp4"' in post  # left as it was
+
+
+def test_remote_and_audio_sources_are_left_alone(tmp_path, tiny_filter_dir, stylizer, monkeypatch):
+    from blogroto import remote
+
+    fetched = []
+    monkeypatch.setattr(remote.RemoteFetcher, "fetch", lambda self, url: fetched.append(url))
+    root = one_post_site(tmp_path / "site", tiny_filter_dir,
+                         '<video src="https://example.org/clip.mp4"></video>\n\n'
+                         '<audio controls><source src="/assets/song.m4a" type="audio/mp4"></audio>\n')
+    (root / "assets" / "song.m4a").write_bytes(b"\0\0\0\x20ftypM4A \0\0\0\0" + b"\0" * 64)
+    report = build(root, stylizer)
+    assert report.errors == [] and report.warnings == [] and report.images_stylized == 0, report
+    assert fetched == []  # never downloaded
+    post = (root / "_blogroto" / "site" / "_posts" / "2024-01-01-a.md").read_text()
+    assert 'src="https://example.org/clip.mp4"' in post and 'src="/assets/song.m4a"' in post
+
+
+def test_variable_frame_rate(tmp_path):
+    """A phone's MP4 has uneven frame times: each frame keeps its own (they collided when the
+    encoder counted in 1/frame rate)."""
+    src = tmp_path / "vfr.mp4"
+    with av.open(str(src), "w", format="mp4") as out:
+        v = out.add_stream("libx264", rate=30)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        v.time_base = v.codec_context.time_base = __import__("fractions").Fraction(1, 1000)
+        for t, ms in enumerate((0, 33, 50, 120, 121, 200, 260)):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 30 * t, np.uint8), format="rgb24")
+            frame.pts = ms
+            out.mux(v.encode(frame))
+        out.mux(v.encode(None))
+    data = stylize_video(src, lambda f: 255 - f, 0.6, 0, 120, "vfr.mp4", None)
+    assert len(probe(data)["frames"]) == 7
+

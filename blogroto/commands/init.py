@@ -24,17 +24,34 @@ def default_command() -> list[str]:
 
 
 def install(site: Path, force: bool = False, command: list[str] | None = None) -> list[str]:
-    """Write SITE/_plugins/blogroto.rb and add `blogroto_command` to _config.yml; returns what was done.
-    Refuses symlinks (the files written must be the site's own) and a changed plugin without `force`."""
+    """Write SITE/_plugins/blogroto.rb and add `blogroto_command` to the site's config file; returns
+    what was done. Refuses symlinks (the files written must be the site's own), a TOML config (says
+    what to add instead) and a changed plugin without `force`."""
+    import json
+
     from blogroto.errors import BlogrotoError
-    from blogroto.fsutil import atomic_write_bytes, atomic_write_text
+    from blogroto.fsutil import atomic_write_bytes
 
     done = []
     folder = site / "_plugins"
     target = site / PLUGIN_REL
-    for path in (folder, target, site / "_config.yml"):
+    # Jekyll reads the first of these that exists (as blogroto does): that is the one to extend
+    config = next((site / n for n in ("_config.yml", "_config.yaml", "_config.toml") if (site / n).exists()),
+                  site / "_config.yml")
+    for path in (folder, target, config):
         if path.is_symlink():
             raise BlogrotoError("refusing to write through a symbolic link", path)
+    if folder.exists() and not folder.is_dir():
+        raise BlogrotoError("is not a folder (Jekyll's plugins folder must be)", folder)
+    command = command or default_command()
+    line = f"blogroto_command: {json.dumps(command)}"
+    if config.suffix == ".toml":
+        raise BlogrotoError(f"add this line (as TOML) yourself, then run init again: {line}", config)
+    data = config.read_bytes() if config.exists() else b""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BlogrotoError("is not UTF-8 text; not changed", config) from exc
     folder.mkdir(exist_ok=True)
     plugin = PLUGIN.read_bytes()
     if not target.exists() or target.read_bytes() != plugin:
@@ -42,15 +59,11 @@ def install(site: Path, force: bool = False, command: list[str] | None = None) -
             raise BlogrotoError("a different blogroto.rb is installed; --force replaces it", target)
         atomic_write_bytes(target, plugin)
         done.append(f"wrote {target}")
-    config = site / "_config.yml"
-    text = config.read_text(encoding="utf-8") if config.exists() else ""
-    if not any(line.startswith("blogroto_command:") for line in text.splitlines()):
-        import json
-
-        command = command or default_command()
-        block = ("\n# blogroto's Jekyll plugin (_plugins/blogroto.rb) runs this; see blogroto's docs/jekyll.md\n"
-                 f"blogroto_command: {json.dumps(command)}\n")
-        atomic_write_text(config, text + ("" if text.endswith("\n") or not text else "\n") + block)
+    if not any(existing.startswith("blogroto_command:") for existing in text.splitlines()):
+        newline = "\r\n" if "\r\n" in text else "\n"  # the file's own line endings
+        block = newline.join(["", "# blogroto's Jekyll plugin (_plugins/blogroto.rb) runs this; see blogroto's docs/jekyll.md",
+                              line, ""])
+        atomic_write_bytes(config, (text + ("" if text.endswith("\n") or not text else newline) + block).encode("utf-8"))
         done.append(f"added blogroto_command to {config}")
     return done
 

@@ -15,6 +15,7 @@
 require "date"
 require "json"
 require "open3"
+require "set"
 require "shellwords"
 require "yaml"
 
@@ -31,7 +32,12 @@ module Blogroto
   def self.build(site)
     started = Time.now
     argv = command(site) + ["build", site.source, "--json"]
-    stdout, stderr, status = Open3.capture3(*argv)
+    begin
+      stdout, stderr, status = Open3.capture3(*argv)
+    rescue SystemCallError => e
+      raise Jekyll::Errors::FatalException,
+            "blogroto: cannot run `#{argv.shelljoin}`: #{e.message} (set blogroto_command in _config.yml)"
+    end
     summary = begin
       JSON.parse(stdout)
     rescue JSON::ParserError
@@ -48,24 +54,28 @@ module Blogroto
     summary
   end
 
-  def self.split(text)
+  def self.split(text, path)
     m = YAML_FRONT_MATTER.match(text)
     return [{}, text] unless m
     [YAML.safe_load(m[1], permitted_classes: [Date, Time], aliases: true) || {}, m.post_match]
+  rescue Psych::Exception => e
+    Jekyll.logger.warn "blogroto:", "#{path}: front matter not read (#{e.message}); left as Jekyll read it"
+    nil
   end
 
-
-  # The document's body and the front-matter keys blogroto changed, from the built copy.
+  # The document's body and the front-matter keys blogroto changed (compared with the author's
+  # file, not with Jekyll's processed data: Jekyll turns `tags: x` into a list, for one).
   def self.adopt(item, built)
     return unless File.file?(built)
     source = File.join(item.site.source, item.relative_path)
-    return if File.file?(source) && File.identical?(source, built) # a hard link: nothing rewritten
-    new_data, body = split(File.read(built, **Jekyll::Utils.merged_file_read_opts(item.site, {})))
-    item.content = body
-    new_data.each do |key, value|
-      next if value.is_a?(Date) || value.is_a?(Time) # Jekyll keeps dates as it parsed them
-      item.data[key] = value unless item.data[key] == value
-    end
+    return unless File.file?(source)
+    return if File.identical?(source, built) # a hard link: nothing rewritten
+    opts = Jekyll::Utils.merged_file_read_opts(item.site, {})
+    old = split(File.read(source, **opts), source)
+    new = split(File.read(built, **opts), built)
+    return unless old && new
+    item.content = new[1]
+    new[0].each { |key, value| item.data[key] = value unless old[0].key?(key) && old[0][key] == value }
   end
 
   def self.publish(site, out_dir)
@@ -79,7 +89,7 @@ module Blogroto
   def self.add_new_files(site, out_dir, rel)
     here = File.join(out_dir, rel)
     there = File.join(site.source, rel)
-    theirs = File.directory?(there) ? Dir.children(there) : []
+    theirs = File.directory?(there) ? Set.new(Dir.children(there)) : Set.new
     Dir.children(here).sort.each do |name|
       next if name.start_with?("_", ".") # blogroto's own records, Jekyll's special folders
       path = File.join(here, name)

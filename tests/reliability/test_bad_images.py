@@ -238,16 +238,19 @@ def test_palette_png_with_transparency_keeps_its_alpha(kit):
     assert out.getpixel((15, 5))[3] == 255 and out.getpixel((15, 5))[:3] == (255, 255, 0)  # inverted blue
 
 
-def test_animated_gif_gives_its_first_frame(kit):
+def test_animated_gif_stays_animated(kit):
+    # (with `animation: false` it becomes its first frame as a still PNG: tests/test_animation.py)
     frames = [Image.new("RGB", (16, 12), c) for c in ((255, 0, 0), (0, 255, 0), (0, 0, 255))]
     buffer = io.BytesIO()
     frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
     kit.write("assets/img/anim.gif", buffer.getvalue())
     rel = image_post(kit, "anim", "assets/img/anim.gif")
     out = stylized_image(kit, rel)
-    assert out.format == "PNG" and getattr(out, "n_frames", 1) == 1  # a still image
-    r, g, b = out.convert("RGB").getpixel((8, 6))
-    assert r < 10 and g > 245 and b > 245  # the first frame (red), inverted
+    assert out.format == "GIF" and out.n_frames == 3
+    for i, (r, g, b) in enumerate(((0, 255, 255), (255, 0, 255), (255, 255, 0))):  # each frame, inverted
+        out.seek(i)
+        got = out.convert("RGB").getpixel((8, 6))
+        assert all(abs(x - y) < 12 for x, y in zip(got, (r, g, b))), (i, got)
 
 
 # -- symlinks ---------------------------------------------------------------------------------
