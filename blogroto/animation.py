@@ -155,12 +155,15 @@ class FlowBlend:
         cv2, out = self.cv2, styled
         # DIS needs a dozen pixels a side; tiny frames (icons) are shown as stylized
         if self.prev_photo is not None and self.smoothing > 0 and min(photo.shape[:2]) >= MIN_FLOW_SIDE:
-            mapping, trusted = self.backward(self.prev_photo, photo)
-            # cubic: the carried picture is resampled again every frame, and linear would blur it
-            carried = cv2.remap(self.prev_out, mapping, None, cv2.INTER_CUBIC,
-                                borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-            weight = cv2.merge([trusted * np.float32(self.smoothing)] * 3)
-            out = cv2.convertScaleAbs(styled + weight * (carried - styled))  # rounds and saturates to uint8
+            try:
+                mapping, trusted = self.backward(self.prev_photo, photo)
+                # cubic: the carried picture is resampled again every frame, and linear would blur it
+                carried = cv2.remap(self.prev_out, mapping, None, cv2.INTER_CUBIC,
+                                    borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+                weight = cv2.merge([trusted * np.float32(self.smoothing)] * 3)
+                out = cv2.convertScaleAbs(styled + weight * (carried - styled))  # rounds and saturates to uint8
+            except cv2.error:
+                out = styled  # OpenCV refused these frames: shown as stylized, not blended
         self.prev_photo, self.prev_out = photo, out
         return out
 
