@@ -84,6 +84,25 @@ def test_bounds_name_the_file_and_decode_nothing():
         load_animation(data[: len(data) // 2], "anim.gif", AnimationSettings(), 0)
 
 
+def test_a_frame_larger_than_the_declared_size_is_refused(monkeypatch):
+    """Pillow grows a GIF whose later frame is larger than its screen; the bounds were checked on
+    the screen's size, so such a frame is refused before it is decoded into the animation."""
+    from blogroto import animation
+
+    data = encoded(clip(3), "GIF")
+    real = animation.ImageSequence.Iterator
+
+    def growing(im):
+        for i, frame in enumerate(real(im)):
+            if i == 1:
+                frame = frame.resize((480, 320))  # what a hostile later frame makes Pillow do
+            yield frame
+
+    monkeypatch.setattr(animation.ImageSequence, "Iterator", growing)
+    with pytest.raises(ImageError, match=r"anim\.gif.*frame 2 is 480x320, not the animation's 48x32"):
+        load_animation(data, "anim.gif", AnimationSettings(), 0)
+
+
 # -- timing, loop, transparency, palette -----------------------------------------------------
 
 
