@@ -210,7 +210,7 @@ def main(argv=None) -> int:
         grams = judge.artwork_grams(artwork)
         labels = [_label(f, args.label) for f in filters]
         if len(set(labels)) < len(labels):  # e.g. one recipe at two style weights: say which is which
-            labels = [f"{l}, style weight {f.meta.get('training', {}).get('loss_weights', {}).get('style', '?'):g}"
+            labels = [f"{l}, style weight {f.meta.get('training', {}).get('loss_weights', {}).get('style', '?')}"
                       for l, f in zip(labels, filters)]
         rows = []
         for photo_path in photos:

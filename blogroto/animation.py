@@ -270,16 +270,6 @@ def _gif_with_xmp(data: bytes, xmp: bytes) -> bytes:
     return data[:pos] + b"\x21\xff\x0bXMP DataXMP" + xmp + trailer + data[pos:]
 
 
-def gif_xmp(data: bytes) -> bytes | None:
-    """The XMP packet `_gif_with_xmp` embedded (Pillow does not read it)."""
-    start = data.find(b"\x21\xff\x0bXMP DataXMP")
-    if start < 0:
-        return None
-    body = data[start + 14:]
-    end = body.find(bytes([1]) + bytes(range(255, -1, -1)))
-    return body[:end] if end >= 0 else None
-
-
 def _rgba(frame: np.ndarray, alpha: np.ndarray | None) -> Image.Image:
     return Image.fromarray(frame, "RGB") if alpha is None else Image.fromarray(np.dstack([frame, alpha]), "RGBA")
 

@@ -935,9 +935,13 @@ class _Run:
             self._resolve(plan, ref)
 
     def _resolve(self, plan: _Plan, ref: _Ref) -> None:
+        from blogroto.references import HTML_VIDEO
+
         raw = ref.raw.strip()
         site = self.site
         if not raw or raw.startswith(("data:", "#")):
+            return
+        if ref.where == "body" and ref.handle.kind == HTML_VIDEO and not self._video_wanted(plan, ref, raw):
             return
         if ref.where == "body" and ref.handle.kind.startswith("html"):
             import html
@@ -950,9 +954,6 @@ class _Run:
         if lower.startswith(("http://", "https://")):
             if not plan.options.wants(raw, raw.rsplit("/", 1)[-1]):
                 return
-            if ref.where == "body" and ref.handle.kind == "html-video":  # references.HTML_VIDEO
-                self.note(f"{plan.display}:{ref.line}: remote video left as it is: {ref.raw}")
-                return  # the fetcher takes images only: not downloaded at all
             if not site.settings.remote.enabled:
                 return
             ref.target = _Target(url=raw)
@@ -1015,10 +1016,7 @@ class _Run:
                 t = ref.target
                 if t is None:
                     continue
-                is_video = ref.where == "body" and ref.handle.kind == references.HTML_VIDEO
-                if is_video and not self._video_wanted(plan, ref):
-                    ref.target = None
-                    continue
+                is_video = ref.where == "body" and ref.handle.kind == references.HTML_VIDEO  # wanted: _resolve
                 try:
                     if t.local is not None:
                         path = self.site.root / t.local
@@ -1098,11 +1096,14 @@ class _Run:
         except OSError:
             return 1  # unreadable now: the stylizer reports it, naming the file
 
-    def _video_wanted(self, plan: _Plan, ref: _Ref) -> bool:
-        """Whether a local <video>/<source> reference is stylized; if not, says why (remote ones
-        never get this far: `_resolve` leaves them as they are)."""
+    def _video_wanted(self, plan: _Plan, ref: _Ref, raw: str) -> bool:
+        """Whether a <video>/<source> reference is stylized at all; if not, says why. Remote videos
+        are left as they are, never downloaded: the fetcher takes images only."""
         from blogroto import video
 
+        if raw.lower().startswith(("http://", "https://", "//")):
+            self.note(f"{plan.display}:{ref.line}: remote video left as it is: {ref.raw}")
+            return False
         if self.site.settings.animation is None:
             return False
         if not video.available():

@@ -746,7 +746,7 @@ def _carried_xmp(xmp: bytes | None, *, keep_gps: bool) -> bytes | None:
         return None
     bound = {ns: {m.group(1) for m in _XMLNS_RE.finditer(xmp) if m.group(3).strip() == ns} for ns in (_EXIF_NS, _TIFF_NS)}
     if len(bound[_EXIF_NS]) + len(bound[_TIFF_NS]) > 16:  # no real packet does this; each costs a pass
-        return None if not keep_gps else xmp
+        return None
     patterns = []
     for prefix in bound[_TIFF_NS] | {b"tiff"}:
         patterns += _xmp_patterns(prefix, rb"Orientation")

@@ -28,6 +28,7 @@ Width and the number of residual blocks are read from the shapes (the originals 
 from __future__ import annotations
 
 import datetime
+import glob
 import hashlib
 import re
 import shutil
@@ -39,6 +40,7 @@ import numpy as np
 
 from blogroto import __version__
 from blogroto.errors import BlogrotoError, FilterError
+from blogroto.torchfile import _clean as _name  # a name from the file, fit for an error message
 
 FORMATS = ("fast-style-transfer", "pytorch", "onnx")
 MAX_BYTES = 1 << 30
@@ -146,17 +148,11 @@ def _checkpoint_prefix(path: Path) -> Path:
 def _checkpoint_files(prefix: Path) -> list[Path]:
     index = prefix.with_name(prefix.name + ".index")
     if index.is_file():
-        data = sorted(prefix.parent.glob(f"{glob_escape(prefix.name)}.data-*-of-*"))
+        data = sorted(prefix.parent.glob(f"{glob.escape(prefix.name)}.data-*-of-*"))
         return [index, *data]
     if prefix.is_file():
         return [prefix]
     raise FilterError("checkpoint not found (no .index file, nor a single-file checkpoint)", prefix)
-
-
-def glob_escape(name: str) -> str:
-    import glob
-
-    return glob.escape(name)
 
 
 def read_fast_style_transfer(path: Path) -> Imported:
@@ -299,12 +295,6 @@ def _pytorch_to_blogroto(name: str) -> str:
     m = re.fullmatch(r"res(\d+)\.(conv|in)([12])", name)
     block, kind, which = int(m.group(1)) - 1, m.group(2), "a" if m.group(3) == "1" else "b"
     return f"r{block}{which}" + ("n" if kind == "in" else "")
-
-
-def _name(key: str) -> str:
-    """A name from the file, fit for an error message (escaped, at most ~80 characters)."""
-    text = ascii(key)[1:-1]
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def from_pytorch_state(state: dict, where: Path, fmt: str, container: str, files: list[Path]) -> Imported:
@@ -854,14 +844,13 @@ def write_filter(imported: Imported, source_path: Path, name: str, out_dir: Path
         write_metadata(partial, meta)
         flt = load_filter_as(partial, name)  # validate before it becomes visible
         log(f"rendering the preview and the before/after example of {name}")
-        files.update(render_examples(flt, partial))
-        meta["files"] = files
+        files.update(render_examples(flt, partial))  # `meta` holds this very dict
         write_metadata(partial, meta)
         if precision_check:
             from blogroto.precision import measure_bfloat16_psnr, precision_record
 
             log("measuring bfloat16 against float32 on the built-in photos (--no-precision-check skips it)")
-            meta["precision"] = precision_record(measure_bfloat16_psnr(load_filter_as(partial, name)))
+            meta["precision"] = precision_record(measure_bfloat16_psnr(flt))  # the weights validated above
             write_metadata(partial, meta)
         load_filter_as(partial, name)
     except BaseException:

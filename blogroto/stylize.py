@@ -519,12 +519,12 @@ class Stylizer:
         """An MP4/WebM video stylized into `dst` atomically (same container, audio copied;
         blogroto.video; `animation` is a site.AnimationSettings)."""
         from blogroto.fsutil import atomic_write_bytes
-        from blogroto.video import frame_estimate, stylize_video
+        from blogroto.video import stylize_video
 
         label = name or str(src)
-        frame, bar = self._frames(flt, options, label, frame_estimate(Path(src)), progress)
+        frame, bar = self._frames(flt, options, label, None, progress)  # its total: from the opened stream
         with bar:
             data = stylize_video(Path(src), frame, animation.smoothing, options.max_size,
-                                 animation.max_video_seconds, label, progress=bar.update)
+                                 animation.max_video_seconds, label, progress=bar)
         atomic_write_bytes(dst, data)
         return Path(dst)

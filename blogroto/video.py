@@ -53,7 +53,7 @@ def stylize_video(src: Path, stylize_frame, smoothing: float, max_size: int, max
     """`src` stylized, as the bytes of a file in the same container. `stylize_frame(uint8 HxWx3) ->
     uint8 HxWx3`. Raises ImageError naming `label` for an unreadable video or one longer than
     `max_seconds`. Encoded in memory (the MP4 muxer seeks back to write its index), so the caller
-    writes the file atomically."""
+    writes the file atomically. `progress`: a tqdm bar (its total set from the stream), or None."""
     import io
 
     import av
@@ -90,6 +90,8 @@ def stylize_video(src: Path, stylize_frame, smoothing: float, max_size: int, max
             raise ImageError(f"video frames of {width}x{height} cannot be stylized (at most "
                              f"{DEFAULT_MAX_PIXELS / 1e6:g} megapixels)", label)
         w, h = output_size(width, height, max_size)
+        if progress is not None and vin.frames:
+            progress.total = int(vin.frames)  # a tqdm bar: its total, now that the stream is open
         # the frames decoded are what is counted (a claimed frame rate is capped: it may be a lie)
         most = int(max_seconds * min(float(vin.average_rate or 60), MAX_FPS) * 1.1) + 10
         done = 0
@@ -120,26 +122,10 @@ def stylize_video(src: Path, stylize_frame, smoothing: float, max_size: int, max
                         new.pts, new.time_base = frame.pts, frame.time_base
                         out.mux(vout.encode(new))
                         if progress is not None:
-                            progress(1)
+                            progress.update(1)
                 out.mux(vout.encode(None))
         except (av.FFmpegError, ValueError) as exc:  # the input's frames, or the output's header and trailer
             raise ImageError(f"cannot read video (truncated or corrupt?) or write it back: {exc}", label) from exc
     if not buffer.getbuffer().nbytes:
         raise BlogrotoError(f"{label}: the stylized video was not written")
     return buffer.getvalue()
-
-
-def frame_estimate(src: Path) -> int | None:
-    """Frames in the first video stream, for a progress bar (None when the container does not say)."""
-    import av
-
-    try:
-        with av.open(str(src)) as inp:
-            v = inp.streams.video[0]
-            if v.frames:
-                return int(v.frames)
-            if v.duration and v.average_rate:
-                return int(float(v.duration * v.time_base) * float(v.average_rate))
-    except (av.FFmpegError, OSError, IndexError, ValueError):
-        return None
-    return None

@@ -10,9 +10,20 @@ import numpy as np
 import pytest
 from PIL import Image, ImageSequence
 
-from blogroto.animation import Animation, encode_animation, frame_count, gif_xmp, load_animation, stylize_animation
+from blogroto.animation import Animation, encode_animation, frame_count, load_animation, stylize_animation
 from blogroto.errors import ConfigError, ImageError
 from blogroto.site import AnimationSettings, parse_settings
+
+
+def gif_xmp(data: bytes) -> bytes | None:
+    """The XMP packet blogroto embeds in a GIF (the spec's "XMP DataXMP" application extension,
+    ended by its 258-byte magic trailer); Pillow does not read it."""
+    start = data.find(b"\x21\xff\x0bXMP DataXMP")
+    if start < 0:
+        return None
+    body = data[start + 14:]
+    end = body.find(bytes([1]) + bytes(range(255, -1, -1)))
+    return body[:end] if end >= 0 else None
 
 
 def clip(frames: int = 6, size=(48, 32), shift: int = 2, seed: int = 0) -> list[np.ndarray]:

@@ -400,7 +400,7 @@ def test_catalog_follows_config_and_filter_changes(tmp_path_factory, built_sampl
 
 def test_stylized_images_carry_xmp(built_sample):
     from blogroto import metadata
-    from blogroto.animation import gif_xmp
+    from tests.test_animation import gif_xmp
     from blogroto.filters import FilterLibrary
 
     images = sorted((built_sample.out / "assets/algorotoscope").iterdir())

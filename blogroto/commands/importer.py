@@ -42,21 +42,15 @@ def command(source, name, title, creator, year, source_url, licence, licence_url
     Nothing in the file is executed: PyTorch pickles are read by a reader that rebuilds tensors
     only and refuses anything else."""
     from blogroto import ui
-    from blogroto.commands.train import destination, how_to_use, source_credit
-    from blogroto.filters import SOURCE_KEYS
+    from blogroto.commands.train import destination, given_credit, how_to_use, source_credit
     from blogroto.importing import read_network, write_filter
 
     ui.check_verbosity(quiet, verbose)
     log = (lambda msg: None) if quiet else ui.err
     where = destination(site, out_dir, warn=None if quiet else ui.err)
-    year_value = int(year) if year and year.isdigit() else year
-    given = {"title": title, "creator": creator, "year": year_value, "url": source_url,
-             "licence": licence, "licence_url": licence_url, "credit": credit}
-    if artwork is not None:
-        credit_record = source_credit(artwork, given)  # completed from CREDITS.yaml for artworks shipped with blogroto
-    else:
-        credit_record = {key: given.get(key) if given.get(key) not in (None, "") else None for key in SOURCE_KEYS}
-        credit_record["title"] = credit_record["title"] or source.stem
+    given = given_credit(title, creator, year, source_url, licence, licence_url, credit)
+    # completed from CREDITS.yaml for artworks shipped with blogroto; titled after the file otherwise
+    credit_record = source_credit(artwork if artwork is not None else source, given)
     credit_record = {k: v for k, v in credit_record.items() if v not in (None, "")}
     imported = read_network(source, fmt)
     if verbose:

@@ -13,6 +13,13 @@ from blogroto.train import PRESETS
 from blogroto.ui import verbosity_options
 
 
+def given_credit(title, creator, year, source_url, licence, licence_url, credit) -> dict:
+    """The credit options of `train` and `import` as a source record (a year of digits as a number)."""
+    year_value = int(year) if year and year.isdigit() else year
+    return {"title": title, "creator": creator, "year": year_value, "url": source_url,
+            "licence": licence, "licence_url": licence_url, "credit": credit}
+
+
 def source_credit(artwork: Path, given: dict) -> dict:
     """The artwork's credit: what the author gave, completed from blogroto's own CREDITS.yaml when
     the artwork is one of the images shipped with blogroto."""
@@ -161,9 +168,7 @@ def command(artwork, name, title, creator, year, source_url, licence, licence_ur
     if teacher and (style_weight is not None or style_size is not None):
         raise click.UsageError("--style-weight and --style-size have no effect with --teacher: the student learns the teacher's output")
     weights = None if style_weight is None else dict(DEFAULT_WEIGHTS, style=style_weight)
-    year_value = int(year) if year and year.isdigit() else year
-    given = {"title": title, "creator": creator, "year": year_value, "url": source_url,
-             "licence": licence, "licence_url": licence_url, "credit": credit}
+    given = given_credit(title, creator, year, source_url, licence, licence_url, credit)
     where = destination(site, out_dir, warn=None if quiet else ui.err)
     content = list(content_dirs)
     if site_photos_wanted and where.site_root is not None and not teacher:
