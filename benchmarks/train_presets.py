@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -95,7 +94,7 @@ def main():
             rate = hist["step"][-1] / max(1e-9, hist["seconds"][-1])
             rows.append((preset, p, rate, summarize(hist, marks)))
             print(f"{preset}: {hist['step'][-1]} steps in {time.time() - t0:.0f} s", file=sys.stderr)
-    print(f"# Training loss against wall-clock time, per preset\n")
+    print("# Training loss against wall-clock time, per preset\n")
     print(f"Machine: {machine_line()}. Artwork: copper-circuit; built-in content set; seed 0.")
     print(f"Date: {time.strftime('%Y-%m-%d')}. Command: `python benchmarks/train_presets.py --minutes {args.minutes:g}`.\n")
     print("Total perceptual loss (content + 1e5·style + 0.3·TV; mean of the last 10 steps before each mark) after "

@@ -35,7 +35,7 @@ import re
 import stat as stat_mod
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +44,9 @@ import yaml
 import blogroto
 from blogroto import site as site_mod
 from blogroto.errors import BlogrotoError, ConfigError, FilterError, ImageError, UnknownFilterError
-from blogroto.fsutil import (TMP_PREFIX, OwnedTree, TreeVanishedError, UnsafePathError, describe_os_error,
+from blogroto.fsutil import (TMP_PREFIX, OwnedTree, TreeVanishedError, describe_os_error,
                              file_lock, is_safe_rel)
-from blogroto.site import CREDITS_KEY, FRONT_MATTER_KEY, Document, PostOptions, Site, SourceFile
+from blogroto.site import CREDITS_KEY, FRONT_MATTER_KEY, IMAGES_KEY, Document, PostOptions, Site, SourceFile
 
 MANIFEST_FORMAT = 2  # 2: symlinks are published as what they point to; manifests are validated on load
 MANIFEST_DIR = "builds"
@@ -55,6 +55,7 @@ IMAGES_DIR = "assets/algorotoscope"
 LOCK_NAME = "build.lock"
 SHORT_HASH = 10
 
+_FORMAT_OF_EXT = {"jpg": "jpeg", "jpeg": "jpeg", "png": "png", "webp": "webp"}
 _STEM_RE = re.compile(r"[^A-Za-z0-9._-]+")
 _IMAGE_NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,250}")
 _STYLIZED_NAME_RE = re.compile(r"[A-Za-z0-9._-]+-([0-9a-f]{%d})\.([a-z0-9]{1,10})" % SHORT_HASH)
@@ -87,6 +88,8 @@ class BuildReport:
     posts_rebuilt: int = 0  # of those, documents re-processed by this build
     images_stylized: int = 0
     cache_hits: int = 0
+    bytes_in: int = 0  # the stylized images' sources, in the documents this build wrote
+    bytes_out: int = 0  # what a browser fetches for them at full width (the first format of a preset)
     warnings: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -110,9 +113,18 @@ class BuildReport:
 
         warnings = len(self.warnings) if warnings is None else warnings
         errors = len(self.errors) if errors is None else errors
+        sizes = ""
+        if self.bytes_in:
+            saved = self.bytes_in - self.bytes_out
+            sizes = (f", images {_mb(self.bytes_in)} -> {_mb(self.bytes_out)} "
+                     f"({'saved ' + _mb(saved) if saved >= 0 else _mb(-saved) + ' more'})")
         return (f"{plural(self.posts, 'post')}, {plural(self.images_stylized, 'image')} stylized, "
-                f"{plural(self.cache_hits, 'cache hit')}, {plural(warnings, 'warning')}, {plural(errors, 'error')}, "
-                f"{self.seconds:.2f}s")
+                f"{plural(self.cache_hits, 'cache hit')}, {plural(warnings, 'warning')}, "
+                f"{plural(errors, 'error')}{sizes}, {self.seconds:.2f}s")
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.0f} kB"
 
 
 @dataclass
@@ -165,6 +177,8 @@ class _Ref:
     target: _Target | None = None
     job: _Job | None = None
     new: str | None = None
+    images: Any = None  # responsive.ImageSet: the body reference becomes srcset/<picture>
+    card: Any = None  # responsive.Variant: the social card the `image:` key points at instead
 
 
 @dataclass
@@ -558,6 +572,8 @@ class _Run:
         self._stat_index = None
         self._cache = None
         self._jobs: dict[tuple, _Job] = {}
+        self._sets: dict[tuple, Any] = {}  # (job key, preset) -> responsive.ImageSet or None
+        self._variant_files: dict[str, tuple[str, str, Path]] = {}  # name -> (cache key, ext, cache path)
         self._filter_sigs: dict[str, Any] = {}
         self._remote: dict[str, tuple[bytes, str] | str] = {}
         self._recheck: dict[str, float | None] = {}  # URL -> when to go to the network for it again
@@ -617,6 +633,7 @@ class _Run:
         if plans:
             self._prepare_images(plans)
             self._stylize()
+            self._respond(plans)
             for plan in plans:
                 self._emit_document(plan)
         self._write_catalog()
@@ -1055,8 +1072,7 @@ class _Run:
                     ref.target = None
                     continue
                 # The stylizer keeps the format it decodes, so go by the bytes, not the name.
-                fmt = output_format(fmt_in, style)
-                options_key, animation = pixel_key, None
+                fmt, job_style, options_key, animation = output_format(fmt_in, style), style, pixel_key, None
                 if is_video:
                     fmt, animation = sniff_container(head), self.site.settings.animation
                     options_key = {**pixel_key, "video": asdict(animation)}
@@ -1065,6 +1081,10 @@ class _Run:
                     # an animation stays one, in its own format (the only ones that carry frames)
                     fmt, animation = fmt_in, self.site.settings.animation
                     options_key = {**pixel_key, "animation": asdict(animation)}
+                elif fmt == "png" and style.format is None and _opaque_png(source):
+                    # a stylized photo in PNG is several times the JPEG's size, for nothing
+                    fmt, job_style = "jpeg", replace(style, format="jpeg")
+                    options_key = job_style.pixel_key()
                 ext = fmt if is_video else EXTENSIONS[fmt].lstrip(".")
                 ident = (sha, plan.flt.slug, json.dumps(options_key, sort_keys=True, default=str), t.stem)
                 job = self._jobs.get(ident)
@@ -1078,7 +1098,7 @@ class _Run:
                                     engine=blogroto.ENGINE_VERSION, xmp=hashlib.sha256(xmp).hexdigest())
                     stem = _STEM_RE.sub("-", t.stem).strip(".-") or "image"
                     name = f"{stem}-{plan.flt.slug}-{key[:SHORT_HASH]}.{ext}"
-                    job = _Job(key, ext, name, plan.flt, style, source,
+                    job = _Job(key, ext, name, plan.flt, job_style, source,
                                label=ref.raw, cached=self._trusted_entry(key, ext, name), xmp=xmp,
                                animation=animation, video=is_video)
                     self._jobs[ident] = job
@@ -1227,6 +1247,87 @@ class _Run:
         bar.close()
         self._cache.ledger.save()
 
+    def _respond(self, plans: list[_Plan]) -> None:
+        """Responsive sets for the stylized stills of documents that want them, and social cards for
+        their `image:` keys (blogroto.responsive): each file derived from the stylized one, cached."""
+        from blogroto import responsive
+        from blogroto.references import HTML_SRC, HTML_SRCSET, MD_INLINE, MD_REFERENCE
+
+        settings = self.site.settings.responsive
+        card_size = settings.social_card if settings is not None else None
+        for plan in plans:
+            preset = plan.options.responsive
+            for ref in plan.refs:
+                job = ref.job
+                if job is None or job.failed or job.cached is None or job.video or preset is None:
+                    continue
+                # body images a reader sees as <img> (not posters), and `image:`, the social card
+                shown = ref.where == "body" and ref.handle.kind in (MD_INLINE, MD_REFERENCE, HTML_SRC, HTML_SRCSET)
+                try:
+                    if job.animation is not None:  # stays one file in its own format: size and loading only
+                        if shown:
+                            (w, h), _alpha = responsive.image_size(job.cached)
+                            ref.images = responsive.single_file(job.key, job.name, job.ext, (w, h), preset)
+                    elif shown:
+                        ref.images = self._image_set(job, preset, plan.options.quality)
+                    elif ref.where == "front" and ref.handle.key == "image" and ref.handle.path in ((), ("path",)):
+                        if card_size:  # the social card
+                            card = responsive.card_variant(key=job.key, name=job.name, size=card_size,
+                                                           cache_key=self._variant_key, short_hash=SHORT_HASH)
+                            ref.card = card if self._derive(job, card, crop=True) else None
+                    elif ref.where == "front":  # a gallery's or a theme's image: data for the layout
+                        ref.images = self._image_set(job, preset, plan.options.quality)
+                except ImageError as exc:
+                    self.warn(f"{exc.message}; {ref.raw} is published as one file", plan.doc.rel, ref.line, plan)
+        if not self.check:
+            self._cache.ledger.save()  # the derived files' hashes, so later builds trust them
+
+    @staticmethod
+    def _variant_key(**parts) -> str:
+        from blogroto.cache import cache_key
+
+        return cache_key(**parts, engine=blogroto.ENGINE_VERSION)
+
+    def _image_set(self, job: _Job, preset, quality: int):
+        if (job.key, preset) in self._sets:
+            return self._sets[(job.key, preset)]
+        from blogroto import responsive
+
+        size, alpha = responsive.image_size(job.cached)
+        images = responsive.plan_set(key=job.key, name=job.name, fmt=_FORMAT_OF_EXT.get(job.ext, job.ext),
+                                     size=size, alpha=alpha, preset=preset, quality=quality,
+                                     cache_key=self._variant_key, short_hash=SHORT_HASH)
+        kept = []
+        for fmt, variants in images.by_format:
+            if not responsive.can_write(fmt):
+                self.note(f"this Pillow cannot write {fmt.upper()}: no {fmt} candidates")
+                continue
+            if all(self._derive(job, v) for v in variants):
+                kept.append((fmt, variants))
+        images = responsive.ImageSet(images.width, images.height, tuple(kept), images.sizes, images.lazy)
+        self._sets[(job.key, preset)] = images if kept else None
+        return self._sets[(job.key, preset)]
+
+    def _derive(self, job: _Job, variant, *, crop: bool = False) -> bool:
+        """Make sure the cache holds `variant` of the stylized `job` (in check mode: say it would
+        change). False when it is not there to publish."""
+        if variant.key == job.key:
+            return True
+        ext = variant.name.rsplit(".", 1)[1]
+        if variant.name in self._variant_files:
+            return True
+        cached = self._trusted_entry(variant.key, ext, variant.name)
+        if cached is None:
+            if self.check:
+                self.report.would_change.append(f"{IMAGES_DIR}/{variant.name}")
+                return False
+            from blogroto import responsive
+
+            cached = self._cache.put(variant.key, responsive.render_variant(job.cached, variant, crop=crop,
+                                                                           xmp=job.xmp), ext)
+        self._variant_files[variant.name] = (variant.key, ext, cached)
+        return True
+
     # -- documents --------------------------------------------------------------------------
 
     def _new_path(self, plan: _Plan, ref: _Ref, name: str) -> str:
@@ -1268,7 +1369,7 @@ class _Run:
             if job.failed:
                 self.warn(f"cannot stylize {ref.raw}: {job.failed}; left as it is", doc.rel, ref.line, plan)
                 continue
-            ref.new = self._new_path(plan, ref, job.name)
+            ref.new = self._new_path(plan, ref, ref.card.name if ref.card else job.name)
             used.append(job)
         if not used:
             if plan.refs:
@@ -1295,6 +1396,13 @@ class _Run:
                 self._link_or_copy(job.cached, out_rel, follow=False)
             self.images[job.name] = [job.key, job.ext]
             imgs.append(job.name)
+        derived = {v.name for r in plan.refs for v in ([r.card] if r.card else []) + (r.images.files if r.images else [])}
+        for name in sorted(derived - set(imgs)):
+            key, ext, cached = self._variant_files[name]
+            self._link_or_copy(cached, f"{IMAGES_DIR}/{name}", follow=False)
+            self.images[name] = [key, ext]
+            imgs.append(name)
+        self._count_bytes(plan)
         self._write_if_changed(doc.rel, doc.encode(text))
         if self.check and (len(self.report.would_change) > mark or any(j.cached is None for j in used)):
             self.report.would_change_posts.append(plan.display)  # its text, or an image it shows, would change
@@ -1304,12 +1412,24 @@ class _Run:
         self.report.posts += 1
         self.report.posts_rebuilt += 1
 
+    def _count_bytes(self, plan: _Plan) -> None:
+        """Source bytes against what a browser fetches at full width, for the build summary."""
+        for ref in {id(r.job): r for r in plan.refs if r.new and r.job is not None and r.where == "body"}.values():
+            job = ref.job
+            served = ref.images.by_format[0][1][-1] if ref.images else None
+            path = self._variant_files[served.name][2] if served and served.key != job.key else job.cached
+            src = _stat(job.source) if isinstance(job.source, Path) else None
+            out = _stat(path) if path is not None else None
+            if out is not None and (src is not None or isinstance(job.source, bytes)):
+                self.report.bytes_in += src.st_size if src is not None else len(job.source)
+                self.report.bytes_out += out.st_size
+
     def _render_document(self, plan: _Plan, stylized: bool) -> str | None:
         """The rewritten text of a document, or None when it stays as it is."""
         if not stylized:
             return None
         from blogroto import credits as credits_mod
-        from blogroto import references
+        from blogroto import references, responsive
 
         doc = plan.doc
         renderer = self.b._renderer or self.b._credit_renderer(self.site)
@@ -1322,6 +1442,9 @@ class _Run:
             body = references.rewrite_image_refs(body, lambda ref: new_for.get((ref.start, ref.end)))
             if self.site.settings.figure:
                 body = _wrap_figures(doc.body, body, renderer, record, body_refs, markdown=doc.is_markdown)
+            sets = {r.job.name: r.images for r in body_refs if r.images}
+            if sets:
+                body = responsive.rewrite_body(body, sets, IMAGES_DIR)
         from blogroto.metadata import document_jsonld
 
         jsonld = document_jsonld(self.site, record, [(f"{IMAGES_DIR}/{r.job.name}", r.target.local, r.target.url)
@@ -1331,7 +1454,10 @@ class _Run:
                                      jsonld=jsonld)
         body = credits_mod.place_credits(body, html, markdown=doc.is_markdown)
         front = [r for r in plan.refs if r.where == "front" and r.new]
-        yaml_text = rewrite_front_matter(doc, front, [credits_mod.front_matter_record(r) for r in records])
+        base = f"{self.site.baseurl}/{IMAGES_DIR}"
+        layout_images = {r.new: responsive.layout_data(r.images, base) for r in front if r.images}
+        yaml_text = rewrite_front_matter(doc, front, [credits_mod.front_matter_record(r) for r in records],
+                                         layout_images)
         return doc.text[: doc.front.yaml_start] + yaml_text + doc.text[doc.front.yaml_end: doc.front.body_start] + body
 
     # -- finishing --------------------------------------------------------------------------
@@ -1439,6 +1565,30 @@ def _sniff(head: bytes) -> str | None:
     if head[:2] == b"BM":
         return "bmp"
     return None
+
+
+def _opaque_png(source: Path | bytes) -> bool:
+    """Whether a PNG has no transparency (colour type without alpha, no tRNS before the pixels),
+    read from its chunk headers; False when that cannot be told."""
+    if isinstance(source, Path):
+        try:
+            with open(source, "rb") as fh:
+                head = fh.read(1 << 18)
+        except OSError:
+            return False
+    else:
+        head = source[: 1 << 18]
+    if not head.startswith(b"\x89PNG\r\n\x1a\n") or len(head) < 33 or head[12:16] != b"IHDR" or head[25] in (4, 6):
+        return False
+    pos = 8
+    while pos + 8 <= len(head):
+        length, kind = int.from_bytes(head[pos:pos + 4], "big"), head[pos + 4:pos + 8]
+        if kind == b"tRNS":
+            return False
+        if kind == b"IDAT":
+            return True
+        pos += 12 + length
+    return False
 
 
 def _kind_name(kind: str) -> str:
@@ -1587,8 +1737,9 @@ def _set_in(data: dict, key: str, path: tuple, value: str) -> None:
     target[path[-1]] = value
 
 
-def rewrite_front_matter(doc: Document, refs: list[_Ref], credits: list[dict]) -> str:
-    """The document's YAML text with the image values replaced and `algorotoscope_credits` added.
+def rewrite_front_matter(doc: Document, refs: list[_Ref], credits: list[dict], images: dict | None = None) -> str:
+    """The document's YAML text with the image values replaced and `algorotoscope_credits` added
+    (and `algorotoscope_images`, when front-matter images have responsive data for layouts).
 
     Edits the author's text in place (comments, order and quoting survive); only when the result
     would not parse back to the intended data does it fall back to dumping the whole mapping.
@@ -1619,8 +1770,11 @@ def rewrite_front_matter(doc: Document, refs: list[_Ref], credits: list[dict]) -
             _set_in(added, loc.key, loc.path, ref.new)
     expected.update(added)
     expected[CREDITS_KEY] = credits
+    ours = {CREDITS_KEY: credits}
+    if images:
+        expected[IMAGES_KEY] = ours[IMAGES_KEY] = images
     text = None
-    if edits is not None and CREDITS_KEY not in doc.data:
+    if edits is not None and not set(ours) & set(doc.data):
         text = yaml_text
         for start, end, new in sorted(set(edits), reverse=True):
             text = text[:start] + new + text[end:]
@@ -1629,7 +1783,7 @@ def rewrite_front_matter(doc: Document, refs: list[_Ref], credits: list[dict]) -
         extra = "# added by blogroto build: credits for the artworks behind the stylized images" + nl
         if added:
             extra += _dump(added).replace("\n", nl)
-        extra += _dump({CREDITS_KEY: credits}).replace("\n", nl)
+        extra += _dump(ours).replace("\n", nl)
         text += extra
         try:
             ok = _same_data(yaml.load(text, Loader=site_mod.FastLoader), expected)

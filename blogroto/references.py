@@ -28,7 +28,7 @@ from __future__ import annotations
 import bisect
 import html
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 from urllib.parse import unquote
 
@@ -79,6 +79,11 @@ class ImageRef:
     opt_out: bool
     line: int  # 1-based line of `start`
     _ctx: _Ctx = field(default=_Ctx("md-bare"), repr=False, compare=False)
+    # The span of the whole element, for inline Markdown images (IAL included) and <img> tags:
+    # what a responsive rewrite replaces (blogroto.responsive). None for other kinds.
+    element: tuple[int, int] | None = field(default=None, compare=False)
+    # For a reference definition: each image that uses it, as (start, end, alt) of `![alt][label]{: …}`.
+    uses: tuple[tuple[int, int, str], ...] = field(default=(), compare=False)
 
     @property
     def scheme(self) -> str | None:
@@ -296,6 +301,7 @@ class _RefEvent:
     title: str | None
     opt_out: bool
     srcset: bool = False
+    element: tuple[int, int] | None = None  # the whole `![..](..){: ..}` or `<img ..>`
 
 
 @dataclass
@@ -307,6 +313,7 @@ class _UseEvent:
     opt_out: bool
     nested_from: int  # events[nested_from:this] lie inside the alt text
     anchor: int  # where the "![" is
+    end: int = 0  # after the label and any IAL
 
 
 @dataclass
@@ -717,7 +724,7 @@ class _Scanner:
                         opt, end = self._ial(end, pe)
                         self.events.append(_RefEvent(
                             MD_INLINE, ds, de, base, (op[0] + 2, pos),
-                            _md_text(title) if title is not None else None, opt))
+                            _md_text(title) if title is not None else None, opt, element=(op[0], end)))
                     else:
                         floor = len(brackets)
                     pos = end
@@ -736,7 +743,7 @@ class _Scanner:
                 if label_e - label_s <= _MAX_LABEL:  # a longer label cannot match a definition
                     label = _normalize_label(text[label_s:label_e])
                 opt, end = self._ial(end, pe)
-                self.events.append(_UseEvent(label, (op[0] + 2, pos), opt, op[2], op[0]))
+                self.events.append(_UseEvent(label, (op[0] + 2, pos), opt, op[2], op[0], end))
                 pos = end
 
     def _liquid_end(self, pos: int, pe: int) -> int | None:
@@ -933,7 +940,7 @@ class _Scanner:
             hit = finder.search(_RAW_CLOSE_RE[name], end)
             return self.n if hit is None else hit[1]
         if name in ("img", "source", "video"):
-            self._html_image(name, attrs, text)
+            self._html_image(name, attrs, text, (pos, end))
         return end
 
     def _open_tag(self, pos: int, pe: int):
@@ -1025,7 +1032,7 @@ class _Scanner:
             p = self._liquid_end(p, pe) or p + 1
         return p
 
-    def _html_image(self, name: str, attrs: list, text: str) -> None:
+    def _html_image(self, name: str, attrs: list, text: str, element: tuple[int, int]) -> None:
         first: dict[str, tuple] = {}
         for a in attrs:  # as browsers do, the first of a repeated attribute wins
             first.setdefault(a[0], a)
@@ -1049,7 +1056,8 @@ class _Scanner:
                 s += 1
             while e > s and text[e - 1] in _HTML_WS:
                 e -= 1
-            self.events.append(_RefEvent(kind, s, e, _html_base(src[3]), alt, title, opt))
+            self.events.append(_RefEvent(kind, s, e, _html_base(src[3]), alt, title, opt,
+                                         element=element if kind == HTML_SRC else None))
         srcset = first.get("srcset")
         if srcset is not None and srcset[3] is not None:
             for s, e in self._srcset_urls(srcset[1], srcset[2]):
@@ -1094,7 +1102,7 @@ class _Scanner:
     def _line_of(self, pos: int) -> int:
         return bisect.bisect_right(self.line_starts, pos)
 
-    def _make_ref(self, kind, raw_s, raw_e, base, alt, title, opt, srcset=False):
+    def _make_ref(self, kind, raw_s, raw_e, base, alt, title, opt, srcset=False, element=None):
         if raw_e <= raw_s or self._masked(raw_s, raw_e):
             return None
         if isinstance(alt, tuple):
@@ -1104,7 +1112,7 @@ class _Scanner:
             return None
         ctx = _Ctx(base, srcset, lq, s == raw_s, e == raw_e)
         return ImageRef(kind, self.body[raw_s:raw_e], self.body[s:e], s, e, alt, title, opt,
-                        self._line_of(s), ctx)
+                        self._line_of(s), ctx, element)
 
     def results(self) -> list[ImageRef]:
         events = self.events
@@ -1131,7 +1139,7 @@ class _Scanner:
                     uses.setdefault(ev.label, []).append(ev)
                 continue
             ref = self._make_ref(ev.kind, ev.raw_s, ev.raw_e, ev.base, ev.alt, ev.title,
-                                 ev.opt_out, ev.srcset)
+                                 ev.opt_out, ev.srcset, ev.element)
             if ref is not None:
                 refs.append(ref)
         for label, evs in uses.items():
@@ -1140,7 +1148,8 @@ class _Scanner:
             ref = self._make_ref(MD_REFERENCE, d.dest_s, d.dest_e, d.base, evs[0].alt, d.title,
                                  any(u.opt_out for u in evs))
             if ref is not None:
-                refs.append(ref)
+                uses = tuple((u.anchor, u.end, _md_text(self.body[u.alt[0]:u.alt[1]])) for u in evs)
+                refs.append(replace(ref, uses=uses))
         refs.sort(key=lambda r: r.start)
         return refs
 

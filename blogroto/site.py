@@ -34,6 +34,7 @@ DEFAULT_FILTER_DIRS = ("_filters",)
 SITE_TEMPLATE_DIR = "_algorotoscope"
 FRONT_MATTER_KEY = "algorotoscope"
 CREDITS_KEY = "algorotoscope_credits"
+IMAGES_KEY = "algorotoscope_images"  # front-matter images' sizes and candidates, for layouts (responsive)
 
 # Never part of the output tree: version control, Jekyll's own caches and metadata. Everything
 # else is copied so that the output builds exactly like the source.
@@ -52,11 +53,15 @@ _POST_NAME_RE = re.compile(r"^\d{2,4}-\d{1,2}-\d{1,2}-.+\.[^.]+$")
 
 SETTINGS_KEYS = (
     "filters", "output", "cache", "credit_template", "figcaption_template", "image_keys", "remote",
-    "figure", "strength", "keep_colors", "max_size", "format", "quality", "catalog", "animation",
+    "figure", "strength", "keep_colors", "max_size", "format", "quality", "catalog", "animation", "responsive",
 )
-POST_OPTION_KEYS = ("filter", "strength", "keep_colors", "max_size", "format", "quality", "only", "skip")
+POST_OPTION_KEYS = ("filter", "strength", "keep_colors", "max_size", "format", "quality", "only", "skip",
+                    "responsive")
 REMOTE_KEYS = ("enabled", "timeout", "max_bytes", "allow_private", "duration")
 ANIMATION_KEYS = ("enabled", "max_frames", "max_pixels", "smoothing", "max_video_seconds")
+RESPONSIVE_KEYS = ("enabled", "preset", "presets", "social_card")
+PRESET_KEYS = ("widths", "formats", "quality", "sizes", "lazy")
+PRESET_FORMATS = ("webp", "avif", "jpeg", "png", "original")  # original: the stylized file's own format
 # British spellings accepted wherever the American one is (the CLI takes --keep-colours too).
 KEY_ALIASES = {"keep_colours": "keep_colors"}
 
@@ -99,6 +104,34 @@ class AnimationSettings:
     max_video_seconds: float = 120.0  # videos stream frame by frame: their bound is time, not memory
 
 
+@dataclass(frozen=True)
+class Preset:
+    """One responsive preset (in the manner of jekyll_picture_tag's): the widths and formats every
+    stylized image is written in, and how the <img>/<picture> asks the browser to choose."""
+
+    widths: tuple[int, ...] = (480, 960, 1600)
+    formats: tuple[str, ...] = ("webp", "original")  # the last one is the <img> fallback
+    quality: tuple[tuple[str, int], ...] = (("webp", 80), ("avif", 60))  # others: the post's quality
+    sizes: str = "(max-width: 800px) 100vw, 800px"
+    lazy: bool = True  # every stylized image of a document but the first gets loading="lazy"
+
+    def quality_for(self, fmt: str, default: int) -> int:
+        return dict(self.quality).get(fmt, default)
+
+
+@dataclass(frozen=True)
+class ResponsiveSettings:
+    """`algorotoscope.responsive` (blogroto.responsive): named presets, the one documents use
+    unless they name another, and the size of the social card made for the `image:` key."""
+
+    presets: tuple[tuple[str, Preset], ...] = (("default", Preset()),)
+    preset: str = "default"
+    social_card: tuple[int, int] | None = (1200, 630)  # Open Graph's recommended size
+
+    def get(self, name: str) -> Preset | None:
+        return dict(self.presets).get(name)
+
+
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdwy]?)\s*$")
 _DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
 
@@ -135,6 +168,8 @@ class Settings:
     max_size: int = 1600  # long side in px; 0 = full size
     format: str | None = None
     quality: int = 90
+    # None (no `responsive:` section, or `responsive: false`): one file per image, references keep their form
+    responsive: ResponsiveSettings | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +184,7 @@ class PostOptions:
     quality: int
     only: tuple[str, ...] = ()
     skip: tuple[str, ...] = ()
+    responsive: Preset | None = None  # None: this document's images get one file each, no srcset
 
     def wants(self, *names: str) -> bool:
         """Whether an image known by any of `names` (as written, site path, file name) is selected."""
@@ -249,6 +285,7 @@ def parse_settings(section: Any, root: Path, config_path: Path | None, line_of=l
         duration=parse_duration(remote.get("duration", rdefault.duration), *p("remote.duration")),
     )
     animation = _animation_settings(section, where, line_of, p, warnings)
+    responsive = _responsive_settings(section, where, line_of, p, warnings)
     image_keys = _str_list(section.get("image_keys", list(DEFAULT_IMAGE_KEYS)), *p("image_keys"))
     templates = {}
     for key in ("credit_template", "figcaption_template"):
@@ -272,6 +309,7 @@ def parse_settings(section: Any, root: Path, config_path: Path | None, line_of=l
         max_size=_max_size(section.get("max_size", 1600), *p("max_size")),
         format=_check_format(section.get("format"), *p("format")),
         quality=_check_number(section.get("quality", 90), *p("quality"), lo=1, hi=100, integer=True),
+        responsive=responsive,
     )
 
 
@@ -305,6 +343,73 @@ def _animation_settings(parent: dict, where, line_of, p, warnings) -> AnimationS
         max_video_seconds=float(_check_number(section.get("max_video_seconds", d.max_video_seconds),
                                               *p("animation.max_video_seconds"), lo=0.1, hi=86400)),
     )
+
+
+def _responsive_settings(parent: dict, where, line_of, p, warnings) -> ResponsiveSettings | None:
+    """`responsive: false`, or a mapping of RESPONSIVE_KEYS (docs/responsive.md). A preset given in
+    the config fills in what it leaves out from the built-in `default` preset."""
+    if parent.get("responsive") is None:
+        return None  # opt-in: an existing site's output keeps its form until its config asks
+    section = _switchable_section(parent, "responsive", RESPONSIVE_KEYS, where, line_of, warnings)
+    if not _check_bool(section.get("enabled", True), *p("responsive.enabled")):
+        return None
+    given = section.get("presets") or {}
+    if not isinstance(given, dict):
+        raise ConfigError(f"algorotoscope.responsive.presets must be a mapping of preset names, not {given!r}",
+                          where, line_of("responsive"))
+    presets = {"default": Preset()}
+    for name, value in given.items():
+        presets[str(name)] = _preset(str(name), value, where, line_of("responsive"), warnings)
+    default = section.get("preset", "default")
+    if default not in presets:
+        raise ConfigError(f"algorotoscope.responsive.preset: no preset named {default!r}." + _hint(str(default), presets),
+                          where, line_of("responsive"))
+    card = section.get("social_card", {})
+    if card is False:
+        social = None
+    elif isinstance(card, dict) and set(card) <= {"width", "height"}:
+        d = ResponsiveSettings().social_card
+        social = tuple(_check_number(card.get(k, dv), f"algorotoscope.responsive.social_card.{k}", where,
+                                     line_of("responsive"), lo=16, hi=8192, integer=True)
+                       for k, dv in zip(("width", "height"), d))
+    else:
+        raise ConfigError("algorotoscope.responsive.social_card must be false or {width: W, height: H}, "
+                          f"not {card!r}", where, line_of("responsive"))
+    return ResponsiveSettings(presets=tuple(presets.items()), preset=default, social_card=social)
+
+
+def _preset(name: str, value, where, line, warnings) -> Preset:
+    what = f"algorotoscope.responsive.presets.{name}"
+    if not isinstance(value, dict):
+        raise ConfigError(f"{what} must be a mapping, not {value!r}", where, line)
+    for key in value:
+        if key not in PRESET_KEYS and warnings is not None:
+            warnings.append(f"{where}:{line or '?'}: unknown {what} setting {key!r}." + _hint(str(key), PRESET_KEYS))
+    d = Preset()
+    widths = value.get("widths", list(d.widths))
+    if not isinstance(widths, list) or not widths:
+        raise ConfigError(f"{what}.widths must be a list of widths in px, not {widths!r}", where, line)
+    widths = tuple(sorted({_check_number(w, f"{what}.widths", where, line, lo=16, hi=16384, integer=True)
+                           for w in widths}))
+    formats = _str_list(value.get("formats", list(d.formats)), f"{what}.formats", where, line)
+    formats = tuple(dict.fromkeys("jpeg" if f.lower() == "jpg" else f.lower() for f in formats))
+    bad = [f for f in formats if f not in PRESET_FORMATS]
+    if bad or not formats:
+        raise ConfigError(f"{what}.formats: {bad[0] if bad else 'none'!r} is not one of {', '.join(PRESET_FORMATS)}",
+                          where, line)
+    quality = value.get("quality", dict(d.quality))
+    if not isinstance(quality, dict):
+        raise ConfigError(f"{what}.quality must be a mapping of format to quality (webp: 80), not {quality!r}",
+                          where, line)
+    quality = {**dict(d.quality), **{("jpeg" if str(k).lower() == "jpg" else str(k).lower()):
+                                     _check_number(q, f"{what}.quality.{k}", where, line, lo=1, hi=100, integer=True)
+                                     for k, q in quality.items()}}
+    sizes = value.get("sizes", d.sizes)
+    if not isinstance(sizes, str) or not sizes.strip() or any(c in sizes for c in "\"<>{}"):
+        raise ConfigError(f"{what}.sizes must be an HTML sizes value such as \"(max-width: 800px) 100vw, 800px\", "
+                          f"not {sizes!r}", where, line)
+    return Preset(widths=widths, formats=formats, quality=tuple(sorted(quality.items())), sizes=sizes.strip(),
+                  lazy=_check_bool(value.get("lazy", d.lazy), f"{what}.lazy", where, line))
 
 
 def parse_post_options(value: Any, settings: Settings, path: Path, line: int | None,
@@ -347,7 +452,22 @@ def parse_post_options(value: Any, settings: Settings, path: Path, line: int | N
         quality=_check_number(value.get("quality", settings.quality), *p("quality"), lo=1, hi=100, integer=True),
         only=_str_list(value.get("only"), *p("only")),
         skip=_str_list(value.get("skip"), *p("skip")),
+        responsive=_post_preset(value.get("responsive", True), settings, *p("responsive")),
     )
+
+
+def _post_preset(value, settings: Settings, what, path, line) -> Preset | None:
+    """A document's `responsive:` option: a preset name, true (the site's preset) or false."""
+    if settings.responsive is None or value is False or value is None:
+        return None
+    if value is True:
+        return settings.responsive.get(settings.responsive.preset)
+    preset = settings.responsive.get(value) if isinstance(value, str) else None
+    if preset is None:
+        names = dict(settings.responsive.presets)
+        raise ConfigError(f"{what}: no responsive preset named {value!r} (presets: {', '.join(names)})."
+                          + _hint(str(value), names), path, line)
+    return preset
 
 
 # --------------------------------------------------------------------------------------------

@@ -63,7 +63,8 @@ def jpeg(seed: int, size=(40, 30)) -> bytes:
 def png(seed: int) -> bytes:
     rng = np.random.default_rng(seed)
     out = io.BytesIO()
-    Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(out, "PNG")
+    # with transparency, so it stays PNG (an opaque PNG is published as JPEG)
+    Image.fromarray(rng.integers(0, 255, (20, 20, 4), dtype=np.uint8), "RGBA").save(out, "PNG")
     return out.getvalue()
 
 
@@ -181,7 +182,7 @@ def test_build_writes_stylized_post_with_credits(site):
     assert '<img src="{{ site.baseurl }}/assets/algorotoscope/b-test-filter-' in body and 'alt="Alt B"' in body
     # relative path: pointed at the site path through the baseurl
     assert "![Rel]({{site.baseurl}}/assets/algorotoscope/c-test-filter-" in body
-    assert ".png)" in body  # PNG stays PNG
+    assert ".png)" in body  # a transparent PNG stays PNG
     # code block untouched
     assert "```\n![code](/assets/img/a.jpg)\n```" in body
     # credits after the content

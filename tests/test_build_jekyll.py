@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -148,8 +149,10 @@ def test_posts_show_stylized_images_and_credits(built):
 def test_srcset_relative_url_and_relative_path(built):
     page = built["dest"] / "2024/04/10/starry-night.html"
     urls = images_in(page).urls
-    assert sum("chelsea-starry-night-" in u for u in urls) == 2  # src (relative_url) + srcset 451w
+    assert sum("chelsea-starry-night-" in u and u.endswith(".jpg") for u in urls) == 2  # src (relative_url) + srcset 451w
     assert any("chelsea-small-starry-night-" in u for u in urls)
+    # the author's srcset is kept, and each of its candidates offered as WebP too (docs/responsive.md)
+    assert any(re.search(r"/chelsea-starry-night-\w+-451w-\w+\.webp$", u) for u in urls)
     assert any("astronaut-starry-night-" in u for u in urls)  # ../assets relative path
     html = page.read_text()
     assert "{{ site.baseurl }}/assets/img/coffee.jpg" in html  # inside {% raw %}: shown, not rewritten
@@ -163,7 +166,9 @@ def test_selective_post_collection_page_and_draft(built):
     assert any(u.endswith("/assets/img/rocket.jpg") for u in sel)  # skip: [rocket.jpg]
     assert any("chelsea-copper-circuit-" in u for u in sel)  # literal /blog/... kept
     proj = images_in(dest / "projects/sensor-board.html").urls
-    assert sum("-hubble-deep-field-" in u for u in proj) == 2  # images: list of mappings
+    # images: list of mappings (with their smaller widths and WebP from algorotoscope_images)
+    assert len({u for u in proj if "-hubble-deep-field-" in u and not re.search(r"-\d+w-\w{10}\.\w+$", u)}) == 2
+    assert any(re.search(r"/rocket-hubble-deep-field-\w+-320w-\w{10}\.webp$", u) for u in proj)
     about = images_in(dest / "about.html").urls
     assert any("chelsea-copper-circuit-" in u for u in about)
     drafts = [p for p in dest.rglob("unfinished-draft.html")]

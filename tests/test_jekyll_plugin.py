@@ -4,6 +4,7 @@ stylized images, the catalog and the credits; an edit is picked up; the watcher 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -113,11 +114,10 @@ def test_jekyll_build_through_the_plugin(plugin_site):
     assert "blogroto:" in proc.stdout and "Error" not in proc.stdout + proc.stderr
     out = site / "_site"
     page = (out / "2024/04/10/starry-night.html").read_text()
-    for stem, ext in (("chelsea", "jpg"), ("coffee-drift", "gif"), ("rocket-drift", "mp4")):
-        marker = f'/blog/assets/algorotoscope/{stem}-starry-night-'
-        assert marker in page, stem
-        name = page.split(marker, 1)[1].split('"', 1)[0]
-        assert (out / "assets/algorotoscope" / f"{stem}-starry-night-{name}").is_file() and name.endswith(ext)
+    names = set(re.findall(r'/blog/assets/algorotoscope/([^\s"]+)', page))  # in src, srcset, poster
+    for stem, ext in (("chelsea", "jpg"), ("chelsea", "webp"), ("coffee-drift", "gif"), ("rocket-drift", "mp4")):
+        assert any(n.startswith(f"{stem}-starry-night-") and n.endswith(ext) for n in names), (stem, ext)
+    assert all((out / "assets/algorotoscope" / name).is_file() for name in names)
     assert "restyled with a neural filter learned from" in page  # the credit
     assert "Rotoscope Notes" in (out / "filters/index.html").read_text()  # the catalog, in the site's layout
     assert "Tagged 1 time(s)." in page  # Jekyll's list of tags, not the string the author wrote
@@ -181,3 +181,32 @@ def test_jekyll_serve_shows_stylized_images_and_follows_edits(plugin_site, tmp_p
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_gem_form_runs_the_same_plugin_once(plugin_site, tmp_path):
+    """`gem build` of blogroto/jekyll/jekyll-blogroto.gemspec, installed offline into a folder, and
+    named in `plugins:`; with the _plugins/ copy also there, blogroto still runs once."""
+    jekyll, built = plugin_site
+    gem = shutil.which("gem")
+    if gem is None:
+        pytest.skip("RubyGems' gem command not installed")
+    work = tmp_path / "gem"
+    shutil.copytree(PLUGIN.parent, work, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(PLUGIN.parent.parent / "__init__.py", tmp_path / "__init__.py")  # the version the gemspec reads
+    subprocess.run([gem, "build", "jekyll-blogroto.gemspec", "-o", str(tmp_path / "jb.gem")], cwd=work, check=True,
+                   capture_output=True, timeout=120)
+    subprocess.run([gem, "install", "--local", "--ignore-dependencies", "--no-document", "--install-dir",
+                    str(tmp_path / "gems"), str(tmp_path / "jb.gem")], check=True, capture_output=True, timeout=120)
+    site = tmp_path / "site"
+    shutil.copytree(built, site, ignore=shutil.ignore_patterns("_site"), symlinks=True)
+    with open(site / "_config.yml", "a") as config:
+        config.write("\nplugins: [jekyll-blogroto]\n")
+    paths = subprocess.run([gem, "env", "gempath"], capture_output=True, text=True, check=True).stdout.strip()
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "GEM_PATH": f"{tmp_path / 'gems'}:{paths}"}
+    proc = subprocess.run([jekyll, "build", "-s", str(site), "-d", str(site / "_site")], capture_output=True,
+                          text=True, timeout=900, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("blogroto: ") == 1, proc.stdout  # the hook is registered once
+    page = (site / "_site/2024/03/02/copper-morning.html").read_text()
+    assert "<picture>" in page and "/blog/assets/algorotoscope/coffee-copper-circuit-" in page

@@ -1,6 +1,7 @@
 # blogroto for Jekyll: `jekyll build` and `jekyll serve` show the stylized images.
 #
-# Installed by `blogroto init SITE` as SITE/_plugins/blogroto.rb (docs/jekyll.md). After Jekyll has
+# Installed by `blogroto init SITE` as SITE/_plugins/blogroto.rb, or as the gem jekyll-blogroto
+# (jekyll-blogroto.gemspec beside this file; docs/jekyll.md). After Jekyll has
 # read the site, and before anything renders, this runs `blogroto build SITE --json` (incremental:
 # a no-op when nothing changed), then hands Jekyll what that build wrote:
 #   - each document blogroto rewrote gets the rewritten body and the front-matter keys blogroto
@@ -113,7 +114,11 @@ module Blogroto
   end
 end
 
-Jekyll::Hooks.register :site, :post_read do |site|
-  summary = Blogroto.build(site)
-  Blogroto.publish(site, summary["out_dir"])
+# Once, even when both the gem and a _plugins/ copy are loaded.
+unless Blogroto.const_defined?(:HOOKED)
+  Blogroto::HOOKED = true
+  Jekyll::Hooks.register :site, :post_read do |site|
+    summary = Blogroto.build(site)
+    Blogroto.publish(site, summary["out_dir"])
+  end
 end

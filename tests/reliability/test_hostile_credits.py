@@ -140,8 +140,8 @@ def test_jekyll_renders_hostile_credits_as_text(kit, tmp_path):
         "network": {"width": 4, "blocks": 1}})
     kit.write("_layouts/default.html", "<html><title>{{ page.title }}</title>{{ content }}</html>\n")
     kit.write("_layouts/post.html", "<html>{{ content }}</html>\n")  # the post's title is the author's own
-    rel = kit.post("liquid", "![a](/assets/img/good.jpg)\n",
-                   front=f"title: {yaml_str('Post ' + title)}\nlayout: post\nalgorotoscope: {FILTER}\n")
+    kit.post("liquid", "![a](/assets/img/good.jpg)\n",
+             front=f"title: {yaml_str('Post ' + title)}\nlayout: post\nalgorotoscope: {FILTER}\n")
     result = kit.build()
     assert result.code == 0, result.text
     dest = tmp_path / "jekyll-out"
