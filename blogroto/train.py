@@ -53,7 +53,7 @@ PRESETS: dict[str, dict] = {
 # saturation: see saturation_loss
 DEFAULT_WEIGHTS = {"content": 1.0, "style": 20.0, "tv": 0.05, "saturation": 0.01}
 DISTILL_WEIGHTS = {"pixel": 100.0, "features": 1.0, "texture": 1e5}  # texture: the artwork training's style weight
-STYLE_LOSSES = ("total", "content", "style", "tv", "saturation")
+STYLE_LOSSES = ("total", "content", "style", "tv", "tone", "saturation")
 DISTILL_LOSSES = ("total", "pixel", "features", "texture")
 # BLOGROTO_CHECKPOINT_EVERY_STEP=1: checkpoint after every step (tests that kill -9 a run mid-way).
 CHECKPOINT_MINUTES = 0.0 if os.environ.get("BLOGROTO_CHECKPOINT_EVERY_STEP") == "1" else 3.0
@@ -340,9 +340,9 @@ class Trainer:
 
             def losses(x, step):
                 logits = net.run(x, logits=True)[0]
-                total, content, style, tv = perceptual_losses(lossnet, x, net.to_image(logits), target, w, step)
+                total, content, style, tv, tone = perceptual_losses(lossnet, x, net.to_image(logits), target, w, step)
                 saturation = saturation_loss(logits)
-                return total + w.get("saturation", 0.0) * saturation, content, style, tv, saturation
+                return total + w.get("saturation", 0.0) * saturation, content, style, tv, tone, saturation
 
         with strategy.scope():
             net = TransformNet(p["width"], p["blocks"], dtype_policy=policy, norm=p["norm"]).ensure_built()

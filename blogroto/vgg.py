@@ -336,6 +336,12 @@ class StyleTarget:
             sorted_sets = [tf.gather(tf.sort(tf.matmul(flat, d), axis=0), levels) for d in dirs]
             self.directions[name] = tf.constant(dirs)
             self.sorted[name] = tf.stack(sorted_sets)  # sets, levels, directions
+        # the artwork's luminance quantiles: what the tone term maps the photo's luminance onto
+        luma = tf.reshape(tf.reduce_sum(art * LUMA, axis=-1), [-1])
+        count = int(luma.shape[0])
+        levels = np.minimum(((np.arange(min(count, self.QUANTILES)) + 0.5) / min(count, self.QUANTILES)
+                             * count).astype(np.int64), count - 1)
+        self.tone = tf.gather(tf.sort(luma), levels)
 
 
 def sliced_wasserstein(features, directions, target_sorted):
@@ -359,12 +365,40 @@ def sliced_wasserstein(features, directions, target_sorted):
     return tf.reduce_mean(tf.square(ours - theirs[None])) / (tf.reduce_mean(tf.square(target_sorted)) + 1e-8)
 
 
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # Rec. 601 luma weights
+TONE_CELL = 8  # the tone term compares luminance averaged over cells this many pixels wide
+
+
+def tone_loss(x, y, artwork_tone, cell: int = TONE_CELL):
+    """How far the stylized image's coarse light-and-dark layout is from the photo's, with the
+    photo's luminance remapped onto the artwork's (rank by rank, so the palette's tones are the
+    artwork's but what was light in the photo stays lighter than what was dark).
+
+    Without it, matching the artwork's colour distribution leaves the network free to put the
+    artwork's dark and light wherever it likes: a white tiger painted dark, edges embossed in bright
+    colour, the subject lost. Averaged over `cell`-pixel cells so brush strokes inside a cell are free.
+    x, y: N,H,W,3 in [0, 1]; artwork_tone: the artwork's sorted luminance quantiles (StyleTarget.tone)."""
+    import tensorflow as tf
+
+    luma_x = tf.reduce_sum(tf.cast(x, tf.float32) * LUMA, axis=-1)
+    luma_y = tf.reduce_sum(tf.cast(y, tf.float32) * LUMA, axis=-1)
+    shape = tf.shape(luma_x)
+    flat = tf.reshape(luma_x, [shape[0], -1])
+    n, q = tf.shape(flat)[1], tf.shape(artwork_tone)[0]
+    ranks = tf.argsort(tf.argsort(flat, axis=1, stable=True), axis=1, stable=True)
+    levels = tf.cast((tf.cast(ranks, tf.float32) + 0.5) / tf.cast(n, tf.float32) * tf.cast(q, tf.float32), tf.int32)
+    wanted = tf.reshape(tf.gather(artwork_tone, tf.minimum(levels, q - 1)), shape)
+    pool = lambda v: tf.nn.avg_pool2d(v[..., None], cell, cell, "VALID")  # noqa: E731
+    return tf.reduce_mean(tf.square(pool(luma_y) - tf.stop_gradient(pool(wanted))))
+
+
 def perceptual_losses(lossnet: LossNetwork, x, y, target: StyleTarget, weights: dict, step):
-    """(total, content, style, tv) of stylized `y` for photo `x`:
+    """(total, content, style, tv, tone) of stylized `y` for photo `x`:
     - content: relu2_2 feature MSE relative to the photo's own feature energy;
     - style: sliced Wasserstein distance to the artwork on its pixels (the palette) and on each of
       STYLE_LAYERS, averaged;
-    - tv: total variation (mean absolute neighbour difference).
+    - tv: total variation (mean absolute neighbour difference);
+    - tone: the photo's coarse light-and-dark layout in the artwork's tones (`tone_loss`).
     `step` (an int tensor) picks the set of projection directions: the sets take turns over a run,
     and the same step gives the same loss, so a resumed run is exact."""
     import tensorflow as tf
@@ -386,8 +420,9 @@ def perceptual_losses(lossnet: LossNetwork, x, y, target: StyleTarget, weights: 
     style = tf.add_n([sliced_wasserstein(f, target.directions[n][which], target.sorted[n][which])
                       for n, f in layers.items()]) / len(layers)
     tv = tf.reduce_mean(tf.abs(y[:, 1:] - y[:, :-1])) + tf.reduce_mean(tf.abs(y[:, :, 1:] - y[:, :, :-1]))
-    total = weights["content"] * content + weights["style"] * style + weights["tv"] * tv
-    return total, content, style, tv
+    tone = tone_loss(x, y, target.tone)
+    total = weights["content"] * content + weights["style"] * style + weights["tv"] * tv + weights.get("tone", 0.0) * tone
+    return total, content, style, tv, tone
 
 
 DISTILL_LAYERS = ("relu1_2", "relu2_2", "relu3_3")  # edges and colour, small and mid-sized texture

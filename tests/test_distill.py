@@ -108,7 +108,8 @@ def test_cli_distills_without_an_artwork_argument(tmp_path, teacher):
 
     result = runner.invoke(cli, ["train", "--name", "nothing", *common])
     assert result.exit_code == 2 and "ARTWORK" in result.output
-    result = runner.invoke(cli, ["train", "--teacher", str(teacher.folder), "--name", "x", "--style-weight", "1", *common])
-    assert result.exit_code == 2 and "--teacher" in result.output
+    for option in ("--style-weight", "--tone-weight"):
+        result = runner.invoke(cli, ["train", "--teacher", str(teacher.folder), "--name", "x", option, "1", *common])
+        assert result.exit_code == 2 and "--teacher" in result.output
     result = kit_cli("train", "--teacher", "no-such-filter", "--name", "x", *common)
     assert result.code == 1 and "unknown filter 'no-such-filter'" in result.err and "Traceback" not in result.err

@@ -151,11 +151,34 @@ def test_perceptual_losses_are_a_function_of_the_step(fake_ckpt):
     again = [float(v) for v in vgg.perceptual_losses(net, x, y, target, w, tf.constant(5, tf.int64))]
     other = [float(v) for v in vgg.perceptual_losses(net, x, y, target, w, tf.constant(6, tf.int64))]
     assert first == again and first[2] != other[2]
-    total, content, style, tv = first
-    assert content > 0 and style > 0 and tv > 0
-    assert abs(total - (content + 20 * style + 0.05 * tv)) < 1e-4 * total
+    total, content, style, tv, tone = first
+    assert content > 0 and style > 0 and tv > 0 and tone > 0
+    assert abs(total - (content + 20 * style + 0.05 * tv)) < 1e-4 * total  # no "tone" weight: not counted
+    weighted = float(vgg.perceptual_losses(net, x, y, target, {**w, "tone": 7.0}, tf.constant(5, tf.int64))[0])
+    assert abs(weighted - (total + 7 * tone)) < 1e-4 * weighted
     same = [float(v) for v in vgg.perceptual_losses(net, x, x, target, w, tf.constant(5, tf.int64))]
     assert same[1] == 0
+
+
+def test_tone_keeps_the_photos_light_and_dark_in_the_artworks_tones():
+    """The tone term is low for an output whose light and dark follow the photo's, in the artwork's
+    tones, whatever its colours; high for the same tones put in the wrong places; and free inside a cell."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(2)
+    ramp = np.linspace(0, 1, 32, dtype=np.float32)
+    photo = np.repeat(np.broadcast_to(ramp[None, :, None], (32, 32, 1)), 3, axis=-1)[None]  # dark left, light right
+    artwork_tone = tf.sort(tf.constant(rng.uniform(0.2, 0.6, 4096).astype(np.float32)))  # a mid-toned artwork
+    tone = lambda y: float(vgg.tone_loss(tf.constant(photo), tf.constant(y, tf.float32), artwork_tone))  # noqa: E731
+    remapped = np.repeat(np.broadcast_to((0.2 + 0.4 * ramp)[None, :, None], (32, 32, 1)), 3, axis=-1)[None]
+    assert tone(remapped) < 1e-4  # the photo's layout in the artwork's tones
+    assert tone(remapped[:, :, ::-1]) > 100 * max(tone(remapped), 1e-6)  # light and dark swapped
+    assert tone(photo) > 10 * max(tone(remapped), 1e-6)  # the photo's own tones are not the artwork's
+    tinted = remapped / vgg.LUMA[1] * np.array([0, 1, 0], np.float32)  # the same luma, all green
+    assert tone(tinted) < 1e-4
+    textured = remapped + np.where(rng.uniform(size=(1, 32, 32, 1)) < 0.5, -0.1, 0.1)  # strokes...
+    textured -= np.mean(textured.reshape(1, 4, 8, 4, 8, 3), axis=(2, 4), keepdims=True).repeat(8, 2).repeat(8, 4).reshape(1, 32, 32, 3) - remapped
+    assert tone(textured) < 1e-4  # ...that keep each cell's mean cost nothing
 
 
 @pytest.mark.slow
