@@ -62,7 +62,7 @@ SLIM = REPO / "styles" / "copper-circuit"
 DISTILLED = REPO / "styles" / "copper-circuit-distilled"  # the same slim network, distilled from copper-circuit-full
 SIZES = "512x512,1024x768,1920x1080,6000x4000"
 KEY_SIZE = (1920, 1080)
-EPSILON = 1e-5  # blogroto.network.EPSILON
+EPSILON = 1e-5  # blogroto.engine.network.EPSILON
 
 
 # ---------------------------------------------------------------- memory helpers (child side)
@@ -126,7 +126,7 @@ def load_photo(path: str):
 
 
 def psnr(a, b) -> float:
-    from blogroto.precision import psnr_db
+    from blogroto.engine.calibration import psnr_db
 
     return psnr_db(a, b)
 
@@ -157,8 +157,8 @@ def child_apply(cfg: dict) -> dict:
         out = timed_calls(call, cfg["runs"], None if warm8 is None else (lambda: call(warm8)))
         assert out["result"].size == (w, h), f"peer output {out['result'].size} != input {(w, h)}: not full size"
     else:
+        from blogroto.engine.stylize import StyleOptions, Stylizer
         from blogroto.filters import load_filter
-        from blogroto.stylize import StyleOptions, Stylizer
 
         flt = load_filter(Path(cfg["folder"]))
         st = Stylizer(precision=cfg.get("precision", "auto"))
@@ -193,8 +193,8 @@ def child_file(cfg: dict) -> dict:
             img.save(dst, quality=90)
             return img.size
     else:
+        from blogroto.engine.stylize import StyleOptions, Stylizer
         from blogroto.filters import load_filter
-        from blogroto.stylize import StyleOptions, Stylizer
 
         flt = load_filter(Path(cfg["folder"]))
         st = Stylizer(precision=cfg.get("precision", "auto"))
@@ -220,8 +220,8 @@ def child_macs(cfg: dict) -> dict:
     """MACs per output pixel: ours from the kernel shapes, the peer's from an onnxruntime profile."""
     result = {}
     for name, folder in cfg["folders"].items():
+        from blogroto.engine.network import TransformNet
         from blogroto.filters import load_filter
-        from blogroto.network import TransformNet
 
         spec = load_filter(Path(folder)).network
         net = TransformNet(width=spec.width, blocks=spec.blocks).ensure_built()
@@ -233,7 +233,7 @@ def child_macs(cfg: dict) -> dict:
                     scale *= 4
                 scale /= conv.strides[0] ** 2
                 k = conv.kernel.shape  # (kh, kw, cin, cout)
-                # upsampling + 3x3 conv runs as four 2x2 phase convs (blogroto.network.upsample_conv)
+                # upsampling + 3x3 conv runs as four 2x2 phase convs (blogroto.engine.network.upsample_conv)
                 taps = 4 if upsample else k[0] * k[1]
                 layers.append({"layer": conv.name + (" (2x2 phases)" if upsample else ""), "kernel": list(k),
                                "out_scale": scale, "macs_per_px": scale * taps * k[2] * k[3]})
@@ -300,7 +300,7 @@ def child_peer_ops(cfg: dict) -> dict:
 
 
 # -- a local copy of TransformNet's forward pass (pure TF ops on the filter's weights) for the runtime
-#    experiments; "reflect"/"moments"/"repeat" reproduce blogroto.network exactly.
+#    experiments; "reflect"/"moments"/"repeat" reproduce blogroto.engine.network exactly.
 
 def local_network(weights: dict, width: int, blocks: int, pad: str, norm: str, upsample: str, dtype: str):
     import numpy as np
@@ -336,7 +336,7 @@ def local_network(weights: dict, width: int, blocks: int, pad: str, norm: str, u
         y = tf.cast(y, compute)
         return tf.nn.relu(y) if relu else y
 
-    class _Conv:  # what blogroto.network.upsample_conv reads from a Keras Conv2D
+    class _Conv:  # what blogroto.engine.network.upsample_conv reads from a Keras Conv2D
         built = True
 
         def __init__(self, name):
@@ -345,7 +345,7 @@ def local_network(weights: dict, width: int, blocks: int, pad: str, norm: str, u
     def up_conv(h, name):
         """nearest x2 upsampling, reflect pad 1, 3x3 conv."""
         if upsample == "phases" and pad == "reflect":  # as shipped: four 2x2 convs at low res
-            from blogroto.network import upsample_conv
+            from blogroto.engine.network import upsample_conv
 
             return upsample_conv(_Conv(name), h)
         h = tf.repeat(tf.repeat(h, 2, axis=1), 2, axis=2)
@@ -370,7 +370,6 @@ def local_network(weights: dict, width: int, blocks: int, pad: str, norm: str, u
 def child_experiment(cfg: dict) -> dict:
     """Time the local copy of the network under one runtime configuration (env vars set by the parent)."""
     import numpy as np
-
     import tensorflow as tf
 
     if cfg.get("intra"):
@@ -379,8 +378,8 @@ def child_experiment(cfg: dict) -> dict:
         tf.config.threading.set_inter_op_parallelism_threads(cfg["inter"])
     if cfg.get("determinism", True):
         tf.config.experimental.enable_op_determinism()  # what Stylizer does
+    from blogroto.engine.network import read_weights
     from blogroto.filters import load_filter
-    from blogroto.network import read_weights
 
     flt = load_filter(Path(cfg["folder"]))
     forward = local_network(read_weights(flt.file("weights")), flt.network.width, flt.network.blocks,
@@ -402,7 +401,7 @@ def child_experiment(cfg: dict) -> dict:
     if cfg.get("save"):
         np.save(cfg["save"], y)
     if cfg.get("check_stylizer"):  # the local copy must reproduce Stylizer's output
-        from blogroto.stylize import StyleOptions, Stylizer
+        from blogroto.engine.stylize import StyleOptions, Stylizer
 
         ref = Stylizer(precision="float32").stylize_array(rgb, flt, StyleOptions(max_size=0))
         out["max_diff_vs_stylizer"] = float(np.abs(np.clip(y, 0, 1) - ref).max())
@@ -415,8 +414,8 @@ def child_layers(cfg: dict) -> dict:
     import tensorflow as tf
 
     tf.config.experimental.enable_op_determinism()
+    from blogroto.engine.network import load_network, upsample_conv
     from blogroto.filters import load_filter
-    from blogroto.network import load_network, upsample_conv
 
     flt = load_filter(Path(cfg["folder"]))
     net = load_network(flt.file("weights"), flt.network.width, flt.network.blocks)

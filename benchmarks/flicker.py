@@ -86,8 +86,8 @@ def main() -> None:
     w, h = map(int, args.size.split("x"))
 
     from blogroto.animation import FlowBlend
+    from blogroto.engine.stylize import StyleOptions, Stylizer
     from blogroto.filters import resolve_filter
-    from blogroto.stylize import StyleOptions, Stylizer
 
     ours = Stylizer()
     options = StyleOptions(max_size=0)

@@ -67,8 +67,8 @@ def child(argv: list[str]) -> None:
     """One measurement in this (fresh) process; prints a JSON line."""
     mode, precision, folder, *rest = argv
     folder = Path(folder)
+    from blogroto.engine.stylize import StyleOptions, Stylizer
     from blogroto.filters import load_filter
-    from blogroto.stylize import StyleOptions, Stylizer
 
     flt = load_filter(folder)
     if mode == "floor":

@@ -22,12 +22,12 @@ import os
 import platform
 import random
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
 import time
 import zlib
-import struct
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -47,8 +47,8 @@ def png_bytes(rng: random.Random, size: int = 24) -> bytes:
 
 def make_tiny_filter(folder: Path) -> None:
     """A valid filter folder with a width-4, 1-block network (imports TensorFlow: setup only)."""
+    from blogroto.engine.network import TransformNet, save_weights
     from blogroto.filters import write_metadata
-    from blogroto.network import TransformNet, save_weights
 
     folder.mkdir(parents=True, exist_ok=True)
     net = TransformNet(width=4, blocks=1).ensure_built()

@@ -44,8 +44,9 @@ PHOTOS = [REPO / "blogroto" / "data" / "content" / "astronaut.jpg",
           REPO / "sample_site" / "assets" / "img" / "coffee.jpg",
           REPO / "sample_site" / "assets" / "img" / "rocket.jpg"]
 PRECISIONS = ("float32", "bfloat16", "float16")
-from blogroto.precision import BF16_MIN_PSNR_DB as THRESHOLD_DB  # noqa: E402
-from blogroto.precision import cpu_supports_bf16, psnr_db  # noqa: E402
+from blogroto.engine.calibration import psnr_db  # noqa: E402
+from blogroto.engine.precision import BF16_MIN_PSNR_DB as THRESHOLD_DB  # noqa: E402
+from blogroto.engine.precision import cpu_supports_bf16  # noqa: E402
 
 
 def trained_filters(names: list[str] | None) -> list[Path]:
@@ -85,8 +86,8 @@ def child(cfg: dict) -> dict:
     """One precision, every filter and photo, in this fresh process."""
     import numpy as np
 
+    from blogroto.engine.stylize import StyleOptions, Stylizer
     from blogroto.filters import load_filter
-    from blogroto.stylize import StyleOptions, Stylizer
 
     options = StyleOptions(max_size=0)
     out = {}
@@ -234,7 +235,7 @@ def render(res: dict, note: str) -> str:
     lines += ["", "## Decision rule for `precision=\"auto\"`", "",
               f"- CPU: bfloat16 only if the CPU has native bf16 (avx512_bf16 or amx_bf16) **and** the filter's recorded "
               f"bf16 PSNR vs float32 (`precision.bfloat16_psnr_db` in its filter.yaml, measured by `blogroto train` on the "
-              f"built-in photos at 512 px) is >= {THRESHOLD_DB:.0f} dB; otherwise float32 (`blogroto.precision`).",
+              f"built-in photos at 512 px) is >= {THRESHOLD_DB:.0f} dB; otherwise float32 (`blogroto.engine.precision`).",
               f"- Here: native bf16 {'yes' if cpu['native_bf16'] else 'no'}. Worst PSNR above per filter: "
               + ", ".join(f"{f} {p:.1f} dB" for f, p in per_filter.items())
               + f" => auto uses **{'bfloat16' if cpu['native_bf16'] else 'float32'}** for "

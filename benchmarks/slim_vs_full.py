@@ -14,7 +14,7 @@ Two measures, in float32:
    filter's, on photos none of them trained on (the preview photo, the sample site's coffee), at their own size
    and upscaled 2x and 3x (LANCZOS), i.e. at the larger scale of a 1600 px blog image. The full filter sets the
    look we want to keep, so this is the quality test for a distilled filter.
-2. The perceptual losses artwork filters are trained on (`blogroto.vgg.perceptual_losses`: content,
+2. The perceptual losses artwork filters are trained on (`blogroto.engine.vgg.perceptual_losses`: content,
    sliced-Wasserstein style, total variation, default weights, the first direction set) at 512 px, for each style size the filters were trained at
    (the "brush size": the slim preset trains at 384 px, the full one and so its student at 512 px). Lower is
    better, but each filter wins at its own brush size, so this does not rank filters of different brush sizes.
@@ -52,13 +52,14 @@ def main() -> None:
     from PIL import Image
 
     from blogroto import datasets
+    from blogroto.engine.calibration import psnr_db
+    from blogroto.engine.losses import StyleTarget, perceptual_losses
+    from blogroto.engine.runtime import import_tensorflow
+    from blogroto.engine.stylize import StyleOptions, Stylizer
+    from blogroto.engine.train import DEFAULT_WEIGHTS, load_style_image
+    from blogroto.engine.vgg import LOSS_LAYERS, LossNetwork, locate_weights
     from blogroto.filters import load_filter
     from blogroto.images import load_image, resize_long_side
-    from blogroto.precision import psnr_db
-    from blogroto.stylize import StyleOptions, Stylizer
-    from blogroto.tfruntime import import_tensorflow
-    from blogroto.train import DEFAULT_WEIGHTS, load_style_image
-    from blogroto.vgg import LOSS_LAYERS, LossNetwork, StyleTarget, locate_weights, perceptual_losses
 
     tf, _ = import_tensorflow()
     filters = {role: load_filter(path) for role, path in (("slim", args.slim), ("distilled", args.distilled), ("full", args.full))

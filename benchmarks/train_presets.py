@@ -33,7 +33,7 @@ def run_one(preset: str, minutes: float, out: Path) -> dict:
 import json, time, sys
 sys.path.insert(0, {str(ROOT)!r})
 from pathlib import Path
-from blogroto import train as T
+from blogroto.engine import train as T
 from blogroto.datasets import artwork
 budget = {minutes} * 60
 cfg = T.TrainConfig(artwork=artwork("copper-circuit"), name="bench-{preset}", out_dir=Path({str(out)!r}),
@@ -82,7 +82,7 @@ def main():
     parser.add_argument("--minutes", type=float, default=4.0)
     parser.add_argument("--presets", default="quick,standard,best")
     args = parser.parse_args()
-    from blogroto.train import PRESETS
+    from blogroto.engine.train import PRESETS
 
     marks = [args.minutes * f for f in (0.25, 0.5, 0.75, 1.0)]
     rows = []

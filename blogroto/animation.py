@@ -21,8 +21,13 @@ import numpy as np
 from PIL import Image, ImageSequence
 
 from blogroto.errors import ImageError
-from blogroto.images import DEFAULT_MAX_PIXELS, _gif_frame_count, long_side_size, png_xmp
-from blogroto.site import AnimationSettings
+from blogroto.images import (
+    DEFAULT_MAX_PIXELS,
+    _gif_frame_count,
+    long_side_size,
+    png_xmp,
+)
+from blogroto.site.config import AnimationSettings
 
 ANIMATED_FORMATS = {"GIF": "gif", "PNG": "png", "WEBP": "webp"}
 MIN_FLOW_SIDE = 16  # smaller frames are not blended

@@ -42,11 +42,31 @@ from typing import Any
 import yaml
 
 import blogroto
-from blogroto import site as site_mod
-from blogroto.errors import BlogrotoError, ConfigError, FilterError, ImageError, UnknownFilterError
-from blogroto.fsutil import (TMP_PREFIX, OwnedTree, TreeVanishedError, describe_os_error,
-                             file_lock, is_safe_rel)
-from blogroto.site import CREDITS_KEY, FRONT_MATTER_KEY, IMAGES_KEY, Document, PostOptions, Site, SourceFile
+from blogroto.errors import (
+    BlogrotoError,
+    ConfigError,
+    FilterError,
+    ImageError,
+    UnknownFilterError,
+)
+from blogroto.fsutil import (
+    TMP_PREFIX,
+    OwnedTree,
+    TreeVanishedError,
+    describe_os_error,
+    file_lock,
+    is_safe_rel,
+)
+from blogroto.safeyaml import FastDumper, FastLoader
+from blogroto.site.config import (
+    CREDITS_KEY,
+    FRONT_MATTER_KEY,
+    IMAGES_KEY,
+    PostOptions,
+    parse_post_options,
+)
+from blogroto.site.documents import Document, read_document
+from blogroto.site.model import NEVER_COPIED, Site, SourceFile
 
 MANIFEST_FORMAT = 2  # 2: symlinks are published as what they point to; manifests are validated on load
 MANIFEST_DIR = "builds"
@@ -163,7 +183,7 @@ class _Job:
     cached: Path | None = None
     failed: str | None = None
     fatal: bool = False  # the filter itself is broken (not just this image): the document fails
-    xmp: bytes | None = None  # credit metadata embedded in the file (blogroto.metadata.xmp_for)
+    xmp: bytes | None = None  # credit metadata embedded in the file (blogroto.credits.xmp.xmp_for)
     animation: Any = None  # site.AnimationSettings when the source is animated (blogroto.animation)
     video: bool = False  # an MP4/WebM stylized by blogroto.video (with `animation`'s settings)
 
@@ -205,7 +225,7 @@ class Builder:
     def __init__(self, site_dir: str | Path, options: BuildOptions | None = None):
         self.site_dir = Path(site_dir)
         self.options = options or BuildOptions()
-        self.stylizer = None  # blogroto.stylize.Stylizer, created on the first cache miss
+        self.stylizer = None  # blogroto.engine.stylize.Stylizer, created on the first cache miss
         self.site: Site | None = None
         self._library = None
         self._library_key = None
@@ -237,7 +257,7 @@ class Builder:
         return self._library
 
     def _credit_renderer(self, site: Site):
-        from blogroto.credits import CreditRenderer
+        from blogroto.credits.render import CreditRenderer
 
         s = site.settings
         self._renderer = CreditRenderer(site.root, credit_template=s.credit_template,
@@ -909,7 +929,7 @@ class _Run:
         wants_defaults = site.has_defaults_for(FRONT_MATTER_KEY)
         if FRONT_MATTER_KEY.encode() not in raw and not wants_defaults:
             return None  # cheap: the key cannot be in this front matter
-        doc = site_mod.read_document(sf.path, sf.rel, sf.kind, raw=raw)
+        doc = read_document(sf.path, sf.rel, sf.kind, raw=raw)
         if doc is None:
             return None
         defaults = site.defaults_for(sf.rel, sf.kind) if site._defaults else {}
@@ -917,7 +937,7 @@ class _Run:
         display = self.b._display(sf.rel)
         key_line = doc.key_line(FRONT_MATTER_KEY) if FRONT_MATTER_KEY in doc.data else None
         own = FRONT_MATTER_KEY in doc.data and isinstance(value, dict)
-        options = site_mod.parse_post_options(value, site.settings, Path(display), key_line,
+        options = parse_post_options(value, site.settings, Path(display), key_line,
                                               doc.option_lines(FRONT_MATTER_KEY) if own else None)
         if options is None:
             return None
@@ -1015,8 +1035,8 @@ class _Run:
         from blogroto import references
         from blogroto.animation import ANIMATED_FORMATS
         from blogroto.cache import OutputCache, StatIndex, cache_key
+        from blogroto.engine.stylize import StyleOptions, output_format
         from blogroto.images import EXTENSIONS
-        from blogroto.stylize import StyleOptions, output_format
         from blogroto.video import sniff_container
 
         animated_formats = set(ANIMATED_FORMATS.values())
@@ -1089,7 +1109,7 @@ class _Run:
                 ident = (sha, plan.flt.slug, json.dumps(options_key, sort_keys=True, default=str), t.stem)
                 job = self._jobs.get(ident)
                 if job is None:
-                    from blogroto.metadata import xmp_for
+                    from blogroto.credits.xmp import xmp_for
 
                     # The embedded XMP carries the filter's credit, which its weights fingerprint
                     # does not cover: a corrected credit must give new files, so it is in the key.
@@ -1176,7 +1196,9 @@ class _Run:
 
         try:
             # Downloads are I/O bound: this is what --jobs is for.
-            from concurrent.futures import ThreadPoolExecutor  # only builds that fetch pay for the import
+            from concurrent.futures import (
+                ThreadPoolExecutor,  # only builds that fetch pay for the import
+            )
 
             with ThreadPoolExecutor(max_workers=max(1, self.opts.jobs)) as pool:
                 for url, result in pool.map(fetch, sorted(urls)):
@@ -1209,7 +1231,9 @@ class _Run:
 
         if self.b.stylizer is None:
             os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's start-up chatter off the terminal
-            from blogroto.stylize import Stylizer  # TensorFlow is imported here, and only here
+            from blogroto.engine.stylize import (
+                Stylizer,  # TensorFlow is imported here, and only here
+            )
 
             self.b.stylizer = Stylizer()
         bar = tqdm(todo, desc="stylizing", unit="img", disable=not self.opts.progress, leave=False)
@@ -1428,12 +1452,13 @@ class _Run:
         """The rewritten text of a document, or None when it stays as it is."""
         if not stylized:
             return None
-        from blogroto import credits as credits_mod
         from blogroto import references, responsive
+        from blogroto.credits.record import credit_record
+        from blogroto.credits.render import front_matter_record, place_credits
 
         doc = plan.doc
         renderer = self.b._renderer or self.b._credit_renderer(self.site)
-        record = credits_mod.credit_record(plan.flt)
+        record = credit_record(plan.flt)
         records = [record]
         body_refs = [r for r in plan.refs if r.where == "body" and r.new]
         body = doc.body
@@ -1445,18 +1470,18 @@ class _Run:
             sets = {r.job.name: r.images for r in body_refs if r.images}
             if sets:
                 body = responsive.rewrite_body(body, sets, IMAGES_DIR)
-        from blogroto.metadata import document_jsonld
+        from blogroto.credits.jsonld import document_jsonld
 
         jsonld = document_jsonld(self.site, record, [(f"{IMAGES_DIR}/{r.job.name}", r.target.local, r.target.url)
                                                      for r in plan.refs if r.new and r.job is not None], doc.data)
         html = renderer.render_block(records, document={"path": doc.rel, "title": doc.data.get("title"),
                                                         "kind": doc.kind, "kind_name": _kind_name(doc.kind)},
                                      jsonld=jsonld)
-        body = credits_mod.place_credits(body, html, markdown=doc.is_markdown)
+        body = place_credits(body, html, markdown=doc.is_markdown)
         front = [r for r in plan.refs if r.where == "front" and r.new]
         base = f"{self.site.baseurl}/{IMAGES_DIR}"
         layout_images = {r.new: responsive.layout_data(r.images, base) for r in front if r.images}
-        yaml_text = rewrite_front_matter(doc, front, [credits_mod.front_matter_record(r) for r in records],
+        yaml_text = rewrite_front_matter(doc, front, [front_matter_record(r) for r in records],
                                          layout_images)
         return doc.text[: doc.front.yaml_start] + yaml_text + doc.text[doc.front.yaml_end: doc.front.body_start] + body
 
@@ -1526,7 +1551,7 @@ def _walk_one(site: Site, rel: str, drafts: bool):
     st = os.stat(path, follow_symlinks=False)
     if any(Path(d) in path.parents or Path(d) == path for d in site.skipped_dirs()):
         return
-    if any(part in site_mod.NEVER_COPIED for part in rel.split("/")):
+    if any(part in NEVER_COPIED for part in rel.split("/")):
         return
     if stat_mod.S_ISLNK(st.st_mode):
         # As Site.walk: published as what it points to when that is inside the site.
@@ -1665,7 +1690,7 @@ def _front_matter_refs(doc: Document, keys: tuple[str, ...], defaults: dict) -> 
     own = {k for k in keys if k in doc.data}
     node = None
     if own:
-        node = yaml.compose(doc.yaml_text, Loader=site_mod.FastLoader)
+        node = yaml.compose(doc.yaml_text, Loader=FastLoader)
     first = doc.yaml_line
     top = {}
     if isinstance(node, yaml.MappingNode):
@@ -1721,7 +1746,7 @@ def _yaml_scalar(value: str, style: str | None, flow: bool) -> str:
         return json.dumps(value, ensure_ascii=False)
     plain_ok = (re.fullmatch(r"[A-Za-z0-9_./~%+@-][^#:\s,\[\]{}]*", value) is not None
                 and not value.startswith(("@", "%"))
-                and yaml.load(value, Loader=site_mod.FastLoader) == value)
+                and yaml.load(value, Loader=FastLoader) == value)
     if flow and any(c in value for c in ",[]{}"):
         plain_ok = False
     return value if plain_ok else json.dumps(value, ensure_ascii=False)
@@ -1786,7 +1811,7 @@ def rewrite_front_matter(doc: Document, refs: list[_Ref], credits: list[dict], i
         extra += _dump(ours).replace("\n", nl)
         text += extra
         try:
-            ok = _same_data(yaml.load(text, Loader=site_mod.FastLoader), expected)
+            ok = _same_data(yaml.load(text, Loader=FastLoader), expected)
         except yaml.YAMLError:
             ok = False
         if not ok:
@@ -1819,5 +1844,5 @@ def _in_flow(doc: Document, node) -> bool:
 
 
 def _dump(data: dict) -> str:
-    return yaml.dump(data, Dumper=site_mod.FastDumper, sort_keys=False, allow_unicode=True, default_flow_style=False,
+    return yaml.dump(data, Dumper=FastDumper, sort_keys=False, allow_unicode=True, default_flow_style=False,
                      width=10**6)

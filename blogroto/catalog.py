@@ -46,7 +46,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
     from blogroto.filters import Filter, FilterLibrary
-    from blogroto.site import Site
+    from blogroto.site.model import Site
 
 CATALOG_FORMAT = 1  # bump when the pages' content changes for the same inputs
 INDEX_TEMPLATE = "catalog/index.html.j2"
@@ -290,7 +290,7 @@ def default_title(rel: str, kind: str) -> str:
 def document_info(site: Site, rel: str, kind: str, data: Mapping | None = None) -> dict:
     """Title, URL and date of a document as the catalog lists it (data read from the file if None)."""
     if data is None:
-        from blogroto.site import read_document
+        from blogroto.site.documents import read_document
 
         doc = read_document(site.root / rel, rel, kind)
         data = doc.data if doc is not None else {}
@@ -416,8 +416,8 @@ def training_details(training: Mapping) -> list[tuple[str, str]]:
 
 def template_dirs(site_root: str | Path | None) -> tuple[Path | None, list[Path]]:
     """(the site's override folder, the built-in template folders), as credits.py resolves them."""
-    from blogroto.credits import BUILTIN_TEMPLATE_DIRS
-    from blogroto.site import SITE_TEMPLATE_DIR
+    from blogroto.credits.render import BUILTIN_TEMPLATE_DIRS
+    from blogroto.site.config import SITE_TEMPLATE_DIR
 
     site_dir = Path(site_root) / SITE_TEMPLATE_DIR if site_root is not None else None
     return site_dir, list(BUILTIN_TEMPLATE_DIRS)
@@ -437,7 +437,7 @@ def template_files(site_root: str | Path | None, subdir: str = "catalog") -> lis
 def _finalize(value: Any):
     # Every {{ value }} of a template is HTML-escaped and Liquid-inert: the page goes through
     # Liquid in Jekyll, and text from a filter folder or a post title must never run as Liquid.
-    from blogroto.credits import inert_html
+    from blogroto.credits.render import inert_html
 
     return inert_html(value)
 
@@ -509,7 +509,7 @@ def _front_matter(fields: dict) -> str:
     lines = ["---"]
     for key, value in fields.items():
         if isinstance(value, str):
-            from blogroto.credits import liquid_inert
+            from blogroto.credits.render import liquid_inert
 
             value = liquid_inert(value.replace("<", "").replace(">", ""))
         if value is not None:
@@ -718,7 +718,7 @@ def write_catalog(
 
 
 def _safe(value):
-    from blogroto.credits import safe_url
+    from blogroto.credits.record import safe_url
 
     return safe_url(value)
 
@@ -780,10 +780,12 @@ def contact_sheet(photo: str | Path, filters: list[Filter], *, cell: int = 320, 
     loaded = resize_long_side(load_image(photo), cell)
     original = Image.fromarray(to_uint8(loaded.rgb), "RGB")
     if stylizer is None:
-        from blogroto.stylize import Stylizer  # TensorFlow is imported here, only for the sheet
+        from blogroto.engine.stylize import (
+            Stylizer,  # TensorFlow is imported here, only for the sheet
+        )
 
         stylizer = Stylizer()
-    from blogroto.stylize import StyleOptions
+    from blogroto.engine.stylize import StyleOptions
 
     opts = StyleOptions(max_size=cell)
     tiles: list[tuple[Image.Image | None, str, str]] = [(original, "Original photo", Path(photo).name)]

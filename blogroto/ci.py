@@ -23,7 +23,7 @@ from pathlib import Path
 import click
 
 from blogroto import ui
-from blogroto.build import IMAGES_DIR, BuildOptions, BuildReport, Builder
+from blogroto.build import IMAGES_DIR, Builder, BuildOptions, BuildReport
 from blogroto.errors import BlogrotoError, ConfigError
 
 

@@ -5,17 +5,15 @@ the same keys a filter's `source:` uses, so an entry can be copied into `filter.
 `data/README.md` is the same information as a table and is generated from it.
 
 Only redistributable images are shipped: public domain, CC0, CC BY (its attribution in the
-credit), or our own drawing (`blogroto.artwork`). The preview photo is deliberately *not* in the content set, so training
-previews show how a filter does on a photo it never trained on.
+credit), or our own drawing (tools/circuit_board.py). The preview photo is deliberately *not* in the content set, so
+training previews show how a filter does on a photo it never trained on.
 
-Maintainers regenerate the files with `python -m blogroto.datasets rebuild` (needs
-scikit-image, which blogroto itself does not depend on); the credits are edited by hand.
+Maintainers regenerate the files with `python -m tools.rebuild_data rebuild` from the repository
+(needs scikit-image, which blogroto itself does not depend on); the credits are edited by hand.
 """
 
 from __future__ import annotations
 
-import io
-import sys
 from pathlib import Path
 
 from blogroto.errors import BlogrotoError
@@ -36,16 +34,6 @@ CONTENT_LONG_SIDE = 512
 ARTWORK_LONG_SIDE = 1024
 JPEG_QUALITY = 88
 
-# How `rebuild` makes each shipped photo: scikit-image sample file, longest side (never upscaled).
-_FROM_SKIMAGE = {
-    "artworks/hubble-deep-field.jpg": ("hubble_deep_field.jpg", ARTWORK_LONG_SIDE),
-    "artworks/ihc.jpg": ("ihc.png", ARTWORK_LONG_SIDE),
-    "content/astronaut.jpg": ("astronaut.png", CONTENT_LONG_SIDE),
-    "content/chelsea.jpg": ("chelsea.png", CONTENT_LONG_SIDE),
-    "content/rocket.jpg": ("rocket.jpg", CONTENT_LONG_SIDE),
-    "preview.jpg": ("coffee.png", CONTENT_LONG_SIDE),
-}
-_COPPER = "artworks/copper-circuit.jpg"  # drawn by blogroto.artwork, seed 0, 1024 x 1024
 
 
 def _images_in(folder: Path) -> list[Path]:
@@ -132,7 +120,7 @@ def render_readme(entries: list[dict]) -> str:
         "Images shipped with blogroto: style artworks for the built-in filters (`artworks/`), a small",
         "training content set (`content/`) and the fixed preview photo (`preview.jpg`). All are public",
         "domain, CC0, CC BY (credited as the licence asks) or drawn by blogroto itself. This table is generated from `CREDITS.yaml`",
-        "(`python -m blogroto.datasets readme`); edit that file, not this one.",
+        "(`python -m tools.rebuild_data readme`); edit that file, not this one.",
         "",
         "| file | title | creator | year | licence | source | obtained from |",
         "| --- | --- | --- | --- | --- | --- | --- |",
@@ -148,71 +136,3 @@ def render_readme(entries: list[dict]) -> str:
     lines += ["", "## Credit lines", ""]
     lines += [f"- `{e['file']}`: {cell(e['credit'])}" for e in entries]
     return "\n".join(lines) + "\n"
-
-
-# ----------------------------------------------------------------------------- rebuild
-
-
-def _long_side(size: tuple[int, int], limit: int) -> tuple[int, int]:
-    w, h = size
-    if max(w, h) <= limit:
-        return w, h  # never upscale: that adds no detail, only blur
-    # integer round-half-up, as blogroto.images.resize_long_side does
-    if w >= h:
-        return limit, max(1, (2 * h * limit + w) // (2 * w))
-    return max(1, (2 * w * limit + h) // (2 * h)), limit
-
-
-def _jpeg_bytes(im) -> bytes:
-    buf = io.BytesIO()
-    im.save(buf, "JPEG", quality=JPEG_QUALITY, optimize=True)
-    return buf.getvalue()
-
-
-def rebuild(skimage_data: Path | None = None) -> list[Path]:
-    """Regenerate every shipped image and README.md; returns the files written."""
-    from PIL import Image
-
-    from blogroto.artwork import draw_circuit_board
-    from blogroto.fsutil import atomic_write_bytes, atomic_write_text
-
-    if skimage_data is None:
-        try:
-            import skimage.data
-        except ImportError as exc:
-            raise BlogrotoError("rebuilding the data needs scikit-image (pip install scikit-image)") from exc
-        skimage_data = Path(skimage.data.__file__).parent
-    written = []
-    for rel, (src, limit) in _FROM_SKIMAGE.items():
-        with Image.open(skimage_data / src) as im:
-            im = im.convert("RGB")
-            size = _long_side(im.size, limit)
-            if size != im.size:
-                im = im.resize(size, Image.LANCZOS)
-            atomic_write_bytes(DATA_DIR / rel, _jpeg_bytes(im))
-        written.append(DATA_DIR / rel)
-    atomic_write_bytes(DATA_DIR / _COPPER, _jpeg_bytes(draw_circuit_board(ARTWORK_LONG_SIDE, seed=0)))
-    written.append(DATA_DIR / _COPPER)
-    atomic_write_text(README_FILE, render_readme(credits()))
-    written.append(README_FILE)
-    return written
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["rebuild"]:
-        for path in rebuild(Path(argv[1]) if len(argv) > 1 else None):
-            print(path)
-        return 0
-    if argv[:1] == ["readme"]:
-        from blogroto.fsutil import atomic_write_text
-
-        atomic_write_text(README_FILE, render_readme(credits()))
-        print(README_FILE)
-        return 0
-    print("usage: python -m blogroto.datasets rebuild [SKIMAGE_DATA_DIR] | readme", file=sys.stderr)
-    return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -26,10 +26,10 @@ from blogroto.errors import ConfigError, FilterError, UnknownFilterError
 from blogroto.resources import builtin_dir
 
 FILTER_FILE = "filter.yaml"
-# Normalisation variants of the network (blogroto.network explains them); listed here so that
+# Normalisation variants of the network (blogroto.engine.network explains them); listed here so that
 # reading a filter.yaml does not import TensorFlow.
 NORMS = ("instance", "centered-decoder", "capped-decoder")
-# How the network's layers are wired (blogroto.network.ARCH_SPECS explains them): blogroto's own, or
+# How the network's layers are wired (blogroto.engine.network.ARCH_SPECS explains them): blogroto's own, or
 # the layout of a network imported from another tool (`blogroto import`, docs/importing.md).
 DEFAULT_ARCH = "blogroto"
 ARCHS = (DEFAULT_ARCH, "johnson-tf1", "pytorch-examples")
@@ -58,7 +58,7 @@ SOURCE_KEYS = ("title", "creator", "year", "url", "licence", "licence_url", "cre
 class NetworkSpec:
     width: int = 32
     blocks: int = 5
-    norm: str = "instance"  # blogroto.network.NORMS; filters from before it was recorded: "instance"
+    norm: str = "instance"  # blogroto.engine.network.NORMS; filters from before it was recorded: "instance"
     arch: str = DEFAULT_ARCH  # ARCHS: blogroto's own network, or an imported one's layout
 
     def as_dict(self) -> dict:

@@ -1,7 +1,7 @@
 """`blogroto import`: turn a network trained with another tool into a blogroto filter folder.
 
 Three sources of Johnson-style networks are read, each into its own network layout
-(blogroto.network.ARCH_SPECS), so the filter computes what the original computes:
+(blogroto.engine.network.ARCH_SPECS), so the filter computes what the original computes:
 
   fast-style-transfer (lengstrom/fast-style-transfer, TensorFlow 1): a checkpoint (`.ckpt`
       index + data files, the older single-file format, or a folder with a `checkpoint` file),
@@ -40,7 +40,9 @@ import numpy as np
 
 from blogroto import __version__
 from blogroto.errors import BlogrotoError, FilterError
-from blogroto.torchfile import _clean as _name  # a name from the file, fit for an error message
+from blogroto.torchfile import (
+    _clean as _name,  # a name from the file, fit for an error message
+)
 
 FORMATS = ("fast-style-transfer", "pytorch", "onnx")
 MAX_BYTES = 1 << 30
@@ -156,7 +158,7 @@ def _checkpoint_files(prefix: Path) -> list[Path]:
 
 
 def read_fast_style_transfer(path: Path) -> Imported:
-    from blogroto.tfruntime import import_tensorflow
+    from blogroto.engine.runtime import import_tensorflow
 
     tf, _ = import_tensorflow()
     prefix = _checkpoint_prefix(path)
@@ -804,9 +806,15 @@ def write_filter(imported: Imported, source_path: Path, name: str, out_dir: Path
     """Write `imported` as the filter folder out_dir/name: weights, filter.yaml, the preview and the
     before/after example (rendered as `blogroto train` renders a trained filter's), the artwork
     when given. Swapped into place in one rename; an existing folder only with `force`."""
-    from blogroto.filters import DEFAULT_FILES, SLUG_RE, NetworkSpec, load_filter, write_metadata
-    from blogroto.network import TransformNet, save_weights
-    from blogroto.train import load_filter_as, save_artwork, swap_into_place
+    from blogroto.engine.network import TransformNet, save_weights
+    from blogroto.engine.train import load_filter_as, save_artwork, swap_into_place
+    from blogroto.filters import (
+        DEFAULT_FILES,
+        SLUG_RE,
+        NetworkSpec,
+        load_filter,
+        write_metadata,
+    )
 
     if not SLUG_RE.match(name):
         raise BlogrotoError(f"filter name {name!r} must be lower-case letters, digits and dashes")
@@ -847,7 +855,10 @@ def write_filter(imported: Imported, source_path: Path, name: str, out_dir: Path
         files.update(render_examples(flt, partial))  # `meta` holds this very dict
         write_metadata(partial, meta)
         if precision_check:
-            from blogroto.precision import measure_bfloat16_psnr, precision_record
+            from blogroto.engine.calibration import (
+                measure_bfloat16_psnr,
+                precision_record,
+            )
 
             log("measuring bfloat16 against float32 on the built-in photos (--no-precision-check skips it)")
             meta["precision"] = precision_record(measure_bfloat16_psnr(flt))  # the weights validated above
@@ -866,11 +877,11 @@ def provenance_file(imported: Imported, source_path: Path) -> str:
 
 def render_examples(flt, folder: Path) -> dict[str, str]:
     """The preview and before/after pictures of the built-in preview photo, as `blogroto train`
-    makes a trained filter's (blogroto.train.save_examples)."""
+    makes a trained filter's (blogroto.engine.train.save_examples)."""
     from blogroto import datasets
+    from blogroto.engine.stylize import StyleOptions, Stylizer
+    from blogroto.engine.train import EXAMPLE_SIDE, save_examples
     from blogroto.images import load_image, resize_long_side
-    from blogroto.stylize import StyleOptions, Stylizer
-    from blogroto.train import EXAMPLE_SIDE, save_examples
 
     img = resize_long_side(load_image(datasets.preview_photo()), EXAMPLE_SIDE)
     return save_examples(folder, img.rgb, Stylizer(precision="float32").stylize_array(img.rgb, flt, StyleOptions(max_size=0)))

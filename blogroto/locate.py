@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from blogroto.errors import ConfigError
-from blogroto.site import CONFIG_NAMES, DEFAULT_FILTER_DIRS
+from blogroto.site.config import CONFIG_NAMES, DEFAULT_FILTER_DIRS
 
 
 def has_config(folder: Path) -> bool:
@@ -65,7 +65,7 @@ def site_filter_dirs(root: Path | None, warn: Callable[[str], None] | None = Non
     """
     if root is None:
         return []
-    from blogroto.site import Site
+    from blogroto.site.model import Site
 
     try:
         return list(Site(root).settings.filter_dirs)

@@ -596,7 +596,9 @@ def render_preview(out_dir: str | Path, dest: str | Path, *, warnings: list[str]
     import markdown
     from markupsafe import Markup
 
-    from blogroto.site import FRONT_MATTER_KEY, Site, read_document
+    from blogroto.site.config import FRONT_MATTER_KEY
+    from blogroto.site.documents import read_document
+    from blogroto.site.model import Site
 
     out_dir = Path(out_dir).resolve()
     dest = Path(dest).resolve()

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from blogroto.errors import ImageError
-from blogroto.site import Preset
+from blogroto.site.config import Preset
 
 MIME = {"webp": "image/webp", "avif": "image/avif", "jpeg": "image/jpeg", "png": "image/png"}
 EXTENSION = {"webp": "webp", "avif": "avif", "jpeg": "jpg", "png": "png"}

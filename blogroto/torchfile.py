@@ -1,7 +1,7 @@
 """Read the tensors of a PyTorch `torch.save` file without PyTorch and without running its pickle.
 
 A `.pth` is a pickle, and unpickling runs whatever the pickle names: `torch.load` of a hostile
-file can call `os.system`. This reader uses a restricted unpickler (like blogroto.vgg's
+file can call `os.system`. This reader uses a restricted unpickler (like blogroto.engine.vgg's
 `_NumpyOnlyUnpickler`) that resolves only the few names a saved state dict uses: its
 `collections.OrderedDict`, the tensor rebuild functions of `torch._utils` (mapped to numpy
 functions here, never torch's), and the storage types (`torch.FloatStorage`, ...: mapped to

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from blogroto.errors import BlogrotoError, ImageError
 from blogroto.images import DEFAULT_MAX_PIXELS
 

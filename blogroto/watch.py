@@ -31,9 +31,10 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from blogroto.build import BuildOptions, BuildReport, Builder
+from blogroto.build import Builder, BuildOptions, BuildReport
 from blogroto.errors import BlogrotoError
-from blogroto.site import CONFIG_NAMES, DEFAULT_CACHE, NEVER_COPIED
+from blogroto.site.config import CONFIG_NAMES, DEFAULT_CACHE
+from blogroto.site.model import NEVER_COPIED
 
 DEBOUNCE = 0.15  # seconds without a new event that close a batch
 MAX_BATCH_DELAY = 1.0  # a never-ending burst (a big git checkout) is still built in slices

@@ -23,8 +23,8 @@ def make_filter(folder: Path, slug: str = "tiny", width: int = 4, blocks: int = 
     Random weights are fine for tests of plumbing; the shipped filters are trained."""
     import keras
 
+    from blogroto.engine.network import TransformNet, save_weights
     from blogroto.filters import write_metadata
-    from blogroto.network import TransformNet, save_weights
 
     target = Path(folder) / slug
     target.mkdir(parents=True, exist_ok=True)
@@ -67,7 +67,7 @@ def tiny_filter(tiny_filter_dir):
 
 @pytest.fixture(scope="session")
 def stylizer():
-    from blogroto.stylize import Stylizer
+    from blogroto.engine.stylize import Stylizer
 
     return Stylizer()
 

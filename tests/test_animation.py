@@ -10,9 +10,15 @@ import numpy as np
 import pytest
 from PIL import Image, ImageSequence
 
-from blogroto.animation import Animation, encode_animation, frame_count, load_animation, stylize_animation
+from blogroto.animation import (
+    Animation,
+    encode_animation,
+    frame_count,
+    load_animation,
+    stylize_animation,
+)
 from blogroto.errors import ConfigError, ImageError
-from blogroto.site import AnimationSettings, parse_settings
+from blogroto.site.config import AnimationSettings, parse_settings
 
 
 def gif_xmp(data: bytes) -> bytes | None:
@@ -220,7 +226,7 @@ def one_post_site(root: Path, tiny_filter_dir: Path, body: str, config: str = ""
 
 def build(root: Path, stylizer):
     """One build with the real (shared, warm) stylizer."""
-    from blogroto.build import BuildOptions, Builder
+    from blogroto.build import Builder, BuildOptions
 
     b = Builder(root, BuildOptions(progress=False))
     b.stylizer = stylizer
@@ -243,9 +249,9 @@ def test_build_writes_an_animated_gif_back_animated(tmp_path, tiny_filter_dir, s
     assert len(names) == 1
     fmt, frames, durations, loop = read_back(names[0].read_bytes())
     assert fmt == "GIF" and len(frames) == 5 and durations == [30, 40, 50, 60, 70] and loop == 0
-    from blogroto import metadata
+    from blogroto.credits import xmp as credit_xmp
 
-    credit = metadata.read_xmp(gif_xmp(names[0].read_bytes()))  # the credit travels in the file
+    credit = credit_xmp.read_xmp(gif_xmp(names[0].read_bytes()))  # the credit travels in the file
     assert credit["blogroto:filter"] == "tiny" and credit["dc:source"] == "https://example.org/art"
     assert names[0].name in (out / "_posts" / "2024-01-01-a.md").read_text()
     assert (root / "assets" / "wave.gif").read_bytes() == source  # the author's file untouched

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 import blogroto
-from blogroto.artwork import draw_circuit_board
+from tools.circuit_board import draw_circuit_board
 
 SHIPPED = Path(blogroto.__file__).resolve().parent / "data" / "artworks" / "copper-circuit.jpg"
 

@@ -18,10 +18,16 @@ import pytest
 import yaml
 from PIL import Image, ImageOps
 
-from blogroto.build import IMAGES_DIR, OUTPUT_MARKER, BuildOptions, Builder, rewrite_front_matter
+from blogroto.build import (
+    IMAGES_DIR,
+    OUTPUT_MARKER,
+    Builder,
+    BuildOptions,
+    rewrite_front_matter,
+)
 from blogroto.errors import ConfigError
 from blogroto.fsutil import atomic_write_bytes
-from blogroto.site import read_document
+from blogroto.site.documents import read_document
 
 FILTER = "test-filter"
 OTHER = "other-filter"
@@ -31,7 +37,7 @@ OTHER = "other-filter"
 
 
 class FakeStylizer:
-    """Stands in for blogroto.stylize.Stylizer: inverts the image, keeps its format."""
+    """Stands in for blogroto.engine.stylize.Stylizer: inverts the image, keeps its format."""
 
     def __init__(self):
         self.calls = []

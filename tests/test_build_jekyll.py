@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from blogroto.build import BuildOptions, Builder
+from blogroto.build import Builder, BuildOptions
 
 from .conftest import REPO, make_filter
 

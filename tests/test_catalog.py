@@ -18,7 +18,7 @@ from PIL import Image, ImageOps
 from blogroto import catalog
 from blogroto.errors import ConfigError
 from blogroto.filters import FilterLibrary, write_metadata
-from blogroto.site import Site
+from blogroto.site.model import Site
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "sample_site"
@@ -76,7 +76,7 @@ class Built:
 def build_sample(base: Path, *, config_extra: str = "", figure: bool = False, cache: Path | None = None) -> Built:
     """sample_site copied to `base/site`, its two filters replaced by tiny random networks in the
     site's `_filters/`, built. Real TensorFlow stylizing, tiny and fast."""
-    from blogroto.build import BuildOptions, Builder
+    from blogroto.build import Builder, BuildOptions
     from tests.conftest import make_filter, make_photo
 
     root = base / "site"
@@ -337,7 +337,7 @@ def test_build_writes_the_catalog(built_sample):
 
 
 def test_noop_build_does_not_render_the_catalog(built_sample):
-    from blogroto.build import BuildOptions, Builder
+    from blogroto.build import Builder, BuildOptions
 
     report = Builder(built_sample.root, BuildOptions(cache=built_sample.cache)).build()
     assert report.ok and report.written == [] and report.removed == []
@@ -352,7 +352,7 @@ def test_noop_build_does_not_render_the_catalog(built_sample):
 
 
 def test_catalog_follows_config_and_filter_changes(tmp_path_factory, built_sample):
-    from blogroto.build import BuildOptions, Builder
+    from blogroto.build import Builder, BuildOptions
 
     base = tmp_path_factory.mktemp("catalog-changes")
     root = base / "site"
@@ -399,9 +399,9 @@ def test_catalog_follows_config_and_filter_changes(tmp_path_factory, built_sampl
 
 
 def test_stylized_images_carry_xmp(built_sample):
-    from blogroto import metadata
-    from tests.test_animation import gif_xmp
+    from blogroto.credits import xmp as credit_xmp
     from blogroto.filters import FilterLibrary
+    from tests.test_animation import gif_xmp
 
     images = sorted((built_sample.out / "assets/algorotoscope").iterdir())
     assert images
@@ -410,8 +410,8 @@ def test_stylized_images_carry_xmp(built_sample):
             continue  # videos carry no embedded credit (docs/animation.md); the post's credit covers them
         with Image.open(path) as im:
             packet = gif_xmp(path.read_bytes()) if im.format == "GIF" else im.info["xmp"]
-        fields = metadata.read_xmp(packet)
-        assert fields["Iptc4xmpExt:DigitalSourceType"] == metadata.DIGITAL_SOURCE_TYPE
+        fields = credit_xmp.read_xmp(packet)
+        assert fields["Iptc4xmpExt:DigitalSourceType"] == credit_xmp.DIGITAL_SOURCE_TYPE
         assert fields["blogroto:filter"] in path.name
         flt = FilterLibrary(site_dirs=[built_sample.root / "_filters"]).get(fields["blogroto:filter"])
         assert fields["dc:source"] == flt.source["url"]  # each filter's own artwork

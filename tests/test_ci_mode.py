@@ -24,7 +24,7 @@ import yaml
 from click.testing import CliRunner
 from PIL import Image, ImageOps
 
-from blogroto.build import BuildOptions, Builder
+from blogroto.build import Builder, BuildOptions
 from blogroto.cli import cli
 from blogroto.fsutil import atomic_write_bytes
 
@@ -35,7 +35,7 @@ B = "_posts/2024-01-02-b.md"
 
 
 class InvertStylizer:
-    """Stands in for blogroto.stylize.Stylizer (whose keyword options this fake ignores)."""
+    """Stands in for blogroto.engine.stylize.Stylizer (whose keyword options this fake ignores)."""
 
     def stylize_file(self, src, dst, flt, options, name=None, **_):
         im = Image.open(io.BytesIO(src if isinstance(src, bytes) else Path(src).read_bytes()))

@@ -7,8 +7,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from blogroto import credits
-from blogroto.credits import CreditRenderer, credit_record, liquid_inert, place_credits, safe_url
+from blogroto.credits import record
+from blogroto.credits.record import credit_record, safe_url
+from blogroto.credits.render import CreditRenderer, liquid_inert, place_credits
 from blogroto.errors import ConfigError
 
 
@@ -22,7 +23,7 @@ def fake_filter(**source):
 
 def test_credit_record_has_every_key():
     rec = credit_record(fake_filter())
-    assert list(rec) == list(credits.RECORD_KEYS)
+    assert list(rec) == list(record.RECORD_KEYS)
     assert rec["filter"] == "copper-circuit" and rec["year"] == 2024 and rec["creator"] == "Ada <Lovelace>"
 
 

@@ -9,6 +9,7 @@ from PIL import Image
 
 from blogroto import datasets
 from blogroto.errors import BlogrotoError
+from tools import rebuild_data
 
 # CC BY only with the attribution in `credit` (checked below); no share-alike, no GFDL
 ALLOWED_LICENCES = {"CC0-1.0", "public domain", "no known copyright restrictions", "CC-BY-3.0", "CC-BY-4.0"}
@@ -45,9 +46,9 @@ def test_credit_entries_are_complete(entries):
 
 def test_rebuild_table_matches_credits(entries):
     by_file = {e["file"]: e for e in entries}
-    for rel, (src, _) in datasets._FROM_SKIMAGE.items():
+    for rel, (src, _) in rebuild_data._FROM_SKIMAGE.items():
         assert by_file[rel]["obtained_from"].endswith("skimage/data/" + src)
-    assert "draw_circuit_board" in by_file[datasets._COPPER]["obtained_from"]
+    assert "draw_circuit_board" in by_file[rebuild_data._COPPER]["obtained_from"]
 
 
 def test_files_decode_as_rgb_jpegs_at_quality_88(entries):
@@ -69,7 +70,7 @@ def test_sizes_as_stated(entries):
         # long side is the limit, unless the original was smaller: never upscaled
         assert max(w, h) == min(limit, max(ow, oh)), e["file"]
         assert abs(w / h - ow / oh) < 0.01, f"{e['file']}: aspect ratio changed"
-    assert _open(datasets._COPPER).size == (1024, 1024)
+    assert _open(rebuild_data._COPPER).size == (1024, 1024)
     assert max(Image.open(datasets.preview_photo()).size) == 512
 
 
@@ -106,13 +107,13 @@ def test_credit_for():
     assert by_abs["licence"] == "CC0-1.0" and by_abs["year"] == 2026
     assert datasets.credit_for("content/astronaut.jpg")["creator"] == "NASA"
     assert datasets.credit_for(datasets.preview_photo())["file"] == "preview.jpg"
-    assert datasets.credit_for(datasets.DATA_DIR.parent / "artwork.py") is None
+    assert datasets.credit_for(datasets.DATA_DIR.parent / "datasets.py") is None
     assert datasets.credit_for("content/nope.jpg") is None
 
 
 def test_readme_is_generated_from_credits(entries):
     assert datasets.README_FILE.read_text(encoding="utf-8") == datasets.render_readme(entries), (
-        "data/README.md is stale: run python -m blogroto.datasets readme"
+        "data/README.md is stale: run python -m tools.rebuild_data readme"
     )
     text = datasets.README_FILE.read_text(encoding="utf-8")
     assert all(f"`{e['file']}`" in text for e in entries)
@@ -131,6 +132,6 @@ def test_broken_credits_file_is_a_blogroto_error(tmp_path, monkeypatch):
 
 
 def test_long_side_never_upscales():
-    assert datasets._long_side((451, 300), 512) == (451, 300)
-    assert datasets._long_side((600, 400), 512) == (512, 341)
-    assert datasets._long_side((427, 640), 512) == (342, 512)
+    assert rebuild_data._long_side((451, 300), 512) == (451, 300)
+    assert rebuild_data._long_side((600, 400), 512) == (512, 341)
+    assert rebuild_data._long_side((427, 640), 512) == (342, 512)

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from blogroto.engine.stylize import StyleOptions, Stylizer
+from blogroto.engine.train import ContentPool, Trainer, train
 from blogroto.errors import BlogrotoError
 from blogroto.filters import load_filter
-from blogroto.stylize import StyleOptions, Stylizer
-from blogroto.train import ContentPool, Trainer, train
 from tests.conftest import make_filter, make_photo
 from tests.reliability.kit import cli as kit_cli
 from tests.train_helpers import tiny_config

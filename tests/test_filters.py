@@ -92,8 +92,8 @@ def test_unknown_filter_lists_close_matches(tiny_filter_dir):
 def test_every_builtin_filter_is_trained_credited_and_current():
     """What ships in styles/ was trained by blogroto's own code and says how; a distilled filter's
     teacher is a built-in whose weights are still the ones it learned from."""
+    from blogroto.engine.precision import BF16_MIN_PSNR_DB
     from blogroto.filters import BUILTIN_STYLES_DIR
-    from blogroto.precision import BF16_MIN_PSNR_DB
 
     library = FilterLibrary()
     builtins = [flt for flt in library.all() if flt.folder.parent == BUILTIN_STYLES_DIR]

@@ -17,7 +17,14 @@ from PIL import ExifTags, Image, ImageCms, ImageFile
 
 from blogroto import images
 from blogroto.errors import ImageError
-from blogroto.images import EXTENSIONS, encode_image, load_image, resize_long_side, save_image, to_uint8
+from blogroto.images import (
+    EXTENSIONS,
+    encode_image,
+    load_image,
+    resize_long_side,
+    save_image,
+    to_uint8,
+)
 
 W, H = 8, 6
 

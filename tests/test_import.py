@@ -430,8 +430,8 @@ def photo_pixels(tmp_path, size=(64, 48), seed=3):
 def compare(folder: Path, photo: Path, pixels: np.ndarray, reference: np.ndarray, tmp_path: Path) -> dict:
     """blogroto's output against the reference (0..255, float): float PSNR through the Stylizer,
     8-bit PSNR through `blogroto apply` (PNG) against the reference rounded the same way."""
+    from blogroto.engine.stylize import StyleOptions, Stylizer
     from blogroto.filters import load_filter
-    from blogroto.stylize import StyleOptions, Stylizer
 
     flt = load_filter(folder)
     want = np.clip(reference, 0, 255) / 255.0
@@ -724,10 +724,10 @@ def test_corrupt_files_are_clear_errors(tmp_path):
 def test_variants_tile_like_untiled(tmp_path, arch):
     """The tiled executor (whole-image statistics, halos from the layers) works for the imported
     layouts too, fast-style-transfer's output norm and SAME/transposed convs included."""
+    from blogroto.engine.network import TransformNet, save_weights
+    from blogroto.engine.stylize import StyleOptions, Stylizer
     from blogroto.filters import load_filter, write_metadata
     from blogroto.importing import from_pytorch_state, read_network
-    from blogroto.network import TransformNet, save_weights
-    from blogroto.stylize import StyleOptions, Stylizer
 
     if arch == "johnson-tf1":  # read from the checkpoint prefix, as evaluate.py's --checkpoint names it
         imported = read_network(write_fst_checkpoint(tmp_path / "ck/fns.ckpt", fst_values(4, 2, seed=7)))
@@ -762,8 +762,13 @@ def test_variant_halos_are_the_receptive_reach(arch):
 def test_weights_of_one_layout_are_not_read_as_another(tmp_path):
     """pytorch/examples' layout has blogroto's shapes exactly: its weights carry the arch in their
     names, so reading them as blogroto's own (say, as a distillation teacher) is refused."""
+    from blogroto.engine.network import (
+        TransformNet,
+        expected_shapes,
+        load_network,
+        save_weights,
+    )
     from blogroto.errors import FilterError
-    from blogroto.network import TransformNet, expected_shapes, load_network, save_weights
 
     net = TransformNet(4, 1, arch="pytorch-examples").ensure_built()
     save_weights(net, tmp_path / "w.npz")
@@ -849,8 +854,8 @@ def test_precision_check_records_bfloat16_psnr(tmp_path, small_preview, monkeypa
 
 def test_an_imported_filter_can_teach_a_slim_student(tmp_path, small_preview):
     """`train --teacher` loads the teacher in its own layout (was: refused as a foreign layout)."""
+    from blogroto.engine.train import train
     from blogroto.filters import load_filter
-    from blogroto.train import train
     from tests.train_helpers import tiny_config
 
     src = write_torch_zip(tmp_path / "candy.pth", pytorch_state(4, 1, seed=5))

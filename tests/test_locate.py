@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from blogroto.errors import ConfigError
-from blogroto.filters import ORIGIN_BUILTIN, ORIGIN_SITE, ORIGIN_USER, FilterLibrary, user_filters_dir
+from blogroto.filters import (
+    ORIGIN_BUILTIN,
+    ORIGIN_SITE,
+    ORIGIN_USER,
+    FilterLibrary,
+    user_filters_dir,
+)
 from blogroto.locate import find_site_root, site_for_command
 from tests.conftest import REPO, make_filter
 from tests.test_build import jpeg, write

@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from blogroto import metadata
-from blogroto.credits import CreditRenderer, credit_record
+from blogroto.credits import jsonld
+from blogroto.credits import xmp as credit_xmp
+from blogroto.credits.record import credit_record
+from blogroto.credits.render import CreditRenderer
 from blogroto.filters import Filter
 
 
@@ -28,12 +30,12 @@ def fake_filter(tmp_path, **source) -> Filter:
 
 
 def test_xmp_is_wellformed_and_credits_the_artwork(tmp_path):
-    xmp = metadata.xmp_for(fake_filter(tmp_path), "coffee.jpg")
+    xmp = credit_xmp.xmp_for(fake_filter(tmp_path), "coffee.jpg")
     text = xmp.decode("utf-8")
     assert text.startswith("<?xpacket begin=") and text.rstrip().endswith("<?xpacket end=\"w\"?>")
     ET.fromstring(text[text.index("<x:xmpmeta"): text.rindex("</x:xmpmeta>") + 12])  # parses
-    fields = metadata.read_xmp(xmp)
-    assert fields["Iptc4xmpExt:DigitalSourceType"] == metadata.DIGITAL_SOURCE_TYPE
+    fields = credit_xmp.read_xmp(xmp)
+    assert fields["Iptc4xmpExt:DigitalSourceType"] == credit_xmp.DIGITAL_SOURCE_TYPE
     assert fields["dc:source"] == "https://example.org/copper"
     assert fields["blogroto:filter"] == "copper-circuit"
     assert fields["blogroto:original"] == "coffee.jpg"
@@ -46,15 +48,15 @@ def test_xmp_is_wellformed_and_credits_the_artwork(tmp_path):
 
 
 def test_xmp_is_deterministic_and_tracks_the_credit(tmp_path):
-    a = metadata.xmp_for(fake_filter(tmp_path), "x.jpg")
-    assert a == metadata.xmp_for(fake_filter(tmp_path), "x.jpg")
-    assert a != metadata.xmp_for(fake_filter(tmp_path, creator="Someone Else"), "x.jpg")
+    a = credit_xmp.xmp_for(fake_filter(tmp_path), "x.jpg")
+    assert a == credit_xmp.xmp_for(fake_filter(tmp_path), "x.jpg")
+    assert a != credit_xmp.xmp_for(fake_filter(tmp_path, creator="Someone Else"), "x.jpg")
 
 
 def test_xmp_escapes_markup_and_drops_control_characters(tmp_path):
     flt = fake_filter(tmp_path, title="<b>Fish & Chips</b>\x07", creator="A \"quoted\" </x:xmpmeta> name")
-    xmp = metadata.xmp_for(flt, "a&b<c>.jpg")
-    fields = metadata.read_xmp(xmp)
+    xmp = credit_xmp.xmp_for(flt, "a&b<c>.jpg")
+    fields = credit_xmp.read_xmp(xmp)
     assert fields["Iptc4xmpExt:AOTitle"] == "<b>Fish & Chips</b>"
     assert fields["blogroto:original"] == "a&b<c>.jpg"
     assert "</x:xmpmeta> name" in fields["Iptc4xmpExt:AOCreator"]
@@ -67,12 +69,12 @@ def test_xmp_survives_encoding_with_the_photos_exif(tmp_path, fmt):
     exif = Image.Exif()
     exif[0x013B] = "The Photographer"  # Artist
     rgb = np.random.default_rng(0).random((16, 24, 3), dtype=np.float32)
-    data = encode_image(rgb, None, fmt, 90, exif=exif.tobytes(), xmp=metadata.xmp_for(fake_filter(tmp_path), "p.jpg"))
+    data = encode_image(rgb, None, fmt, 90, exif=exif.tobytes(), xmp=credit_xmp.xmp_for(fake_filter(tmp_path), "p.jpg"))
     with Image.open(io.BytesIO(data)) as im:
         im.load()
         xmp = im.info.get("xmp") or im.info.get("XML:com.adobe.xmp")
         assert xmp, f"no XMP in the {fmt}"
-        assert metadata.read_xmp(xmp)["blogroto:filter"] == "copper-circuit"
+        assert credit_xmp.read_xmp(xmp)["blogroto:filter"] == "copper-circuit"
         assert im.getexif().get(0x013B) == "The Photographer"
 
 
@@ -100,12 +102,12 @@ class _Scripts(html.parser.HTMLParser):
 
 def test_image_object_has_the_required_fields(tmp_path):
     record = credit_record(fake_filter(tmp_path))
-    obj = metadata.image_object(record, content_url="https://ex.org/blog/assets/algorotoscope/a.jpg",
+    obj = jsonld.image_object(record, content_url="https://ex.org/blog/assets/algorotoscope/a.jpg",
                                 original_url="https://ex.org/blog/assets/img/a.jpg", original_name="a.jpg",
                                 license_url="https://creativecommons.org/licenses/by/4.0/")
     assert obj["@context"] == "https://schema.org" and obj["@type"] == "ImageObject"
     assert obj["contentUrl"].endswith("/assets/algorotoscope/a.jpg")
-    assert obj["digitalSourceType"] == metadata.DIGITAL_SOURCE_TYPE
+    assert obj["digitalSourceType"] == credit_xmp.DIGITAL_SOURCE_TYPE
     assert obj["license"] == "https://creativecommons.org/licenses/by/4.0/"
     assert "Ada Etcher" in obj["creditText"]
     photo, artwork = obj["isBasedOn"]
@@ -117,7 +119,7 @@ def test_image_object_has_the_required_fields(tmp_path):
 
 def test_jsonld_script_cannot_be_broken_out_of(tmp_path):
     record = credit_record(fake_filter(tmp_path, title="</script><script>alert(1)</script> {{ site.x }} {% raw %}"))
-    script = metadata.jsonld_script([metadata.image_object(record, content_url="/a.jpg")])
+    script = jsonld.jsonld_script([jsonld.image_object(record, content_url="/a.jpg")])
     assert script.count("</script>") == 1 and "{{" not in script and "{%" not in script
     parser = _Scripts()
     parser.feed(script)
@@ -137,21 +139,21 @@ def test_document_jsonld_builds_absolute_urls_and_dedupes(tmp_path):
     images = [("assets/algorotoscope/a-1.jpg", "assets/img/a.jpg", None),
               ("assets/algorotoscope/a-1.jpg", "assets/img/a.jpg", None),
               ("assets/algorotoscope/b-2.jpg", None, "https://cdn.example.net/b.jpg")]
-    objs = metadata.document_jsonld(site, record, images, {"license": "not a url"})
+    objs = jsonld.document_jsonld(site, record, images, {"license": "not a url"})
     assert [o["contentUrl"] for o in objs] == ["https://example.org/blog/assets/algorotoscope/a-1.jpg",
                                                "https://example.org/blog/assets/algorotoscope/b-2.jpg"]
     assert objs[0]["isBasedOn"][0]["contentUrl"] == "https://example.org/blog/assets/img/a.jpg"
     assert objs[1]["isBasedOn"][0]["contentUrl"] == "https://cdn.example.net/b.jpg"
     assert all(o["license"] == "https://creativecommons.org/licenses/by/4.0/" for o in objs)  # the site's
-    own = metadata.document_jsonld(site, record, images[:1], {"license": "https://example.org/my-licence"})
+    own = jsonld.document_jsonld(site, record, images[:1], {"license": "https://example.org/my-licence"})
     assert own[0]["license"] == "https://example.org/my-licence"
-    assert "license" not in metadata.document_jsonld(_FakeSite(), record, images[:1])[0]
-    assert metadata.document_jsonld(_FakeSite(), record, images[:1])[0]["contentUrl"] == "/assets/algorotoscope/a-1.jpg"
+    assert "license" not in jsonld.document_jsonld(_FakeSite(), record, images[:1])[0]
+    assert jsonld.document_jsonld(_FakeSite(), record, images[:1])[0]["contentUrl"] == "/assets/algorotoscope/a-1.jpg"
 
 
 def test_credit_block_carries_the_jsonld(tmp_path):
     record = credit_record(fake_filter(tmp_path))
-    objs = metadata.document_jsonld(_FakeSite(url="https://e.org"), record, [("assets/algorotoscope/a.jpg", "a.jpg", None)])
+    objs = jsonld.document_jsonld(_FakeSite(url="https://e.org"), record, [("assets/algorotoscope/a.jpg", "a.jpg", None)])
     html = CreditRenderer(tmp_path).render_block([record], document={"kind_name": "post"}, jsonld=objs)
     parser = _Scripts()
     parser.feed(html)
@@ -169,7 +171,7 @@ def test_credit_block_carries_the_jsonld(tmp_path):
 def kit(tmp_path, monkeypatch):
     """The reliability suite's guarded site, with its fake network (blogroto's own decoding,
     metadata and encoding; colours inverted instead of TensorFlow)."""
-    from blogroto import stylize
+    from blogroto.engine import stylize
     from tests.reliability.kit import Kit, install_fake_stylizer
 
     monkeypatch.setattr(stylize, "Stylizer", stylize.Stylizer)  # restored afterwards
@@ -202,12 +204,12 @@ def test_built_images_carry_the_credit_and_keep_the_photos_own_metadata(kit, fmt
         im.load()
         assert im.format == pillow_format
         # XMP: the artwork, its creator and licence, the filter, the IPTC digital source type
-        fields = metadata.read_xmp(im.info.get("xmp") or im.info["XML:com.adobe.xmp"])
+        fields = credit_xmp.read_xmp(im.info.get("xmp") or im.info["XML:com.adobe.xmp"])
         assert fields["Iptc4xmpExt:AOTitle"] == "Tiny Test Pattern"
         assert fields["Iptc4xmpExt:AOCreator"] == "The Test Suite"
         assert "CC0-1.0" in fields["dc:rights"] and "Tiny Test Pattern" in fields["photoshop:Credit"]
         assert fields["blogroto:filter"] == "tiny" and fields["blogroto:original"] == "phone.jpg"
-        assert fields["Iptc4xmpExt:DigitalSourceType"] == metadata.DIGITAL_SOURCE_TYPE
+        assert fields["Iptc4xmpExt:DigitalSourceType"] == credit_xmp.DIGITAL_SOURCE_TYPE
         # the photo's own EXIF: the photographer kept, the location dropped, the orientation applied
         carried = im.getexif()
         assert carried[ExifTags.Base.Artist] == "The Photographer"

@@ -10,16 +10,15 @@ import yaml
 from click.testing import CliRunner
 
 from blogroto.cli import cli
-from blogroto.filters import load_filter
-from blogroto.precision import (
+from blogroto.engine.calibration import measure_bfloat16_psnr, record_bfloat16_psnr
+from blogroto.engine.precision import (
     BF16_MIN_PSNR_DB,
     cpu_supports_bf16,
     inference_policy,
-    measure_bfloat16_psnr,
-    record_bfloat16_psnr,
     training_policy,
 )
-from blogroto.stylize import StyleOptions, Stylizer
+from blogroto.engine.stylize import StyleOptions, Stylizer
+from blogroto.filters import load_filter
 
 GOOD = {"precision": {"bfloat16_psnr_db": BF16_MIN_PSNR_DB + 5}}
 BAD = {"precision": {"bfloat16_psnr_db": BF16_MIN_PSNR_DB - 5}}
@@ -72,10 +71,10 @@ def test_recorded_psnr_is_measured_and_gates_the_stylizer(tiny_filter_dir, tmp_p
     assert round(record_bfloat16_psnr(folder), 1) == psnr
 
     # On a CPU with native bf16 the stylizer follows the record (the record itself above 40 dB or not).
-    monkeypatch.setattr("blogroto.precision.cpu_supports_bf16", lambda cpuinfo=None: True)
+    monkeypatch.setattr("blogroto.engine.precision.cpu_supports_bf16", lambda cpuinfo=None: True)
     st = Stylizer()
     assert st.policy(flt) == ("mixed_bfloat16" if psnr >= BF16_MIN_PSNR_DB else "float32")
-    monkeypatch.setattr("blogroto.precision.cpu_supports_bf16", lambda cpuinfo=None: False)
+    monkeypatch.setattr("blogroto.engine.precision.cpu_supports_bf16", lambda cpuinfo=None: False)
     assert st.policy(flt) == "float32"
     photo = np.random.default_rng(0).random((24, 32, 3), dtype=np.float32)
     assert st.stylize_array(photo, flt, StyleOptions()).shape == (24, 32, 3)

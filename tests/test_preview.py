@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 
 from blogroto.errors import ConfigError
-from blogroto.preview import BANNER, PREVIEW_MARKER, Liquid, render_preview, serve_preview
+from blogroto.preview import (
+    BANNER,
+    PREVIEW_MARKER,
+    Liquid,
+    render_preview,
+    serve_preview,
+)
 from tests.test_catalog import built_sample, write_site  # noqa: F401 - a shared session fixture
 
 # --------------------------------------------------------------------------------------------

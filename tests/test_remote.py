@@ -18,7 +18,13 @@ import requests
 
 from blogroto import remote
 from blogroto.errors import BlogrotoError
-from blogroto.remote import RemoteFetcher, RemoteImageError, RemotePolicy, address_refusal, suggested_name
+from blogroto.remote import (
+    RemoteFetcher,
+    RemoteImageError,
+    RemotePolicy,
+    address_refusal,
+    suggested_name,
+)
 
 
 def make_png(width: int = 2, height: int = 2) -> bytes:
@@ -657,7 +663,7 @@ def test_suggested_name(url, fmt, name):
 
 
 def test_build_does_not_refetch_an_unreachable_image_until_it_is_due(tmp_path, server, monkeypatch):
-    from blogroto.build import BuildOptions, Builder
+    from blogroto.build import Builder, BuildOptions
     from tests.test_build import make_filter, write
 
     clock = [2_000_000_000.0]

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from blogroto import metadata, responsive
+from blogroto import responsive
+from blogroto.credits import xmp as credit_xmp
 from blogroto.errors import ConfigError
-from blogroto.site import Preset, parse_post_options, parse_settings
+from blogroto.site.config import Preset, parse_post_options, parse_settings
 from tests.conftest import make_photo
 
 PRESET = """\
@@ -50,7 +51,7 @@ def site(root: Path, tiny_filter_dir: Path, body: str = BODY, config: str = PRES
 
 
 def build(root: Path, stylizer):
-    from blogroto.build import BuildOptions, Builder
+    from blogroto.build import Builder, BuildOptions
 
     b = Builder(root, BuildOptions(progress=False))
     b.stylizer = stylizer
@@ -89,7 +90,7 @@ def test_markdown_and_html_images_become_responsive(tmp_path, tiny_filter_dir, s
         with Image.open(images_dir(root) / name) as im:
             assert im.width == width and im.height == round(48 * width / 80)
             assert im.format == ("WEBP" if name.endswith(".webp") else "JPEG")
-            credit = metadata.read_xmp(im.info["xmp"])
+            credit = credit_xmp.read_xmp(im.info["xmp"])
         assert credit["blogroto:filter"] == "tiny"  # every derived file carries the credit
     # the author's <img>: attributes added in place, theirs kept (sizes, width: no height added)
     html_img = pictures[1]

@@ -8,14 +8,9 @@ from pathlib import Path
 import pytest
 
 from blogroto.errors import ConfigError
-from blogroto.site import (
-    Site,
-    Settings,
-    normalize_baseurl,
-    parse_post_options,
-    read_document,
-    split_front_matter,
-)
+from blogroto.site.config import Settings, parse_post_options
+from blogroto.site.documents import read_document, split_front_matter
+from blogroto.site.model import Site, normalize_baseurl
 
 
 def write(path: Path, text: str | bytes) -> Path:
@@ -360,7 +355,7 @@ def test_yaml_error_line_for_block_mapping_points_at_the_bad_line(tmp_path):
 def test_deep_yaml_is_refused_in_our_words_whatever_pyyaml_does(depth, opener, closer):
     """250 levels pass PyYAML's own limit (1000 in 6.0.4) and meet ours; 5000 meet PyYAML's first
     in 6.0.4 and ours in older versions: the message and line are the same either way."""
-    from blogroto.site import MAX_YAML_DEPTH, check_yaml_depth
+    from blogroto.safeyaml import MAX_YAML_DEPTH, check_yaml_depth
 
     text = "title: t\nx: " + opener * depth + "1" + closer * depth + "\n"
     with pytest.raises(ConfigError) as caught:
@@ -370,7 +365,7 @@ def test_deep_yaml_is_refused_in_our_words_whatever_pyyaml_does(depth, opener, c
 
 
 def test_yaml_depth_check_leaves_other_errors_to_the_load():
-    from blogroto.site import check_yaml_depth
+    from blogroto.safeyaml import check_yaml_depth
 
     check_yaml_depth("x: " + "[" * 198 + "a: 1, b: 2\n'unclosed\n", "front.yml", 1)  # 200 levels (with the mapping around), then a syntax error the load reports
 
@@ -401,7 +396,7 @@ def test_option_errors_point_at_the_options_own_line(site_dir):
         parse_post_options({"filter": "x", "qualty": 50}, s, Path("p"), 3, {"filter": 4, "qualty": 7})
     assert info.value.line == 7
     # a document's own option lines, as the build passes them
-    from blogroto.site import read_document
+    from blogroto.site.documents import read_document
 
     post = write(site_dir / "_posts/2024-01-01-x.md", "---\ntitle: t\nalgorotoscope:\n  filter: x\n  strength: 9\n---\n")
     doc = read_document(post, "_posts/2024-01-01-x.md", "posts")

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from blogroto.engine.stylize import StyleOptions, Stylizer, blend, output_format
 from blogroto.errors import BlogrotoError, FilterError
-from blogroto.stylize import StyleOptions, Stylizer, blend, output_format
 from tests.conftest import make_photo
 
 
@@ -177,7 +177,7 @@ def test_upsample_conv_is_exactly_upsample_then_conv(shape):
     import keras
     import tensorflow as tf
 
-    from blogroto.network import _reflect, upsample_conv
+    from blogroto.engine.network import _reflect, upsample_conv
 
     keras.utils.set_random_seed(1)
     conv = keras.layers.Conv2D(6, 3, padding="valid")

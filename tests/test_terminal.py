@@ -21,7 +21,7 @@ def test_no_tensorflow_log_line_reaches_the_author(tmp_path):
     script = textwrap.dedent(f"""
         import numpy as np
         from blogroto.filters import FilterLibrary
-        from blogroto.stylize import StyleOptions, Stylizer
+        from blogroto.engine.stylize import StyleOptions, Stylizer
         lib = FilterLibrary([{str(tmp_path / 'filters')!r}], include_builtin=False, include_user=False)
         s = Stylizer()
         rgb = np.random.default_rng(0).integers(0, 255, (20, 24, 3), dtype=np.uint8)
@@ -90,7 +90,7 @@ def test_every_printing_command_takes_quiet_and_verbose():
 def test_a_network_is_traced_once_for_every_image_size(tiny_filter):
     import numpy as np
 
-    from blogroto.stylize import StyleOptions, Stylizer
+    from blogroto.engine.stylize import StyleOptions, Stylizer
 
     s = Stylizer()
     rng = np.random.default_rng(0)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from blogroto.stylize import StyleOptions, Stylizer, _grid, _padded_size, _padded_window, _reach, quantised
+from blogroto.engine.stylize import StyleOptions, Stylizer, quantised
+from blogroto.engine.tiling import _grid, _padded_window, _reach, padded_size
 from tests.conftest import make_filter, make_photo
 from tests.test_stylize import photo_array, psnr
 
@@ -36,7 +37,7 @@ def tiled_and_untiled(flt, photo, options=StyleOptions(), tile_side=32, buffer_d
 def test_tiled_equals_untiled_tiny(tiny_filter):
     # odd sizes, many tiles at every level (full res 32 px; at 1/4 res: trunk 8, up path 4)
     for h, w in [(151, 109), (37, 203)]:
-        assert len(_grid(_padded_size(h, w)[0], 32, 4)) * len(_grid(_padded_size(h, w)[1], 32, 4)) >= 8
+        assert len(_grid(padded_size(h, w)[0], 32, 4)) * len(_grid(padded_size(h, w)[1], 32, 4)) >= 8
         whole, tiled = tiled_and_untiled(tiny_filter, photo_array(h, w, seed=h))
         assert tiled.shape == (h, w, 3)
         assert np.abs(whole - tiled).max() < 1e-4 and psnr(whole, tiled) > 90, (h, w)
@@ -107,7 +108,7 @@ def core_changes(units, run, in_channels, rows, core=(24, 40), size=64) -> bool:
     """Whether changing the given input rows alters the stage's output on the core rows."""
     import tensorflow as tf
 
-    from blogroto.stylize import _scale
+    from blogroto.engine.tiling import _scale
 
     x = np.random.default_rng(0).random((1, size, 24, in_channels)).astype(np.float32)
     y = x.copy()
@@ -123,7 +124,7 @@ def checked_halos(arch: str = "blogroto") -> list[int]:
     core, and the row at the halo's edge does."""
     import keras
 
-    from blogroto.network import TransformNet
+    from blogroto.engine.network import TransformNet
 
     keras.utils.set_random_seed(3)
     net = TransformNet(width=4, blocks=1, arch=arch).ensure_built()
@@ -157,7 +158,7 @@ def test_padded_window_matches_numpy_pad():
     rng = np.random.default_rng(1)
     for h, w in [(17, 23), (5, 9), (1, 1), (33, 2)]:
         rgb = rng.random((h, w, 3)).astype(np.float32)
-        hp, wp, mode = _padded_size(h, w)
+        hp, wp, mode = padded_size(h, w)
         assert hp % 4 == wp % 4 == 0 and hp >= 16 and wp >= 16
         full = np.pad(rgb, ((0, hp - h), (0, wp - w), (0, 0)), mode=mode)
         assert np.array_equal(_padded_window(rgb, 0, hp, 0, wp), full)

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from blogroto.engine.stylize import StyleOptions, Stylizer
+from blogroto.engine.train import ContentPool, Trainer, train
 from blogroto.errors import BlogrotoError
 from blogroto.filters import load_filter
-from blogroto.stylize import StyleOptions, Stylizer
-from blogroto.train import ContentPool, Trainer, train
 from tests.train_helpers import tiny_config, weights_of
 
 
@@ -105,7 +105,7 @@ def test_centered_and_capped_norms_keep_each_channels_contrast():
     so training cannot blow the activations up."""
     import tensorflow as tf
 
-    from blogroto.network import InstanceNorm, TransformNet
+    from blogroto.engine.network import InstanceNorm, TransformNet
 
     rng = np.random.default_rng(0)
     x = tf.constant((rng.standard_normal((1, 16, 16, 3)) * [0.03, 0.8, 300.0] + 5.0).astype(np.float32))
@@ -161,8 +161,8 @@ def test_saturation_loss_pulls_back_what_tanh_cannot():
     solid black patch), the image losses pass no gradient back; the saturation term does."""
     import tensorflow as tf
 
-    from blogroto.network import TransformNet
-    from blogroto.train import saturation_loss
+    from blogroto.engine.losses import saturation_loss
+    from blogroto.engine.network import TransformNet
 
     net = TransformNet(width=4, blocks=1, norm="capped-decoder").ensure_built()
     out = next(layer for layer in net._flatten_layers() if layer.name == "out")

@@ -8,7 +8,7 @@ import tarfile
 import numpy as np
 import pytest
 
-from blogroto import vgg
+from blogroto.engine import losses, vgg
 from blogroto.errors import WeightsUnavailableError
 
 
@@ -107,7 +107,7 @@ def test_loss_network_layers_and_gram(fake_ckpt):
     feats = net(tf.random.uniform((2, 32, 32, 3)))
     assert feats["relu1_2"].shape == (2, 32, 32, 64)
     assert feats["relu3_3"].shape == (2, 8, 8, 256)
-    g = vgg.gram(feats["relu1_2"])
+    g = losses.gram(feats["relu1_2"])
     assert g.shape == (2, 64, 64)
     assert np.allclose(g.numpy(), np.transpose(g.numpy(), (0, 2, 1)), atol=1e-6)
 
@@ -124,7 +124,7 @@ def test_sliced_wasserstein_compares_distributions_not_positions():
     target = tf.sort(tf.matmul(tf.reshape(art, [-1, 3]), d), axis=0)
 
     def swd(img):
-        return float(vgg.sliced_wasserstein(tf.constant(img), tf.constant(d), target))
+        return float(losses.sliced_wasserstein(tf.constant(img), tf.constant(d), target))
 
     shuffled = rng.permutation(art.reshape(-1, 3)).reshape(art.shape)
     assert swd(art) < 1e-10 and swd(shuffled) < 1e-10
@@ -141,22 +141,22 @@ def test_perceptual_losses_are_a_function_of_the_step(fake_ckpt):
 
     net = vgg.LossNetwork(vgg.load_path(fake_ckpt), vgg.LOSS_LAYERS)
     rng = np.random.default_rng(1)
-    target = vgg.StyleTarget(net, rng.uniform(0, 1, (1, 48, 40, 3)).astype(np.float32), seed=3)
+    target = losses.StyleTarget(net, rng.uniform(0, 1, (1, 48, 40, 3)).astype(np.float32), seed=3)
     assert set(target.directions) == {"rgb", *vgg.STYLE_LAYERS}
-    assert target.sorted["rgb"].shape[0] == vgg.StyleTarget.DIRECTION_SETS
+    assert target.sorted["rgb"].shape[0] == losses.StyleTarget.DIRECTION_SETS
     x = tf.constant(rng.uniform(0, 1, (2, 32, 32, 3)).astype(np.float32))
     y = tf.constant(rng.uniform(0, 1, (2, 32, 32, 3)).astype(np.float32))
     w = {"content": 1.0, "style": 20.0, "tv": 0.05}
-    first = [float(v) for v in vgg.perceptual_losses(net, x, y, target, w, tf.constant(5, tf.int64))]
-    again = [float(v) for v in vgg.perceptual_losses(net, x, y, target, w, tf.constant(5, tf.int64))]
-    other = [float(v) for v in vgg.perceptual_losses(net, x, y, target, w, tf.constant(6, tf.int64))]
+    first = [float(v) for v in losses.perceptual_losses(net, x, y, target, w, tf.constant(5, tf.int64))]
+    again = [float(v) for v in losses.perceptual_losses(net, x, y, target, w, tf.constant(5, tf.int64))]
+    other = [float(v) for v in losses.perceptual_losses(net, x, y, target, w, tf.constant(6, tf.int64))]
     assert first == again and first[2] != other[2]
     total, content, style, tv, tone = first
     assert content > 0 and style > 0 and tv > 0 and tone > 0
     assert abs(total - (content + 20 * style + 0.05 * tv)) < 1e-4 * total  # no "tone" weight: not counted
-    weighted = float(vgg.perceptual_losses(net, x, y, target, {**w, "tone": 7.0}, tf.constant(5, tf.int64))[0])
+    weighted = float(losses.perceptual_losses(net, x, y, target, {**w, "tone": 7.0}, tf.constant(5, tf.int64))[0])
     assert abs(weighted - (total + 7 * tone)) < 1e-4 * weighted
-    same = [float(v) for v in vgg.perceptual_losses(net, x, x, target, w, tf.constant(5, tf.int64))]
+    same = [float(v) for v in losses.perceptual_losses(net, x, x, target, w, tf.constant(5, tf.int64))]
     assert same[1] == 0
 
 
@@ -169,12 +169,12 @@ def test_tone_keeps_the_photos_light_and_dark_in_the_artworks_tones():
     ramp = np.linspace(0, 1, 32, dtype=np.float32)
     photo = np.repeat(np.broadcast_to(ramp[None, :, None], (32, 32, 1)), 3, axis=-1)[None]  # dark left, light right
     artwork_tone = tf.sort(tf.constant(rng.uniform(0.2, 0.6, 4096).astype(np.float32)))  # a mid-toned artwork
-    tone = lambda y: float(vgg.tone_loss(tf.constant(photo), tf.constant(y, tf.float32), artwork_tone))  # noqa: E731
+    tone = lambda y: float(losses.tone_loss(tf.constant(photo), tf.constant(y, tf.float32), artwork_tone))  # noqa: E731
     remapped = np.repeat(np.broadcast_to((0.2 + 0.4 * ramp)[None, :, None], (32, 32, 1)), 3, axis=-1)[None]
     assert tone(remapped) < 1e-4  # the photo's layout in the artwork's tones
     assert tone(remapped[:, :, ::-1]) > 100 * max(tone(remapped), 1e-6)  # light and dark swapped
     assert tone(photo) > 10 * max(tone(remapped), 1e-6)  # the photo's own tones are not the artwork's
-    tinted = remapped / vgg.LUMA[1] * np.array([0, 1, 0], np.float32)  # the same luma, all green
+    tinted = remapped / losses.LUMA[1] * np.array([0, 1, 0], np.float32)  # the same luma, all green
     assert tone(tinted) < 1e-4
     textured = remapped + np.where(rng.uniform(size=(1, 32, 32, 1)) < 0.5, -0.1, 0.1)  # strokes...
     textured -= np.mean(textured.reshape(1, 4, 8, 4, 8, 3), axis=(2, 4), keepdims=True).repeat(8, 2).repeat(8, 4).reshape(1, 32, 32, 3) - remapped

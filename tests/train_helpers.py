@@ -14,7 +14,7 @@ def fake_vgg(path: Path) -> Path:
     silently): it exercises the training plumbing, not the quality of the losses."""
     if path.exists():
         return path
-    from blogroto import vgg
+    from blogroto.engine import vgg
 
     rng = np.random.default_rng(0)
     kernels, biases, cin = [], [], 3
@@ -27,7 +27,7 @@ def fake_vgg(path: Path) -> Path:
 
 
 def tiny_config(tmp: Path, name: str = "tiny-trained", **overrides):
-    from blogroto.train import TrainConfig
+    from blogroto.engine.train import TrainConfig
 
     content = tmp / "content"
     for i in range(3):

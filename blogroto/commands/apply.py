@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from blogroto.precision import PRECISIONS
+from blogroto.engine.precision import PRECISIONS
+from blogroto.engine.stylize import DEFAULT_MAX_SIZE, FORMATS
 from blogroto.ui import verbosity_options
-from blogroto.stylize import DEFAULT_MAX_SIZE, FORMATS
 
 
 @click.command("apply")
@@ -33,11 +33,11 @@ def command(photos, filter_name, output, filters_dir, strength, keep_colors, max
     from tqdm import tqdm
 
     from blogroto import ui
+    from blogroto.engine.stylize import StyleOptions, Stylizer, output_format
     from blogroto.errors import BlogrotoError
     from blogroto.filters import load_filter
     from blogroto.images import EXTENSIONS
     from blogroto.locate import filter_library
-    from blogroto.stylize import StyleOptions, Stylizer, output_format
 
     ui.check_verbosity(quiet, verbose)
     if Path(filter_name).is_dir():

@@ -38,7 +38,7 @@ def command(site, out, cache, drafts, force, jobs, prune, quiet, verbose, check,
     the failed ones copied unchanged), 2 for usage or configuration errors.
     """
     from blogroto import ui
-    from blogroto.build import BuildOptions, Builder
+    from blogroto.build import Builder, BuildOptions
     from blogroto.locate import site_for_command
 
     ui.check_verbosity(quiet, verbose)

@@ -32,7 +32,8 @@ def command(filters_dir, site, record, quiet, verbose):
     ui.check_verbosity(quiet, verbose)
 
     if record:
-        from blogroto.precision import BF16_MIN_PSNR_DB, record_bfloat16_psnr
+        from blogroto.engine.calibration import record_bfloat16_psnr
+        from blogroto.engine.precision import BF16_MIN_PSNR_DB
 
         for folder in record:
             psnr = record_bfloat16_psnr(folder)

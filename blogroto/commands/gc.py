@@ -20,7 +20,7 @@ def command(site, out, cache, no_config, quiet, verbose):
     build (or use `blogroto build --prune`).
     """
     from blogroto import ui
-    from blogroto.build import BuildOptions, Builder
+    from blogroto.build import Builder, BuildOptions
     from blogroto.locate import site_for_command
 
     ui.check_verbosity(quiet, verbose)

@@ -42,7 +42,12 @@ def command(source, name, title, creator, year, source_url, licence, licence_url
     Nothing in the file is executed: PyTorch pickles are read by a reader that rebuilds tensors
     only and refuses anything else."""
     from blogroto import ui
-    from blogroto.commands.train import destination, given_credit, how_to_use, source_credit
+    from blogroto.commands.train import (
+        destination,
+        given_credit,
+        how_to_use,
+        source_credit,
+    )
     from blogroto.importing import read_network, write_filter
 
     ui.check_verbosity(quiet, verbose)
@@ -58,7 +63,7 @@ def command(source, name, title, creator, year, source_url, licence, licence_url
                f"{imported.blocks} residual blocks, {imported.parameters:,} parameters; arch {imported.arch}")
         ui.err(f"note: writing the filter into {where.out_dir} ({where.kind})")
     if precision_check is None:
-        from blogroto.precision import cpu_supports_bf16
+        from blogroto.engine.precision import cpu_supports_bf16
 
         precision_check = cpu_supports_bf16()
     flt = write_filter(imported, source, name, where.out_dir, credit_record, display_name=display_name,

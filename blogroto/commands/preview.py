@@ -28,11 +28,10 @@ def command(site, port, host, no_serve, dest, out, cache, drafts, no_config, qui
 
     It is a preview, not Jekyll: your theme's layouts, includes and plugins are not applied.
     """
-    from blogroto.build import BuildOptions, Builder
-    from blogroto.preview import render_preview, serve_preview
-
     from blogroto import ui
+    from blogroto.build import Builder, BuildOptions
     from blogroto.locate import site_for_command
+    from blogroto.preview import render_preview, serve_preview
 
     ui.check_verbosity(quiet, verbose)
     site = site_for_command(site, no_config, note=None if quiet else ui.err)

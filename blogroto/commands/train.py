@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from blogroto.precision import PRECISIONS
-from blogroto.train import PRESETS
+from blogroto.engine.precision import PRECISIONS
+from blogroto.engine.train import PRESETS
 from blogroto.ui import verbosity_options
 
 
@@ -24,7 +24,6 @@ def source_credit(artwork: Path, given: dict) -> dict:
     """The artwork's credit: what the author gave, completed from blogroto's own CREDITS.yaml when
     the artwork is one of the images shipped with blogroto."""
     from blogroto.datasets import credit_for
-
     from blogroto.filters import SOURCE_KEYS
 
     known = credit_for(artwork.resolve()) or {}
@@ -68,7 +67,7 @@ def site_photos(root: Path, skip: list[Path], extensions: set[str]) -> list[Path
     artworks are not photos) and those under SITE_PHOTO_MIN_SIDE px or unreadable."""
     from PIL import Image
 
-    from blogroto.site import Site
+    from blogroto.site.model import Site
 
     skip = [p.resolve() for p in skip]
     found = []
@@ -162,7 +161,7 @@ def command(artwork, name, title, creator, year, source_url, licence, licence_ur
     Without --out the filter goes where every command finds it by name: the site's _filters/ when
     run inside a site (or with --site), else your filter library."""
     from blogroto import ui
-    from blogroto.train import DEFAULT_WEIGHTS, TrainConfig, train
+    from blogroto.engine.train import DEFAULT_WEIGHTS, TrainConfig, train
 
     ui.check_verbosity(quiet, verbose)
     if artwork is None and not teacher:
@@ -180,7 +179,7 @@ def command(artwork, name, title, creator, year, source_url, licence, licence_ur
     where = destination(site, out_dir, warn=None if quiet else ui.err)
     content = list(content_dirs)
     if site_photos_wanted and where.site_root is not None and not teacher:
-        from blogroto.train import ContentPool
+        from blogroto.engine.train import ContentPool
 
         own = [p for p in site_photos(where.site_root, where.site_dirs, ContentPool.EXTENSIONS)
                if artwork is None or p != artwork.resolve()]  # the artwork is not a photo to stylize

@@ -10,7 +10,7 @@ from tests.reliability.kit import Kit, install_fake_stylizer
 @pytest.fixture
 def fake_stylizer(monkeypatch):
     """Swap the network for a colour inversion for this test (no TensorFlow)."""
-    from blogroto import stylize
+    from blogroto.engine import stylize
 
     monkeypatch.setattr(stylize, "Stylizer", stylize.Stylizer)  # restored afterwards
     return install_fake_stylizer()

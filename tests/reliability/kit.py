@@ -5,7 +5,7 @@ Every test that builds goes through `Kit.build` (in-process CLI) or `Kit.spawn` 
 the listing itself) before and after, and fail the test if anything changed. Output and cache
 live outside the site, so there is no exception to carve out: blogroto must not touch one byte.
 
-`FakeStylizer` is the real `blogroto.stylize.Stylizer` with only the network swapped for a
+`FakeStylizer` is the real `blogroto.engine.stylize.Stylizer` with only the network swapped for a
 colour inversion: decoding (bombs, CMYK, 16-bit, GIF frames, ...), resizing, encoding, metadata
 and the atomic write are blogroto's own code. Tests that are about the network use the real one.
 """
@@ -134,7 +134,7 @@ STYLIZED_RE = re.compile(r"assets/algorotoscope/([A-Za-z0-9._-]+)")
 
 
 def make_fake_stylizer_class():
-    from blogroto import stylize
+    from blogroto.engine import stylize
 
     real = getattr(stylize, "_RealStylizer", stylize.Stylizer)
     stylize._RealStylizer = real
@@ -167,7 +167,7 @@ def make_fake_stylizer_class():
 
 
 def install_fake_stylizer():
-    from blogroto import stylize
+    from blogroto.engine import stylize
 
     cls = make_fake_stylizer_class()
     cls.calls = []
@@ -381,7 +381,7 @@ def assert_consistent(out: Path, cache: Path, *versions: tuple[dict, dict], comp
     the last version. `source`: the site (a failed document is copied from it unchanged).
     `degraded`: output folders of pages listing what built (the catalog, after documents failed).
     """
-    from blogroto.site import Site
+    from blogroto.site.model import Site
 
     snap = snapshot_output(out)
     if source is not None:  # a document that failed is copied unchanged: the author's own file is fine too

@@ -13,8 +13,18 @@ import signal
 import subprocess
 import time
 
-from tests.reliability.kit import (Kit, assert_consistent, cli, cli_command, leftovers, photo, snapshot_objects,
-                                   snapshot_output, subprocess_env, tree_state)
+from tests.reliability.kit import (
+    Kit,
+    assert_consistent,
+    cli,
+    cli_command,
+    leftovers,
+    photo,
+    snapshot_objects,
+    snapshot_output,
+    subprocess_env,
+    tree_state,
+)
 
 N_IMAGES = 12
 SUMMARY = re.compile(r"(\d+) posts, (\d+) images stylized, (\d+) cache hits, \d+ warnings, (\d+) errors")

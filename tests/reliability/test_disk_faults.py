@@ -15,8 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.kit import (Kit, assert_consistent, cli, leftovers, photo, snapshot_objects,
-                                   snapshot_output, tree_state)
+from tests.reliability.kit import (
+    Kit,
+    assert_consistent,
+    cli,
+    leftovers,
+    photo,
+    snapshot_objects,
+    snapshot_output,
+    tree_state,
+)
 
 N_IMAGES = 6
 

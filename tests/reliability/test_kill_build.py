@@ -19,8 +19,16 @@ import time
 
 import pytest
 
-from tests.reliability.kit import (Kit, assert_consistent, cli_command, photo, snapshot_objects, snapshot_output,
-                                   subprocess_env, tree_state)
+from tests.reliability.kit import (
+    Kit,
+    assert_consistent,
+    cli_command,
+    photo,
+    snapshot_objects,
+    snapshot_output,
+    subprocess_env,
+    tree_state,
+)
 
 N_IMAGES = 16
 SEED = 20261125

@@ -16,9 +16,9 @@ import time
 import numpy as np
 import pytest
 
+from tests.conftest import make_photo
 from tests.reliability.kit import cli_command, subprocess_env, tree_state
 from tests.train_helpers import fake_vgg
-from tests.conftest import make_photo
 
 STEPS = 6
 SEED = 7

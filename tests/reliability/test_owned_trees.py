@@ -16,8 +16,17 @@ import subprocess
 
 import pytest
 
-from tests.reliability.kit import (Kit, cli, cli_command, decodes_fully, photo, snapshot_output, subprocess_env,
-                                   tree_state, write)
+from tests.reliability.kit import (
+    Kit,
+    cli,
+    cli_command,
+    decodes_fully,
+    photo,
+    snapshot_output,
+    subprocess_env,
+    tree_state,
+    write,
+)
 
 IMAGES = "assets/algorotoscope"
 

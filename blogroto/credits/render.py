@@ -12,68 +12,22 @@ Jinja2 is imported only when something is rendered, so a no-op build does not pa
 from __future__ import annotations
 
 import re
-import urllib.parse
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from blogroto.credits.jsonld import jsonld_script
 from blogroto.errors import ConfigError
 from blogroto.resources import builtin_dir
-
-if TYPE_CHECKING:  # pragma: no cover
-    from blogroto.filters import Filter
 
 CREDIT_TEMPLATE = "credit.html.j2"
 FIGCAPTION_TEMPLATE = "figcaption.html.j2"
 MARKER = "<!-- algorotoscope-credits -->"
-RECORD_KEYS = ("filter", "display_name", "title", "creator", "year", "url", "licence", "licence_url", "credit")
 
 # Built-in templates: inside the package when installed from a wheel, else the repository's templates/.
 BUILTIN_TEMPLATE_DIRS = [builtin_dir("templates")]
 
 _MARKER_LINE_RE = re.compile(r"^[ \t]{0,3}<!--\s*algorotoscope-credits\s*-->[ \t]*\r?$", re.M)
 _FENCE_RE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})", re.M)
-
-
-def safe_url(value: Any) -> str | None:
-    """A URL as blogroto may publish it, or None: the one function every published URL goes through
-    (credit blocks, captions, front-matter credits, JSON-LD, XMP, catalog pages).
-
-    Only http(s) and scheme-less URLs become links: a filter folder is data, and a `javascript:`
-    URL in its metadata must not turn into script on the author's blog. Credentials
-    (`user:password@`) are stripped: they may be fine in a fetch, never on a public page."""
-    if not value:
-        return None
-    text = str(value).strip()
-    try:
-        parts = urllib.parse.urlsplit(text)
-    except ValueError:  # e.g. an unclosed IPv6 bracket
-        return None
-    if parts.scheme.lower() not in ("http", "https", ""):
-        return None
-    if "@" in parts.netloc:
-        text = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
-    return text or None
-
-
-def credit_record(flt: Filter) -> dict:
-    """The credit of one filter as plain data (the `algorotoscope_credits:` list items)."""
-    src = flt.source
-    year = src.get("year")
-    return {
-        "filter": flt.slug,
-        "display_name": flt.display_name,
-        "title": _text(src.get("title")),
-        "creator": _text(src.get("creator")),
-        "year": year if isinstance(year, int) and not isinstance(year, bool) else _text(year),
-        "url": safe_url(src.get("url")),
-        "licence": _text(src.get("licence")),
-        "licence_url": safe_url(src.get("licence_url")),
-        "credit": _text(src.get("credit")),
-    }
-
-
-def _text(value) -> str | None:
-    return None if value is None or value == "" else str(value)
 
 
 # Liquid's delimiters are `{{` and `{%` (with any `-` trimming and whitespace): with every `{`,
@@ -186,15 +140,13 @@ class CreditRenderer:
     def render_block(self, records: list[dict], *, document: dict | None = None,
                      jsonld: list[dict] | None = None) -> str:
         """The credits section for a document ('' when nothing was stylized). `jsonld`: schema.org
-        objects (blogroto.metadata.document_jsonld) appended as a JSON-LD script; it is machine
+        objects (blogroto.credits.jsonld.document_jsonld) appended as a JSON-LD script; it is machine
         data, so it is not part of the (overridable) template."""
         if not records:
             return ""
         html = self._render(CREDIT_TEMPLATE, credits=records, document=document or {})
         html = _compact(html)  # credit text is Liquid-inert already (inert_html); no {% raw %} needed
         if jsonld:
-            from blogroto.metadata import jsonld_script
-
             html += "\n" + jsonld_script(jsonld)  # escaped for HTML and Liquid by jsonld_script itself
         return html
 

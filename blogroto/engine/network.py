@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from blogroto.engine.runtime import import_tensorflow
 from blogroto.errors import FilterError
-from blogroto.tfruntime import import_tensorflow
 
 tf, keras = import_tensorflow()
 
@@ -141,7 +141,7 @@ class TransposeConv(keras.layers.Layer):
     (`_conv_tranpose_layer`), output `stride` times the input's size. The kernel is stored as
     TensorFlow stores it, [k, k, out_channels, in_channels]."""
 
-    transposed = True  # for the tiled executor's receptive reach (blogroto.stylize._reach)
+    transposed = True  # for the tiled executor's receptive reach (blogroto.engine.tiling._reach)
 
     def __init__(self, filters: int, kernel_size: int, stride: int, **kwargs):
         super().__init__(**kwargs)

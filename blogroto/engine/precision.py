@@ -5,7 +5,7 @@ bfloat16 on CPUs with AVX-512 BF16 or AMX (elsewhere TensorFlow emulates bf16 an
 For training that is the whole rule. For applying a filter, bfloat16 must also leave the
 filter's output visually identical: each filter records the PSNR of its bfloat16 output against
 float32 (`precision.bfloat16_psnr_db` in filter.yaml, measured when it is trained, or with
-`record_bfloat16_psnr`), and `auto` uses bf16 on a CPU only when that is at least
+`calibration.record_bfloat16_psnr`), and `auto` uses bf16 on a CPU only when that is at least
 `BF16_MIN_PSNR_DB`. Measured figures: benchmarks/results/precision.md.
 
 Importing this module does not import TensorFlow.
@@ -17,7 +17,6 @@ import functools
 from pathlib import Path
 
 BF16_MIN_PSNR_DB = 40.0  # below ~40 dB differences start to show as banding in flat areas
-CHECK_LONG_SIDE = 512  # photos are measured at this long side (blog-sized, cheap)
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 
@@ -38,7 +37,7 @@ def cpu_supports_bf16(cpuinfo: str | None = None) -> bool:
 
 @functools.cache
 def has_gpu() -> bool:
-    from blogroto.tfruntime import import_tensorflow
+    from blogroto.engine.runtime import import_tensorflow
 
     tf, _ = import_tensorflow()
     return bool(tf.config.list_physical_devices("GPU"))
@@ -67,44 +66,3 @@ def inference_policy(precision: str, meta: dict, gpu: bool | None = None, native
     """Keras dtype policy for applying the filter whose filter.yaml is `meta` (module doc)."""
     psnr = recorded_bfloat16_psnr(meta)
     return _policy(precision, psnr is not None and psnr >= BF16_MIN_PSNR_DB, gpu, native_bf16)
-
-
-def psnr_db(a, b) -> float:
-    import numpy as np
-
-    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-    return float("inf") if mse == 0 else float(10.0 * np.log10(1.0 / mse))
-
-
-def measure_bfloat16_psnr(flt, photos: list[Path] | None = None, long_side: int = CHECK_LONG_SIDE) -> float:
-    """Worst PSNR (dB) of the filter's bfloat16 output against its float32 output over `photos`
-    (default: the built-in content photos, real photos shipped with blogroto)."""
-    from blogroto.datasets import content_images
-    from blogroto.images import load_image, resize_long_side
-    from blogroto.stylize import StyleOptions, Stylizer
-
-    options = StyleOptions(max_size=0)
-    exact, reduced = Stylizer(precision="float32"), Stylizer(precision="bfloat16")
-    worst = float("inf")
-    for photo in photos or content_images():
-        rgb = resize_long_side(load_image(photo), long_side).rgb
-        worst = min(worst, psnr_db(exact.stylize_array(rgb, flt, options), reduced.stylize_array(rgb, flt, options)))
-    return worst
-
-
-def precision_record(psnr: float) -> dict:
-    """The `precision:` section of filter.yaml for a measured bfloat16 PSNR."""
-    from blogroto.datasets import content_images
-
-    return {"bfloat16_psnr_db": round(float(psnr), 1), "threshold_db": BF16_MIN_PSNR_DB,
-            "measured_on": f"{len(content_images())} built-in photos at {CHECK_LONG_SIDE} px"}
-
-
-def record_bfloat16_psnr(folder: str | Path) -> float:
-    """Measure an existing filter's bfloat16 PSNR and record it in its filter.yaml (atomically)."""
-    from blogroto.filters import load_filter, write_metadata
-
-    flt = load_filter(folder)
-    psnr = measure_bfloat16_psnr(flt)
-    write_metadata(folder, {**flt.meta, "precision": precision_record(psnr)})
-    return psnr

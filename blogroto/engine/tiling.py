@@ -1,6 +1,4 @@
-"""Apply a filter to photos: options, tiling with exact whole-image statistics, warm networks.
-
-Importing this module is cheap; TensorFlow is imported the first time a network is loaded.
+"""Running a network on a photo of any size: whole, or in tiles with exact whole-image statistics.
 
 Photos up to `tile_pixels` go through the network in one piece. Larger ones are stylized in
 overlapping tiles so memory stays bounded (a 24 MP photo within ~1.5 GB, see
@@ -26,75 +24,17 @@ Strength and keep-colours are per-pixel operations and run tile by tile too.
 from __future__ import annotations
 
 import math
-import threading
-from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-from PIL import Image
 
-from blogroto.errors import BlogrotoError
+from blogroto.engine.runtime import import_tensorflow
 from blogroto.filters import Filter
 
-FORMATS = ("jpeg", "png", "webp")
-DEFAULT_MAX_SIZE = 1600  # long side in px: sharp on retina-width blog columns, quick to stylize
-
-
-@dataclass(frozen=True)
-class StyleOptions:
-    strength: float = 1.0  # 0 = the photo, 1 = fully stylized
-    keep_colors: bool = False  # keep the photo's colours, take luminance from the filter
-    max_size: int = DEFAULT_MAX_SIZE  # long side of the output; 0 = full size
-    format: str | None = None  # jpeg | png | webp; None = keep the input's format
-    quality: int = 90
-
-    def __post_init__(self):
-        if not (isinstance(self.strength, (int, float)) and 0.0 <= float(self.strength) <= 1.0):
-            raise BlogrotoError(f"strength must be a number between 0 and 1, got {self.strength!r}")
-        if not isinstance(self.keep_colors, bool):
-            raise BlogrotoError(f"keep_colors must be true or false, got {self.keep_colors!r}")
-        if not (isinstance(self.max_size, int) and not isinstance(self.max_size, bool) and self.max_size >= 0):
-            raise BlogrotoError(f"max_size must be a whole number of pixels (0 = full size), got {self.max_size!r}")
-        if self.format is not None and self.format not in FORMATS:
-            raise BlogrotoError(f"format must be one of {', '.join(FORMATS)}, got {self.format!r}")
-        if not (isinstance(self.quality, int) and 1 <= self.quality <= 100):
-            raise BlogrotoError(f"quality must be between 1 and 100, got {self.quality!r}")
-
-    def pixel_key(self) -> dict:
-        """Every option that changes the output bytes, for cache keys."""
-        return asdict(self)
-
-
-def output_format(src_format: str, options: StyleOptions) -> str:
-    """The format the output is written in: the requested one, else the input's when we can write
-    it, else JPEG (photos) — GIF/TIFF/BMP inputs become PNG to keep transparency and sharpness."""
-    if options.format:
-        return options.format
-    src_format = (src_format or "").lower().lstrip(".")
-    src_format = {"jpg": "jpeg", "tif": "tiff"}.get(src_format, src_format)
-    if src_format in FORMATS:
-        return src_format
-    return "png"
-
-
-def blend(photo: np.ndarray, styled: np.ndarray, options: StyleOptions) -> np.ndarray:
-    """Apply keep-colours and strength to one region (both float32 HxWx3 in [0,1])."""
-    if options.keep_colors:
-        # luminance transfer (Gatys et al. 2016): Y from the stylized image, chroma from the photo
-        y_styled = styled @ np.array([0.299, 0.587, 0.114], np.float32)
-        y_photo = photo @ np.array([0.299, 0.587, 0.114], np.float32)
-        styled = photo + (y_styled - y_photo)[..., None]
-    if options.strength < 1.0:
-        styled = photo + (styled - photo) * np.float32(options.strength)
-    return np.clip(styled, 0.0, 1.0)
-
-
-FLOAT32_BUFFER_BYTES = 256 * 2**20  # see Stylizer.buffer_dtype
 MIN_SIDE = 16  # reflection padding inside the network needs a few pixels at the 1/4-scale bottleneck
 
 
-def _padded_size(h: int, w: int) -> tuple[int, int, str]:
+def padded_size(h: int, w: int) -> tuple[int, int, str]:
     """The photo is padded bottom/right to multiples of 4 (two stride-2 layers), at least MIN_SIDE;
     the result is cropped back. Reflection where the photo is big enough, else edge repeat."""
     hp, wp = max(MIN_SIDE, h + (-h % 4)), max(MIN_SIDE, w + (-w % 4))
@@ -113,31 +53,15 @@ def _padded_window(rgb: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> np.nd
     h, w = rgb.shape[:2]
     if y1 <= h and x1 <= w:
         return rgb[y0:y1, x0:x1]
-    mode = _padded_size(h, w)[2]
+    mode = padded_size(h, w)[2]
     rows = _source_index(np.arange(y0, y1), h, mode)
     cols = _source_index(np.arange(x0, x1), w, mode)
     return rgb[np.ix_(rows, cols)]
 
 
-def _as_float(photo: np.ndarray) -> np.ndarray:
+def as_float(photo: np.ndarray) -> np.ndarray:
     """A photo region as float32 in [0, 1]; uint8 k -> k/255, bit for bit as images.load_image."""
     return photo.astype(np.float32) / np.float32(255) if photo.dtype == np.uint8 else photo
-
-
-def quantised(rgb: np.ndarray, rows: int = 256) -> np.ndarray | None:
-    """The photo as uint8 when that loses nothing (8-bit sources), else None.
-
-    A 24 MP photo takes 288 MB as float32 but 72 MB as uint8, and the tiled executor keeps the
-    photo for its whole run. Row chunks: no full-size float temporaries."""
-    from blogroto.images import to_uint8
-
-    out = np.empty(rgb.shape, np.uint8)
-    for y in range(0, rgb.shape[0], rows):
-        q = to_uint8(rgb[y : y + rows])
-        if not np.array_equal(_as_float(q), rgb[y : y + rows]):
-            return None
-        out[y : y + rows] = q
-    return out
 
 
 def _grid(n: int, side: int, align: int = 1) -> list[tuple[int, int]]:
@@ -164,7 +88,7 @@ def _reach(units) -> int:
     Maps an aligned core's output interval back through every conv (kernel, stride, padding
     kernel//2) and nearest x2 upsampling, and measures how far it sticks out of the core.
 
-    The layouts of imported networks (blogroto.network.ARCH_SPECS) add TensorFlow's SAME padding
+    The layouts of imported networks (blogroto.engine.network.ARCH_SPECS) add TensorFlow's SAME padding
     (`padding="same"` convs: a stride-s conv on a size that is a multiple of s pads (k-s)//2
     before; tiles are aligned so that holds in every tile as in the whole image) and SAME
     transposed convolutions (output o = s*i + t - (k-s)//2 for input i and tap t)."""
@@ -195,20 +119,20 @@ def _scale(units) -> float:
     return scale
 
 
-def _store(out: np.ndarray, box: tuple[int, int, int, int], values: np.ndarray) -> None:
+def store(out: np.ndarray, box: tuple[int, int, int, int], values: np.ndarray) -> None:
     from blogroto.images import to_uint8
 
     y0, y1, x0, x1 = box
     out[y0:y1, x0:x1] = to_uint8(values) if out.dtype == np.uint8 else values
 
 
-class _LoadedNetwork:
+class LoadedNetwork:
     """One filter's network with traced functions that accept any input size."""
 
     def __init__(self, flt: Filter, policy: str):
-        import tensorflow as tf
+        tf = import_tensorflow()[0]
 
-        from blogroto.network import load_network
+        from blogroto.engine.network import load_network
 
         self.tf = tf
         spec = flt.network
@@ -221,8 +145,8 @@ class _LoadedNetwork:
     def whole(self, rgb: np.ndarray) -> np.ndarray:
         """The untiled network on `rgb` (padded to a multiple of 4, then cropped back)."""
         h, w = rgb.shape[:2]
-        hp, wp, _ = _padded_size(h, w)
-        y = self._whole(self.tf.constant(_as_float(_padded_window(rgb, 0, hp, 0, wp))[None]))
+        hp, wp, _ = padded_size(h, w)
+        y = self._whole(self.tf.constant(as_float(_padded_window(rgb, 0, hp, 0, wp))[None]))
         return y[0].numpy()[:h, :w]
 
     def units(self, part: str, block: int = 0) -> list:
@@ -263,7 +187,7 @@ class _Plan(NamedTuple):
     align: int  # core boundaries on multiples of this
 
 
-class _TiledRun:
+class TiledRun:
     """Stylizes one photo in tiles with exact whole-photo normalisation statistics (module doc).
 
     `side`: tile core side of the front passes (full resolution, `width` channels). The trunk
@@ -271,10 +195,10 @@ class _TiledRun:
     where u2 sees 2*width channels): measured, that keeps each stage's TensorFlow working memory
     about equal (width 32, side 512: ~30-40 MB a tile)."""
 
-    def __init__(self, net: _LoadedNetwork, rgb: np.ndarray, side: int, buffer_dtype):
+    def __init__(self, net: LoadedNetwork, rgb: np.ndarray, side: int, buffer_dtype):
         self.net, self.rgb, self.side = net, rgb, side
         self.buffer_dtype = np.dtype(buffer_dtype)
-        self.full = _padded_size(*rgb.shape[:2])[:2]
+        self.full = padded_size(*rgb.shape[:2])[:2]
         self.quarter = (self.full[0] // 4, self.full[1] // 4)
 
     def _plan(self, part: str, block: int, n_stats: int) -> _Plan:
@@ -314,10 +238,11 @@ class _TiledRun:
     def _read(self, source: np.ndarray, window) -> np.ndarray:
         wy0, wy1, wx0, wx1 = window
         if source is self.rgb:
-            return _as_float(_padded_window(self.rgb, wy0, wy1, wx0, wx1))[None]
+            return as_float(_padded_window(self.rgb, wy0, wy1, wx0, wx1))[None]
         return source[wy0:wy1, wx0:wx1][None]
 
-    def run(self, out: np.ndarray, options: StyleOptions) -> None:
+    def run(self, out: np.ndarray, finish) -> None:
+        """Fills `out` with finish(photo region, stylized region) for every output tile."""
         width, blocks = self.net.net.width, self.net.net.blocks
         stats: list = []
         for _ in range(3):
@@ -331,7 +256,7 @@ class _TiledRun:
         up: list = []
         for _ in range(self.net.net.up_norm_count):  # 2; 3 where the arch normalises its output layer
             up.append(self._measure("up", 0, list(up), h))
-        self._output(h, up, out, options)
+        self._output(h, up, out, finish)
 
     def _front_features(self, stats: list, h: np.ndarray) -> None:
         """Writes relu(nd2(d2(...))) of every tile's core into the 1/4-res buffer."""
@@ -361,12 +286,12 @@ class _TiledRun:
                 window[y0 - len(above) - wy0 : y0 - wy0] = above[:, wx0:wx1]
                 y = fn(window[None], self._core_in_window((y0, y1, x0, x1), (wy0, wy1, wx0, wx1), 1), stats).numpy()
                 if pending is not None:
-                    _store(h, *pending)
+                    store(h, *pending)
                 pending = ((y0, y1, x0, x1), y)
-            _store(h, *pending)
+            store(h, *pending)
             above = below
 
-    def _output(self, h: np.ndarray, stats: list, out: np.ndarray, options: StyleOptions) -> None:
+    def _output(self, h: np.ndarray, stats: list, out: np.ndarray, finish) -> None:
         """The final pass: up path on each 1/4-res tile, cropped to the photo, blended, stored."""
         fn = self.net.stage("up", 0, len(stats), False, h.dtype)
         height, width = self.rgb.shape[:2]
@@ -376,155 +301,4 @@ class _TiledRun:
             y1, x1 = min(y1, height), min(x1, width)
             if y0 < y1 and x0 < x1:
                 styled = y[: y1 - y0, : x1 - x0]
-                _store(out, (y0, y1, x0, x1), blend(_as_float(self.rgb[y0:y1, x0:x1]), styled, options))
-
-
-def _configure_tensorflow():
-    from blogroto.tfruntime import import_tensorflow
-
-    tf, _ = import_tensorflow()
-    # Same photo, filter and options -> identical bytes on the same machine.
-    tf.config.experimental.enable_op_determinism()
-    return tf
-
-
-class Stylizer:
-    """Stylizes images with filters, keeping each loaded network warm for the next image.
-
-    `tile_pixels`: photos with more pixels than this are stylized in tiles (bounded memory).
-    `tile_side`: tile core side in px at full resolution (multiple of 4) for tiled photos.
-    `buffer_dtype`: dtype of the 1/4-resolution feature buffer of tiled photos, the biggest
-    allocation (1/16 of the pixels x 4*width channels). auto: float32 (exact) while that is at
-    most FLOAT32_BUFFER_BYTES, else float16 (a 24 MP photo and a width-32 network: 384 MB instead
-    of 768 MB; ~70 dB from the untiled result, see tests/test_tiling.py).
-    `precision`: auto | float32 | bfloat16 | float16 (auto: float16 on GPUs, bfloat16 on CPUs with
-    native bf16 for filters whose recorded bf16 output is visually identical, else float32; see
-    blogroto/precision.py).
-    """
-
-    def __init__(self, tile_pixels: int = 2_600_000, tile_side: int = 512, buffer_dtype: str = "auto", precision: str = "auto"):
-        if tile_side < 16 or tile_side % 4:
-            raise ValueError(f"tile_side must be a multiple of 4 and at least 16, got {tile_side}")
-        self.tile_pixels = int(tile_pixels)
-        self.tile_side = int(tile_side)
-        self.buffer_dtype = buffer_dtype if buffer_dtype == "auto" else np.dtype(buffer_dtype)
-        self.precision = precision
-        self._networks: dict[tuple[str, str], _LoadedNetwork] = {}
-        self._lock = threading.Lock()  # TF functions are thread-safe, but loading twice wastes seconds
-
-    def policy(self, flt: Filter) -> str:
-        """The Keras dtype policy `flt` runs in here (see blogroto.precision)."""
-        from blogroto.precision import inference_policy
-
-        _configure_tensorflow()
-        return inference_policy(self.precision, flt.meta)
-
-    def network(self, flt: Filter) -> _LoadedNetwork:
-        with self._lock:
-            key = (flt.fingerprint, self.policy(flt))
-            if key not in self._networks:
-                self._networks[key] = _LoadedNetwork(flt, key[1])
-            return self._networks[key]
-
-    def tiled(self, h: int, w: int) -> bool:
-        """Whether a photo of h x w px goes through the tiled executor."""
-        return h * w > self.tile_pixels
-
-    def buffer_dtype_for(self, h: int, w: int, width: int) -> np.dtype:
-        if not isinstance(self.buffer_dtype, str):
-            return self.buffer_dtype
-        hp, wp, _ = _padded_size(h, w)
-        return np.dtype(np.float32 if hp * wp // 16 * 4 * width * 4 <= FLOAT32_BUFFER_BYTES else np.float16)
-
-    # -- arrays
-
-    def stylize_array(self, rgb: np.ndarray, flt: Filter, options: StyleOptions, out: np.ndarray | None = None) -> np.ndarray:
-        """rgb: float32 HxWx3 in [0,1] (already resized), or uint8 (k -> k/255, see `quantised`).
-        Returns float32 HxWx3 in [0,1], or fills and returns `out` (HxWx3, float32 or uint8 as
-        `images.to_uint8` quantises)."""
-        net = self.network(flt)
-        h, w = rgb.shape[:2]
-        if out is None:
-            out = np.empty((h, w, 3), np.float32)
-        if not self.tiled(h, w):
-            _store(out, (0, h, 0, w), blend(_as_float(rgb), net.whole(rgb), options))
-        else:
-            _TiledRun(net, rgb, self.tile_side, self.buffer_dtype_for(h, w, net.net.width)).run(out, options)
-        return out
-
-    # -- PIL and files
-
-    def stylize_image(self, image: Image.Image, flt: Filter, options: StyleOptions = StyleOptions()) -> Image.Image:
-        import io
-
-        from blogroto.images import load_image, resize_long_side, to_uint8
-
-        buffer = io.BytesIO()
-        image.save(buffer, "PNG")
-        img = resize_long_side(load_image(buffer.getvalue(), name="image"), options.max_size)
-        rgb = self.stylize_array(img.rgb, flt, options, out=np.empty(img.rgb.shape, np.uint8))
-        if img.alpha is not None:
-            return Image.fromarray(np.dstack([rgb, to_uint8(img.alpha[..., None])[..., 0]]), "RGBA")
-        return Image.fromarray(rgb, "RGB")
-
-    def stylize_file(self, src: str | Path | bytes, dst: str | Path, flt: Filter, options: StyleOptions = StyleOptions(), name: str | None = None, xmp: bytes | None = None) -> Path:
-        """Read `src` (a path or bytes), stylize, write `dst` atomically. Returns `dst`."""
-        from blogroto.fsutil import atomic_write_bytes
-        from blogroto.images import encode_uint8, load_image, resize_long_side, to_uint8
-
-        img = resize_long_side(load_image(src, name=name), options.max_size)
-        fmt = output_format(img.format, options)
-        alpha = None if img.alpha is None else to_uint8(img.alpha)
-        photo = quantised(img.rgb)
-        photo = img.rgb if photo is None else photo
-        exif, shape = img.exif, img.rgb.shape
-        del img  # an 8-bit photo now lives on as uint8 only (288 -> 72 MB at 24 MP)
-        # uint8 output too, for the same reason; encoded without float copies
-        styled = self.stylize_array(photo, flt, options, out=np.empty(shape, np.uint8))
-        del photo
-        data = encode_uint8(styled, alpha, fmt, options.quality, exif=exif, xmp=xmp)
-        atomic_write_bytes(dst, data)
-        return Path(dst)
-
-    def _frames(self, flt: Filter, options: StyleOptions, label: str, total: int | None, progress: bool):
-        """(stylize one uint8 frame, a progress bar counting frames) for animations and videos."""
-        from tqdm import tqdm
-
-        def frame(photo: np.ndarray) -> np.ndarray:
-            return self.stylize_array(photo, flt, options, out=np.empty(photo.shape, np.uint8))
-
-        bar = tqdm(total=total, desc=f"frames of {Path(label).name[:30]}", unit="frame", disable=not progress,
-                   leave=False)
-        return frame, bar
-
-    def stylize_animation_file(self, src: str | Path | bytes, dst: str | Path, flt: Filter, options: StyleOptions,
-                               animation, name: str | None = None, xmp: bytes | None = None,
-                               progress: bool = False) -> Path:
-        """An animated GIF/WebP/APNG, every frame stylized with flicker reduction, written to `dst`
-        atomically in its own format (blogroto.animation; `animation` is a site.AnimationSettings)."""
-        from blogroto.animation import encode_animation, load_animation, stylize_animation
-        from blogroto.fsutil import atomic_write_bytes
-
-        label = name or str(src)
-        data = src if isinstance(src, (bytes, bytearray)) else Path(src).read_bytes()
-        anim = load_animation(bytes(data), label, animation, options.max_size)
-        frame, bar = self._frames(flt, options, label, len(anim.frames), progress)
-        with bar:
-            styled = stylize_animation(anim, frame, animation.smoothing, progress=bar.update)
-        atomic_write_bytes(dst, encode_animation(styled, options.quality, xmp=xmp))
-        return Path(dst)
-
-    def stylize_video_file(self, src: str | Path, dst: str | Path, flt: Filter, options: StyleOptions, animation,
-                           name: str | None = None, progress: bool = False) -> Path:
-        """An MP4/WebM video stylized into `dst` atomically (same container, audio copied;
-        blogroto.video; `animation` is a site.AnimationSettings)."""
-        from blogroto.fsutil import atomic_write_bytes
-        from blogroto.video import stylize_video
-
-        label = name or str(src)
-        frame, bar = self._frames(flt, options, label, None, progress)  # its total: from the opened stream
-        with bar:
-            data = stylize_video(Path(src), frame, animation.smoothing, options.max_size,
-                                 animation.max_video_seconds, label, progress=bar)
-        atomic_write_bytes(dst, data)
-        return Path(dst)
+                store(out, (y0, y1, x0, x1), finish(as_float(self.rgb[y0:y1, x0:x1]), styled))

@@ -5,7 +5,7 @@ with a cosine learning-rate schedule, progressive resolution (cheap low-resoluti
 
 Distillation (`teacher`): instead of learning from the artwork, a slim network learns to reproduce
 what a trained (usually full-size) filter makes of each photo: pixel, VGG-feature and Gram-matrix
-differences to the teacher's output (`vgg.distillation_losses`). The slim network applies ~2.7x
+differences to the teacher's output (`losses.distillation_losses`). The slim network applies ~2.7x
 faster; the teacher sets the look.
 
 Safe to interrupt: the run lives in a work folder `.<slug>.training/` beside the output, with a
@@ -32,10 +32,20 @@ import numpy as np
 from PIL import Image
 
 from blogroto import __version__
+from blogroto.engine.calibration import measure_bfloat16_psnr, precision_record
+from blogroto.engine.precision import training_policy
+from blogroto.engine.runtime import import_tensorflow
 from blogroto.errors import BlogrotoError
-from blogroto.filters import DEFAULT_FILES, SLUG_RE, Filter, NetworkSpec, load_filter, resolve_filter, write_metadata
+from blogroto.filters import (
+    DEFAULT_FILES,
+    SLUG_RE,
+    Filter,
+    NetworkSpec,
+    load_filter,
+    resolve_filter,
+    write_metadata,
+)
 from blogroto.fsutil import atomic_write_text
-from blogroto.precision import measure_bfloat16_psnr, precision_record, training_policy
 
 # Presets, sized for the machines they are meant for (see docs/training.md and benchmarks/).
 PRESETS: dict[str, dict] = {
@@ -79,7 +89,7 @@ class TrainConfig:
     lr: float | None = None
     progressive: float | None = None
     zoom: float | None = None
-    norm: str | None = None  # blogroto.network.NORMS
+    norm: str | None = None  # blogroto.engine.network.NORMS
     loss_weights: dict | None = None  # None: DEFAULT_WEIGHTS, or DISTILL_WEIGHTS with a teacher
     teacher: Path | str | None = None  # a filter (folder or name) to distill instead of learning the artwork
     # The site's filter folders, searched for the teacher after out_dir (then the user library and
@@ -186,15 +196,6 @@ class ContentPool:
         return out
 
 
-def saturation_loss(logits, limit: float = 3.0):
-    """Mean square of the last layer's output beyond +-`limit`, where tanh is flat (0.5 % from black
-    or white). Without it a network can plant a spike there (on the circuit board: -62, a solid
-    black patch on 1-2 % of a photo) that no other loss can remove, since tanh passes no gradient."""
-    import tensorflow as tf
-
-    return tf.reduce_mean(tf.square(tf.nn.relu(tf.abs(tf.cast(logits, tf.float32)) - limit)))
-
-
 def load_style_image(path: Path, style_size: int) -> np.ndarray:
     from blogroto.images import load_image, resize_long_side
 
@@ -215,7 +216,7 @@ def load_style_image(path: Path, style_size: int) -> np.ndarray:
 
 
 def describe_device() -> str:
-    import tensorflow as tf
+    tf = import_tensorflow()[0]
 
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
@@ -292,13 +293,17 @@ class Trainer:
         atomic_write_text(self.config_path, json.dumps(run_record, indent=2, sort_keys=True))
 
     def run(self):
-        from blogroto.tfruntime import import_tensorflow
-
         tf, keras = import_tensorflow()
 
-        from blogroto.network import TransformNet, load_network, save_weights
-        from blogroto.vgg import (DISTILL_LAYERS, LOSS_LAYERS, LossNetwork, StyleTarget, distillation_losses,
-                                  locate_weights, perceptual_losses)
+        from blogroto.engine.losses import (
+            DISTILL_LAYERS,
+            StyleTarget,
+            distillation_losses,
+            perceptual_losses,
+            saturation_loss,
+        )
+        from blogroto.engine.network import TransformNet, load_network, save_weights
+        from blogroto.engine.vgg import LOSS_LAYERS, LossNetwork, locate_weights
 
         cfg, p = self.cfg, self.p
         if not self.artwork.is_file():
@@ -462,7 +467,7 @@ class Trainer:
     # -- output
 
     def _assemble(self, net, history, policy, vgg_source, content_names, stylize_fn, save_weights):
-        import tensorflow as tf
+        tf = import_tensorflow()[0]
 
         from blogroto.images import load_image, resize_long_side
 
@@ -532,7 +537,7 @@ class Trainer:
             }
         write_metadata(partial, meta)
         flt = load_filter_as(partial, cfg.name)  # validate before it becomes visible
-        # Whether `auto` may apply this filter in bfloat16 on CPUs that have it (blogroto.precision)
+        # Whether `auto` may apply this filter in bfloat16 on CPUs that have it (blogroto.engine.precision)
         meta["precision"] = precision_record(measure_bfloat16_psnr(flt))
         write_metadata(partial, meta)
         swap_into_place(partial, self.final_dir)
@@ -601,9 +606,8 @@ def resize_long_side_array(rgb: np.ndarray, long_side: int) -> np.ndarray:
 
 
 def _save_jpeg(path: Path, rgb: np.ndarray, quality: int = 88) -> None:
-    from blogroto.images import encode_image
-
     from blogroto.fsutil import atomic_write_bytes
+    from blogroto.images import encode_image
 
     atomic_write_bytes(path, encode_image(np.clip(rgb, 0, 1), None, "jpeg", quality))
 

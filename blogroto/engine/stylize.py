@@ -1,0 +1,243 @@
+"""Apply a filter to photos: options, blending, warm networks, files, animations and videos.
+
+Importing this module is cheap; TensorFlow is imported the first time a network is loaded.
+Photos larger than `Stylizer.tile_pixels` go through the tiled executor (engine/tiling.py), which
+keeps memory bounded and the result equal to the untiled one.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from blogroto.engine.runtime import import_tensorflow
+from blogroto.engine.tiling import LoadedNetwork, TiledRun, as_float, padded_size, store
+from blogroto.errors import BlogrotoError
+from blogroto.filters import Filter
+
+FORMATS = ("jpeg", "png", "webp")
+DEFAULT_MAX_SIZE = 1600  # long side in px: sharp on retina-width blog columns, quick to stylize
+
+
+@dataclass(frozen=True)
+class StyleOptions:
+    strength: float = 1.0  # 0 = the photo, 1 = fully stylized
+    keep_colors: bool = False  # keep the photo's colours, take luminance from the filter
+    max_size: int = DEFAULT_MAX_SIZE  # long side of the output; 0 = full size
+    format: str | None = None  # jpeg | png | webp; None = keep the input's format
+    quality: int = 90
+
+    def __post_init__(self):
+        if not (isinstance(self.strength, (int, float)) and 0.0 <= float(self.strength) <= 1.0):
+            raise BlogrotoError(f"strength must be a number between 0 and 1, got {self.strength!r}")
+        if not isinstance(self.keep_colors, bool):
+            raise BlogrotoError(f"keep_colors must be true or false, got {self.keep_colors!r}")
+        if not (isinstance(self.max_size, int) and not isinstance(self.max_size, bool) and self.max_size >= 0):
+            raise BlogrotoError(f"max_size must be a whole number of pixels (0 = full size), got {self.max_size!r}")
+        if self.format is not None and self.format not in FORMATS:
+            raise BlogrotoError(f"format must be one of {', '.join(FORMATS)}, got {self.format!r}")
+        if not (isinstance(self.quality, int) and 1 <= self.quality <= 100):
+            raise BlogrotoError(f"quality must be between 1 and 100, got {self.quality!r}")
+
+    def pixel_key(self) -> dict:
+        """Every option that changes the output bytes, for cache keys."""
+        return asdict(self)
+
+
+def output_format(src_format: str, options: StyleOptions) -> str:
+    """The format the output is written in: the requested one, else the input's when we can write
+    it, else JPEG (photos) — GIF/TIFF/BMP inputs become PNG to keep transparency and sharpness."""
+    if options.format:
+        return options.format
+    src_format = (src_format or "").lower().lstrip(".")
+    src_format = {"jpg": "jpeg", "tif": "tiff"}.get(src_format, src_format)
+    if src_format in FORMATS:
+        return src_format
+    return "png"
+
+
+def blend(photo: np.ndarray, styled: np.ndarray, options: StyleOptions) -> np.ndarray:
+    """Apply keep-colours and strength to one region (both float32 HxWx3 in [0,1])."""
+    if options.keep_colors:
+        # luminance transfer (Gatys et al. 2016): Y from the stylized image, chroma from the photo
+        y_styled = styled @ np.array([0.299, 0.587, 0.114], np.float32)
+        y_photo = photo @ np.array([0.299, 0.587, 0.114], np.float32)
+        styled = photo + (y_styled - y_photo)[..., None]
+    if options.strength < 1.0:
+        styled = photo + (styled - photo) * np.float32(options.strength)
+    return np.clip(styled, 0.0, 1.0)
+
+
+FLOAT32_BUFFER_BYTES = 256 * 2**20  # see Stylizer.buffer_dtype
+def quantised(rgb: np.ndarray, rows: int = 256) -> np.ndarray | None:
+    """The photo as uint8 when that loses nothing (8-bit sources), else None.
+
+    A 24 MP photo takes 288 MB as float32 but 72 MB as uint8, and the tiled executor keeps the
+    photo for its whole run. Row chunks: no full-size float temporaries."""
+    from blogroto.images import to_uint8
+
+    out = np.empty(rgb.shape, np.uint8)
+    for y in range(0, rgb.shape[0], rows):
+        q = to_uint8(rgb[y : y + rows])
+        if not np.array_equal(as_float(q), rgb[y : y + rows]):
+            return None
+        out[y : y + rows] = q
+    return out
+
+
+def _configure_tensorflow():
+    tf, _ = import_tensorflow()
+    # Same photo, filter and options -> identical bytes on the same machine.
+    tf.config.experimental.enable_op_determinism()
+    return tf
+
+
+class Stylizer:
+    """Stylizes images with filters, keeping each loaded network warm for the next image.
+
+    `tile_pixels`: photos with more pixels than this are stylized in tiles (bounded memory).
+    `tile_side`: tile core side in px at full resolution (multiple of 4) for tiled photos.
+    `buffer_dtype`: dtype of the 1/4-resolution feature buffer of tiled photos, the biggest
+    allocation (1/16 of the pixels x 4*width channels). auto: float32 (exact) while that is at
+    most FLOAT32_BUFFER_BYTES, else float16 (a 24 MP photo and a width-32 network: 384 MB instead
+    of 768 MB; ~70 dB from the untiled result, see tests/test_tiling.py).
+    `precision`: auto | float32 | bfloat16 | float16 (auto: float16 on GPUs, bfloat16 on CPUs with
+    native bf16 for filters whose recorded bf16 output is visually identical, else float32; see
+    blogroto/engine/precision.py).
+    """
+
+    def __init__(self, tile_pixels: int = 2_600_000, tile_side: int = 512, buffer_dtype: str = "auto", precision: str = "auto"):
+        if tile_side < 16 or tile_side % 4:
+            raise ValueError(f"tile_side must be a multiple of 4 and at least 16, got {tile_side}")
+        self.tile_pixels = int(tile_pixels)
+        self.tile_side = int(tile_side)
+        self.buffer_dtype = buffer_dtype if buffer_dtype == "auto" else np.dtype(buffer_dtype)
+        self.precision = precision
+        self._networks: dict[tuple[str, str], LoadedNetwork] = {}
+        self._lock = threading.Lock()  # TF functions are thread-safe, but loading twice wastes seconds
+
+    def policy(self, flt: Filter) -> str:
+        """The Keras dtype policy `flt` runs in here (see blogroto.engine.precision)."""
+        from blogroto.engine.precision import inference_policy
+
+        _configure_tensorflow()
+        return inference_policy(self.precision, flt.meta)
+
+    def network(self, flt: Filter) -> LoadedNetwork:
+        with self._lock:
+            key = (flt.fingerprint, self.policy(flt))
+            if key not in self._networks:
+                self._networks[key] = LoadedNetwork(flt, key[1])
+            return self._networks[key]
+
+    def tiled(self, h: int, w: int) -> bool:
+        """Whether a photo of h x w px goes through the tiled executor."""
+        return h * w > self.tile_pixels
+
+    def buffer_dtype_for(self, h: int, w: int, width: int) -> np.dtype:
+        if not isinstance(self.buffer_dtype, str):
+            return self.buffer_dtype
+        hp, wp, _ = padded_size(h, w)
+        return np.dtype(np.float32 if hp * wp // 16 * 4 * width * 4 <= FLOAT32_BUFFER_BYTES else np.float16)
+
+    # -- arrays
+
+    def stylize_array(self, rgb: np.ndarray, flt: Filter, options: StyleOptions, out: np.ndarray | None = None) -> np.ndarray:
+        """rgb: float32 HxWx3 in [0,1] (already resized), or uint8 (k -> k/255, see `quantised`).
+        Returns float32 HxWx3 in [0,1], or fills and returns `out` (HxWx3, float32 or uint8 as
+        `images.to_uint8` quantises)."""
+        net = self.network(flt)
+        h, w = rgb.shape[:2]
+        if out is None:
+            out = np.empty((h, w, 3), np.float32)
+        if not self.tiled(h, w):
+            store(out, (0, h, 0, w), blend(as_float(rgb), net.whole(rgb), options))
+        else:
+            run = TiledRun(net, rgb, self.tile_side, self.buffer_dtype_for(h, w, net.net.width))
+            run.run(out, lambda photo, styled: blend(photo, styled, options))
+        return out
+
+    # -- PIL and files
+
+    def stylize_image(self, image: Image.Image, flt: Filter, options: StyleOptions = StyleOptions()) -> Image.Image:
+        import io
+
+        from blogroto.images import load_image, resize_long_side, to_uint8
+
+        buffer = io.BytesIO()
+        image.save(buffer, "PNG")
+        img = resize_long_side(load_image(buffer.getvalue(), name="image"), options.max_size)
+        rgb = self.stylize_array(img.rgb, flt, options, out=np.empty(img.rgb.shape, np.uint8))
+        if img.alpha is not None:
+            return Image.fromarray(np.dstack([rgb, to_uint8(img.alpha[..., None])[..., 0]]), "RGBA")
+        return Image.fromarray(rgb, "RGB")
+
+    def stylize_file(self, src: str | Path | bytes, dst: str | Path, flt: Filter, options: StyleOptions = StyleOptions(), name: str | None = None, xmp: bytes | None = None) -> Path:
+        """Read `src` (a path or bytes), stylize, write `dst` atomically. Returns `dst`."""
+        from blogroto.fsutil import atomic_write_bytes
+        from blogroto.images import encode_uint8, load_image, resize_long_side, to_uint8
+
+        img = resize_long_side(load_image(src, name=name), options.max_size)
+        fmt = output_format(img.format, options)
+        alpha = None if img.alpha is None else to_uint8(img.alpha)
+        photo = quantised(img.rgb)
+        photo = img.rgb if photo is None else photo
+        exif, shape = img.exif, img.rgb.shape
+        del img  # an 8-bit photo now lives on as uint8 only (288 -> 72 MB at 24 MP)
+        # uint8 output too, for the same reason; encoded without float copies
+        styled = self.stylize_array(photo, flt, options, out=np.empty(shape, np.uint8))
+        del photo
+        data = encode_uint8(styled, alpha, fmt, options.quality, exif=exif, xmp=xmp)
+        atomic_write_bytes(dst, data)
+        return Path(dst)
+
+    def _frames(self, flt: Filter, options: StyleOptions, label: str, total: int | None, progress: bool):
+        """(stylize one uint8 frame, a progress bar counting frames) for animations and videos."""
+        from tqdm import tqdm
+
+        def frame(photo: np.ndarray) -> np.ndarray:
+            return self.stylize_array(photo, flt, options, out=np.empty(photo.shape, np.uint8))
+
+        bar = tqdm(total=total, desc=f"frames of {Path(label).name[:30]}", unit="frame", disable=not progress,
+                   leave=False)
+        return frame, bar
+
+    def stylize_animation_file(self, src: str | Path | bytes, dst: str | Path, flt: Filter, options: StyleOptions,
+                               animation, name: str | None = None, xmp: bytes | None = None,
+                               progress: bool = False) -> Path:
+        """An animated GIF/WebP/APNG, every frame stylized with flicker reduction, written to `dst`
+        atomically in its own format (blogroto.animation; `animation` is a site.AnimationSettings)."""
+        from blogroto.animation import (
+            encode_animation,
+            load_animation,
+            stylize_animation,
+        )
+        from blogroto.fsutil import atomic_write_bytes
+
+        label = name or str(src)
+        data = src if isinstance(src, (bytes, bytearray)) else Path(src).read_bytes()
+        anim = load_animation(bytes(data), label, animation, options.max_size)
+        frame, bar = self._frames(flt, options, label, len(anim.frames), progress)
+        with bar:
+            styled = stylize_animation(anim, frame, animation.smoothing, progress=bar.update)
+        atomic_write_bytes(dst, encode_animation(styled, options.quality, xmp=xmp))
+        return Path(dst)
+
+    def stylize_video_file(self, src: str | Path, dst: str | Path, flt: Filter, options: StyleOptions, animation,
+                           name: str | None = None, progress: bool = False) -> Path:
+        """An MP4/WebM video stylized into `dst` atomically (same container, audio copied;
+        blogroto.video; `animation` is a site.AnimationSettings)."""
+        from blogroto.fsutil import atomic_write_bytes
+        from blogroto.video import stylize_video
+
+        label = name or str(src)
+        frame, bar = self._frames(flt, options, label, None, progress)  # its total: from the opened stream
+        with bar:
+            data = stylize_video(Path(src), frame, animation.smoothing, options.max_size,
+                                 animation.max_video_seconds, label, progress=bar)
+        atomic_write_bytes(dst, data)
+        return Path(dst)

@@ -1,0 +1,17 @@
+"""The architecture's rules (pyproject.toml, [tool.importlinter]) hold for the package under test:
+only engine/runtime imports TensorFlow and Keras, and no two modules or packages import each other
+in a circle. docs/ARCHITECTURE.md explains the layout."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_import_contracts_are_kept():
+    lint = Path(sys.executable).with_name("lint-imports")
+    proc = subprocess.run([str(lint), "--config", str(ROOT / "pyproject.toml")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "0 broken" in proc.stdout and "2 kept" in proc.stdout, proc.stdout
