@@ -82,7 +82,8 @@ def child(argv: list[str]) -> None:
     elif mode == "overhead":
         import numpy as np
 
-        from blogroto.images import load_image, resize_long_side
+        from blogroto.imaging.decode import load_image
+        from blogroto.imaging.resize import resize_long_side
 
         rgb = resize_long_side(load_image(Path(rest[0])), int(rest[1])).rgb
         untiled, tiled = Stylizer(tile_pixels=10**9, precision=precision), Stylizer(tile_pixels=0, precision=precision)

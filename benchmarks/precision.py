@@ -115,7 +115,7 @@ def child(cfg: dict) -> dict:
 def compare(a_path: Path, ref_path: Path) -> dict:
     import numpy as np
 
-    from blogroto.images import to_uint8
+    from blogroto.imaging.pixels import to_uint8
 
     a, ref = np.load(a_path).astype(np.float64), np.load(ref_path).astype(np.float64)
     a8, r8 = to_uint8(a).astype(np.int16), to_uint8(ref).astype(np.int16)

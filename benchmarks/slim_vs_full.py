@@ -59,7 +59,8 @@ def main() -> None:
     from blogroto.engine.train import DEFAULT_WEIGHTS, load_style_image
     from blogroto.engine.vgg import LOSS_LAYERS, LossNetwork, locate_weights
     from blogroto.filters import load_filter
-    from blogroto.images import load_image, resize_long_side
+    from blogroto.imaging.decode import load_image
+    from blogroto.imaging.resize import resize_long_side
 
     tf, _ = import_tensorflow()
     filters = {role: load_filter(path) for role, path in (("slim", args.slim), ("distilled", args.distilled), ("full", args.full))

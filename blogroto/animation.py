@@ -21,12 +21,10 @@ import numpy as np
 from PIL import Image, ImageSequence
 
 from blogroto.errors import ImageError
-from blogroto.images import (
-    DEFAULT_MAX_PIXELS,
-    _gif_frame_count,
-    long_side_size,
-    png_xmp,
-)
+from blogroto.imaging.decode import DEFAULT_MAX_PIXELS
+from blogroto.imaging.encode import png_xmp
+from blogroto.imaging.resize import long_side_size
+from blogroto.imaging.sniff import gif_frame_count as _gif_frame_count
 from blogroto.site.config import AnimationSettings
 
 ANIMATED_FORMATS = {"GIF": "gif", "PNG": "png", "WEBP": "webp"}

@@ -57,6 +57,7 @@ from blogroto.fsutil import (
     file_lock,
     is_safe_rel,
 )
+from blogroto.imaging.sniff import raster_format
 from blogroto.safeyaml import FastDumper, FastLoader
 from blogroto.site.config import (
     CREDITS_KEY,
@@ -1036,7 +1037,7 @@ class _Run:
         from blogroto.animation import ANIMATED_FORMATS
         from blogroto.cache import OutputCache, StatIndex, cache_key
         from blogroto.engine.stylize import StyleOptions, output_format
-        from blogroto.images import EXTENSIONS
+        from blogroto.imaging.encode import EXTENSIONS
         from blogroto.video import sniff_container
 
         animated_formats = set(ANIMATED_FORMATS.values())
@@ -1065,7 +1066,7 @@ class _Run:
                             continue
                         sha = self._stat_index.hash(path)
                         source, name = path, Path(t.local).name
-                        fmt_in = _sniff(head) or Path(name).suffix
+                        fmt_in = raster_format(head) or Path(name).suffix
                     else:
                         got = self._remote.get(t.url)
                         if isinstance(got, str) or got is None:
@@ -1081,7 +1082,7 @@ class _Run:
                         body, name = got
                         sha = hashlib.sha256(body).hexdigest()
                         source = body
-                        fmt_in = _sniff(body[:16]) or Path(name).suffix
+                        fmt_in = raster_format(body[:16]) or Path(name).suffix
                         t.stem = Path(name).stem
                 except OSError as exc:
                     self.warn(f"cannot read image {ref.raw}: {exc.strerror}", plan.doc.rel, ref.line, plan)
@@ -1574,22 +1575,6 @@ def _walk_files(root: Path) -> set[str]:
         for name in files + [d for d in dirs if os.path.islink(os.path.join(folder, d))]:
             out.add(Path(os.path.join(folder, name)).relative_to(root).as_posix())
     return out
-
-
-def _sniff(head: bytes) -> str | None:
-    if head.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "webp"
-    if head[:6] in (b"GIF87a", b"GIF89a"):
-        return "gif"
-    if head[:4] in (b"II*\x00", b"MM\x00*"):
-        return "tiff"
-    if head[:2] == b"BM":
-        return "bmp"
-    return None
 
 
 def _opaque_png(source: Path | bytes) -> bool:

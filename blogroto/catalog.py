@@ -773,7 +773,9 @@ def contact_sheet(photo: str | Path, filters: list[Filter], *, cell: int = 320, 
     name and the credit of the artwork it learned from."""
     from PIL import Image, ImageDraw, ImageOps
 
-    from blogroto.images import load_image, resize_long_side, to_uint8
+    from blogroto.imaging.decode import load_image
+    from blogroto.imaging.pixels import to_uint8
+    from blogroto.imaging.resize import resize_long_side
 
     if not filters:
         raise BlogrotoError("no filters to show")

@@ -51,3 +51,10 @@ class ConfigError(BlogrotoError):
 
 class WeightsUnavailableError(BlogrotoError):
     """No VGG16 ImageNet weights could be found for training."""
+
+
+def describe_error(exc: BaseException) -> str:
+    """An exception as the short text a message can quote (its type when it says nothing)."""
+    text = str(exc).strip()
+    return text or type(exc).__name__
+

@@ -881,7 +881,8 @@ def render_examples(flt, folder: Path) -> dict[str, str]:
     from blogroto import datasets
     from blogroto.engine.stylize import StyleOptions, Stylizer
     from blogroto.engine.train import EXAMPLE_SIDE, save_examples
-    from blogroto.images import load_image, resize_long_side
+    from blogroto.imaging.decode import load_image
+    from blogroto.imaging.resize import resize_long_side
 
     img = resize_long_side(load_image(datasets.preview_photo()), EXAMPLE_SIDE)
     return save_examples(folder, img.rgb, Stylizer(precision="float32").stylize_array(img.rgb, flt, StyleOptions(max_size=0)))

@@ -64,6 +64,7 @@ from requests.adapters import HTTPAdapter
 from blogroto import __version__
 from blogroto.errors import BlogrotoError, ConfigError
 from blogroto.fsutil import OwnedTree
+from blogroto.imaging.sniff import raster_format
 
 REMOTE_DIR = "remote"
 _REDIRECT_STATUSES = {301, 302, 303, 307, 308}
@@ -608,22 +609,13 @@ def _identify(body: bytes, content_type: str) -> str | None:
     the build needs to decode the image anyway.
     """
     head = body[:32]
-    if head.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if head[:6] in (b"GIF87a", b"GIF89a"):
-        return "gif"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "webp"
-    if head[:4] in (b"II*\x00", b"MM\x00*"):
-        return "tiff"
+    fmt = raster_format(head)
+    if fmt is not None and (fmt != "bmp" or len(body) > 26):
+        return fmt
     if head[4:8] == b"ftyp" and head[8:12] in _BMFF_BRANDS:
         return _BMFF_BRANDS[head[8:12]]
     if head.startswith(b"\xff\x0a") or head.startswith(b"\x00\x00\x00\x0cJXL \r\n\x87\n"):
         return "jxl"
-    if head[:2] == b"BM" and len(body) > 26:
-        return "bmp"
     if head[:4] == b"\x00\x00\x01\x00":
         return "ico"
     if re.match(rb"\s*(\xef\xbb\xbf)?\s*<", head):

@@ -118,7 +118,7 @@ def render_variant(source: Path, variant: Variant, *, crop: bool = False, xmp: b
     import numpy as np
     from PIL import Image, ImageOps
 
-    from blogroto.images import encode_uint8
+    from blogroto.imaging.encode import encode_uint8
 
     size = (variant.width, variant.height)
     try:

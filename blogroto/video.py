@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from blogroto.errors import BlogrotoError, ImageError
-from blogroto.images import DEFAULT_MAX_PIXELS
+from blogroto.imaging.decode import DEFAULT_MAX_PIXELS
 
 CONTAINERS = {"mp4": ("libx264", {"crf": "20", "preset": "medium"}), "webm": ("libvpx-vp9", {"crf": "32", "b": "0"})}
 MAX_FPS = 240.0
@@ -40,8 +40,8 @@ def available() -> bool:
 
 
 def output_size(width: int, height: int, max_size: int) -> tuple[int, int]:
-    """The stills' size rule (images.long_side_size), each side then made even: yuv420p needs it."""
-    from blogroto.images import long_side_size
+    """The stills' size rule (imaging.resize.long_side_size), each side then made even: yuv420p needs it."""
+    from blogroto.imaging.resize import long_side_size
 
     w, h = long_side_size(width, height, max_size)
     return max(2, w // 2 * 2), max(2, h // 2 * 2)

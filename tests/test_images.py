@@ -15,16 +15,12 @@ import numpy as np
 import pytest
 from PIL import ExifTags, Image, ImageCms, ImageFile
 
-from blogroto import images
 from blogroto.errors import ImageError
-from blogroto.images import (
-    EXTENSIONS,
-    encode_image,
-    load_image,
-    resize_long_side,
-    save_image,
-    to_uint8,
-)
+from blogroto.imaging.decode import LoadedImage, load_image
+from blogroto.imaging.encode import EXTENSIONS, encode_image, save_image
+from blogroto.imaging.pixels import to_uint8
+from blogroto.imaging.resize import resize_long_side
+from blogroto.imaging.sniff import gif_frame_count
 
 W, H = 8, 6
 
@@ -605,7 +601,7 @@ def test_resize_long_side_landscape_portrait_and_never_upscales():
 
 def test_resize_is_lanczos_in_float():
     ramp = np.tile(np.linspace(0, 1, 64, dtype=np.float32), (64, 1))
-    img = images.LoadedImage(np.dstack([ramp] * 3), None, "png", None, "ramp", 1)
+    img = LoadedImage(np.dstack([ramp] * 3), None, "png", None, "ramp", 1)
     small = resize_long_side(img, 16)
     expected = np.asarray(Image.fromarray(ramp, "F").resize((16, 16), Image.Resampling.LANCZOS))
     assert np.allclose(small.rgb[..., 0], np.clip(expected, 0, 1), atol=1e-6)
@@ -617,15 +613,15 @@ def test_resize_alpha_does_not_bleed_hidden_colour():
     rgb[:, 32:] = (0, 0, 1)   # blue, opaque
     alpha = np.zeros((8, 64), np.float32)
     alpha[:, 32:] = 1
-    img = images.LoadedImage(rgb, alpha, "png", None, "edge", 1)
+    img = LoadedImage(rgb, alpha, "png", None, "edge", 1)
     small = resize_long_side(img, 16)
     visible = small.alpha > 0.05
     assert visible.any()
     assert small.rgb[..., 0][visible].max() < 0.02  # no red fringe where anything shows
     assert small.alpha.shape == (2, 16) and 0 <= small.alpha.min() and small.alpha.max() <= 1
-    opaque = resize_long_side(images.LoadedImage(rgb, np.ones_like(alpha), "png", None, "o", 1), 16)
+    opaque = resize_long_side(LoadedImage(rgb, np.ones_like(alpha), "png", None, "o", 1), 16)
     assert np.array_equal(opaque.alpha, np.ones((2, 16), np.float32))
-    assert np.allclose(opaque.rgb, resize_long_side(images.LoadedImage(rgb, None, "png", None, "o", 1), 16).rgb)
+    assert np.allclose(opaque.rgb, resize_long_side(LoadedImage(rgb, None, "png", None, "o", 1), 16).rgb)
 
 
 # --------------------------------------------------------------------------------------------
@@ -757,8 +753,8 @@ def test_multi_page_tiff_and_mpo():
 def test_gif_frame_count_does_not_decode_and_survives_trailing_garbage():
     first, *rest = frames_of([(255, 0, 0)] * 5)
     data = encode_pil(first, "GIF", save_all=True, append_images=rest)
-    assert images._gif_frame_count(data) == Image.open(io.BytesIO(data)).n_frames
-    assert images._gif_frame_count(data[:-1] + b"garbage") == images._gif_frame_count(data)
+    assert gif_frame_count(data) == Image.open(io.BytesIO(data)).n_frames
+    assert gif_frame_count(data[:-1] + b"garbage") == gif_frame_count(data)
     assert load_image(encode_pil(first, "GIF")).frames == 1
 
 

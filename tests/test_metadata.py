@@ -64,7 +64,7 @@ def test_xmp_escapes_markup_and_drops_control_characters(tmp_path):
 
 @pytest.mark.parametrize("fmt", ["jpeg", "webp", "png"])
 def test_xmp_survives_encoding_with_the_photos_exif(tmp_path, fmt):
-    from blogroto.images import encode_image
+    from blogroto.imaging.encode import encode_image
 
     exif = Image.Exif()
     exif[0x013B] = "The Photographer"  # Artist

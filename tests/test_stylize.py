@@ -79,7 +79,8 @@ def test_tiled_file_matches_untiled_file(tiny_filter, tmp_path):
 
 def test_encode_uint8_gives_encode_image_bytes():
     """stylize_file encodes quantised pixels; the float encoder quantises the same way first."""
-    from blogroto.images import encode_image, encode_uint8, to_uint8
+    from blogroto.imaging.encode import encode_image, encode_uint8
+    from blogroto.imaging.pixels import to_uint8
 
     rgb = photo_array(30, 40)
     alpha = np.linspace(0, 1, 40, dtype=np.float32)[None, :].repeat(30, 0)

@@ -195,7 +195,7 @@ def test_tiled_numpy_memory_stays_below_a_photo_copy(tiny_filter):
 
 def test_eight_bit_photos_run_as_uint8_exactly(tiny_filter, tmp_path):
     """stylize_file keeps 8-bit photos as uint8 (a quarter of the memory): same pixels as float."""
-    from blogroto.images import load_image
+    from blogroto.imaging.decode import load_image
 
     loaded = load_image(make_photo(tmp_path / "p.jpg", (50, 70))).rgb
     photo = quantised(loaded, rows=16)  # several chunks

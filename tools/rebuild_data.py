@@ -38,7 +38,7 @@ def _long_side(size: tuple[int, int], limit: int) -> tuple[int, int]:
     w, h = size
     if max(w, h) <= limit:
         return w, h  # never upscale: that adds no detail, only blur
-    # integer round-half-up, as blogroto.images.resize_long_side does
+    # integer round-half-up, as blogroto.imaging.resize.resize_long_side does
     if w >= h:
         return limit, max(1, (2 * h * limit + w) // (2 * w))
     return max(1, (2 * w * limit + h) // (2 * h)), limit

@@ -36,7 +36,7 @@ def command(photos, filter_name, output, filters_dir, strength, keep_colors, max
     from blogroto.engine.stylize import StyleOptions, Stylizer, output_format
     from blogroto.errors import BlogrotoError
     from blogroto.filters import load_filter
-    from blogroto.images import EXTENSIONS
+    from blogroto.imaging.encode import EXTENSIONS
     from blogroto.locate import filter_library
 
     ui.check_verbosity(quiet, verbose)

@@ -26,7 +26,8 @@ def measure_bfloat16_psnr(flt, photos: list[Path] | None = None, long_side: int 
     (default: the built-in content photos, real photos shipped with blogroto)."""
     from blogroto.datasets import content_images
     from blogroto.engine.stylize import StyleOptions, Stylizer
-    from blogroto.images import load_image, resize_long_side
+    from blogroto.imaging.decode import load_image
+    from blogroto.imaging.resize import resize_long_side
 
     options = StyleOptions(max_size=0)
     exact, reduced = Stylizer(precision="float32"), Stylizer(precision="bfloat16")

@@ -78,7 +78,7 @@ def quantised(rgb: np.ndarray, rows: int = 256) -> np.ndarray | None:
 
     A 24 MP photo takes 288 MB as float32 but 72 MB as uint8, and the tiled executor keeps the
     photo for its whole run. Row chunks: no full-size float temporaries."""
-    from blogroto.images import to_uint8
+    from blogroto.imaging.pixels import to_uint8
 
     out = np.empty(rgb.shape, np.uint8)
     for y in range(0, rgb.shape[0], rows):
@@ -149,7 +149,7 @@ class Stylizer:
     def stylize_array(self, rgb: np.ndarray, flt: Filter, options: StyleOptions, out: np.ndarray | None = None) -> np.ndarray:
         """rgb: float32 HxWx3 in [0,1] (already resized), or uint8 (k -> k/255, see `quantised`).
         Returns float32 HxWx3 in [0,1], or fills and returns `out` (HxWx3, float32 or uint8 as
-        `images.to_uint8` quantises)."""
+        `imaging.pixels.to_uint8` quantises)."""
         net = self.network(flt)
         h, w = rgb.shape[:2]
         if out is None:
@@ -166,7 +166,9 @@ class Stylizer:
     def stylize_image(self, image: Image.Image, flt: Filter, options: StyleOptions = StyleOptions()) -> Image.Image:
         import io
 
-        from blogroto.images import load_image, resize_long_side, to_uint8
+        from blogroto.imaging.decode import load_image
+        from blogroto.imaging.pixels import to_uint8
+        from blogroto.imaging.resize import resize_long_side
 
         buffer = io.BytesIO()
         image.save(buffer, "PNG")
@@ -179,7 +181,10 @@ class Stylizer:
     def stylize_file(self, src: str | Path | bytes, dst: str | Path, flt: Filter, options: StyleOptions = StyleOptions(), name: str | None = None, xmp: bytes | None = None) -> Path:
         """Read `src` (a path or bytes), stylize, write `dst` atomically. Returns `dst`."""
         from blogroto.fsutil import atomic_write_bytes
-        from blogroto.images import encode_uint8, load_image, resize_long_side, to_uint8
+        from blogroto.imaging.decode import load_image
+        from blogroto.imaging.encode import encode_uint8
+        from blogroto.imaging.pixels import to_uint8
+        from blogroto.imaging.resize import resize_long_side
 
         img = resize_long_side(load_image(src, name=name), options.max_size)
         fmt = output_format(img.format, options)

@@ -60,7 +60,7 @@ def _padded_window(rgb: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> np.nd
 
 
 def as_float(photo: np.ndarray) -> np.ndarray:
-    """A photo region as float32 in [0, 1]; uint8 k -> k/255, bit for bit as images.load_image."""
+    """A photo region as float32 in [0, 1]; uint8 k -> k/255, bit for bit as imaging.decode.load_image."""
     return photo.astype(np.float32) / np.float32(255) if photo.dtype == np.uint8 else photo
 
 
@@ -120,7 +120,7 @@ def _scale(units) -> float:
 
 
 def store(out: np.ndarray, box: tuple[int, int, int, int], values: np.ndarray) -> None:
-    from blogroto.images import to_uint8
+    from blogroto.imaging.pixels import to_uint8
 
     y0, y1, x0, x1 = box
     out[y0:y1, x0:x1] = to_uint8(values) if out.dtype == np.uint8 else values

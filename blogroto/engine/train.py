@@ -131,7 +131,8 @@ class ContentPool:
 
     def __init__(self, paths: list[Path], size: int, log=print, keep_short_side: int | None = None):
         """keep_short_side: shrink photos only down to this short side (default 1.25 crop sizes)."""
-        from blogroto.images import load_image, resize_long_side
+        from blogroto.imaging.decode import load_image
+        from blogroto.imaging.resize import resize_long_side
 
         keep = max(size * 1.25, keep_short_side or 0)
 
@@ -197,7 +198,8 @@ class ContentPool:
 
 
 def load_style_image(path: Path, style_size: int) -> np.ndarray:
-    from blogroto.images import load_image, resize_long_side
+    from blogroto.imaging.decode import load_image
+    from blogroto.imaging.resize import resize_long_side
 
     img = load_image(path)
     h, w = img.rgb.shape[:2]
@@ -469,7 +471,8 @@ class Trainer:
     def _assemble(self, net, history, policy, vgg_source, content_names, stylize_fn, save_weights):
         tf = import_tensorflow()[0]
 
-        from blogroto.images import load_image, resize_long_side
+        from blogroto.imaging.decode import load_image
+        from blogroto.imaging.resize import resize_long_side
 
         cfg, p = self.cfg, self.p
         partial = self.out_dir / f".{cfg.name}.partial"
@@ -550,7 +553,8 @@ EXAMPLE_SIDE = 768  # the before/after example's long side; the preview is the a
 
 
 def save_artwork(folder: Path, artwork: Path) -> None:
-    from blogroto.images import load_image, resize_long_side
+    from blogroto.imaging.decode import load_image
+    from blogroto.imaging.resize import resize_long_side
 
     _save_jpeg(folder / DEFAULT_FILES["artwork"], resize_long_side(load_image(artwork), 1024).rgb)
 
@@ -607,7 +611,7 @@ def resize_long_side_array(rgb: np.ndarray, long_side: int) -> np.ndarray:
 
 def _save_jpeg(path: Path, rgb: np.ndarray, quality: int = 88) -> None:
     from blogroto.fsutil import atomic_write_bytes
-    from blogroto.images import encode_image
+    from blogroto.imaging.encode import encode_image
 
     atomic_write_bytes(path, encode_image(np.clip(rgb, 0, 1), None, "jpeg", quality))
 

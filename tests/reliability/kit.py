@@ -146,7 +146,7 @@ def make_fake_stylizer_class():
         calls: list[str] = []
 
         def stylize_array(self, rgb, flt, options, out=None):
-            from blogroto.images import to_uint8
+            from blogroto.imaging.pixels import to_uint8
 
             flt.fingerprint  # the real one reads the weights file; so does this
             if rgb.dtype == np.uint8:  # stylize_file hands 8-bit photos over as uint8
