@@ -1,45 +1,47 @@
-"""The build pipeline: a Jekyll site in, a complete copy of it out, with stylized images and credits.
-
-    report = Builder("site/", BuildOptions()).build()          # full scan
-    report = builder.build(paths=["site/_posts/x.md"])          # only what these changed files affect
-
-The author's files are never written. The output (default `SITE/_blogroto/site/`) is a tree that
-`jekyll build` builds like the source: unchanged files are hard links (copies across file
-systems), documents with `algorotoscope:` front matter are rewritten, stylized images go to
-`assets/algorotoscope/<stem>-<filter>-<hash>.<ext>`. blogroto never writes through a hard link
-(every output write replaces the name atomically), but an editor that saves a source file in
-place changes its output twin too: they are one file, which is what a mirror wants anyway.
-
-Speed on an unchanged site comes from the build manifest (one JSON file per output folder in the
-cache folder): for every source file the stat it had and the outputs (with their stats) it
-produced, for every stylized document the stats of the images it read. A no-op build is then a
-directory walk, a stat per output and a dict comparison: no file is read, hashed or parsed, and
-neither TensorFlow nor Pillow nor Jinja2 is imported.
-
-Phases of a build: scan -> plan the changed documents (parse, find and resolve image references)
--> hash local images / fetch remote ones -> look up the output cache -> stylize the misses (TF is
-imported here, and only if there is a miss) -> write documents, images and links -> remove
-outputs whose sources vanished -> save the manifest.
-"""
+"""One build run, stage by stage: scan -> plan -> images -> stylize -> emit -> catalog -> remove stale
+-> save (`Run.execute`)."""
 
 from __future__ import annotations
 
-import contextlib
+from typing import TYPE_CHECKING
+
+from blogroto.build.figures import wrap_figures
+from blogroto.build.files import kind_name, opaque_png, walk_files, walk_one
+from blogroto.build.front_matter import front_matter_refs, rewrite_front_matter
+from blogroto.build.manifest import (
+    MANIFEST_FORMAT,
+    load_manifest,
+    stat_or_none,
+    stat_sig,
+)
+from blogroto.build.output import OUTPUT_MARKER
+from blogroto.build.plan import (
+    FORMAT_OF_EXT,
+    IMAGES_DIR,
+    SCHEME_RE,
+    SHORT_HASH,
+    STEM_RE,
+    Job,
+    Plan,
+    Ref,
+    Target,
+)
+from blogroto.build.report import BuildReport
+
+if TYPE_CHECKING:  # pragma: no cover
+    from blogroto.build.api import Builder
+
 import errno
-import fcntl
 import hashlib
 import json
-import math
 import os
 import re
 import stat as stat_mod
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Iterable
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 import blogroto
 from blogroto.errors import (
@@ -54,518 +56,18 @@ from blogroto.fsutil import (
     OwnedTree,
     TreeVanishedError,
     describe_os_error,
-    file_lock,
     is_safe_rel,
 )
 from blogroto.imaging.sniff import raster_format
-from blogroto.safeyaml import FastDumper, FastLoader
 from blogroto.site.config import (
-    CREDITS_KEY,
     FRONT_MATTER_KEY,
-    IMAGES_KEY,
-    PostOptions,
     parse_post_options,
 )
-from blogroto.site.documents import Document, read_document
-from blogroto.site.model import NEVER_COPIED, Site, SourceFile
+from blogroto.site.documents import read_document
+from blogroto.site.model import Site, SourceFile
 
-MANIFEST_FORMAT = 2  # 2: symlinks are published as what they point to; manifests are validated on load
-MANIFEST_DIR = "builds"
-OUTPUT_MARKER = ".blogroto-output"  # marks a folder blogroto owns, so it may delete files in it
-IMAGES_DIR = "assets/algorotoscope"
-LOCK_NAME = "build.lock"
-SHORT_HASH = 10
 
-_FORMAT_OF_EXT = {"jpg": "jpeg", "jpeg": "jpeg", "png": "png", "webp": "webp"}
-_STEM_RE = re.compile(r"[^A-Za-z0-9._-]+")
-_IMAGE_NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,250}")
-_STYLIZED_NAME_RE = re.compile(r"[A-Za-z0-9._-]+-([0-9a-f]{%d})\.([a-z0-9]{1,10})" % SHORT_HASH)
-_HEX_RE = re.compile(r"[0-9a-f]{8,128}")
-_EXT_RE = re.compile(r"[a-z0-9]{1,10}")
-_SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
-
-
-# --------------------------------------------------------------------------------------------
-# public API
-
-
-@dataclass
-class BuildOptions:
-    out: str | Path | None = None  # output folder (default: the config's, else SITE/_blogroto/site)
-    cache: str | Path | None = None  # cache folder (default: the config's, else SITE/.blogroto-cache)
-    drafts: bool = False  # also stylize _drafts/
-    force: bool = False  # ignore the build manifest: re-read every file, re-check every output
-    jobs: int = 1  # threads for fetching remote images; stylizing stays serial (TF uses every core)
-    prune: bool = False  # afterwards remove cache entries and output images nothing references
-    check: bool = False  # write nothing; report what would change in `would_change`
-    progress: bool = False  # tqdm bar while stylizing
-    log: Callable[[str], None] | None = None  # verbose per-file messages
-    refresh_remote: bool = False  # forget remembered remote failures, revalidate cached remote images now
-
-
-@dataclass
-class BuildReport:
-    posts: int = 0  # documents with algorotoscope front matter built without error (incl. up to date)
-    posts_rebuilt: int = 0  # of those, documents re-processed by this build
-    images_stylized: int = 0
-    cache_hits: int = 0
-    bytes_in: int = 0  # the stylized images' sources, in the documents this build wrote
-    bytes_out: int = 0  # what a browser fetches for them at full width (the first format of a preset)
-    warnings: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    written: list[str] = field(default_factory=list)  # output paths (relative to out) written or linked
-    removed: list[str] = field(default_factory=list)  # output paths removed
-    would_change: list[str] = field(default_factory=list)  # check mode: output paths that would change
-    would_change_posts: list[str] = field(default_factory=list)  # check mode: documents (as named) among them
-    missing: list[str] = field(default_factory=list)  # those warnings that name an image that is not there
-    failed: list[str] = field(default_factory=list)  # source paths of documents that failed
-    out_dir: Path | None = None
-    pruned: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
-    def summary(self, warnings: int | None = None, errors: int | None = None) -> str:
-        """The one-line summary. `warnings`/`errors` override the counts where a caller judged the
-        report (`--strict` counts warnings as errors), so the line agrees with the exit status."""
-        from blogroto.ui import plural
-
-        warnings = len(self.warnings) if warnings is None else warnings
-        errors = len(self.errors) if errors is None else errors
-        sizes = ""
-        if self.bytes_in:
-            saved = self.bytes_in - self.bytes_out
-            sizes = (f", images {_mb(self.bytes_in)} -> {_mb(self.bytes_out)} "
-                     f"({'saved ' + _mb(saved) if saved >= 0 else _mb(-saved) + ' more'})")
-        return (f"{plural(self.posts, 'post')}, {plural(self.images_stylized, 'image')} stylized, "
-                f"{plural(self.cache_hits, 'cache hit')}, {plural(warnings, 'warning')}, "
-                f"{plural(errors, 'error')}{sizes}, {self.seconds:.2f}s")
-
-
-def _mb(n: int) -> str:
-    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.0f} kB"
-
-
-@dataclass
-class GcReport:
-    cache_entries_removed: int = 0
-    output_images_removed: list[str] = field(default_factory=list)
-    remote_removed: int = 0
-    left_alone: int = 0  # files blogroto did not record writing (or changed since): never deleted
-    warnings: list[str] = field(default_factory=list)
-
-
-# --------------------------------------------------------------------------------------------
-# internal records
-
-
-@dataclass
-class _Target:
-    """Where an image reference points: a site file or a remote URL."""
-
-    local: str | None = None  # site-relative path
-    url: str | None = None
-    stem: str = "image"
-
-
-@dataclass(eq=False)
-class _Job:
-    """One stylized output image (shared by every reference to the same source, filter, options)."""
-
-    key: str
-    ext: str
-    name: str
-    flt: Any
-    style: Any  # stylize.StyleOptions
-    source: Path | bytes
-    label: str
-    cached: Path | None = None
-    failed: str | None = None
-    fatal: bool = False  # the filter itself is broken (not just this image): the document fails
-    xmp: bytes | None = None  # credit metadata embedded in the file (blogroto.credits.xmp.xmp_for)
-    animation: Any = None  # site.AnimationSettings when the source is animated (blogroto.animation)
-    video: bool = False  # an MP4/WebM stylized by blogroto.video (with `animation`'s settings)
-
-
-@dataclass
-class _Ref:
-    where: str  # "body" | "front"
-    raw: str  # the path as written (bare, Liquid stripped by the references module)
-    line: int | None
-    handle: Any  # references-module object, or front-matter locator
-    target: _Target | None = None
-    job: _Job | None = None
-    new: str | None = None
-    images: Any = None  # responsive.ImageSet: the body reference becomes srcset/<picture>
-    card: Any = None  # responsive.Variant: the social card the `image:` key points at instead
-
-
-@dataclass
-class _Plan:
-    doc: Document
-    display: str
-    options: PostOptions
-    flt: Any
-    refs: list[_Ref]
-    deps: dict[str, list[int]]
-    remote: list[str]
-    liquid: bool
-    warned: bool = False
-    remote_warnings: list[str] = field(default_factory=list)  # remembered/unreachable remote images
-
-
-# --------------------------------------------------------------------------------------------
-
-
-class Builder:
-    """A reusable build of one site. Keep it around (a watcher does): it keeps the `Stylizer`, and
-    with it the loaded networks, warm between builds."""
-
-    def __init__(self, site_dir: str | Path, options: BuildOptions | None = None):
-        self.site_dir = Path(site_dir)
-        self.options = options or BuildOptions()
-        self.stylizer = None  # blogroto.engine.stylize.Stylizer, created on the first cache miss
-        self.site: Site | None = None
-        self._library = None
-        self._library_key = None
-        self._renderer = None
-
-    # -- helpers shared by build and gc -----------------------------------------------------
-
-    def load_site(self) -> Site:
-        self.site = Site(self.site_dir, output=self.options.out, cache=self.options.cache)
-        return self.site
-
-    def _display(self, rel: str) -> str:
-        """A path for messages: as the author named the site on the command line."""
-        return str(self.site_dir / rel)
-
-    def _manifest_path(self, site: Site) -> Path:
-        digest = hashlib.sha256(str(site.settings.output).encode()).hexdigest()[:16]
-        return site.settings.cache / MANIFEST_DIR / f"{digest}.json"
-
-    def _library_for(self, site: Site):
-        from blogroto.filters import FilterLibrary
-
-        # A fresh library per build: filter folders may have changed since the last one (a
-        # watcher's builds). The Stylizer's warm networks are keyed by weights fingerprint, so an
-        # unchanged filter still finds its loaded network.
-        if self._library is None or self._library_key is not site:
-            self._library = FilterLibrary(site_dirs=list(site.settings.filter_dirs))
-            self._library_key = site
-        return self._library
-
-    def _credit_renderer(self, site: Site):
-        from blogroto.credits.render import CreditRenderer
-
-        s = site.settings
-        self._renderer = CreditRenderer(site.root, credit_template=s.credit_template,
-                                        figcaption_template=s.figcaption_template)
-        return self._renderer
-
-    # -- the build --------------------------------------------------------------------------
-
-    def build(self, paths: Iterable[str | Path] | None = None) -> BuildReport:
-        """Build the output; returns what happened. Raises ConfigError for site-wide problems.
-
-        `paths=None` walks the whole site (still cheap: unchanged files cost a stat each).
-        `paths=[...]` (a watcher's changed files or folders, existing or deleted) trusts the
-        build manifest for every other file: only documents that are, or depend on, those paths
-        are re-read. Changes to _config.yml, credit templates or a used filter are noticed either
-        way. Without a manifest (first build) it walks the whole site.
-        """
-        started = time.perf_counter()
-        site = self.load_site()
-        report = BuildReport(out_dir=site.settings.output)
-        report.warnings.extend(site.warnings)
-        try:
-            if self.options.check:
-                _Run(self, site, report).execute(paths)
-            else:
-                with file_lock(site.settings.cache / LOCK_NAME), _output_lock(site.settings.output):
-                    self._execute_recovering(site, report, paths)
-                    if self.options.prune:
-                        gc = self._gc_locked(site)
-                        report.pruned = gc.cache_entries_removed + len(gc.output_images_removed)
-                        report.warnings.extend(w for w in gc.warnings if w not in report.warnings)
-        except OSError as exc:
-            # A file-system fault outside the atomic writers (mkdir on a read-only or full disk,
-            # an I/O error): one clear line, not a traceback. Nothing is torn: writes are atomic.
-            fault = BlogrotoError(describe_os_error(exc), exc.filename or site.settings.output)
-            fault.partial_report = report  # what failed before the fault: the CLI prints it
-            raise fault from exc
-        except BlogrotoError as exc:
-            # A fault that stops the build (the manifest cannot be written on a full disk): the
-            # documents that failed before it must still be reported, not only under -v.
-            exc.partial_report = report
-            raise
-        report.seconds = time.perf_counter() - started
-        return report
-
-    def _execute_recovering(self, site: Site, report: BuildReport, paths) -> None:
-        """One build; when the output folder (or its marker) vanished while it ran, the output is
-        incomplete: build once more from scratch, else fail with a clear message. Either way the
-        manifest of the incomplete output is never saved, so the next build starts clean."""
-        run = _Run(self, site, report)
-        try:
-            run.execute(paths)
-            return
-        except TreeVanishedError as exc:
-            reclaim = run.reclaim_identity()
-            self._drop_manifest(site)
-            first = exc
-        # Start the report over (the first try's messages describe an output that is gone).
-        report.__dict__.update(BuildReport(out_dir=site.settings.output).__dict__)
-        report.warnings.extend(site.warnings)
-        report.warnings.append(f"{first}; building it again from scratch")
-        retry = _Run(self, site, report, fresh=True, reclaim=reclaim)
-        try:
-            # When the folder itself was removed, the retry makes a new one: lock that one too (the
-            # same folder is already locked by this process; flock again would wait for ourselves).
-            with _output_lock(site.settings.output) if reclaim is None else contextlib.nullcontext():
-                retry.execute(None)
-        except TreeVanishedError as exc:
-            self._drop_manifest(site)
-            raise BlogrotoError("the output folder was removed or emptied during the build, twice; it is "
-                                "incomplete: run the build again when nothing else deletes it",
-                                site.settings.output) from exc
-
-    def _drop_manifest(self, site: Site) -> None:
-        tree = OwnedTree(site.settings.cache, "cache")
-        try:
-            tree.remove(tree.rel_of(self._manifest_path(site)))
-        except BlogrotoError:
-            pass
-
-    # -- garbage collection -----------------------------------------------------------------
-
-    def gc(self) -> GcReport:
-        site = self.load_site()
-        with file_lock(site.settings.cache / LOCK_NAME):
-            return self._gc_locked(site)
-
-    def _gc_locked(self, site: Site) -> GcReport:
-        """Remove cache entries and output images that no manifest of this cache references.
-
-        Deletes only what blogroto recorded writing, with its hash unchanged (the cache's
-        EntryLedger), through OwnedTrees (never through a symlink, never outside the folders):
-        whatever else lies in the cache or output folder is left alone.
-        """
-        from blogroto.cache import OutputCache
-
-        report = GcReport()
-        warn = report.warnings.append
-        keep_objects: set[Path] = set()
-        keep_remote: set[str] = set()
-        cache = OutputCache(site.settings.cache, warn=warn)
-        ctree = cache.tree
-        own_path = self._manifest_path(site)
-        own = _load_manifest(own_path, warn)
-        for name, st in ctree.scan(MANIFEST_DIR):
-            if not name.endswith(".json") or not stat_mod.S_ISREG(st.st_mode):
-                continue
-            data = own if f"{MANIFEST_DIR}/{name}" == ctree.rel_of(own_path) else \
-                _load_manifest(site.settings.cache / MANIFEST_DIR / name, warn)
-            for key, ext in data.get("images", {}).values():
-                keep_objects.add(cache.path_for(key, ext))
-            for entry in data.get("files", {}).values():
-                keep_remote.update(entry.get("remote", ()))
-        report.cache_entries_removed = cache.remove_except(keep_objects)
-        report.left_alone += cache.unrecorded
-        # Remote bodies are cached by URL; keep those some document still references.
-        from blogroto.remote import REMOTE_DIR
-
-        # A download's records (`.json`: when fetched, ETag; `.failed.json`: a remembered failure)
-        # are kept with it.
-        keep_remote_rels = set()
-        for url in keep_remote:
-            digest = hashlib.sha256(url.encode("utf-8")).hexdigest()
-            for suffix in ("", ".json", ".failed.json"):
-                keep_remote_rels.add(f"{REMOTE_DIR}/{digest[:2]}/{digest}{suffix}")
-        for sub, sst in ctree.scan(REMOTE_DIR):
-            if not stat_mod.S_ISDIR(sst.st_mode):
-                continue
-            for name, st in ctree.scan(f"{REMOTE_DIR}/{sub}"):
-                rel = f"{REMOTE_DIR}/{sub}/{name}"
-                if rel in keep_remote_rels or not stat_mod.S_ISREG(st.st_mode):
-                    continue
-                if not cache.ledger.matches(rel, rehash=False):
-                    report.left_alone += 1  # not a download blogroto recorded: never deleted
-                    continue
-                if ctree.remove(rel):
-                    report.remote_removed += 1
-                cache.ledger.forget(rel)
-            ctree.remove_empty_dirs(f"{REMOTE_DIR}/{sub}")
-        # Output images: stylized images in assets/algorotoscope/ this output's manifest does not
-        # name, and only those that are copies of a cache entry blogroto recorded (same hash).
-        otree = OwnedTree(site.settings.output, "output", warn=warn)
-        marker = otree.lstat(OUTPUT_MARKER) if site.settings.output.is_dir() else None
-        if marker is not None and stat_mod.S_ISREG(marker.st_mode):
-            wanted = set(own.get("images", {}))
-            by_short: dict[tuple[str, str], list[str]] = {}
-            for rel in cache.ledger.entries:
-                if rel.startswith("objects/"):
-                    stem, ext = rel.rsplit("/", 1)[-1].rsplit(".", 1)
-                    by_short.setdefault((stem[:SHORT_HASH], ext), []).append(rel)
-            for name, st in otree.scan(IMAGES_DIR):
-                rel = f"{IMAGES_DIR}/{name}"
-                m = _STYLIZED_NAME_RE.fullmatch(name)
-                if (m is None or not stat_mod.S_ISREG(st.st_mode) or name in wanted or _source_owns(own, rel)):
-                    continue
-                if not self._made_by_blogroto(otree, rel, st, cache, by_short.get((m.group(1), m.group(2)), [])):
-                    report.left_alone += 1
-                    continue
-                if otree.remove(rel):
-                    report.output_images_removed.append(rel)
-        for rel in list(cache.ledger.entries):
-            if ctree.lstat(rel) is None:
-                cache.ledger.forget(rel)  # removed by someone else: nothing left to vouch for
-        cache.ledger.save()
-        return report
-
-    @staticmethod
-    def _made_by_blogroto(otree: OwnedTree, rel: str, st: os.stat_result, cache, candidates: list[str]) -> bool:
-        """Whether an output file is a link to, or a copy of, a cache entry blogroto recorded."""
-        sha = None
-        for crel in candidates:
-            rec = cache.ledger.get(crel)
-            if rec is None or rec[0] != st.st_size:
-                continue
-            if rec[2] == st.st_ino and rec[1] == st.st_mtime_ns:
-                return True
-            if sha is None:
-                try:
-                    with otree.open_read(rel) as handle:
-                        sha = hashlib.file_digest(handle, "sha256").hexdigest()
-                except (OSError, BlogrotoError):
-                    return False
-            if sha == rec[3]:
-                return True
-        return False
-
-
-def _source_owns(manifest: dict, out_rel: str) -> bool:
-    """Whether `out_rel` is a copy of a source file (an author's own file under assets/algorotoscope/)."""
-    return out_rel in manifest.get("files", {})
-
-
-def _load_manifest(path: Path, warn: Callable[[str], None] | None = None) -> dict:
-    """A build manifest from the cache folder, validated: the cache is untrusted input (CI restores
-    it), so every path in it must be a plain relative path inside the output, every key and
-    signature well formed. Anything else is dropped with one warning, never acted on."""
-    try:
-        tree = OwnedTree(path.parent.parent, "cache")
-        raw = tree.read_record(tree.rel_of(path))
-    except FileNotFoundError:
-        return {}
-    except (OSError, BlogrotoError) as exc:
-        if warn is not None and not isinstance(exc, FileNotFoundError):
-            warn(f"{path}: cannot read the build manifest ({getattr(exc, 'strerror', None) or exc}); ignored")
-        return {}
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        if warn is not None:
-            warn(f"{path}: the build manifest is not valid JSON; ignored")
-        return {}
-    if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
-        return {}
-    dropped: list[str] = []
-    clean = _clean_manifest(data, dropped)
-    if dropped and warn is not None:
-        shown = ", ".join(repr(d) for d in dropped[:3]) + (f" and {len(dropped) - 3} more" if len(dropped) > 3 else "")
-        warn(f"{path}: ignored {len(dropped)} build manifest entries that name paths outside the output or are "
-             f"malformed: {shown}")
-    return clean
-
-
-def _is_sig(value, n: int = 3) -> bool:
-    return isinstance(value, list) and len(value) == n and all(type(v) is int for v in value)
-
-
-def _clean_manifest(data: dict, dropped: list[str]) -> dict:
-    out: dict[str, Any] = {"format": MANIFEST_FORMAT}
-    for key in ("global", "out"):
-        if isinstance(data.get(key), str):
-            out[key] = data[key]
-    images = {}
-    raw_images = data.get("images") if isinstance(data.get("images"), dict) else {}
-    for name, value in raw_images.items():
-        if (isinstance(name, str) and _IMAGE_NAME_RE.fullmatch(name) and isinstance(value, list) and len(value) == 2
-                and isinstance(value[0], str) and _HEX_RE.fullmatch(value[0])
-                and isinstance(value[1], str) and _EXT_RE.fullmatch(value[1])):
-            images[name] = value
-        else:
-            dropped.append(f"images/{name}")
-    out["images"] = images
-    sigs = data.get("image_sigs") if isinstance(data.get("image_sigs"), dict) else {}
-    out["image_sigs"] = {k: v for k, v in sigs.items() if k in images and (v is None or _is_sig(v))}
-    files = {}
-    raw_files = data.get("files") if isinstance(data.get("files"), dict) else {}
-    for rel, entry in raw_files.items():
-        if not (is_safe_rel(rel) and isinstance(entry, dict) and _is_sig(entry.get("st"))
-                and entry.get("k") in ("static", "doc", "failed")
-                and isinstance(entry.get("out", {}), dict)
-                and all(is_safe_rel(o) and (v is None or _is_sig(v)) for o, v in entry.get("out", {}).items())
-                and isinstance(entry.get("imgs", []), list) and all(i in images for i in entry.get("imgs", []))
-                and isinstance(entry.get("deps", {}), dict)
-                and all(is_safe_rel(d) and _is_sig(v, 2) for d, v in entry.get("deps", {}).items())
-                and isinstance(entry.get("remote", []), list) and all(isinstance(u, str) for u in entry.get("remote", []))
-                and (entry.get("flt") is None or isinstance(entry.get("flt"), str))
-                and (entry.get("recheck") is None or (type(entry.get("recheck")) in (int, float)
-                                                      and not math.isnan(entry["recheck"])))
-                and isinstance(entry.get("rwarn", []), list) and all(isinstance(w, str) for w in entry.get("rwarn", []))
-                and (entry.get("kind") is None or isinstance(entry.get("kind"), str))):
-            dropped.append(str(rel))
-            continue
-        files[rel] = entry
-    out["files"] = files
-    filters = data.get("filters")
-    out["filters"] = filters if isinstance(filters, dict) else {}
-    catalog = data.get("catalog")
-    if isinstance(catalog, dict):
-        cfiles = catalog.get("files")
-        if cfiles is not None and not (isinstance(cfiles, dict) and all(is_safe_rel(r) for r in cfiles)):
-            dropped.append("catalog/files")
-            catalog = {}
-        out["catalog"] = catalog
-    else:
-        out["catalog"] = {}
-    return out
-
-
-@contextlib.contextmanager
-def _output_lock(out: Path):
-    """An flock on the output folder itself, so builds sharing an output (even with different
-    caches) take turns. The folder is created here when missing (its parents too)."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EEXIST):
-            raise ConfigError("the output path exists and is not a folder", out) from exc
-        raise BlogrotoError(f"cannot use the output folder: {describe_os_error(exc)}", out) from exc
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
-def _sig(st: os.stat_result) -> list[int]:
-    return [st.st_size, st.st_mtime_ns, st.st_ino]
-
-
-def _stat(path: str | Path) -> os.stat_result | None:
-    try:
-        return os.stat(path, follow_symlinks=False)
-    except OSError:
-        return None
-
-
-class _Run:
+class Run:
     """The state of one build (kept off the Builder so builds never leak state into each other)."""
 
     def __init__(self, builder: Builder, site: Site, report: BuildReport, *, fresh: bool = False,
@@ -584,7 +86,7 @@ class _Run:
         self.ctree = OwnedTree(self.cache_dir, "cache", warn=self._tree_warn)
         self.reclaim = reclaim  # the identity of our own output folder whose marker vanished last try
         self.manifest_path = builder._manifest_path(site)
-        self.old = {} if self.opts.force or fresh else _load_manifest(self.manifest_path, report.warnings.append)
+        self.old = {} if self.opts.force or fresh else load_manifest(self.manifest_path, report.warnings.append)
         self.old_files: dict[str, dict] = self.old.get("files", {})
         self.new_files: dict[str, dict] = {}
         self.images: dict[str, list[str]] = {}  # output image name -> [cache key, ext]
@@ -592,7 +94,7 @@ class _Run:
         self._out_stats: dict[str, os.stat_result | None] = {}
         self._stat_index = None
         self._cache = None
-        self._jobs: dict[tuple, _Job] = {}
+        self._jobs: dict[tuple, Job] = {}
         self._sets: dict[tuple, Any] = {}  # (job key, preset) -> responsive.ImageSet or None
         self._variant_files: dict[str, tuple[str, str, Path]] = {}  # name -> (cache key, ext, cache path)
         self._filter_sigs: dict[str, Any] = {}
@@ -613,7 +115,7 @@ class _Run:
         if self.opts.log:
             self.opts.log(message)
 
-    def warn(self, message: str, rel: str | None = None, line: int | None = None, plan: _Plan | None = None) -> str:
+    def warn(self, message: str, rel: str | None = None, line: int | None = None, plan: Plan | None = None) -> str:
         text = str(BlogrotoError(message, self.b._display(rel) if rel else None, line))
         self.report.warnings.append(text)
         if plan is not None:
@@ -715,11 +217,11 @@ class _Run:
         parts: list[Any] = [blogroto.__version__, blogroto.ENGINE_VERSION, self.opts.drafts, str(self.out),
                             site.baseurl]
         if site.config_path:
-            parts.append(_sig(site.config_path.stat()))
+            parts.append(stat_sig(site.config_path.stat()))
         renderer = self.b._credit_renderer(site)
         for path in renderer.template_files():
-            st = _stat(path)
-            parts.append([str(path), _sig(st) if st else None])
+            st = stat_or_none(path)
+            parts.append([str(path), stat_sig(st) if st else None])
         # The filters are not in here: each document depends on its own filter only (_filter_sig),
         # so a filter being trained or added elsewhere does not rebuild every post.
         parts.append([str(d) for d in self.b._library_for(site).search_dirs])
@@ -768,7 +270,7 @@ class _Run:
                     if sf.rel.startswith(rel + "/"):
                         sources[sf.rel] = sf
             elif full.exists() or full.is_symlink():
-                for sf in _walk_one(site, rel, self.opts.drafts):
+                for sf in walk_one(site, rel, self.opts.drafts):
                     sources[sf.rel] = sf
         return sources
 
@@ -776,7 +278,7 @@ class _Run:
         try:
             return self._out_stats[rel]
         except KeyError:
-            st = self._out_stats[rel] = _stat(f"{self.out_str}/{rel}")  # str, not Path: this runs per file
+            st = self._out_stats[rel] = stat_or_none(f"{self.out_str}/{rel}")  # str, not Path: this runs per file
             return st
 
     def _up_to_date(self, sf: SourceFile, prev: dict) -> bool:
@@ -800,13 +302,13 @@ class _Run:
                 return False
         for rel, osig in prev.get("out", {}).items():
             st = self._out_stat(rel)
-            if st is None or _sig(st) != osig:
+            if st is None or stat_sig(st) != osig:
                 return False
         for name in prev.get("imgs", ()):
             rel = f"{IMAGES_DIR}/{name}"
             osig = self.old.get("image_sigs", {}).get(name)
             st = self._out_stat(rel)
-            if st is None or _sig(st) != osig:
+            if st is None or stat_sig(st) != osig:
                 return False
         return True
 
@@ -814,7 +316,7 @@ class _Run:
 
     def _record(self, rel: str, sf: SourceFile, kind: str, outputs: Iterable[str], **extra) -> None:
         entry = {"st": sf.sig, "k": kind, "kind": sf.kind,
-                 "out": {o: (_sig(st) if (st := _stat(self.out / o)) else None) for o in outputs}}
+                 "out": {o: (stat_sig(st) if (st := stat_or_none(self.out / o)) else None) for o in outputs}}
         entry.update(extra)
         self.new_files[rel] = entry
         self.changed = True
@@ -886,7 +388,7 @@ class _Run:
 
     # -- planning documents -----------------------------------------------------------------
 
-    def _plan(self, candidates: list[SourceFile]) -> list[_Plan]:
+    def _plan(self, candidates: list[SourceFile]) -> list[Plan]:
         plans = []
         for sf in candidates:
             try:
@@ -920,7 +422,7 @@ class _Run:
         # The document is copied unchanged so the output still builds; it is retried next time.
         self._emit_static(sf, kind="failed")
 
-    def _plan_one(self, sf: SourceFile) -> _Plan | None:
+    def _plan_one(self, sf: SourceFile) -> Plan | None:
         site = self.site
         with open(sf.path, "rb") as handle:
             head = handle.read(6)
@@ -950,14 +452,14 @@ class _Run:
         except FilterError as exc:
             raise FilterError(f"filter {options.filter!r}: {exc}", display, key_line) from exc
         liquid = doc.data.get("render_with_liquid", defaults.get("render_with_liquid", True)) is not False
-        plan = _Plan(doc, display, options, flt, [], {}, [], liquid)
+        plan = Plan(doc, display, options, flt, [], {}, [], liquid)
         self._collect_refs(plan, defaults)
         return plan
 
-    def _collect_refs(self, plan: _Plan, defaults: dict) -> None:
+    def _collect_refs(self, plan: Plan, defaults: dict) -> None:
         doc = plan.doc
         # front matter image keys (the social card among them)
-        for ref in _front_matter_refs(doc, self.site.settings.image_keys, defaults):
+        for ref in front_matter_refs(doc, self.site.settings.image_keys, defaults):
             plan.refs.append(ref)
         from blogroto import references
 
@@ -968,11 +470,11 @@ class _Run:
             if r.is_dynamic:
                 self.note(f"{plan.display}:{line}: skipping computed image path {r.path}")
                 continue
-            plan.refs.append(_Ref("body", r.path, line, r))
+            plan.refs.append(Ref("body", r.path, line, r))
         for ref in plan.refs:
             self._resolve(plan, ref)
 
-    def _resolve(self, plan: _Plan, ref: _Ref) -> None:
+    def _resolve(self, plan: Plan, ref: Ref) -> None:
         from blogroto.references import HTML_VIDEO
 
         raw = ref.raw.strip()
@@ -994,10 +496,10 @@ class _Run:
                 return
             if not site.settings.remote.enabled:
                 return
-            ref.target = _Target(url=raw)
+            ref.target = Target(url=raw)
             plan.remote.append(raw)
             return
-        if _SCHEME_RE.match(raw) and not re.match(r"^[A-Za-z]:[\\/]", raw):
+        if SCHEME_RE.match(raw) and not re.match(r"^[A-Za-z]:[\\/]", raw):
             if lower.startswith("file:"):
                 self.warn(f"refusing image reference {ref.raw!r}: it points outside the site", plan.doc.rel, ref.line, plan)
             return  # mailto:, javascript:, ... are not images we can stylize
@@ -1022,7 +524,7 @@ class _Run:
         if suffix == ".svg" or suffix == ".svgz":
             self.note(f"{plan.display}:{ref.line}: skipping vector image {ref.raw}")
             return  # vector images are left alone
-        ref.target = _Target(local=rel, stem=Path(rel).stem)
+        ref.target = Target(local=rel, stem=Path(rel).stem)
         src = self.sources.get(rel)
         if src is not None:
             plan.deps[rel] = src.sig[:2]
@@ -1032,7 +534,7 @@ class _Run:
 
     # -- images -----------------------------------------------------------------------------
 
-    def _prepare_images(self, plans: list[_Plan]) -> None:
+    def _prepare_images(self, plans: list[Plan]) -> None:
         from blogroto import references
         from blogroto.animation import ANIMATED_FORMATS
         from blogroto.cache import OutputCache, StatIndex, cache_key
@@ -1102,7 +604,7 @@ class _Run:
                     # an animation stays one, in its own format (the only ones that carry frames)
                     fmt, animation = fmt_in, self.site.settings.animation
                     options_key = {**pixel_key, "animation": asdict(animation)}
-                elif fmt == "png" and style.format is None and _opaque_png(source):
+                elif fmt == "png" and style.format is None and opaque_png(source):
                     # a stylized photo in PNG is several times the JPEG's size, for nothing
                     fmt, job_style = "jpeg", replace(style, format="jpeg")
                     options_key = job_style.pixel_key()
@@ -1117,9 +619,9 @@ class _Run:
                     xmp = xmp_for(plan.flt, name)
                     key = cache_key(image=sha, filter=plan.flt.fingerprint, options=options_key,
                                     engine=blogroto.ENGINE_VERSION, xmp=hashlib.sha256(xmp).hexdigest())
-                    stem = _STEM_RE.sub("-", t.stem).strip(".-") or "image"
+                    stem = STEM_RE.sub("-", t.stem).strip(".-") or "image"
                     name = f"{stem}-{plan.flt.slug}-{key[:SHORT_HASH]}.{ext}"
-                    job = _Job(key, ext, name, plan.flt, job_style, source,
+                    job = Job(key, ext, name, plan.flt, job_style, source,
                                label=ref.raw, cached=self._trusted_entry(key, ext, name), xmp=xmp,
                                animation=animation, video=is_video)
                     self._jobs[ident] = job
@@ -1137,7 +639,7 @@ class _Run:
         except OSError:
             return 1  # unreadable now: the stylizer reports it, naming the file
 
-    def _video_wanted(self, plan: _Plan, ref: _Ref, raw: str) -> bool:
+    def _video_wanted(self, plan: Plan, ref: Ref, raw: str) -> bool:
         """Whether a <video>/<source> reference is stylized at all; if not, says why. Remote videos
         are left as they are, never downloaded: the fetcher takes images only."""
         from blogroto import video
@@ -1208,7 +710,7 @@ class _Run:
             self._recheck.update(fetcher.recheck_at)
             fetcher.close()
 
-    def _remote_state(self, plan: _Plan) -> dict:
+    def _remote_state(self, plan: Plan) -> dict:
         """Manifest fields for a document's remote images: when the earliest is due to be fetched
         again (`recheck`, a time) and the warnings of those that could not be (`rwarn`)."""
         due = [t for u in set(plan.remote) if (t := self._recheck.get(u)) is not None]
@@ -1272,7 +774,7 @@ class _Run:
         bar.close()
         self._cache.ledger.save()
 
-    def _respond(self, plans: list[_Plan]) -> None:
+    def _respond(self, plans: list[Plan]) -> None:
         """Responsive sets for the stylized stills of documents that want them, and social cards for
         their `image:` keys (blogroto.responsive): each file derived from the stylized one, cached."""
         from blogroto import responsive
@@ -1313,13 +815,13 @@ class _Run:
 
         return cache_key(**parts, engine=blogroto.ENGINE_VERSION)
 
-    def _image_set(self, job: _Job, preset, quality: int):
+    def _image_set(self, job: Job, preset, quality: int):
         if (job.key, preset) in self._sets:
             return self._sets[(job.key, preset)]
         from blogroto import responsive
 
         size, alpha = responsive.image_size(job.cached)
-        images = responsive.plan_set(key=job.key, name=job.name, fmt=_FORMAT_OF_EXT.get(job.ext, job.ext),
+        images = responsive.plan_set(key=job.key, name=job.name, fmt=FORMAT_OF_EXT.get(job.ext, job.ext),
                                      size=size, alpha=alpha, preset=preset, quality=quality,
                                      cache_key=self._variant_key, short_hash=SHORT_HASH)
         kept = []
@@ -1333,7 +835,7 @@ class _Run:
         self._sets[(job.key, preset)] = images if kept else None
         return self._sets[(job.key, preset)]
 
-    def _derive(self, job: _Job, variant, *, crop: bool = False) -> bool:
+    def _derive(self, job: Job, variant, *, crop: bool = False) -> bool:
         """Make sure the cache holds `variant` of the stylized `job` (in check mode: say it would
         change). False when it is not there to publish."""
         if variant.key == job.key:
@@ -1355,7 +857,7 @@ class _Run:
 
     # -- documents --------------------------------------------------------------------------
 
-    def _new_path(self, plan: _Plan, ref: _Ref, name: str) -> str:
+    def _new_path(self, plan: Plan, ref: Ref, name: str) -> str:
         """The replacement for a reference's bare path, in the author's style."""
         new_root = f"/{IMAGES_DIR}/{name}"
         raw = ref.raw.strip()
@@ -1378,7 +880,7 @@ class _Run:
         # No spaces inside the tag: a space would end a bare Markdown destination.
         return "{{site.baseurl}}" + new_root if plan.liquid else baseurl + new_root
 
-    def _emit_document(self, plan: _Plan) -> None:
+    def _emit_document(self, plan: Plan) -> None:
         doc = plan.doc
         sf = self.sources[doc.rel]
         used = []
@@ -1437,19 +939,19 @@ class _Run:
         self.report.posts += 1
         self.report.posts_rebuilt += 1
 
-    def _count_bytes(self, plan: _Plan) -> None:
+    def _count_bytes(self, plan: Plan) -> None:
         """Source bytes against what a browser fetches at full width, for the build summary."""
         for ref in {id(r.job): r for r in plan.refs if r.new and r.job is not None and r.where == "body"}.values():
             job = ref.job
             served = ref.images.by_format[0][1][-1] if ref.images else None
             path = self._variant_files[served.name][2] if served and served.key != job.key else job.cached
-            src = _stat(job.source) if isinstance(job.source, Path) else None
-            out = _stat(path) if path is not None else None
+            src = stat_or_none(job.source) if isinstance(job.source, Path) else None
+            out = stat_or_none(path) if path is not None else None
             if out is not None and (src is not None or isinstance(job.source, bytes)):
                 self.report.bytes_in += src.st_size if src is not None else len(job.source)
                 self.report.bytes_out += out.st_size
 
-    def _render_document(self, plan: _Plan, stylized: bool) -> str | None:
+    def _render_document(self, plan: Plan, stylized: bool) -> str | None:
         """The rewritten text of a document, or None when it stays as it is."""
         if not stylized:
             return None
@@ -1467,7 +969,7 @@ class _Run:
             new_for = {(r.handle.start, r.handle.end): r.new for r in body_refs}
             body = references.rewrite_image_refs(body, lambda ref: new_for.get((ref.start, ref.end)))
             if self.site.settings.figure:
-                body = _wrap_figures(doc.body, body, renderer, record, body_refs, markdown=doc.is_markdown)
+                body = wrap_figures(doc.body, body, renderer, record, body_refs, markdown=doc.is_markdown)
             sets = {r.job.name: r.images for r in body_refs if r.images}
             if sets:
                 body = responsive.rewrite_body(body, sets, IMAGES_DIR)
@@ -1476,7 +978,7 @@ class _Run:
         jsonld = document_jsonld(self.site, record, [(f"{IMAGES_DIR}/{r.job.name}", r.target.local, r.target.url)
                                                      for r in plan.refs if r.new and r.job is not None], doc.data)
         html = renderer.render_block(records, document={"path": doc.rel, "title": doc.data.get("title"),
-                                                        "kind": doc.kind, "kind_name": _kind_name(doc.kind)},
+                                                        "kind": doc.kind, "kind_name": kind_name(doc.kind)},
                                      jsonld=jsonld)
         body = place_credits(body, html, markdown=doc.is_markdown)
         front = [r for r in plan.refs if r.where == "front" and r.new]
@@ -1518,7 +1020,7 @@ class _Run:
         old.update((self.old.get("catalog") or {}).get("files") or ())
         if not self.old and self.out.is_dir():
             # No manifest (first build, --force, lost cache): find strays by walking the output.
-            old.update(_walk_files(self.out))
+            old.update(walk_files(self.out))
         for rel in sorted(old - wanted):
             if rel == OUTPUT_MARKER or not is_safe_rel(rel):
                 continue
@@ -1535,7 +1037,7 @@ class _Run:
         image_sigs = {}
         for name in self.images:
             st = self._out_stat(f"{IMAGES_DIR}/{name}")
-            image_sigs[name] = _sig(st) if st else None
+            image_sigs[name] = stat_sig(st) if st else None
         used = sorted({e["flt"] for e in self.new_files.values() if e.get("flt")})
         filters = {name: self._filter_sig(name) for name in used}
         data = {"format": MANIFEST_FORMAT, "global": self.glob, "out": str(self.out),
@@ -1545,289 +1047,3 @@ class _Run:
                 and filters == self.old.get("filters") and data["catalog"] == self.old.get("catalog", {})):
             return  # a no-op build writes nothing at all
         self.ctree.write_bytes(self.ctree.rel_of(self.manifest_path), json.dumps(data, separators=(",", ":")).encode())
-
-
-def _walk_one(site: Site, rel: str, drafts: bool):
-    path = site.root / rel
-    st = os.stat(path, follow_symlinks=False)
-    if any(Path(d) in path.parents or Path(d) == path for d in site.skipped_dirs()):
-        return
-    if any(part in NEVER_COPIED for part in rel.split("/")):
-        return
-    if stat_mod.S_ISLNK(st.st_mode):
-        # As Site.walk: published as what it points to when that is inside the site.
-        real = site.link_target(path)
-        if real is None:
-            site.warnings.append(f"{path}: not published: a symlink to {os.readlink(path)}, which is outside the "
-                                 f"site, missing or a loop (Jekyll skips it too)")
-            return
-        st = os.stat(real)
-        if stat_mod.S_ISDIR(st.st_mode):
-            yield from (sf for sf in site.walk(drafts) if sf.rel.startswith(rel + "/"))
-            return
-    if stat_mod.S_ISREG(st.st_mode):
-        yield SourceFile(rel, path, st, site=site, drafts=drafts)
-
-
-def _walk_files(root: Path) -> set[str]:
-    out = set()
-    for folder, dirs, files in os.walk(root):
-        for name in files + [d for d in dirs if os.path.islink(os.path.join(folder, d))]:
-            out.add(Path(os.path.join(folder, name)).relative_to(root).as_posix())
-    return out
-
-
-def _opaque_png(source: Path | bytes) -> bool:
-    """Whether a PNG has no transparency (colour type without alpha, no tRNS before the pixels),
-    read from its chunk headers; False when that cannot be told."""
-    if isinstance(source, Path):
-        try:
-            with open(source, "rb") as fh:
-                head = fh.read(1 << 18)
-        except OSError:
-            return False
-    else:
-        head = source[: 1 << 18]
-    if not head.startswith(b"\x89PNG\r\n\x1a\n") or len(head) < 33 or head[12:16] != b"IHDR" or head[25] in (4, 6):
-        return False
-    pos = 8
-    while pos + 8 <= len(head):
-        length, kind = int.from_bytes(head[pos:pos + 4], "big"), head[pos + 4:pos + 8]
-        if kind == b"tRNS":
-            return False
-        if kind == b"IDAT":
-            return True
-        pos += 12 + length
-    return False
-
-
-def _kind_name(kind: str) -> str:
-    return {"posts": "post", "drafts": "post", "pages": "page"}.get(kind, "page")
-
-
-# --------------------------------------------------------------------------------------------
-# references-module glue (blogroto.references finds and rewrites body references)
-
-
-def _wrap_figures(old_body: str, body: str, renderer, record: dict, refs: list[_Ref], *, markdown: bool) -> str:
-    """Wrap stylized images that stand alone on their line in <figure> with a credit caption.
-
-    The references module reports path spans, not element spans; the rewritten body parses back
-    to the same references in the same order, so the old and new lists are zipped to find where
-    each stylized path now is, and the element is its whole line (`![..](..)` or `<img ..>`).
-    Images sharing a line with other content are left unwrapped: a block <figure> inside a
-    paragraph would break it.
-    """
-    from blogroto import references
-
-    old = references.find_image_refs(old_body)
-    new = references.find_image_refs(body)
-    if len(old) != len(new):
-        return body
-    wanted = {(r.handle.start, r.handle.end): r for r in refs}
-    lines: dict[int, tuple[int, Any, Any]] = {}  # line start -> (line end, new ref, our ref)
-    per_line: dict[int, int] = {}
-    for o, n in zip(old, new):
-        start = body.rfind("\n", 0, n.start) + 1
-        per_line[start] = per_line.get(start, 0) + 1
-        ours = wanted.get((o.start, o.end))
-        if ours is not None and n.kind in (references.MD_INLINE, references.HTML_SRC):
-            end = body.find("\n", n.end)
-            lines[start] = (len(body) if end < 0 else end, n, ours)
-    out, last = [], 0
-    for start in sorted(lines):
-        end, n, ours = lines[start]
-        line = body[start:end].rstrip("\r")
-        is_md = n.kind == references.MD_INLINE
-        if per_line[start] != 1 and not (not is_md and per_line[start] > 1 and line.count("<img") == 1):
-            continue  # more than one image on the line (srcset candidates of one <img> are fine)
-        if is_md and not (markdown and line.startswith("![") and line.rstrip().endswith((")", "}"))):
-            continue
-        if not is_md and not (line.startswith("<img") and line.rstrip().endswith(">") and line.count("<") == 1):
-            continue
-        alt = n.alt
-        title = n.title
-        fig = renderer.wrap_figure(line.rstrip(), record, alt=alt, title=title)
-        before = "" if start == 0 or body[:start].endswith(("\n\n", "\r\n\r\n")) else "\n"
-        after = "" if body[end:].startswith(("\n\n", "\r\n\r\n")) or end >= len(body) else "\n"
-        out.append(body[last:start])
-        out.append(before + fig + after)
-        last = start + len(line)
-    out.append(body[last:])
-    return "".join(out)
-
-
-# --------------------------------------------------------------------------------------------
-# front matter
-
-
-@dataclass
-class _FrontLoc:
-    key: str  # top-level key
-    node: Any  # yaml ScalarNode in the document's own front matter, or None when from defaults
-    path: tuple  # how to reach the value inside data[key]: () or ("path",) or (index, "image") ...
-    default: Any = None  # the whole value from `defaults:` when the document does not set the key
-
-
-def _front_matter_refs(doc: Document, keys: tuple[str, ...], defaults: dict) -> list[_Ref]:
-    """References in the image keys of the front matter, with the YAML nodes that hold them."""
-    refs: list[_Ref] = []
-    own = {k for k in keys if k in doc.data}
-    node = None
-    if own:
-        node = yaml.compose(doc.yaml_text, Loader=FastLoader)
-    first = doc.yaml_line
-    top = {}
-    if isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            if isinstance(k, yaml.ScalarNode):
-                top[k.value] = v
-
-    def add(key, value, vnode, path, own_key=True, default=None):
-        if isinstance(value, str) and value.strip():
-            line = first + vnode.start_mark.line if vnode is not None else None
-            refs.append(_Ref("front", value, line, _FrontLoc(key, vnode, path, None if own_key else default)))
-
-    def child(vnode, name):
-        if isinstance(vnode, yaml.MappingNode):
-            for k, v in vnode.value:
-                if isinstance(k, yaml.ScalarNode) and k.value == name:
-                    return v
-        return None
-
-    for key in keys:
-        own_key = key in doc.data
-        if own_key:
-            value, vnode = doc.data[key], top.get(key)
-        elif key in defaults:
-            value, vnode = defaults[key], None
-        else:
-            continue
-        default = value
-        if isinstance(value, str):
-            add(key, value, vnode, (), own_key, default)
-        elif isinstance(value, dict):
-            for sub in ("path", "image", "url"):
-                if isinstance(value.get(sub), str):
-                    add(key, value[sub], child(vnode, sub), (sub,), own_key, default)
-                    break
-        elif isinstance(value, list):
-            items = vnode.value if isinstance(vnode, yaml.SequenceNode) else [None] * len(value)
-            for i, (item, inode) in enumerate(zip(value, items)):
-                if isinstance(item, str):
-                    add(key, item, inode, (i,), own_key, default)
-                elif isinstance(item, dict):
-                    for sub in ("image", "path", "url"):
-                        if isinstance(item.get(sub), str):
-                            add(key, item[sub], child(inode, sub), (i, sub), own_key, default)
-                            break
-    return refs
-
-
-def _yaml_scalar(value: str, style: str | None, flow: bool) -> str:
-    if style == "'":
-        return "'" + value.replace("'", "''") + "'"
-    if style == '"':
-        return json.dumps(value, ensure_ascii=False)
-    plain_ok = (re.fullmatch(r"[A-Za-z0-9_./~%+@-][^#:\s,\[\]{}]*", value) is not None
-                and not value.startswith(("@", "%"))
-                and yaml.load(value, Loader=FastLoader) == value)
-    if flow and any(c in value for c in ",[]{}"):
-        plain_ok = False
-    return value if plain_ok else json.dumps(value, ensure_ascii=False)
-
-
-def _set_in(data: dict, key: str, path: tuple, value: str) -> None:
-    if not path:
-        data[key] = value
-        return
-    target = data[key]
-    for p in path[:-1]:
-        target = target[p]
-    target[path[-1]] = value
-
-
-def rewrite_front_matter(doc: Document, refs: list[_Ref], credits: list[dict], images: dict | None = None) -> str:
-    """The document's YAML text with the image values replaced and `algorotoscope_credits` added
-    (and `algorotoscope_images`, when front-matter images have responsive data for layouts).
-
-    Edits the author's text in place (comments, order and quoting survive); only when the result
-    would not parse back to the intended data does it fall back to dumping the whole mapping.
-    """
-    import copy
-
-    yaml_text = doc.yaml_text
-    nl = "\r\n" if "\r\n" in yaml_text else "\n"
-    expected = copy.deepcopy(doc.data)
-    edits: list[tuple[int, int, str]] = []
-    added: dict[str, Any] = {}
-    for ref in refs:
-        loc: _FrontLoc = ref.handle
-        if loc.node is not None:
-            if loc.key not in expected:
-                continue
-            _set_in(expected, loc.key, loc.path, ref.new)
-            n = loc.node
-            if not isinstance(n, yaml.ScalarNode) or n.style in ("|", ">"):
-                edits = None
-                break
-            flow = doc.yaml_text[n.start_mark.index - 1: n.start_mark.index] in ("[", ",", " ") and _in_flow(doc, n)
-            edits.append((n.start_mark.index, n.end_mark.index, _yaml_scalar(ref.new, n.style, flow)))
-        else:
-            # The value came from `defaults:` in _config.yml: state the stylized one explicitly.
-            if loc.key not in added:
-                added[loc.key] = copy.deepcopy(loc.default)
-            _set_in(added, loc.key, loc.path, ref.new)
-    expected.update(added)
-    expected[CREDITS_KEY] = credits
-    ours = {CREDITS_KEY: credits}
-    if images:
-        expected[IMAGES_KEY] = ours[IMAGES_KEY] = images
-    text = None
-    if edits is not None and not set(ours) & set(doc.data):
-        text = yaml_text
-        for start, end, new in sorted(set(edits), reverse=True):
-            text = text[:start] + new + text[end:]
-        if text and not text.endswith("\n"):
-            text += nl
-        extra = "# added by blogroto build: credits for the artworks behind the stylized images" + nl
-        if added:
-            extra += _dump(added).replace("\n", nl)
-        extra += _dump(ours).replace("\n", nl)
-        text += extra
-        try:
-            ok = _same_data(yaml.load(text, Loader=FastLoader), expected)
-        except yaml.YAMLError:
-            ok = False
-        if not ok:
-            text = None
-    if text is None:
-        text = _dump(expected).replace("\n", nl)
-    return text
-
-
-def _same_data(a: Any, b: Any, seen: set | None = None) -> bool:
-    """`a == b` for YAML data, comparing each pair of shared (aliased) containers once: a
-    'billion laughs' front matter (aliases nested 9 deep) is a few dozen nodes, not 10**9 leaves."""
-    seen = set() if seen is None else seen
-    if isinstance(a, (dict, list)) and type(a) is type(b):
-        if (id(a), id(b)) in seen:
-            return True
-        seen.add((id(a), id(b)))
-        if isinstance(a, dict):
-            return a.keys() == b.keys() and all(_same_data(v, b[k], seen) for k, v in a.items())
-        return len(a) == len(b) and all(_same_data(x, y, seen) for x, y in zip(a, b))
-    if isinstance(a, (dict, list)) or isinstance(b, (dict, list)):
-        return False
-    return a == b
-
-
-def _in_flow(doc: Document, node) -> bool:
-    # A scalar inside [..] or {..}: commas and brackets end a plain scalar there.
-    before = doc.yaml_text[: node.start_mark.index]
-    return before.count("[") + before.count("{") > before.count("]") + before.count("}")
-
-
-def _dump(data: dict) -> str:
-    return yaml.dump(data, Dumper=FastDumper, sort_keys=False, allow_unicode=True, default_flow_style=False,
-                     width=10**6)
