@@ -330,7 +330,7 @@ def browser(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(jekyll_site):
-    from blogroto.preview import serve_preview
+    from blogroto.publish.preview import serve_preview
 
     srv = serve_preview(jekyll_site[1], "127.0.0.1", 0, block=False)
     yield f"http://127.0.0.1:{srv.server_address[1]}"
@@ -461,7 +461,7 @@ def test_catalog_in_the_browser(browser, server):
 
 def test_preview_in_the_browser(browser, jekyll_site, tmp_path):
     """The Ruby-free preview of the same output: every image shows, the banner says what it is."""
-    from blogroto.preview import render_preview, serve_preview
+    from blogroto.publish.preview import render_preview, serve_preview
 
     built = jekyll_site[0]
     dest = render_preview(built.out, tmp_path / "preview")

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from PIL import Image, ImageOps
 
-from blogroto import catalog
+from blogroto.build import catalog
 from blogroto.errors import ConfigError
 from blogroto.filters import FilterLibrary, write_metadata
 from blogroto.site.model import Site

@@ -823,7 +823,7 @@ def test_import_writes_into_the_site_and_builds_it(tmp_path, small_preview, monk
 
 
 def test_filters_command_and_catalog_show_provenance(tmp_path, small_preview):
-    from blogroto import catalog
+    from blogroto.build import catalog
 
     src = write_torch_legacy(tmp_path / "udnie.pth", pytorch_state(4, 1, seed=1))
     out = tmp_path / "lib"

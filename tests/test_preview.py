@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from blogroto.errors import ConfigError
-from blogroto.preview import (
+from blogroto.publish.preview import (
     BANNER,
     PREVIEW_MARKER,
     Liquid,

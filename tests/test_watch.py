@@ -23,7 +23,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from blogroto.watch import ChangeQueue, Watcher, is_editor_temp
+from blogroto.publish.watch import ChangeQueue, Watcher, is_editor_temp
 
 from .conftest import REPO, make_photo
 
@@ -363,7 +363,7 @@ def test_watcher_survives_a_broken_config(tmp_path):
 
 
 def test_plain_file_preview_serves_the_output_and_stops(tmp_path):
-    from blogroto.watch import StaticPreview
+    from blogroto.publish.watch import StaticPreview
 
     out = tmp_path / "out"
     out.mkdir()

@@ -101,7 +101,7 @@ class Run:
         self._remote: dict[str, tuple[bytes, str] | str] = {}
         self._recheck: dict[str, float | None] = {}  # URL -> when to go to the network for it again
         self.changed = False
-        self.catalog: Any = None  # blogroto.catalog.CatalogResult of this build
+        self.catalog: Any = None  # blogroto.build.catalog.CatalogResult of this build
 
     def _tree_warn(self, message: str) -> None:
         self.report.warnings.append(message)
@@ -991,9 +991,9 @@ class Run:
     # -- finishing --------------------------------------------------------------------------
 
     def _write_catalog(self) -> None:
-        """The filter catalog pages (blogroto.catalog): written once every document is known, as
+        """The filter catalog pages (blogroto.build.catalog): written once every document is known, as
         they list which documents use which filter. Cheap when nothing they show has changed."""
-        from blogroto import catalog
+        from blogroto.build import catalog
 
         uses = {rel: (e["flt"], e["st"], e.get("kind")) for rel, e in self.new_files.items()
                 if e.get("k") == "doc" and e.get("flt") and e.get("imgs")}

@@ -46,7 +46,7 @@ def command(site, out, cache, drafts, force, jobs, prune, quiet, verbose, check,
     options = BuildOptions(out=out, cache=cache, drafts=drafts, force=force, jobs=jobs, prune=prune,
                            progress=not quiet, log=log, refresh_remote=refresh_remote)
     if check or strict or as_json:
-        from blogroto import ci  # the CI flags: see blogroto/ci.py
+        from blogroto.publish import ci  # the CI flags: see blogroto/publish/ci.py
 
         sys.exit(ci.run(site, options, check=check, strict=strict, as_json=as_json, quiet=quiet, verbose=verbose,
                         no_config=no_config))

@@ -24,7 +24,8 @@ from blogroto.ui import verbosity_options
 def command(photo, filters_dir, output, size, columns, quiet, verbose):
     """Render one PNG showing PHOTO through every available filter, each labelled with the filter's
     name and the artwork it learned from: for choosing a filter."""
-    from blogroto import catalog, ui
+    from blogroto import ui
+    from blogroto.build import catalog
     from blogroto.datasets import preview_photo
     from blogroto.errors import BlogrotoError, FilterError
     from blogroto.locate import filter_library

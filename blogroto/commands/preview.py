@@ -31,7 +31,7 @@ def command(site, port, host, no_serve, dest, out, cache, drafts, no_config, qui
     from blogroto import ui
     from blogroto.build import Builder, BuildOptions
     from blogroto.locate import site_for_command
-    from blogroto.preview import render_preview, serve_preview
+    from blogroto.publish.preview import render_preview, serve_preview
 
     ui.check_verbosity(quiet, verbose)
     site = site_for_command(site, no_config, note=None if quiet else ui.err)

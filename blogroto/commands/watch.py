@@ -55,7 +55,7 @@ def command(site, out, cache, drafts, verbose, quiet, no_config, refresh_remote)
     retried on its next change. Stop with Ctrl-C.
     """
     from blogroto.locate import site_for_command
-    from blogroto.watch import Watcher
+    from blogroto.publish.watch import Watcher
 
     options = build_options(out, cache, drafts, verbose, refresh_remote, quiet)
     site = site_for_command(site, no_config, note=err_printer(quiet))

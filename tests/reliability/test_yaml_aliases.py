@@ -103,7 +103,7 @@ def test_bomb_in_datasets_credits_is_refused(tmp_path, monkeypatch):
 
 
 def test_bomb_in_preview_data_is_left_out_with_a_warning(tmp_path):
-    from blogroto.preview import _load_data
+    from blogroto.publish.preview import _load_data
 
     (tmp_path / "_data").mkdir()
     (tmp_path / "_data/bomb.yml").write_text(bomb(7))

@@ -435,13 +435,13 @@ class Preview:
 def static_preview(out_dir: Path, host: str, port: int, *, echo: Callable[[str], None], baseurl: str = "",
                    reason: str = "Jekyll is not installed", dest: Path | None = None) -> Preview:
     """The Ruby-free preview for when `jekyll serve` cannot be used (`reason` says why): the
-    output rendered to HTML by `blogroto.preview` into `dest`, or, where that module cannot be
+    output rendered to HTML by `blogroto.publish.preview` into `dest`, or, where that module cannot be
     imported, the output folder served as plain files."""
     try:
-        import blogroto.preview  # noqa: F401 - only whether it (and Markdown) can be imported
+        import blogroto.publish.preview  # noqa: F401 - only whether it (and Markdown) can be imported
     except ImportError as exc:
         return StaticPreview(out_dir, host, port, echo=echo, baseurl=baseurl,
-                             reason=f"{reason}; blogroto.preview is not available ({exc})")
+                             reason=f"{reason}; blogroto.publish.preview is not available ({exc})")
     preview = RenderedPreview(out_dir, host, port, echo=echo, baseurl=baseurl, reason=reason,
                               dest=dest if dest is not None else Path(tempfile.mkdtemp(prefix="blogroto-preview-")))
     preview.temporary = dest is None
@@ -484,7 +484,7 @@ class StaticPreview(Preview):
 
 
 class RenderedPreview(Preview):
-    """`blogroto.preview`: the output rendered to plain HTML (no Ruby) in `dest`, re-rendered
+    """`blogroto.publish.preview`: the output rendered to plain HTML (no Ruby) in `dest`, re-rendered
     after every build that changed the output."""
 
     def __init__(self, *args, dest: Path, reason: str = "", **kwargs):
@@ -496,7 +496,7 @@ class RenderedPreview(Preview):
         self._shown: set[str] = set()
 
     def start(self) -> None:
-        from blogroto.preview import serve_preview
+        from blogroto.publish.preview import serve_preview
 
         self.dest.mkdir(parents=True, exist_ok=True)
         self._render()
@@ -510,7 +510,7 @@ class RenderedPreview(Preview):
             self._render()
 
     def _render(self) -> None:
-        from blogroto.preview import render_preview
+        from blogroto.publish.preview import render_preview
 
         warnings: list[str] = []
         try:

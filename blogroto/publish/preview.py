@@ -33,7 +33,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from blogroto import catalog as catalog_mod
+from blogroto.build import catalog as catalog_mod
 from blogroto.errors import BlogrotoError, ConfigError
 
 PREVIEW_MARKER = ".blogroto-preview"

@@ -112,7 +112,7 @@ def catalog_settings(site: Site) -> CatalogSettings:
 
 
 # --------------------------------------------------------------------------------------------
-# Jekyll URLs of documents (also used by blogroto.preview)
+# Jekyll URLs of documents (also used by blogroto.publish.preview)
 
 
 _PERMALINK_STYLES = {
