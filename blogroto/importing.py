@@ -806,8 +806,12 @@ def write_filter(imported: Imported, source_path: Path, name: str, out_dir: Path
     """Write `imported` as the filter folder out_dir/name: weights, filter.yaml, the preview and the
     before/after example (rendered as `blogroto train` renders a trained filter's), the artwork
     when given. Swapped into place in one rename; an existing folder only with `force`."""
+    from blogroto.engine.filter_folder import (
+        load_filter_as,
+        save_artwork,
+        swap_into_place,
+    )
     from blogroto.engine.network import TransformNet, save_weights
-    from blogroto.engine.train import load_filter_as, save_artwork, swap_into_place
     from blogroto.filters import (
         DEFAULT_FILES,
         SLUG_RE,
@@ -879,8 +883,8 @@ def render_examples(flt, folder: Path) -> dict[str, str]:
     """The preview and before/after pictures of the built-in preview photo, as `blogroto train`
     makes a trained filter's (blogroto.engine.train.save_examples)."""
     from blogroto import datasets
+    from blogroto.engine.filter_folder import EXAMPLE_SIDE, save_examples
     from blogroto.engine.stylize import StyleOptions, Stylizer
-    from blogroto.engine.train import EXAMPLE_SIDE, save_examples
     from blogroto.imaging.decode import load_image
     from blogroto.imaging.resize import resize_long_side
 

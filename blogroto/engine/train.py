@@ -27,12 +27,23 @@ import signal
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from blogroto import __version__
 from blogroto.engine.calibration import measure_bfloat16_psnr, precision_record
+from blogroto.engine.filter_folder import (
+    EXAMPLE_SIDE,
+    contact_sheet,
+    load_filter_as,
+    loss_plot,
+    save_artwork,
+    save_examples,
+    save_jpeg,
+    swap_into_place,
+)
 from blogroto.engine.precision import training_policy
 from blogroto.engine.runtime import import_tensorflow
 from blogroto.errors import BlogrotoError
@@ -243,6 +254,26 @@ def describe_device() -> str:
 # ---------------------------------------------------------------- training
 
 
+@dataclass
+class _Session:
+    """What one training run holds while it trains (Trainer._session builds it)."""
+
+    pool: ContentPool
+    step_var: Any
+    manager: Any
+    history_path: Path
+    history: dict
+    replicas: int
+    elapsed_before: float = 0.0
+    train_step: Any = None
+    stylize_preview: Any = None
+
+    def checkpoint(self) -> None:
+        # history first: if killed in between, resume trims it back to the checkpoint's step
+        atomic_write_text(self.history_path, json.dumps(self.history))
+        self.manager.save(checkpoint_number=int(self.step_var.numpy()))
+
+
 class Trainer:
     def __init__(self, config: TrainConfig, log=print):
         self.cfg = config
@@ -295,8 +326,46 @@ class Trainer:
         atomic_write_text(self.config_path, json.dumps(run_record, indent=2, sort_keys=True))
 
     def run(self):
+        """Train (or continue) the run, then assemble the filter folder; None when stopped early."""
         tf, keras = import_tensorflow()
+        cfg = self.cfg
+        if not self.artwork.is_file():
+            raise BlogrotoError("artwork not found", self.artwork)
+        self._prepare_work_dir()
+        tf.config.experimental.enable_op_determinism()
+        keras.utils.set_random_seed(cfg.seed)
 
+        from blogroto.engine.network import save_weights
+        from blogroto.engine.vgg import locate_weights
+
+        vgg_weights = locate_weights(cfg.vgg_weights, log=self.log)
+        policy = training_policy(cfg.precision)
+        gpus = tf.config.list_physical_devices("GPU")
+        strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+        pool = self._content_pool()
+        net, losses = self._network_and_losses(vgg_weights, policy, strategy)
+        session = self._session(net, losses, policy, strategy, pool)
+        step = self._loop(session)
+        if step < self.p["steps"]:
+            return None
+        return self._assemble(net, session.history, policy, vgg_weights.source, pool.names, session.stylize_preview,
+                              save_weights)
+
+    def _content_pool(self) -> ContentPool:
+        cfg, p = self.cfg, self.p
+        content_paths = ContentPool.find(list(cfg.content_dirs))
+        if cfg.builtin_content:
+            from blogroto import datasets
+
+            content_paths += datasets.content_images()
+        # a distilled student also sees the photos larger than the crop (zoom), so keep them larger
+        return ContentPool(content_paths, p["size"], log=self.log, keep_short_side=1024 if p["zoom"] > 1 else None)
+
+    def _network_and_losses(self, vgg_weights, policy: str, strategy):
+        """The network to train and `losses(x, step)`: (total, then the parts named by loss_keys).
+        The loss network and the artwork's target exist before the network, as they always have
+        (the order keeps a run's random initialisation what it was)."""
+        tf, keras = import_tensorflow()
         from blogroto.engine.losses import (
             DISTILL_LAYERS,
             StyleTarget,
@@ -304,34 +373,12 @@ class Trainer:
             perceptual_losses,
             saturation_loss,
         )
-        from blogroto.engine.network import TransformNet, load_network, save_weights
-        from blogroto.engine.vgg import LOSS_LAYERS, LossNetwork, locate_weights
+        from blogroto.engine.network import TransformNet, load_network
+        from blogroto.engine.vgg import LOSS_LAYERS, LossNetwork
 
-        cfg, p = self.cfg, self.p
-        if not self.artwork.is_file():
-            raise BlogrotoError("artwork not found", self.artwork)
-        self._prepare_work_dir()
-        tf.config.experimental.enable_op_determinism()
-        keras.utils.set_random_seed(cfg.seed)
-
-        vgg_weights = locate_weights(cfg.vgg_weights, log=self.log)
-        policy = training_policy(cfg.precision)
-        gpus = tf.config.list_physical_devices("GPU")
-        strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
-        replicas = strategy.num_replicas_in_sync
-
-        content_paths = ContentPool.find(list(cfg.content_dirs))
-        if cfg.builtin_content:
-            from blogroto import datasets
-
-            content_paths += datasets.content_images()
-        # a distilled student also sees the photos larger than the crop (zoom), so keep them larger
-        pool = ContentPool(content_paths, p["size"], log=self.log, keep_short_side=1024 if p["zoom"] > 1 else None)
-        preview_src = np.asarray(Image.open(self.preview_photo()).convert("RGB"), np.float32) / 255.0
-        preview_src = preview_src[: preview_src.shape[0] // 4 * 4, : preview_src.shape[1] // 4 * 4][None]
-
+        p, w = self.p, self.loss_weights
         compute = "float32" if policy == "float32" else policy.split("_")[1]
-        w = self.loss_weights
+        net = None  # built below; the closures read it when they are traced
         if self.teacher is not None:
             lossnet = LossNetwork(vgg_weights, DISTILL_LAYERS, compute_dtype=compute)
             spec = self.teacher.network
@@ -343,7 +390,7 @@ class Trainer:
                 return distillation_losses(lossnet, net(x), target, w)
         else:
             lossnet = LossNetwork(vgg_weights, LOSS_LAYERS, compute_dtype=compute)
-            target = StyleTarget(lossnet, load_style_image(self.artwork, p["style_size"]), seed=cfg.seed)
+            target = StyleTarget(lossnet, load_style_image(self.artwork, p["style_size"]), seed=self.cfg.seed)
 
             def losses(x, step):
                 logits = net.run(x, logits=True)[0]
@@ -353,27 +400,36 @@ class Trainer:
 
         with strategy.scope():
             net = TransformNet(p["width"], p["blocks"], dtype_policy=policy, norm=p["norm"]).ensure_built()
+        return net, losses
+
+    def _session(self, net, losses, policy: str, strategy, pool: ContentPool) -> _Session:
+        """The optimizer, checkpoint and traced step functions of a run, restored from the last
+        checkpoint when there is one."""
+        tf, keras = import_tensorflow()
+        p = self.p
+        with strategy.scope():
             schedule = keras.optimizers.schedules.CosineDecay(p["lr"], p["steps"], alpha=0.1)
             optimizer = keras.optimizers.Adam(schedule)
             if policy == "mixed_float16":
                 optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
             optimizer.build(net.trainable_variables)
             step_var = tf.Variable(0, dtype=tf.int64, trainable=False)
-
         ckpt = tf.train.Checkpoint(net=net, optimizer=optimizer, step=step_var)
         manager = tf.train.CheckpointManager(ckpt, str(self.work_dir / "ckpt"), max_to_keep=2)
-        history_path = self.work_dir / "history.json"
-        history = {key: [] for key in ("step", "seconds") + self.loss_keys}
-        elapsed_before = 0.0
+        session = _Session(pool=pool, step_var=step_var, manager=manager, history_path=self.work_dir / "history.json",
+                           history={key: [] for key in ("step", "seconds") + self.loss_keys},
+                           replicas=strategy.num_replicas_in_sync)
         if manager.latest_checkpoint:
             ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-            if history_path.exists():
-                history = json.loads(history_path.read_text())
+            if session.history_path.exists():
+                history = json.loads(session.history_path.read_text())
                 history = {k: v[: _count_upto(history["step"], int(step_var.numpy()))] for k, v in history.items()}
                 for key in self.loss_keys:  # a run begun by an older blogroto that logged fewer losses
                     history.setdefault(key, [])
-                elapsed_before = history["seconds"][-1] if history["seconds"] else 0.0
-            self.log(f"resumed {cfg.name} at step {int(step_var.numpy())}")
+                session.history = history
+                session.elapsed_before = history["seconds"][-1] if history["seconds"] else 0.0
+            self.log(f"resumed {self.cfg.name} at step {int(step_var.numpy())}")
+        replicas = session.replicas
 
         def replica_step(x, step):
             with tf.GradientTape() as tape:
@@ -401,43 +457,47 @@ class Trainer:
         def stylize_preview(x):
             return net(x)
 
+        session.train_step, session.stylize_preview = train_step, stylize_preview
+        return session
+
+    def _loop(self, session: _Session) -> int:
+        """Train from the session's step to the end (or --stop-after, or a signal); checkpoint
+        every few minutes and at the end. Returns the step reached."""
+        tf = import_tensorflow()[0]
+        cfg, p, w = self.cfg, self.p, self.loss_weights
         total_steps = p["steps"]
         low_until = int(total_steps * p["progressive"])
-        start = int(step_var.numpy())
+        start = int(session.step_var.numpy())
         stop_at = total_steps if cfg.stop_after is None else min(total_steps, start + cfg.stop_after)
+        preview_src = np.asarray(Image.open(self.preview_photo()).convert("RGB"), np.float32) / 255.0
+        preview_src = preview_src[: preview_src.shape[0] // 4 * 4, : preview_src.shape[1] // 4 * 4][None]
         bar = None
         if cfg.progress:
             from tqdm import tqdm
 
             bar = tqdm(total=total_steps, initial=start, desc=f"training {cfg.name}", unit="step", dynamic_ncols=True)
-
         interrupted = {"flag": False}
 
         def on_signal(signum, frame):
             interrupted["flag"] = True
 
         old_handlers = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-        t0 = time.monotonic()
-        last_ckpt = t0
+        t0 = last_ckpt = time.monotonic()
         ema = None
-
-        def checkpoint():
-            # history first: if killed in between, resume trims it back to the checkpoint's step
-            atomic_write_text(history_path, json.dumps(history))
-            manager.save(checkpoint_number=int(step_var.numpy()))
-
+        history = session.history
         try:
             step = start
             while step < stop_at and not interrupted["flag"]:
                 size = p["size"] // 2 // 4 * 4 if step < low_until else p["size"]
-                x = pool.batch(cfg.seed, step, p["batch"] * replicas, size, zoom=p["zoom"])
-                values = dict(zip(self.loss_keys, (float(v) for v in train_step(tf.constant(x), tf.constant(step, tf.int64)))))
+                x = session.pool.batch(cfg.seed, step, p["batch"] * session.replicas, size, zoom=p["zoom"])
+                out = session.train_step(tf.constant(x), tf.constant(step, tf.int64))
+                values = dict(zip(self.loss_keys, (float(v) for v in out)))
                 total = values["total"]
                 if not math.isfinite(total):
                     raise BlogrotoError(f"training diverged at step {step} (loss is {total}); try a lower --lr")
                 step += 1
-                step_var.assign(step)
-                seconds = elapsed_before + time.monotonic() - t0
+                session.step_var.assign(step)
+                seconds = session.elapsed_before + time.monotonic() - t0
                 for key, value in {"step": step, "seconds": seconds, **values}.items():
                     history[key].append(value)
                 ema = total if ema is None else 0.9 * ema + 0.1 * total
@@ -446,25 +506,23 @@ class Trainer:
                     parts = {k: f"{v * w.get(k, 1.0):.3g}" for k, v in values.items() if k != "total"}
                     bar.set_postfix(loss=f"{ema:.3g}", **parts, px=size)
                 if step % p["preview_every"] == 0 or step == total_steps:
-                    y = stylize_preview(tf.constant(preview_src))[0].numpy()
-                    _save_jpeg(self.work_dir / "previews" / f"step-{step:06d}.jpg", y)
+                    y = session.stylize_preview(tf.constant(preview_src))[0].numpy()
+                    save_jpeg(self.work_dir / "previews" / f"step-{step:06d}.jpg", y)
                 if time.monotonic() - last_ckpt > cfg.checkpoint_minutes * 60:
-                    checkpoint()
+                    session.checkpoint()
                     last_ckpt = time.monotonic()
         finally:
             if bar is not None:
                 bar.close()
             for sig, handler in old_handlers.items():
                 signal.signal(sig, handler)
-        checkpoint()
+        session.checkpoint()
         if step < total_steps:
             why = "interrupted" if interrupted["flag"] else "stopped"
             self.log(f"{why} at step {step}/{total_steps}; checkpoint saved. Continue with --resume.")
             if interrupted["flag"]:
                 raise KeyboardInterrupt
-            return None
-
-        return self._assemble(net, history, policy, vgg_weights.source, pool.names, stylize_preview, save_weights)
+        return step
 
     # -- output
 
@@ -489,8 +547,8 @@ class Trainer:
             return img.rgb, stylize_fn(tf.constant(x))[0].numpy()[:h, :w]
 
         save_examples(partial, *stylize(self.preview_photo(), EXAMPLE_SIDE))
-        _loss_plot(history, partial / DEFAULT_FILES["loss_plot"], cfg.name)
-        _contact_sheet(sorted((self.work_dir / "previews").glob("step-*.jpg")), partial / DEFAULT_FILES["contact_sheet"])
+        loss_plot(history, partial / DEFAULT_FILES["loss_plot"], cfg.name)
+        contact_sheet(sorted((self.work_dir / "previews").glob("step-*.jpg")), partial / DEFAULT_FILES["contact_sheet"])
 
         tail = max(1, min(50, len(history["total"]) // 10))
         final = {k: float(np.mean(history[k][-tail:])) for k in self.loss_keys}
@@ -548,44 +606,6 @@ class Trainer:
         return load_filter(self.final_dir)
 
 
-# The pictures every filter folder carries, made the same way for trained and imported filters.
-EXAMPLE_SIDE = 768  # the before/after example's long side; the preview is the after picture at half that
-
-
-def save_artwork(folder: Path, artwork: Path) -> None:
-    from blogroto.imaging.decode import load_image
-    from blogroto.imaging.resize import resize_long_side
-
-    _save_jpeg(folder / DEFAULT_FILES["artwork"], resize_long_side(load_image(artwork), 1024).rgb)
-
-
-def save_examples(folder: Path, before: np.ndarray, after: np.ndarray) -> dict[str, str]:
-    """The before/after example and the preview (the after picture at half size)."""
-    _save_jpeg(folder / DEFAULT_FILES["example_before"], before)
-    _save_jpeg(folder / DEFAULT_FILES["example_after"], after)
-    _save_jpeg(folder / DEFAULT_FILES["preview"], resize_long_side_array(after, EXAMPLE_SIDE // 2))
-    return {key: DEFAULT_FILES[key] for key in ("preview", "example_before", "example_after")}
-
-
-def swap_into_place(partial: Path, final: Path) -> None:
-    """Replace `final` by the finished folder `partial`: it appears in one rename."""
-    old = final.parent / f".{final.name}.old"
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        os.replace(final, old)
-    os.replace(partial, final)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def load_filter_as(folder: Path, slug: str):
-    """Validate a filter folder whose directory name is not (yet) its slug."""
-    from blogroto.filters import Filter, _validate_meta, read_metadata
-
-    meta = read_metadata(folder / "filter.yaml")
-    _validate_meta(meta, folder / "filter.yaml", slug)
-    return Filter(slug=slug, folder=folder, meta=meta)
-
-
 def _count_upto(steps: list[int], step: int) -> int:
     return sum(1 for s in steps if s <= step)
 
@@ -598,80 +618,6 @@ def _jsonable(value):
     if isinstance(value, Path):
         return str(value)
     return value
-
-
-def resize_long_side_array(rgb: np.ndarray, long_side: int) -> np.ndarray:
-    h, w = rgb.shape[:2]
-    if max(h, w) <= long_side:
-        return rgb
-    f = long_side / max(h, w)
-    pil = Image.fromarray((np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8))
-    return np.asarray(pil.resize((max(1, round(w * f)), max(1, round(h * f))), Image.LANCZOS), np.float32) / 255.0
-
-
-def _save_jpeg(path: Path, rgb: np.ndarray, quality: int = 88) -> None:
-    from blogroto.fsutil import atomic_write_bytes
-    from blogroto.imaging.encode import encode_image
-
-    atomic_write_bytes(path, encode_image(np.clip(rgb, 0, 1), None, "jpeg", quality))
-
-
-def _loss_plot(history: dict, path: Path, name: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
-    minutes = np.asarray(history["seconds"]) / 60.0
-    values = np.asarray(history["total"])
-    ax.plot(minutes, values, color="#bbbbbb", linewidth=0.6, label="loss per step")
-    if len(values) >= 10:
-        k = max(5, len(values) // 50)
-        smooth = np.convolve(values, np.ones(k) / k, mode="valid")
-        ax.plot(minutes[k - 1 :], smooth, color="#b5651d", linewidth=2, label=f"mean of {k} steps")
-    ax.set_yscale("log")
-    ax.set_xlabel("minutes")
-    ax.set_ylabel("total loss")
-    ax.set_title(f"Training {name}")
-    ax.legend()
-    fig.tight_layout()
-    import io
-
-    from blogroto.fsutil import atomic_write_bytes
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
-def _contact_sheet(previews: list[Path], path: Path, columns: int = 4, cell: int = 256) -> None:
-    """The training previews in a grid, each labelled with its step."""
-    from PIL import ImageDraw
-
-    if not previews:
-        return
-    if len(previews) > 12:  # keep an even spread, always including the last
-        idx = np.linspace(0, len(previews) - 1, 12).round().astype(int)
-        previews = [previews[i] for i in idx]
-    first = Image.open(previews[0])
-    cell_h = max(1, round(cell * first.height / first.width))
-    rows = math.ceil(len(previews) / columns)
-    sheet = Image.new("RGB", (columns * cell, rows * (cell_h + 20)), "white")
-    draw = ImageDraw.Draw(sheet)
-    for i, preview in enumerate(previews):
-        img = Image.open(preview).convert("RGB").resize((cell, cell_h), Image.LANCZOS)
-        x, y = (i % columns) * cell, (i // columns) * (cell_h + 20)
-        sheet.paste(img, (x, y))
-        draw.text((x + 4, y + cell_h + 4), f"step {int(preview.stem.split('-')[1])}", fill="black")
-    import io
-
-    from blogroto.fsutil import atomic_write_bytes
-
-    buffer = io.BytesIO()
-    sheet.save(buffer, "JPEG", quality=85)
-    atomic_write_bytes(path, buffer.getvalue())
 
 
 def train(config: TrainConfig, log=print):

@@ -48,6 +48,14 @@ def resize_long_side(img: LoadedImage, max_size: int) -> LoadedImage:
     return replace(img, rgb=np.clip(rgb, 0.0, 1.0).astype(np.float32), alpha=alpha)
 
 
+def resize_array(rgb: np.ndarray, max_size: int) -> np.ndarray:
+    """A float32 HxWx3 array in [0, 1] with its long side at most `max_size`: the same rule and
+    filter as `resize_long_side`, for pixels that are not a loaded image (a training preview)."""
+    h, w = rgb.shape[:2]
+    size = long_side_size(w, h, max_size)
+    return rgb if size == (w, h) else np.clip(_resize_channels(rgb, size), 0.0, 1.0)
+
+
 def _resize_plane(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     # Mode 'F' keeps full float precision through Pillow's LANCZOS.
     src = Image.fromarray(np.ascontiguousarray(plane, dtype=np.float32), "F")
