@@ -17,6 +17,11 @@ def machine_line() -> str:
     return f"{model}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, Python {platform.python_version()}"
 
 
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages: how busy the machine was while a benchmark ran."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def write_keeping_section(path: Path, text: str, heading: str) -> None:
     """Write a generated results file, keeping its hand-written section `heading` (the reading of the
     numbers) and everything after it from the previous version; update that part by hand."""

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from benchmarks.common import load_average, machine_line  # noqa: E402
+
 LIMIT_MB = 1536
 # Not 90: random networks paint pixel-level noise, which at quality 90 (4:4:4) can exceed the
 # one byte per pixel Pillow reserves for a progressive JPEG ("Suspension not allowed here").
@@ -112,21 +114,6 @@ def run_child(*args: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def machine() -> str:
-    model = cores = "?"
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-            if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("CPU(s):"):
-                cores = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    return f"{model}, {cores} cores, {ram:.1f} GiB RAM, Python {platform.python_version()}, load average {load} at the start"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--nets", default="16/3,32/5", help="width/blocks, comma separated")
@@ -151,10 +138,10 @@ def main() -> None:
                 print(json.dumps(row), flush=True)
                 rows.append(row)
     if args.record:
-        record(rows, machine(), args.note)
+        record(rows, f"{machine_line()}, load average {load_average()} at the start", args.note)
 
 
-def record(rows: list[dict], machine_line: str, note: str) -> None:
+def record(rows: list[dict], machine: str, note: str) -> None:
     lines = [
         "# 24-megapixel memory benchmark",
         "",
@@ -162,7 +149,7 @@ def record(rows: list[dict], machine_line: str, note: str) -> None:
         "random weights with the given width/blocks. Each figure comes from a fresh process; peak = `ru_maxrss`",
         f"(resident set, TensorFlow's shared libraries included). Output: full size, JPEG quality {JPEG_QUALITY}.",
         "",
-        f"Machine: {machine_line}.",
+        f"Machine: {machine}.",
     ]
     if note:
         lines += ["", note]
