@@ -3,7 +3,7 @@
     python benchmarks/jekyll_plugin_noop.py --out benchmarks/results/jekyll_plugin.md
 
 The site is noop_rebuild.py's (1,000 posts, 2 stylized PNGs each, a tiny filter). It is built once with
-the plugin (stylizing everything), then `jekyll build` runs 3 times with the plugin and 3 times on a
+the plugin (stylizing everything), then `jekyll build` runs 7 times with the plugin and 7 times on a
 copy without it (the plugin file and `blogroto_command` removed, blogroto's output folders left out), each
 a fresh process; medians. Goal (issue 16): at most 1 s more with the plugin.
 """
@@ -39,7 +39,7 @@ def jekyll_build(site: Path) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--posts", type=int, default=1000)
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "jekyll_plugin.md")
     args = ap.parse_args()
 

@@ -123,9 +123,17 @@ def test_jekyll_build_through_the_plugin(plugin_site):
     assert "Tagged 1 time(s)." in page  # Jekyll's list of tags, not the string the author wrote
     assert (out / "filters/starry-night/artwork.jpg").is_file()
     assert {p: p.read_bytes() for p in (site / "_posts").iterdir()} == before  # the author's posts untouched
-    # a rebuild with nothing changed: blogroto has nothing to do
+    # a rebuild with nothing changed: blogroto has nothing to do, and Jekyll copies none of its images again
+    stylized = sorted((out / "assets/algorotoscope").iterdir())
+    changed_at = {p: p.stat().st_ctime_ns for p in stylized}
     again = _build(jekyll, site)
     assert again.returncode == 0 and "0 images stylized" in again.stdout, again.stdout
+    assert {p: p.stat().st_ctime_ns for p in stylized} == changed_at
+    # ...but one that differs from blogroto's file is replaced
+    victim = stylized[0]
+    victim.write_bytes(b"not the image")
+    assert _build(jekyll, site).returncode == 0
+    assert victim.read_bytes() == (site / "_blogroto/site/assets/algorotoscope" / victim.name).read_bytes()
 
 
 def _free_port() -> int:

@@ -21,6 +21,21 @@ require "shellwords"
 require "yaml"
 
 module Blogroto
+  # A file blogroto's build made (a stylized image, its variants). Jekyll copies every static file
+  # again on every build and gives the copy the source's mtime; one whose copy already has the same
+  # size and mtime is left alone, so a no-op build does not copy thousands of images again.
+  class BuiltFile < Jekyll::StaticFile
+    def write(dest)
+      dest_path = destination(dest)
+      if File.file?(dest_path) && !File.symlink?(dest_path)
+        ours = File.stat(path)
+        theirs = File.stat(dest_path)
+        return false if ours.size == theirs.size && ours.mtime.to_i == theirs.mtime.to_i
+      end
+      super
+    end
+  end
+
   YAML_FRONT_MATTER = /\A(---\s*\n.*?\n?)^((---|\.\.\.)\s*$\n?)/m.freeze
 
   def self.command(site)
@@ -102,7 +117,7 @@ module Blogroto
         if File.read(path, 4) == "---\n" || File.read(path, 5) == "---\r\n"
           site.pages << Jekyll::Page.new(site, out_dir, rel, name)
         else
-          site.static_files << Jekyll::StaticFile.new(site, out_dir, rel, name)
+          site.static_files << Blogroto::BuiltFile.new(site, out_dir, rel, name)
         end
       end
     end
