@@ -161,14 +161,16 @@ def _wait_for(predicate, seconds: float):
 
 
 @pytest.mark.slow
-def test_jekyll_serve_shows_stylized_images_and_follows_edits(plugin_site, tmp_path):
+@pytest.mark.parametrize("livereload", [False, True], ids=["serve", "serve-livereload"])
+def test_jekyll_serve_shows_stylized_images_and_follows_edits(plugin_site, tmp_path, livereload):
     jekyll, site = plugin_site
     port = _free_port()
     log = tmp_path / "serve.log"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    extra = ["--livereload", "--livereload-port", str(_free_port())] if livereload else []
     with open(log, "w") as handle:
         server = subprocess.Popen([jekyll, "serve", "-s", str(site), "-d", str(site / "_site"), "--port", str(port),
-                                   "--force_polling"], stdout=handle, stderr=subprocess.STDOUT, env=env)
+                                   "--force_polling", *extra], stdout=handle, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}/blog/2024/04/10/starry-night.html"
     try:
         page = _wait_for(lambda: _get(url), 300)
@@ -176,10 +178,13 @@ def test_jekyll_serve_shows_stylized_images_and_follows_edits(plugin_site, tmp_p
         image = page.split('src="/blog/assets/algorotoscope/', 1)[1].split('"', 1)[0]
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/blog/assets/algorotoscope/{image}", timeout=10) as r:
             assert r.status == 200 and len(r.read()) > 1000
+        if livereload:  # Jekyll injects its reload script into the stylized page
+            assert "livereload.js" in page, page[-2000:]
         # an edit: the page follows, still stylized
         post = site / "_posts/2024-04-10-starry-night.md"
-        post.write_text(post.read_text().replace("Our cat and a portrait", "Our cat, edited, and a portrait"))
-        page = _wait_for(lambda: (p := _get(url)) and "Our cat, edited" in p and p, 120)
+        marker = f"Edited while serving ({'livereload' if livereload else 'plain'})."
+        post.write_text(post.read_text() + f"\n{marker}\n")
+        page = _wait_for(lambda: (p := _get(url)) and marker in p and p, 120)
         assert page and "/blog/assets/algorotoscope/chelsea-starry-night-" in page, log.read_text()
         # the watcher settles: blogroto's own writes cause at most one more (no-op) regeneration
         time.sleep(6)
