@@ -1,4 +1,4 @@
-"""blogroto.images: decoding real-world rasters to float sRGB, resizing, encoding.
+"""blogroto.imaging: decoding real-world rasters to float sRGB, resizing, encoding.
 
 Every image is generated here, tiny (a few pixels), so the suite is fast and self-contained.
 """

@@ -505,7 +505,7 @@ def _default_filter_sig(library: FilterLibrary, slug: str):
 def _front_matter(fields: dict) -> str:
     # JSON strings are valid YAML scalars: titles with colons or quotes cannot break the block.
     # Layouts print page.title unescaped (Jekyll does not escape), so no markup may get in, and
-    # the same Liquid-inert encoding as credit text (credits.liquid_inert) keeps braces and % harmless.
+    # the same Liquid-inert encoding as credit text (credits.render.liquid_inert) keeps braces and % harmless.
     lines = ["---"]
     for key, value in fields.items():
         if isinstance(value, str):

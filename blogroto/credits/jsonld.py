@@ -97,7 +97,7 @@ def document_jsonld(site: Site | None, record: dict, images: Iterable[tuple[str,
         if stylized in seen:
             continue
         seen.add(stylized)
-        # Every URL through credits.safe_url: a remote original's `user:password@` never gets published.
+        # Every URL through record.safe_url: a remote original's `user:password@` never gets published.
         original = safe_url(remote) if remote else (site_url(site, local) if local else None)
         name = (local or urllib.parse.urlsplit(original or "").path or "").rsplit("/", 1)[-1] or None
         out.append(image_object(record, content_url=site_url(site, stylized), original_url=original,
