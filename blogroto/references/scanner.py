@@ -1,253 +1,36 @@
-"""Find and rewrite the image references in a Markdown/HTML post body, code-aware.
-
-``find_image_refs(body)`` reports every image the body shows:
-
-* Markdown inline images ``![alt](src "title")`` (also ``<src>`` and titles in '…', "…", (…));
-* reference images ``![alt][id]``, ``![alt][]``, ``![alt]``: the *definition*
-  ``[id]: src "title"`` is reported, once, however often it is used;
-* HTML ``<img src=…>`` and every candidate of ``srcset=…`` (on ``<img>`` and ``<source>``);
-* HTML ``<video src=…>``, ``<video poster=…>`` (an image) and ``<source src=…>`` (a video).
-
-Nothing inside code spans, fenced or indented code blocks, ``<pre>``/``<code>``/``<script>``/
-``<style>``/``<textarea>`` elements, HTML comments, Liquid ``{% raw %}``/``{% highlight %}``/
-``{% comment %}`` blocks or kramdown ``{::comment}`` is reported, and so nothing there is ever
-rewritten.
-
-Jekyll runs Liquid before Markdown, so a URL may carry Liquid (``{{ site.baseurl }}/a.jpg``,
-``{{ "/a.jpg" | relative_url }}``). ``ImageRef.path`` is the bare path and ``start``/``end`` its
-span in the body, so a rewrite replaces only the path and the Liquid around it stays byte-identical.
-
-The block structure is a CommonMark approximation (block quotes, list items, fences, indented
-code, headings); inline parsing follows CommonMark's bracket algorithm. Every search that could
-run to the end of the text is either bounded by the paragraph or memoised, so the scan stays
-(near) linear on hostile input: there is no regex with nested ambiguous quantifiers.
-"""
+"""The scanner: block structure (a CommonMark approximation: block quotes, list items, fences, indented
+code, headings), then inline Markdown images and reference definitions (CommonMark's bracket algorithm)
+and HTML `<img>`/`<source>`/`<video>` attributes. Every search that could run to the end of the text is
+bounded by the paragraph or memoised, so the scan stays (near) linear on hostile input."""
 
 from __future__ import annotations
 
 import bisect
 import html
 import re
-from dataclasses import dataclass, field, replace
-from typing import Callable
-from urllib.parse import unquote
+from dataclasses import dataclass, replace
 
-__all__ = ["ImageRef", "find_image_refs", "rewrite_image_refs"]
-
-MD_INLINE = "md-inline"
-MD_REFERENCE = "md-reference"
-HTML_SRC = "html-src"
-HTML_SRCSET = "html-srcset"
-HTML_POSTER = "html-poster"  # <video poster=…>: an image, but never a figure of its own
-HTML_VIDEO = "html-video"  # <video src=…>, <source src=…>
-
-# The class (kramdown IAL or HTML class attribute) and data attribute an author opts out with.
-OPT_OUT_CLASS = "no-algorotoscope"
-OPT_OUT_ATTR = "data-algorotoscope"
-_OFF_VALUES = frozenset({"off", "false", "no", "0"})
-
-_ASCII_PUNCT = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
-_HTML_WS = " \t\n\r\f"
-# Opaque masked regions are replaced by this inert character in the scanner's view of the text.
-_NEUTRAL = "\ue000"
-
-
-# --------------------------------------------------------------------------------------------
-# The public record
-# --------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class _Ctx:
-    """Where a path sits, so a replacement can be made to parse back the same way."""
-
-    base: str  # 'md-bare' | 'md-angle' | 'html-dq' | 'html-sq' | 'html-uq'
-    srcset: bool = False
-    liquid_quote: str = ""  # the quote of a Liquid string literal the path sits in, if any
-    at_start: bool = True  # the path starts the URL token (nothing Liquid before it)
-    at_end: bool = True
-
-
-@dataclass(frozen=True)
-class ImageRef:
-    kind: str  # 'md-inline' | 'md-reference' (the definition) | 'html-src' | 'html-srcset' | 'html-poster' | 'html-video'
-    raw: str  # the URL text exactly as written (may include Liquid)
-    path: str  # the bare URL/path with any Liquid wrapper removed; == body[start:end]
-    start: int
-    end: int
-    alt: str | None
-    title: str | None
-    opt_out: bool
-    line: int  # 1-based line of `start`
-    _ctx: _Ctx = field(default=_Ctx("md-bare"), repr=False, compare=False)
-    # The span of the whole element, for inline Markdown images (IAL included) and <img> tags:
-    # what a responsive rewrite replaces (blogroto.responsive). None for other kinds.
-    element: tuple[int, int] | None = field(default=None, compare=False)
-    # For a reference definition: each image that uses it, as (start, end, alt) of `![alt][label]{: …}`.
-    uses: tuple[tuple[int, int, str], ...] = field(default=(), compare=False)
-
-    @property
-    def scheme(self) -> str | None:
-        """'http', 'https', 'data', 'javascript', … or None for a plain path.
-
-        Protocol-relative ``//host/x`` counts as 'https'. Tabs and newlines are ignored and leading
-        control characters stripped, as browsers do, so ``java\\tscript:`` is still 'javascript'.
-        """
-        s = _URL_NOISE_RE.sub("", self.path).lstrip(_C0_AND_SPACE)
-        if s.startswith("//"):
-            return "https"
-        m = _SCHEME_RE.match(s)
-        return m.group(1).lower() if m else None
-
-    @property
-    def is_remote(self) -> bool:
-        return self.scheme in ("http", "https")
-
-    @property
-    def is_dynamic(self) -> bool:
-        """The path is computed by Liquid we do not understand (e.g. ``{{ page.image }}``)."""
-        return "{{" in self.path or "{%" in self.path
-
-    @property
-    def local_path(self) -> str | None:
-        """The site path to look the file up by: escapes resolved, query and fragment dropped,
-        percent-decoded. None for URLs with a scheme and for dynamic (Liquid) paths."""
-        if self.scheme is not None or self.is_dynamic:
-            return None
-        s = self.path
-        if self.kind in (MD_INLINE, MD_REFERENCE):
-            s = _BACKSLASH_ESCAPE_RE.sub(r"\1", s)
-        s = html.unescape(s)
-        s = s.split("#", 1)[0].split("?", 1)[0]
-        return unquote(s)
-
-
-_URL_NOISE_RE = re.compile(r"[\t\n\r]")
-_C0_AND_SPACE = "".join(map(chr, range(0x21)))
-_SCHEME_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
-_BACKSLASH_ESCAPE_RE = re.compile(r"\\([!-/:-@\[-`{-~])")
-
-
-# --------------------------------------------------------------------------------------------
-# Small helpers
-# --------------------------------------------------------------------------------------------
-
-class _Finder:
-    """``str.find``/``re.search`` with a memo per needle.
-
-    The scanner asks "where is the next ``-->``" from ever later positions; when the needle is
-    absent (an unclosed comment repeated 100 000 times) a plain find would rescan the tail every
-    time. The memo answers any later query from the last result, so the total cost is linear.
-    """
-
-    def __init__(self, text: str):
-        self.text = text
-        self._memo: dict[object, tuple[int, int, int]] = {}
-
-    def find(self, needle: str, pos: int) -> int:
-        hit = self._memo.get(needle)
-        if hit is not None and hit[0] <= pos and (hit[1] < 0 or hit[1] >= pos):
-            return hit[1]
-        res = self.text.find(needle, pos)
-        self._memo[needle] = (pos, res, res + len(needle))
-        return res
-
-    def search(self, regex: re.Pattern, pos: int) -> tuple[int, int] | None:
-        hit = self._memo.get(regex)
-        if hit is not None and hit[0] <= pos and (hit[1] < 0 or hit[1] >= pos):
-            return None if hit[1] < 0 else (hit[1], hit[2])
-        m = regex.search(self.text, pos)
-        self._memo[regex] = (pos, m.start(), m.end()) if m else (pos, -1, -1)
-        return (m.start(), m.end()) if m else None
-
-
-def _pct(ch: str) -> str:
-    return "".join("%%%02X" % b for b in ch.encode("utf-8"))
-
-
-def _normalize_label(label: str) -> str:
-    return " ".join(label.split()).casefold()
-
-
-def _md_text(s: str) -> str:
-    """Alt/title text of Markdown: backslash escapes and entities resolved."""
-    if "\\" in s:
-        s = _BACKSLASH_ESCAPE_RE.sub(r"\1", s)
-    return html.unescape(s) if "&" in s else s
-
-
-# --------------------------------------------------------------------------------------------
-# Liquid inside URLs
-# --------------------------------------------------------------------------------------------
-
-_LIQ_SITE_PREFIX_RE = re.compile(r"\{\{-?[ \t]*site\.(?:url|baseurl)[ \t]*-?\}\}")
-_LIQ_FILTER_RE = re.compile(
-    r"\{\{-?[ \t]*(?:\"(?P<dq>[^\"]*)\"|'(?P<sq>[^']*)')[ \t]*"
-    r"(?:\|[ \t]*(?:relative_url|absolute_url|prepend:[ \t]*site\.(?:url|baseurl))[ \t]*)+"
-    r"-?\}\}"
+from blogroto.references.liquid import NEUTRAL, find_masks, split_liquid
+from blogroto.references.model import (
+    HTML_POSTER,
+    HTML_SRC,
+    HTML_SRCSET,
+    HTML_VIDEO,
+    MD_INLINE,
+    MD_REFERENCE,
+    OFF_VALUES,
+    OPT_OUT_ATTR,
+    OPT_OUT_CLASS,
+    Ctx,
+    ImageRef,
 )
-
-
-def _split_liquid(text: str, s: int, e: int) -> tuple[int, int, str]:
-    """The span of the bare path inside the URL text[s:e], and the quote of the Liquid string
-    literal it sits in ('' if none). Unrecognised Liquid leaves the whole URL as the path."""
-    if text.find("{", s, e) < 0:
-        return s, e, ""
-    p = s
-    while True:
-        m = _LIQ_SITE_PREFIX_RE.match(text, p, e)
-        if m is None:
-            break
-        p = m.end()
-    if text.find("{{", p, e) < 0 and text.find("{%", p, e) < 0:
-        return p, e, ""
-    m = _LIQ_FILTER_RE.fullmatch(text, p, e)
-    if m is not None:
-        g = "dq" if m.group("dq") is not None else "sq"
-        return m.start(g), m.end(g), '"' if g == "dq" else "'"
-    return s, e, ""
-
-
-# --------------------------------------------------------------------------------------------
-# Masks: Liquid/kramdown blocks, found before any Markdown (Liquid runs first in Jekyll)
-# --------------------------------------------------------------------------------------------
-
-_MASK_OPEN_RE = re.compile(r"\{%-?[ \t\r\n]*(raw|comment|highlight)(?![A-Za-z0-9_])|\{::comment\}")
-_MASK_END_RE = {
-    name: re.compile(r"\{%-?[ \t\r\n]*end" + name + r"[ \t\r\n]*-?%\}")
-    for name in ("raw", "comment", "highlight")
-}
-_KD_COMMENT_END_RE = re.compile(r"\{:/(?:comment)?\}")
-
-
-def _find_masks(body: str, finder: _Finder) -> list[tuple[int, int, bool]]:
-    """(start, end, opaque) regions. Raw blocks stay visible to the Markdown scan (their text does
-    reach Markdown, e.g. a code span around ``{% raw %}{{ x }}{% endraw %}``) but nothing in them is
-    reported; comment/highlight blocks never reach Markdown as such, so they are made opaque."""
-    masks: list[tuple[int, int, bool]] = []
-    pos = 0
-    while True:
-        m = _MASK_OPEN_RE.search(body, pos)
-        if m is None:
-            return masks
-        name = m.group(1)
-        if name is None:  # {::comment}
-            hit = finder.search(_KD_COMMENT_END_RE, m.end())
-            end = hit[1] if hit else len(body)
-            masks.append((m.start(), end, True))
-            pos = end
-            continue
-        tag_end = finder.find("%}", m.end())
-        if tag_end < 0:  # a tag that never closes: Liquid itself would fail; nothing to mask
-            return masks
-        hit = finder.search(_MASK_END_RE[name], tag_end + 2)
-        end = hit[1] if hit else len(body)  # Jekyll refuses an unclosed block; touch nothing
-        masks.append((m.start(), end, name != "raw"))
-        pos = end
-
-
-# --------------------------------------------------------------------------------------------
-# The scanner
-# --------------------------------------------------------------------------------------------
+from blogroto.references.text import (
+    ASCII_PUNCT,
+    BACKSLASH_ESCAPE_RE,
+    HTML_WS,
+    MAX_PAREN_DEPTH,
+    Finder,
+)
 
 _NL_RE = re.compile(r"\r\n|\r|\n")
 _NONBLANK_RE = re.compile(r"[^ \t]")
@@ -281,12 +64,26 @@ _RAW_ELEMENTS = ("pre", "code", "script", "style", "textarea")
 _RAW_CLOSE_RE = {
     name: re.compile(r"</" + name + r"[ \t\n\r\f]*>", re.I) for name in _RAW_ELEMENTS
 }
-_MAX_PAREN_DEPTH = 32  # as cmark: deeper nesting is not a destination (and bounds the scan)
 _MIN_PAREN_DEPTH = 3  # what CommonMark guarantees; used once a paragraph's scan budget is spent
 _MAX_NESTING = 100  # block quotes/list items deeper than this are read as text
 _NOT_THEMATIC = {c: re.compile(r"[^ \t" + re.escape(c) + "]") for c in "-*_"}
 _SPACES_RE = re.compile(r"[ \t]*")
 _MAX_LABEL = 999
+
+
+
+
+
+
+def _normalize_label(label: str) -> str:
+    return " ".join(label.split()).casefold()
+
+
+def _md_text(s: str) -> str:
+    """Alt/title text of Markdown: backslash escapes and entities resolved."""
+    if "\\" in s:
+        s = BACKSLASH_ESCAPE_RE.sub(r"\1", s)
+    return html.unescape(s) if "&" in s else s
 
 
 @dataclass
@@ -324,24 +121,24 @@ class _Definition:
     title: str | None
 
 
-class _Scanner:
+class Scanner:
     def __init__(self, body: str):
         self.body = body
         self.n = len(body)
-        self.finder_body = _Finder(body)
-        self.masks = _find_masks(body, self.finder_body)
+        self.finder_body = Finder(body)
+        self.masks = find_masks(body, self.finder_body)
         text = body
         if any(opaque for _, _, opaque in self.masks):
             parts, last = [], 0
             for s, e, opaque in self.masks:
                 if opaque:
                     parts.append(body[last:s])
-                    parts.append(re.sub(r"[^\r\n]", _NEUTRAL, body[s:e]))
+                    parts.append(re.sub(r"[^\r\n]", NEUTRAL, body[s:e]))
                     last = e
             parts.append(body[last:])
             text = "".join(parts)
         self.text = text
-        self.finder = _Finder(text) if text is not body else self.finder_body
+        self.finder = Finder(text) if text is not body else self.finder_body
         self.mask_starts = [s for s, _, _ in self.masks]
         self.mask_ends = [e for _, e, _ in self.masks]
         self.line_starts = [0]
@@ -589,7 +386,7 @@ class _Scanner:
         """Link definitions at the paragraph's start, then its inlines. Returns the position to
         go on from when an excluded region runs past the paragraph's end, else None."""
         start, end, line_starts = para
-        # Each bare destination may scan up to _MAX_PAREN_DEPTH nested "(" ahead; on hostile
+        # Each bare destination may scan up to MAX_PAREN_DEPTH nested "(" ahead; on hostile
         # text ("[x](" a million times) that is 32 scans of every byte. A linear budget keeps
         # real documents exact and bounds the rest.
         self._dest_budget = (end - start) + 4096
@@ -680,7 +477,7 @@ class _Scanner:
             pos = m.start()
             c = text[pos]
             if c == "\\":
-                pos += 2 if pos + 1 < pe and text[pos + 1] in _ASCII_PUNCT else 1
+                pos += 2 if pos + 1 < pe and text[pos + 1] in ASCII_PUNCT else 1
             elif c == "`":
                 e = _BACKTICKS_RE.match(text, pos, pe).end()
                 k = e - pos
@@ -797,7 +594,7 @@ class _Scanner:
             if c == ">":
                 return q
             if c == "\\":
-                q += 2 if q + 1 < pe and text[q + 1] in _ASCII_PUNCT else 1
+                q += 2 if q + 1 < pe and text[q + 1] in ASCII_PUNCT else 1
             elif c == "{":
                 q = self._liquid_end(q, pe) or q + 1
             else:  # '<' or a line ending
@@ -808,7 +605,7 @@ class _Scanner:
         """End of a bare destination at p (may be empty), or None if its parens do not balance."""
         text = self.text
         depth, q = 0, p
-        limit = _MAX_PAREN_DEPTH if self._dest_budget > 0 else _MIN_PAREN_DEPTH
+        limit = MAX_PAREN_DEPTH if self._dest_budget > 0 else _MIN_PAREN_DEPTH
         while q < pe:
             self._dest_budget -= 1
             m = _BARE_RUN_RE.match(text, q, pe)
@@ -818,7 +615,7 @@ class _Scanner:
                     break
             c = text[q]
             if c == "\\":
-                q += 2 if q + 1 < pe and text[q + 1] in _ASCII_PUNCT else 1
+                q += 2 if q + 1 < pe and text[q + 1] in ASCII_PUNCT else 1
             elif c == "(":
                 depth += 1
                 if depth > limit:
@@ -1052,29 +849,29 @@ class _Scanner:
             if src is None or src[3] is None:
                 continue
             s, e = src[1], src[2]
-            while s < e and text[s] in _HTML_WS:  # browsers strip these around a URL
+            while s < e and text[s] in HTML_WS:  # browsers strip these around a URL
                 s += 1
-            while e > s and text[e - 1] in _HTML_WS:
+            while e > s and text[e - 1] in HTML_WS:
                 e -= 1
-            self.events.append(_RefEvent(kind, s, e, _html_base(src[3]), alt, title, opt,
+            self.events.append(_RefEvent(kind, s, e, html_base(src[3]), alt, title, opt,
                                          element=element if kind == HTML_SRC else None))
         srcset = first.get("srcset")
         if srcset is not None and srcset[3] is not None:
             for s, e in self._srcset_urls(srcset[1], srcset[2]):
                 self.events.append(_RefEvent(
-                    HTML_SRCSET, s, e, _html_base(srcset[3]), alt, title, opt, srcset=True))
+                    HTML_SRCSET, s, e, html_base(srcset[3]), alt, title, opt, srcset=True))
 
     def _srcset_urls(self, p: int, end: int) -> list[tuple[int, int]]:
         """URL spans of a srcset value, per the HTML spec's parsing (descriptors skipped)."""
         text = self.text
         out = []
         while True:
-            while p < end and (text[p] in _HTML_WS or text[p] == ","):
+            while p < end and (text[p] in HTML_WS or text[p] == ","):
                 p += 1
             if p >= end:
                 return out
             s = p
-            while p < end and text[p] not in _HTML_WS:
+            while p < end and text[p] not in HTML_WS:
                 p = self._liquid_end(p, end) or p + 1
             e = p
             if text[e - 1] == ",":
@@ -1107,10 +904,10 @@ class _Scanner:
             return None
         if isinstance(alt, tuple):
             alt = _md_text(self.body[alt[0]:alt[1]])
-        s, e, lq = _split_liquid(self.body, raw_s, raw_e)
+        s, e, lq = split_liquid(self.body, raw_s, raw_e)
         if e <= s:
             return None
-        ctx = _Ctx(base, srcset, lq, s == raw_s, e == raw_e)
+        ctx = Ctx(base, srcset, lq, s == raw_s, e == raw_e)
         return ImageRef(kind, self.body[raw_s:raw_e], self.body[s:e], s, e, alt, title, opt,
                         self._line_of(s), ctx, element)
 
@@ -1154,7 +951,7 @@ class _Scanner:
         return refs
 
 
-def _html_base(quote: str) -> str:
+def html_base(quote: str) -> str:
     return {'"': "html-dq", "'": "html-sq"}.get(quote, "html-uq")
 
 
@@ -1162,113 +959,5 @@ def _attrs_opt_out(key: str, value: str) -> bool:
     if key == "class":
         return OPT_OUT_CLASS in value.split()
     if key == OPT_OUT_ATTR:
-        return value.strip().lower() in _OFF_VALUES
+        return value.strip().lower() in OFF_VALUES
     return False
-
-
-# --------------------------------------------------------------------------------------------
-# Public API
-# --------------------------------------------------------------------------------------------
-
-def find_image_refs(body: str) -> list[ImageRef]:
-    """Every image reference in body, in order of appearance (of the rewritable path)."""
-    scanner = _Scanner(body)
-    scanner.scan()
-    return scanner.results()
-
-
-def rewrite_image_refs(body: str, replace: Callable[[ImageRef], str | None]) -> str:
-    """body with each ref's path replaced by ``replace(ref)`` (None keeps it).
-
-    Opted-out refs are never passed to replace. Everything but the replaced paths stays
-    byte-identical. A replacement is inserted as written, except that characters which would
-    break the syntax around it are percent-encoded (a space in a bare Markdown destination, a
-    quote inside a quoted attribute, …), so the result parses back to the same references.
-    """
-    out: list[str] = []
-    last = 0
-    for ref in find_image_refs(body):
-        if ref.opt_out:
-            continue
-        new = replace(ref)
-        if new is None or new == ref.path:
-            continue
-        if not isinstance(new, str):
-            raise TypeError(f"replacement for {ref.path!r} must be str or None, not {type(new)}")
-        if not new:
-            raise ValueError(f"empty replacement path for {ref.path!r} (line {ref.line})")
-        out.append(body[last:ref.start])
-        out.append(_encode_for(ref._ctx, new, body[ref.end:ref.end + 1]))
-        last = ref.end
-    out.append(body[last:])
-    return "".join(out)
-
-
-def _encode_unescaped(s: str, chars: str) -> str:
-    """Percent-encode `chars` where no Markdown backslash escapes them."""
-    out, i = [], 0
-    while i < len(s):
-        c = s[i]
-        if c == "\\" and i + 1 < len(s) and s[i + 1] in _ASCII_PUNCT:
-            out.append(s[i:i + 2])
-            i += 2
-            continue
-        out.append(_pct(c) if c in chars else c)
-        i += 1
-    return "".join(out)
-
-
-def _parens_balanced(s: str) -> bool:
-    depth, i = 0, 0
-    while i < len(s):
-        c = s[i]
-        if c == "\\" and i + 1 < len(s) and s[i + 1] in _ASCII_PUNCT:
-            i += 2
-            continue
-        if c == "(":
-            depth += 1
-            if depth > _MAX_PAREN_DEPTH:
-                return False
-        elif c == ")":
-            depth -= 1
-            if depth < 0:
-                return False
-        i += 1
-    return depth == 0
-
-
-def _encode_for(ctx: _Ctx, new: str, next_char: str) -> str:
-    """Make `new` safe where `ctx` says the path sits. Every rule mirrors what the scanner
-    refuses, so a path it found (the identity replacement) never changes."""
-    if ctx.liquid_quote:
-        # Inside a Liquid string only its quote and the tag's end can break out; the Liquid
-        # block is opaque to everything around it.
-        return new.replace(ctx.liquid_quote, _pct(ctx.liquid_quote)).replace("}}", "%7D%7D")
-    if ctx.base == "md-bare":
-        new = "".join(_pct(c) if c <= " " or c == "\x7f" else c for c in new)
-        if ctx.at_start and new.startswith("<"):
-            new = "%3C" + new[1:]
-        if not _parens_balanced(new):
-            new = _encode_unescaped(new, "()")
-    elif ctx.base == "md-angle":
-        new = _encode_unescaped(new, "<>\r\n")
-    elif ctx.base == "html-dq":
-        new = new.replace('"', "%22")
-    elif ctx.base == "html-sq":
-        new = new.replace("'", "%27")
-    else:  # unquoted attribute value
-        new = "".join(_pct(c) if c in _HTML_WS or c == ">" else c for c in new)
-        if ctx.at_start and new[0] in "\"'":
-            new = _pct(new[0]) + new[1:]
-    if ctx.base.startswith("md"):
-        # A trailing backslash would escape the punctuation that closes the destination.
-        trail = len(new) - len(new.rstrip("\\"))
-        if trail % 2 and next_char in _ASCII_PUNCT:
-            new = new[:-1] + "%5C"
-    if ctx.srcset:
-        new = "".join(_pct(c) if c in _HTML_WS else c for c in new)
-        if ctx.at_start and new.startswith(","):
-            new = "%2C" + new[1:]
-        if ctx.at_end and new.endswith(","):
-            new = new[:-1] + "%2C"
-    return new
