@@ -82,6 +82,7 @@ def file_lock(path: str | Path, shared: bool = False) -> Iterator[None]:
     path = Path(path)
     # Read-only: flock needs no write access, and a file opened for writing is reported as changed
     # when closed (inotify IN_CLOSE_WRITE), which would set `jekyll serve`'s watcher off every build.
+    # That is also why this is not the `filelock` package: 4.3.2 opens an existing lock file O_RDWR.
     flags = os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
