@@ -24,7 +24,7 @@ from blogroto.errors import ImageError
 from blogroto.imaging.decode import DEFAULT_MAX_PIXELS
 from blogroto.imaging.encode import png_xmp
 from blogroto.imaging.resize import long_side_size
-from blogroto.imaging.sniff import gif_frame_count as _gif_frame_count
+from blogroto.imaging.sniff import gif_frame_count, raster_format
 from blogroto.site.config import AnimationSettings
 
 ANIMATED_FORMATS = {"GIF": "gif", "PNG": "png", "WEBP": "webp"}
@@ -54,11 +54,12 @@ def frame_count(source: Path | bytes) -> int:
         handle = open(source, "rb")
     with handle:
         head = handle.read(32)
-        if head[:6] in (b"GIF87a", b"GIF89a"):
-            return _gif_frame_count(head + handle.read())
-        if head[:8] == b"\x89PNG\r\n\x1a\n":
+        fmt = raster_format(head)
+        if fmt == "gif":
+            return gif_frame_count(head + handle.read())
+        if fmt == "png":
             return _apng_frames(handle)
-        if head[:4] == b"RIFF" and head[8:16] == b"WEBPVP8X" and len(head) >= 21 and head[20] & 0x02:
+        if fmt == "webp" and head[12:16] == b"VP8X" and len(head) >= 21 and head[20] & 0x02:
             return 2  # the animation flag: the exact count needs the demuxer (load_animation)
     return 1
 

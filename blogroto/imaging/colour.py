@@ -14,7 +14,7 @@ from PIL import Image, ImageCms
 from blogroto.errors import describe_error
 from blogroto.imaging.pixels import from_uint8, to_uint8
 
-log = logging.getLogger("blogroto.images")  # one logger name for all imaging messages
+log = logging.getLogger(__name__)
 
 
 _SRGB_PROFILE = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))

@@ -26,7 +26,7 @@ from blogroto.imaging.sniff import (
     unidentified_message,
 )
 
-log = logging.getLogger("blogroto.images")  # one logger name for all imaging messages
+log = logging.getLogger(__name__)
 
 
 DEFAULT_MAX_PIXELS = 120_000_000

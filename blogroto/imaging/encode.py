@@ -16,7 +16,7 @@ from blogroto.imaging.exif import exif_for_output, exif_without_makernote
 from blogroto.imaging.pixels import to_uint8
 from blogroto.imaging.sniff import FORMAT_ALIASES
 
-log = logging.getLogger("blogroto.images")  # one logger name for all imaging messages
+log = logging.getLogger(__name__)
 
 
 EXTENSIONS = {"jpeg": ".jpg", "png": ".png", "webp": ".webp", "gif": ".gif", "tiff": ".tif", "bmp": ".bmp"}

@@ -11,7 +11,7 @@ from PIL import ExifTags, Image
 
 from blogroto.errors import describe_error
 
-log = logging.getLogger("blogroto.images")  # one logger name for all imaging messages
+log = logging.getLogger(__name__)
 
 
 _ORIENTATION = 0x0112
