@@ -14,6 +14,8 @@ import click
 from blogroto import __version__, ui
 from blogroto.errors import BlogrotoError, ConfigError
 
+BACKENDS = ("tensorflow", "jax", "torch")  # blogroto.engine.runtime.BACKENDS, without importing the engine
+
 # command name -> module in blogroto.commands exposing a click command called `command`
 COMMANDS = {
     "apply": "apply",
@@ -47,8 +49,33 @@ class LazyGroup(click.Group):
         return module.command
 
 
+def _select_backend(ctx, param, value):
+    if value and not ctx.resilient_parsing:
+        from blogroto.engine.runtime import select_backend
+
+        try:
+            select_backend(value)
+        except BlogrotoError as exc:
+            raise click.BadParameter(str(exc), ctx, param) from exc
+    return value
+
+
+def _print_version(ctx, param, value):
+    """The version, and the backend and device filters run on (imports the backend: a few seconds)."""
+    if not value or ctx.resilient_parsing:
+        return
+    from blogroto.engine.runtime import describe
+
+    click.echo(f"blogroto, version {__version__}")
+    click.echo(f"engine: {describe()}")
+    ctx.exit()
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="blogroto")
+@click.option("--backend", type=click.Choice(BACKENDS), is_eager=True, expose_value=False, callback=_select_backend,
+              help="Keras backend that runs the filters (default: KERAS_BACKEND, else tensorflow).")
+@click.option("--version", is_flag=True, is_eager=True, expose_value=False, callback=_print_version,
+              help="Show the version and the backend and device filters run on, then exit.")
 def cli():
     """Neural texture transfer ("algorithmic rotoscope") for Jekyll-style blogs."""
 

@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def make_filter(folder: Path, slug: str = "tiny", width: int = 4, blocks: int = 1, seed: int = 0, title: str = "Tiny Test Pattern",
-                norm: str = "instance") -> Path:
+                norm: str = "instance", arch: str = "blogroto") -> Path:
     """Write a real filter folder with a small randomly initialised network (deterministic per seed).
 
     Random weights are fine for tests of plumbing; the shipped filters are trained."""
@@ -29,7 +29,7 @@ def make_filter(folder: Path, slug: str = "tiny", width: int = 4, blocks: int = 
     target = Path(folder) / slug
     target.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(seed)
-    net = TransformNet(width=width, blocks=blocks, norm=norm).ensure_built()
+    net = TransformNet(width=width, blocks=blocks, norm=norm, arch=arch).ensure_built()
     save_weights(net, target / "weights.npz")
     rng = np.random.default_rng(seed)
     from PIL import Image
@@ -43,7 +43,8 @@ def make_filter(folder: Path, slug: str = "tiny", width: int = 4, blocks: int = 
         "source": {"title": title, "creator": "The Test Suite", "year": 2026, "url": "https://example.org/art",
                    "licence": "CC0-1.0", "licence_url": "https://creativecommons.org/publicdomain/zero/1.0/",
                    "credit": None},
-        "network": {"width": width, "blocks": blocks, **({} if norm == "instance" else {"norm": norm})},
+        "network": {"width": width, "blocks": blocks, **({} if norm == "instance" else {"norm": norm}),
+                    **({} if arch == "blogroto" else {"arch": arch})},
         "training": {"steps": 0, "note": "random weights, for tests"},
     })
     return target

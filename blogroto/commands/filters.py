@@ -59,3 +59,7 @@ def command(filters_dir, site, record, quiet, verbose):
         else:
             trained = f"{t.get('steps', '?')} steps, {float(t.get('seconds', 0)) / 60:.0f} min" if t else "training record missing"
         click.echo(f"{name:24} {origin:9} {flt.credit_line()}  [{trained}]  {flt.folder}")
+    if not quiet:
+        from blogroto.engine.runtime import describe
+
+        ui.err(f"engine: {describe()} (--backend or KERAS_BACKEND to change)")

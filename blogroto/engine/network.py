@@ -23,10 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from blogroto.engine.runtime import import_tensorflow
+from blogroto.engine.runtime import import_keras, to_numpy
 from blogroto.errors import FilterError
 
-tf, keras = import_tensorflow()
+keras = import_keras()
+ops = keras.ops
 
 EPSILON = 1e-5
 # Where the network normalises by variance (see InstanceNorm): "instance" everywhere (Johnson et
@@ -116,28 +117,28 @@ class InstanceNorm(keras.layers.Layer):
         self.beta = self.add_weight(name="beta", shape=(channels,), initializer="zeros", autocast=False)
 
     def call(self, x, stats=None):
-        x32 = tf.cast(x, tf.float32)
+        x32 = ops.cast(x, "float32")
         if stats is None:
             # E[x^2] - E[x]^2: both reductions read x once (tf.nn.moments reads it twice and writes a
             # squared-difference tensor): 10% faster for the whole network, 74 dB from the two-pass
             # form ("norm-moments" in benchmarks/results/apply.md).
-            mean = tf.reduce_mean(x32, axis=[1, 2], keepdims=True)
-            var = tf.maximum(tf.reduce_mean(tf.square(x32), axis=[1, 2], keepdims=True) - tf.square(mean), 0.0)
+            mean = ops.mean(x32, axis=(1, 2), keepdims=True)
+            var = ops.maximum(ops.mean(ops.square(x32), axis=(1, 2), keepdims=True) - ops.square(mean), 0.0)
         else:
             mean, var = stats
         # folded into one multiply-add per element
         if self.mode == "normalise":
-            scale = self.gamma * tf.math.rsqrt(var + self.epsilon)
+            scale = self.gamma * ops.rsqrt(var + self.epsilon)
         elif self.mode == "cap":
-            scale = self.gamma * tf.math.rsqrt(tf.maximum(var, 1.0))
+            scale = self.gamma * ops.rsqrt(ops.maximum(var, 1.0))
         else:
             scale = self.gamma
         y = x32 * scale + (self.beta - mean * scale)
-        return tf.cast(y, x.dtype), (mean, var)
+        return ops.cast(y, x.dtype), (mean, var)
 
 
 class TransposeConv(keras.layers.Layer):
-    """tf.nn.conv2d_transpose with TF's SAME padding and no bias: fast-style-transfer's upsampling
+    """A transposed convolution with TF's SAME padding and no bias: fast-style-transfer's upsampling
     (`_conv_tranpose_layer`), output `stride` times the input's size. The kernel is stored as
     TensorFlow stores it, [k, k, out_channels, in_channels]."""
 
@@ -155,22 +156,20 @@ class TransposeConv(keras.layers.Layer):
                                       initializer="glorot_uniform")
 
     def call(self, x):
-        shape = tf.shape(x)
-        s = self.strides[0]
-        out_shape = tf.stack([shape[0], shape[1] * s, shape[2] * s, self.filters])
-        return tf.nn.conv2d_transpose(x, tf.cast(self.kernel, x.dtype), out_shape, [1, s, s, 1], padding="SAME")
+        # keras.ops.conv_transpose pads as TensorFlow's SAME on every backend: output = stride x input
+        return ops.conv_transpose(x, ops.cast(self.kernel, x.dtype), self.strides, padding="same")
 
 
 def _reflect(x, pad):
-    return tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
+    return ops.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="reflect")
 
 
 def _taps(kernel, axis: int):
     """A 3-tap kernel along `axis` seen from the low-res grid after nearest x2 upsampling: output
     phase 0 reads low-res pixels (i-1, i) with taps (k0, k1+k2), phase 1 reads (i, i+1) with
     (k0+k1, k2). Returns the two 2-tap kernels."""
-    k0, k1, k2 = tf.split(kernel, 3, axis=axis)
-    return tf.concat([k0, k1 + k2], axis=axis), tf.concat([k0 + k1, k2], axis=axis)
+    k0, k1, k2 = ops.split(kernel, 3, axis=axis)
+    return ops.concatenate([k0, k1 + k2], axis=axis), ops.concatenate([k0 + k1, k2], axis=axis)
 
 
 def upsample_conv(conv, h):
@@ -182,16 +181,18 @@ def upsample_conv(conv, h):
     network on an AVX-512 CPU: "up-repeat" in benchmarks/results/apply.md)."""
     if not conv.built:
         conv.build(h.shape)
-    kernel = tf.cast(conv.kernel, h.dtype)
-    padded = tf.pad(h, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="SYMMETRIC")
-    rows, cols = tf.shape(h)[1], tf.shape(h)[2]
+    kernel = ops.cast(conv.kernel, h.dtype)
+    padded = ops.pad(h, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="symmetric")
+    _, rows, cols, _ = ops.shape(h)
     phases = []
     for a, k_a in enumerate(_taps(kernel, 0)):
-        for b, k_ab in enumerate(_taps(k_a, 1)):
-            phases.append(tf.nn.conv2d(padded[:, a : a + rows + 1, b : b + cols + 1], k_ab, 1, "VALID"))
-    # depth_to_space puts channel block 2a+b at output pixel (2i+a, 2j+b)
-    y = tf.nn.depth_to_space(tf.concat(phases, axis=-1), 2)
-    return tf.nn.bias_add(y, tf.cast(conv.bias, h.dtype))
+        row = [ops.conv(padded[:, a : a + rows + 1, b : b + cols + 1], k_ab, 1, "valid")
+               for b, k_ab in enumerate(_taps(k_a, 1))]
+        phases.append(ops.stack(row, axis=3))  # N, H, W, b, C
+    # phase (a, b) goes to output pixel (2i+a, 2j+b): N, H, a, W, b, C -> N, 2H, 2W, C
+    y = ops.stack(phases, axis=2)
+    y = ops.reshape(y, (-1, 2 * rows, 2 * cols, ops.shape(y)[-1]))
+    return y + ops.cast(conv.bias, h.dtype)
 
 
 class TransformNet(keras.Model):
@@ -296,19 +297,19 @@ class TransformNet(keras.Model):
             h, st = norm(h, stats=stats[k])
             used.append(st)
             if relu:
-                h = tf.nn.relu(h)
+                h = ops.relu(h)
         return h
 
     def front(self, x, stats, used=None):
         """Full resolution -> 1/4 resolution (c1, d1, d2); see `_chain` for `stats`."""
         if self.spec.input_scale != 1.0:  # a network that works on 0..255 pixels
-            x = tf.cast(x, tf.float32) * self.spec.input_scale
-        return self._chain(tf.cast(x, self.compute_dtype_name), self.front_units(), stats, [] if used is None else used)
+            x = ops.cast(x, "float32") * self.spec.input_scale
+        return self._chain(ops.cast(x, self.compute_dtype_name), self.front_units(), stats, [] if used is None else used)
 
     def block(self, i: int, h, stats, used=None):
         """Residual block i at 1/4 resolution: h + norm_b(conv_b(relu(norm_a(conv_a(h))))) given
         both statistics, else the pre-norm output of conv a (no stats) or conv b (stats of a)."""
-        h = tf.cast(h, self.compute_dtype_name)
+        h = ops.cast(h, self.compute_dtype_name)
         r = self._chain(h, self.block_units(i), stats, [] if used is None else used)
         return h + r if len(stats) == 2 else r
 
@@ -317,18 +318,18 @@ class TransformNet(keras.Model):
         (`up_norm_count`), else the pre-norm output of u1 (no stats), u2 (stats of nu1) or, where
         the arch normalises it, out (stats of nu1 and nu2). `logits`: the last layer's output
         before `to_image` instead of the image."""
-        y = self._chain(tf.cast(h, self.compute_dtype_name), self.up_units(), stats, [] if used is None else used)
+        y = self._chain(ops.cast(h, self.compute_dtype_name), self.up_units(), stats, [] if used is None else used)
         return self.to_image(y) if len(stats) == self.up_norm_count and not logits else y
 
     def to_image(self, y):
         """The last layer's output as an image in [0, 1], as the arch maps it."""
-        y = tf.cast(y, tf.float32)
+        y = ops.cast(y, "float32")
         output = self.spec.output
         if output == "tanh":
-            return (tf.tanh(y) + 1.0) * 0.5
+            return (ops.tanh(y) + 1.0) * 0.5
         if output == "tanh150":  # fast-style-transfer: tanh(y) * 150 + 255/2, pixels clipped to 0..255
-            return tf.clip_by_value((tf.tanh(y) * 150.0 + 127.5) / 255.0, 0.0, 1.0)
-        return tf.clip_by_value(y / 255.0, 0.0, 1.0)  # pytorch/examples: the conv's output is the 0..255 image
+            return ops.clip((ops.tanh(y) * 150.0 + 127.5) / 255.0, 0.0, 1.0)
+        return ops.clip(y / 255.0, 0.0, 1.0)  # pytorch/examples: the conv's output is the 0..255 image
 
     def run(self, x, stats=None, logits=False):
         """Stylize `x` (N,H,W,3 in [0,1]; H and W multiples of 4). Returns (y, stats_used); with
@@ -348,7 +349,7 @@ class TransformNet(keras.Model):
 
     def ensure_built(self):
         if not self.built or not self.weights:
-            self(tf.zeros((1, 16, 16, 3)))
+            self(ops.zeros((1, 16, 16, 3)))
         return self
 
     def named_layers(self):
@@ -365,7 +366,7 @@ class TransformNet(keras.Model):
         out = {}
         for layer in self.named_layers():
             for var in layer.weights:
-                out[f"{self.spec.prefix}{layer.name}/{var.name}"] = np.asarray(var.numpy(), dtype=np.float32)
+                out[f"{self.spec.prefix}{layer.name}/{var.name}"] = np.array(to_numpy(var.value), dtype=np.float32)
         return out
 
     def set_weight_dict(self, weights: dict[str, np.ndarray], source: str | Path = "weights") -> None:

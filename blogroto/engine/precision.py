@@ -1,14 +1,14 @@
 """Which numeric precision a network runs in, and the per-filter check that allows bfloat16.
 
 Reduced precision is only worth it where the hardware computes it natively: float16 on GPUs,
-bfloat16 on CPUs with AVX-512 BF16 or AMX (elsewhere TensorFlow emulates bf16 and gets slower).
+bfloat16 on CPUs with AVX-512 BF16 or AMX (elsewhere the backends emulate bf16 and get slower).
 For training that is the whole rule. For applying a filter, bfloat16 must also leave the
 filter's output visually identical: each filter records the PSNR of its bfloat16 output against
 float32 (`precision.bfloat16_psnr_db` in filter.yaml, measured when it is trained, or with
 `calibration.record_bfloat16_psnr`), and `auto` uses bf16 on a CPU only when that is at least
 `BF16_MIN_PSNR_DB`. Measured figures: benchmarks/results/precision.md.
 
-Importing this module does not import TensorFlow.
+Importing this module does not import the backend.
 """
 
 from __future__ import annotations
@@ -37,10 +37,9 @@ def cpu_supports_bf16(cpuinfo: str | None = None) -> bool:
 
 @functools.cache
 def has_gpu() -> bool:
-    from blogroto.engine.runtime import import_tensorflow
+    from blogroto.engine.runtime import gpu_names
 
-    tf, _ = import_tensorflow()
-    return bool(tf.config.list_physical_devices("GPU"))
+    return bool(gpu_names())
 
 
 def _policy(precision: str, bf16_ok: bool, gpu: bool | None, native_bf16: bool | None) -> str:

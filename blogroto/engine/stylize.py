@@ -1,6 +1,7 @@
 """Apply a filter to photos: options, blending, warm networks, files, animations and videos.
 
-Importing this module is cheap; TensorFlow is imported the first time a network is loaded.
+Importing this module is cheap; the backend (blogroto.engine.runtime) is imported the first time
+a network is loaded.
 Photos larger than `Stylizer.tile_pixels` go through the tiled executor (engine/tiling.py), which
 keeps memory bounded and the result equal to the untiled one.
 """
@@ -14,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from blogroto.engine.runtime import import_tensorflow
+from blogroto.engine.runtime import enable_determinism
 from blogroto.engine.tiling import LoadedNetwork, TiledRun, as_float, padded_size, store
 from blogroto.errors import BlogrotoError
 from blogroto.filters import Filter
@@ -89,13 +90,6 @@ def quantised(rgb: np.ndarray, rows: int = 256) -> np.ndarray | None:
     return out
 
 
-def _configure_tensorflow():
-    tf, _ = import_tensorflow()
-    # Same photo, filter and options -> identical bytes on the same machine.
-    tf.config.experimental.enable_op_determinism()
-    return tf
-
-
 class Stylizer:
     """Stylizes images with filters, keeping each loaded network warm for the next image.
 
@@ -124,7 +118,7 @@ class Stylizer:
         """The Keras dtype policy `flt` runs in here (see blogroto.engine.precision)."""
         from blogroto.engine.precision import inference_policy
 
-        _configure_tensorflow()
+        enable_determinism()
         return inference_policy(self.precision, flt.meta)
 
     def network(self, flt: Filter) -> LoadedNetwork:

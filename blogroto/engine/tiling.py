@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from blogroto.engine.runtime import import_tensorflow
+from blogroto.engine.runtime import backend_name, compile_function, import_keras, tensorflow_if_backend, to_numpy
 from blogroto.filters import Filter
 
 MIN_SIDE = 16  # reflection padding inside the network needs a few pixels at the 1/4-scale bottleneck
@@ -130,53 +130,84 @@ class LoadedNetwork:
     """One filter's network with traced functions that accept any input size."""
 
     def __init__(self, flt: Filter, policy: str):
-        tf = import_tensorflow()[0]
-
         from blogroto.engine.network import load_network
 
-        self.tf = tf
+        keras = import_keras()
+        self.ops = ops = keras.ops
+        self.tf = tf = tensorflow_if_backend()
         spec = flt.network
         self.net = load_network(flt.file("weights"), spec.width, spec.blocks, dtype_policy=policy, norm=spec.norm,
                                 arch=spec.arch)
-        image = tf.TensorSpec([1, None, None, 3], tf.float32)
-        self._whole = tf.function(lambda x: self.net.run(x)[0], input_signature=[image], autograph=False)
+        image = [tf.TensorSpec([1, None, None, 3], tf.float32)] if tf else None
+        self._whole = compile_function(lambda x: self.net.run(ops.convert_to_tensor(x))[0], image)
         self._stages: dict[tuple, object] = {}
 
     def whole(self, rgb: np.ndarray) -> np.ndarray:
         """The untiled network on `rgb` (padded to a multiple of 4, then cropped back)."""
         h, w = rgb.shape[:2]
         hp, wp, _ = padded_size(h, w)
-        y = self._whole(self.tf.constant(as_float(_padded_window(rgb, 0, hp, 0, wp))[None]))
-        return y[0].numpy()[:h, :w]
+        y = self._whole(as_float(_padded_window(rgb, 0, hp, 0, wp))[None])
+        return to_numpy(y[0])[:h, :w]
 
     def units(self, part: str, block: int = 0) -> list:
         net = self.net
         return {"front": net.front_units, "up": net.up_units}[part]() if part != "block" else net.block_units(block)
 
     def stage(self, part: str, block: int, n_stats: int, reduce: bool, in_dtype):
-        """Traced (window, core box, stats) -> the stage's output on the core box, or (reduce) its
-        per-channel float64 sum and sum of squares there. Traced once per stage, for any tile size.
+        """(window, core box, stats) -> the stage's output on the core box, or (reduce) its
+        per-channel sum and sum of squares there, as numpy arrays, from a function compiled once
+        per stage (TensorFlow: for any tile size; JAX: per window shape).
 
-        The stage is `front`/`block`/`up` of TransformNet given its first `n_stats` statistics."""
+        The stage is `front`/`block`/`up` of TransformNet given its first `n_stats` statistics.
+        Sums are float64 in the graph (float32 on JAX, whose float64 is off by default; the
+        tiles' sums still add up in float64)."""
         key = (part, block, n_stats, reduce, np.dtype(in_dtype).name)
         if key not in self._stages:
-            tf, net = self.tf, self.net
-            run = {"front": net.front, "up": net.up, "block": lambda h, st: net.block(block, h, st)}[part]
+            self._stages[key] = self._compile_stage(part, block, n_stats, reduce, in_dtype)
+        return self._stages[key]
+
+    def _compile_stage(self, part: str, block: int, n_stats: int, reduce: bool, in_dtype):
+        tf, ops, net = self.tf, self.ops, self.net
+        run = {"front": net.front, "up": net.up, "block": lambda h, st: net.block(block, h, st)}[part]
+        # Under jax.jit shapes are static: slicing out a core box would compile once per box (46 s
+        # instead of 2 s for a 640 px photo in 128 px tiles), so JAX masks the core for the sums
+        # and returns the whole window, cropped here in numpy.
+        masked = backend_name() == "jax"
+        accumulate = "float32" if masked else "float64"
+
+        def fn(window, core, stats):
+            stats = [(ops.convert_to_tensor(m), ops.convert_to_tensor(v)) for m, v in stats]
+            y = run(ops.convert_to_tensor(window), stats)
+            if masked and reduce:
+                rows, cols = ops.arange(ops.shape(y)[1]), ops.arange(ops.shape(y)[2])
+                inside = (((rows >= core[0]) & (rows < core[1]))[:, None]
+                          & ((cols >= core[2]) & (cols < core[3]))[None, :])
+                y = ops.where(inside[None, :, :, None], ops.cast(y, accumulate), 0.0)
+            elif not masked:
+                y = y[:, core[0] : core[1], core[2] : core[3], :]
+            if reduce:
+                y64 = ops.cast(y, accumulate)
+                return ops.sum(y64, axis=(0, 1, 2)), ops.sum(ops.square(y64), axis=(0, 1, 2))
+            return ops.cast(y[0], "float32")
+
+        spec = None
+        if tf:  # one trace for every tile size
             norms = [norm for _conv, norm, _up, _relu in self.units(part, block) if norm is not None]
             stats_spec = [(tf.TensorSpec([1, 1, 1, n.gamma.shape[0]], tf.float32),) * 2 for n in norms[:n_stats]]
             channels = 3 if part == "front" else 4 * net.width
             window_spec = tf.TensorSpec([1, None, None, channels], tf.as_dtype(np.dtype(in_dtype)))
-
-            def fn(window, core, stats):
-                y = run(window, [tuple(s) for s in stats])[:, core[0] : core[1], core[2] : core[3], :]
-                if reduce:
-                    y64 = tf.cast(y, tf.float64)
-                    return tf.reduce_sum(y64, axis=[0, 1, 2]), tf.reduce_sum(tf.square(y64), axis=[0, 1, 2])
-                return tf.cast(y[0], tf.float32)
-
             spec = [window_spec, tf.TensorSpec([4], tf.int32), stats_spec]
-            self._stages[key] = tf.function(fn, input_signature=spec, autograph=False)
-        return self._stages[key]
+        compiled = compile_function(fn, spec)
+        numpy = to_numpy
+
+        def stage(window, core, stats):
+            out = compiled(window, core, stats)
+            if reduce:
+                return numpy(out[0]), numpy(out[1])
+            out = numpy(out)
+            return out[core[0] : core[1], core[2] : core[3]] if masked else out
+
+        return stage
 
 
 class _Plan(NamedTuple):
@@ -229,7 +260,7 @@ class TiledRun:
         total = total_sq = 0.0
         for core, window in self._tiles(plan):
             s, ss = fn(self._read(source, window), self._core_in_window(core, window, plan.scale), stats)
-            total, total_sq = total + s.numpy(), total_sq + ss.numpy()
+            total, total_sq = total + s, total_sq + ss
         count = round(plan.size[0] * plan.scale) * round(plan.size[1] * plan.scale)
         mean = total / count
         var = np.maximum(total_sq / count - mean * mean, 0.0)
@@ -264,7 +295,7 @@ class TiledRun:
         for core, window in self._tiles(self._plan("front", 0, 3)):
             y = fn(self._read(self.rgb, window), self._core_in_window(core, window, 0.25), stats)
             y0, y1, x0, x1 = (c // 4 for c in core)
-            h[y0:y1, x0:x1] = y.numpy()
+            h[y0:y1, x0:x1] = y
 
     def _block_in_place(self, i: int, stats: list, h: np.ndarray) -> None:
         """h <- h + block_i(h) over the buffer, in place, reading only original values of h.
@@ -284,7 +315,7 @@ class TiledRun:
             for (x0, x1), (wx0, wx1) in cols:
                 window = h[wy0:wy1, wx0:wx1].copy()
                 window[y0 - len(above) - wy0 : y0 - wy0] = above[:, wx0:wx1]
-                y = fn(window[None], self._core_in_window((y0, y1, x0, x1), (wy0, wy1, wx0, wx1), 1), stats).numpy()
+                y = fn(window[None], self._core_in_window((y0, y1, x0, x1), (wy0, wy1, wx0, wx1), 1), stats)
                 if pending is not None:
                     store(h, *pending)
                 pending = ((y0, y1, x0, x1), y)
@@ -296,7 +327,7 @@ class TiledRun:
         fn = self.net.stage("up", 0, len(stats), False, h.dtype)
         height, width = self.rgb.shape[:2]
         for core, window in self._tiles(self._plan("up", 0, len(stats))):
-            y = fn(self._read(h, window), self._core_in_window(core, window, 4), stats).numpy()
+            y = fn(self._read(h, window), self._core_in_window(core, window, 4), stats)
             y0, y1, x0, x1 = (4 * c for c in core)
             y1, x1 = min(y1, height), min(x1, width)
             if y0 < y1 and x0 < x1:
