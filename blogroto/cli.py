@@ -14,7 +14,7 @@ import click
 from blogroto import __version__, ui
 from blogroto.errors import BlogrotoError, ConfigError
 
-BACKENDS = ("tensorflow", "jax", "torch")  # blogroto.engine.runtime.BACKENDS, without importing the engine
+BACKENDS = ("auto", "tensorflow", "torch", "jax")  # blogroto.engine.runtime's, without importing the engine
 
 # command name -> module in blogroto.commands exposing a click command called `command`
 COMMANDS = {
@@ -73,7 +73,8 @@ def _print_version(ctx, param, value):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--backend", type=click.Choice(BACKENDS), is_eager=True, expose_value=False, callback=_select_backend,
-              help="Keras backend that runs the filters (default: KERAS_BACKEND, else tensorflow).")
+              help="Keras backend that runs the filters (default: KERAS_BACKEND, else auto: "
+                   "the fastest installed on a CPU, TensorFlow first).")
 @click.option("--version", is_flag=True, is_eager=True, expose_value=False, callback=_print_version,
               help="Show the version and the backend and device filters run on, then exit.")
 def cli():

@@ -1,5 +1,6 @@
 """The engine on every Keras backend: a filter's weights give the same pictures on TensorFlow,
-PyTorch and JAX, and the engine's own tests pass on each.
+PyTorch and JAX, a filter trained on one applies on the others, and the engine's own tests pass
+on each.
 
 Keras binds one backend per process, so the other backends run in subprocesses. A backend that is
 not installed skips its tests, unless BLOGROTO_REQUIRE_BACKENDS names it (CI: torch), where that
@@ -11,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -104,9 +104,9 @@ def test_the_same_weights_paint_the_same_picture_on_every_backend(backend, cross
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", OTHER_BACKENDS)
 def test_engine_tests_pass_on_other_backends(backend):
-    """The network, tiled executor and stylizer tests, run on `backend` in their own pytest."""
+    """The network, tiled executor, stylizer and trainer tests, run on `backend` in their own pytest."""
     env = backend_env(backend)
-    tests = ["tests/test_tiling.py", "tests/test_stylize.py"]
+    tests = ["tests/test_tiling.py", "tests/test_stylize.py", "tests/test_train.py"]
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W",
                            "ignore::DeprecationWarning", *tests], env=env, cwd=REPO, capture_output=True, text=True,
                           timeout=1200)
@@ -137,26 +137,64 @@ def test_backend_option_picks_the_backend(backend):
     assert done.stdout.splitlines()[1].startswith(f"engine: {backend} ")
 
 
+def test_auto_picks_the_fastest_installed_backend(monkeypatch):
+    """auto (the default): TensorFlow where installed (fastest on a CPU, benchmarks/results/backends.md),
+    else PyTorch, else JAX: a GPU machine with PyTorch and no TensorFlow just works."""
+    from blogroto.engine import runtime
+
+    for have, expected in [({"tensorflow", "torch", "jax"}, "tensorflow"), ({"torch", "jax"}, "torch"), ({"jax"}, "jax")]:
+        monkeypatch.setattr(runtime, "installed", lambda name, have=have: name in have)
+        assert runtime.auto_backend() == expected
+
+
 def test_unknown_or_missing_backends_are_refused_in_words(monkeypatch):
     from blogroto.engine import runtime
     from blogroto.errors import BlogrotoError
 
     done = run_cli("--backend", "theano", "--version")
     assert done.returncode == 2 and "'theano' is not one of" in done.stderr
+    done = run_cli("--version", env={**os.environ, "KERAS_BACKEND": "theano"})
+    assert done.returncode == 1 and "KERAS_BACKEND: unknown backend 'theano'" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
     monkeypatch.setattr(runtime, "installed", lambda name: False)
     with pytest.raises(BlogrotoError, match=r"backend jax is not installed: pip install 'blogroto\[jax\]'"):
         runtime.select_backend("jax")
 
 
-def test_training_on_another_backend_says_it_needs_tensorflow(tmp_path):
-    """Training still runs on TensorFlow only: another backend gets a sentence, not a traceback."""
-    env = backend_env("torch")
-    art = tmp_path / "art.png"
-    from PIL import Image
+TRAIN = """
+import json, sys
+from pathlib import Path
+from blogroto.engine.train import train
+from tests.train_helpers import tiny_config
+flt = train(tiny_config(Path(sys.argv[1]), steps=8, width=8, blocks=1, precision=sys.argv[2]))
+print(json.dumps({"folder": str(flt.folder), "backend": flt.training["backend"], "precision": flt.training["precision"],
+                  "losses": flt.training["final_losses"]}))
+"""
 
-    Image.fromarray((photo_array(64, 64, seed=1) * 255).astype(np.uint8)).save(art)
-    done = run_cli("--backend", "torch", "train", str(art), "--name", "x", "--steps", "1", "--out", str(tmp_path / "f"),
-                   env=env)
-    assert done.returncode != 0
-    assert "needs the TensorFlow backend" in done.stderr and "Traceback" not in done.stderr, done.stderr[-2000:]
-    assert not Path(tmp_path / "f").exists() or not any(Path(tmp_path / "f").rglob("weights.npz"))
+
+@pytest.mark.parametrize("backend,precision", [("torch", "float32"), ("torch", "float16"), ("jax", "float32"),
+                                               ("jax", "float16")])
+def test_a_filter_trained_on_another_backend_applies_on_tensorflow(backend, precision, tmp_path):
+    """`blogroto train` on `backend` (its own gradient step, blogroto.engine.steps; float16 with
+    Keras' loss scaling, as on a GPU) writes a filter that TensorFlow applies: the same picture as
+    on the backend that trained it, within 40 dB, and its training record names the backend."""
+    env = backend_env(backend)
+    done = subprocess.run([sys.executable, "-c", TRAIN, str(tmp_path), precision], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads(done.stdout.strip().splitlines()[-1])
+    assert record["backend"].startswith(backend + " ") and record["precision"] == ("float32" if precision == "float32"
+                                                                                  else "mixed_float16")
+    assert all(np.isfinite(v) and v >= 0 for v in record["losses"].values()) and record["losses"]["total"] > 0, record
+    folder = {"trained": record["folder"]}
+    np.save(tmp_path / "photo.npy", photo_array(60, 84, seed=2))
+    done = subprocess.run([sys.executable, "-c", STYLIZE, json.dumps(folder), str(tmp_path / "photo.npy"),
+                           str(tmp_path / "out.npz")], env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    from blogroto.engine.stylize import StyleOptions, Stylizer
+    from blogroto.filters import load_filter
+
+    theirs = np.load(tmp_path / "out.npz")["trained/whole"]
+    ours = Stylizer(precision="float32").stylize_array(np.load(tmp_path / "photo.npy"), load_filter(record["folder"]),
+                                                       StyleOptions())
+    assert psnr(ours, theirs) >= MIN_AGREEMENT_DB and np.std(ours) > 0.01

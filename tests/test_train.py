@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -103,17 +105,16 @@ def test_centered_and_capped_norms_keep_each_channels_contrast():
     flat instead of spending its variance on a spike (the white/black blob); capping (recipe 3,
     `capped-decoder`) does the same for quiet channels but scales a loud one back to unit variance,
     so training cannot blow the activations up."""
-    import tensorflow as tf
-
     from blogroto.engine.network import InstanceNorm, TransformNet
+    from blogroto.engine.runtime import to_numpy
 
     rng = np.random.default_rng(0)
-    x = tf.constant((rng.standard_normal((1, 16, 16, 3)) * [0.03, 0.8, 300.0] + 5.0).astype(np.float32))
+    x = (rng.standard_normal((1, 16, 16, 3)) * [0.03, 0.8, 300.0] + 5.0).astype(np.float32)
     full, centered, capped = InstanceNorm(), InstanceNorm(mode="centre"), InstanceNorm(mode="cap")
-    yf, yc, yk = (norm(x)[0].numpy() for norm in (full, centered, capped))
+    yf, yc, yk = (to_numpy(norm(x)[0]) for norm in (full, centered, capped))
     for y in (yf, yc, yk):
         assert np.allclose(y.mean(axis=(1, 2)), 0, atol=1e-3)
-    std = x.numpy().std(axis=(1, 2))[0]
+    std = x.std(axis=(1, 2))[0]
     assert np.allclose(yf.std(axis=(1, 2)), 1, atol=0.05)  # the flat channel blown up 30x
     assert np.allclose(yc.std(axis=(1, 2)), std, rtol=1e-3)  # the loud channel left at 300
     assert np.allclose(yk.std(axis=(1, 2))[0], [std[0], std[1], 1.0], rtol=1e-3)
@@ -156,6 +157,8 @@ def test_training_for_a_site_learns_from_its_own_photos(tmp_path):
     assert "harbour.png" not in load_filter(site / "_filters" / "for-site").training["content_set"]
 
 
+@pytest.mark.skipif(os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow",
+                    reason="takes its gradients with tf.GradientTape")
 def test_saturation_loss_pulls_back_what_tanh_cannot():
     """Recipe 3's saturation term: where the last layer's output sits deep in tanh's flat tail (a
     solid black patch), the image losses pass no gradient back; the saturation term does."""

@@ -82,6 +82,22 @@ def test_cache_roundtrip_and_order(tmp_path, fake_ckpt, monkeypatch):
         vgg.locate_weights(allow_network=False)
 
 
+def test_a_prefix_of_the_convolutions_is_enough_for_the_layers_it_holds(tmp_path, fake_ckpt):
+    """What gpu_check carries: the first 8 convolutions (up to relu4_1, all the artwork losses read).
+    A loss network that needs deeper layers says so instead of failing on an index."""
+    from blogroto.engine.runtime import to_numpy
+
+    full = vgg.load_path(fake_ckpt)
+    vgg.save_cached(vgg.VGGWeights(full.kernels[:8], full.biases[:8], full.preprocess, "prefix"), tmp_path / "p.npz")
+    prefix = vgg.load_path(tmp_path / "p.npz")
+    assert len(prefix.kernels) == 8 and all(np.array_equal(a, b) for a, b in zip(prefix.kernels, full.kernels))
+    x = np.random.default_rng(0).random((1, 32, 32, 3)).astype(np.float32)
+    ours = vgg.LossNetwork(prefix, vgg.LOSS_LAYERS)(x)["relu4_1"]
+    np.testing.assert_array_equal(to_numpy(ours), to_numpy(vgg.LossNetwork(full, vgg.LOSS_LAYERS)(x)["relu4_1"]))
+    with pytest.raises(WeightsUnavailableError, match="stop at relu4_1; the losses read up to relu5_1"):
+        vgg.LossNetwork(prefix, ("relu5_1",))
+
+
 def test_damaged_cache_is_not_trusted(tmp_path, monkeypatch):
     monkeypatch.setenv("BLOGROTO_CACHE_DIR", str(tmp_path))
     monkeypatch.delenv("BLOGROTO_VGG_WEIGHTS", raising=False)

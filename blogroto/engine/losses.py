@@ -10,21 +10,29 @@ from __future__ import annotations
 
 import numpy as np
 
-from blogroto.engine.runtime import import_tensorflow
+from blogroto.engine.runtime import import_keras
 from blogroto.engine.vgg import CONTENT_LAYER, STYLE_LAYERS, LossNetwork
+
+
+def _ops():
+    return import_keras().ops
 
 
 def gram(features):
     """Gram matrix normalised by the number of elements (as in Johnson et al.)."""
-    tf = import_tensorflow()[0]
-
-    shape = tf.shape(features)
-    n, hw, c = shape[0], shape[1] * shape[2], shape[3]
-    flat = tf.reshape(features, [n, hw, c])
-    return tf.matmul(flat, flat, transpose_a=True) / tf.cast(hw * c, tf.float32)
+    ops = _ops()
+    n, h, w, c = ops.shape(features)
+    flat = ops.reshape(features, (-1, h * w, c))
+    return ops.matmul(ops.transpose(flat, (0, 2, 1)), flat) / ops.cast(h * w * c, "float32")
 
 
 SAMPLED_POSITIONS = 4096
+
+
+def _quantile_levels(count: int, quantiles: int) -> np.ndarray:
+    """Indices of `quantiles` evenly spaced quantiles (cell centres) among `count` sorted values."""
+    q = min(count, quantiles)
+    return np.minimum(((np.arange(q) + 0.5) / q * count).astype(np.int64), count - 1)
 
 
 class StyleTarget:
@@ -39,27 +47,31 @@ class StyleTarget:
     MAX_DIRECTIONS = 64
 
     def __init__(self, lossnet: LossNetwork, artwork, seed: int = 0):
-        tf = lossnet.tf
-        art = tf.constant(artwork, tf.float32)
+        ops = _ops()
+        art = ops.convert_to_tensor(np.asarray(artwork, np.float32))
         feats = {"rgb": art, **{name: f for name, f in lossnet(art).items() if name in STYLE_LAYERS}}
         rng = np.random.default_rng([seed, 1234])
         self.directions, self.sorted = {}, {}
         for name, f in feats.items():
-            flat = tf.reshape(f, [-1, f.shape[-1]])
+            flat = ops.reshape(f, (-1, f.shape[-1]))
             channels, positions = int(flat.shape[-1]), int(flat.shape[0])
             dirs = rng.standard_normal((self.DIRECTION_SETS, channels, min(channels, self.MAX_DIRECTIONS))).astype(np.float32)
             dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
-            levels = np.minimum(((np.arange(min(positions, self.QUANTILES)) + 0.5) / min(positions, self.QUANTILES)
-                                 * positions).astype(np.int64), positions - 1)
-            sorted_sets = [tf.gather(tf.sort(tf.matmul(flat, d), axis=0), levels) for d in dirs]
-            self.directions[name] = tf.constant(dirs)
-            self.sorted[name] = tf.stack(sorted_sets)  # sets, levels, directions
+            levels = ops.convert_to_tensor(_quantile_levels(positions, self.QUANTILES))
+            sorted_sets = [ops.take(ops.sort(ops.matmul(flat, d), axis=0), levels, axis=0) for d in dirs]
+            self.directions[name] = ops.convert_to_tensor(dirs)
+            self.sorted[name] = ops.stack(sorted_sets)  # sets, levels, directions
         # the artwork's luminance quantiles: what the tone term maps the photo's luminance onto
-        luma = tf.reshape(tf.reduce_sum(art * LUMA, axis=-1), [-1])
-        count = int(luma.shape[0])
-        levels = np.minimum(((np.arange(min(count, self.QUANTILES)) + 0.5) / min(count, self.QUANTILES)
-                             * count).astype(np.int64), count - 1)
-        self.tone = tf.gather(tf.sort(luma), levels)
+        luma = ops.reshape(_luma(art), (-1,))
+        levels = ops.convert_to_tensor(_quantile_levels(int(luma.shape[0]), self.QUANTILES))
+        self.tone = ops.take(ops.sort(luma), levels, axis=0)
+
+
+def _levels(n, q):
+    """For each of n sorted values, the index of its quantile among q (int32)."""
+    ops = _ops()
+    return ops.minimum(ops.cast((ops.cast(ops.arange(n), "float32") + 0.5) / ops.cast(n, "float32")
+                                * ops.cast(q, "float32"), "int32"), q - 1)
 
 
 def sliced_wasserstein(features, directions, target_sorted):
@@ -72,19 +84,20 @@ def sliced_wasserstein(features, directions, target_sorted):
     cannot satisfy it with a few extreme activations (the spikes behind "droplet" blobs), and on
     pixels it asks for the artwork's palette, not only its average colour.
     features: N,H,W,C; directions: C,K; target_sorted: Q,K (the artwork's sorted projections)."""
-    tf = import_tensorflow()[0]
-
+    ops = _ops()
     channels = directions.shape[0]
-    shape = tf.shape(features)
-    ours = tf.sort(tf.matmul(tf.reshape(features, [shape[0], -1, channels]), directions), axis=1)
-    n, q = tf.shape(ours)[1], tf.shape(target_sorted)[0]
-    levels = tf.cast((tf.range(n, dtype=tf.float32) + 0.5) / tf.cast(n, tf.float32) * tf.cast(q, tf.float32), tf.int32)
-    theirs = tf.gather(target_sorted, tf.minimum(levels, q - 1))
-    return tf.reduce_mean(tf.square(ours - theirs[None])) / (tf.reduce_mean(tf.square(target_sorted)) + 1e-8)
+    ours = ops.sort(ops.matmul(ops.reshape(features, (ops.shape(features)[0], -1, channels)), directions), axis=1)
+    theirs = ops.take(target_sorted, _levels(ops.shape(ours)[1], ops.shape(target_sorted)[0]), axis=0)
+    return ops.mean(ops.square(ours - theirs[None])) / (ops.mean(ops.square(target_sorted)) + 1e-8)
 
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # Rec. 601 luma weights
 TONE_CELL = 8  # the tone term compares luminance averaged over cells this many pixels wide
+
+
+def _luma(rgb):
+    ops = _ops()
+    return ops.sum(ops.cast(rgb, "float32") * ops.convert_to_tensor(LUMA), axis=-1)
 
 
 def tone_loss(x, y, artwork_tone, cell: int = TONE_CELL):
@@ -96,18 +109,30 @@ def tone_loss(x, y, artwork_tone, cell: int = TONE_CELL):
     artwork's dark and light wherever it likes: a white tiger painted dark, edges embossed in bright
     colour, the subject lost. Averaged over `cell`-pixel cells so brush strokes inside a cell are free.
     x, y: N,H,W,3 in [0, 1]; artwork_tone: the artwork's sorted luminance quantiles (StyleTarget.tone)."""
-    tf = import_tensorflow()[0]
+    ops = _ops()
+    luma_x, luma_y = _luma(x), _luma(y)
+    flat = ops.reshape(luma_x, (ops.shape(luma_x)[0], -1))
+    ranks = ops.argsort(ops.argsort(flat, axis=1), axis=1)  # equal luminances: their ranks in any order
+    levels = _levels(ops.shape(flat)[1], ops.shape(artwork_tone)[0])
+    wanted = ops.reshape(ops.take(artwork_tone, ops.take(levels, ranks), axis=0), ops.shape(luma_x))
+    pool = lambda v: ops.average_pool(v[..., None], cell, cell, "valid")  # noqa: E731
+    return ops.mean(ops.square(pool(luma_y) - ops.stop_gradient(pool(wanted))))
 
-    luma_x = tf.reduce_sum(tf.cast(x, tf.float32) * LUMA, axis=-1)
-    luma_y = tf.reduce_sum(tf.cast(y, tf.float32) * LUMA, axis=-1)
-    shape = tf.shape(luma_x)
-    flat = tf.reshape(luma_x, [shape[0], -1])
-    n, q = tf.shape(flat)[1], tf.shape(artwork_tone)[0]
-    ranks = tf.argsort(tf.argsort(flat, axis=1, stable=True), axis=1, stable=True)
-    levels = tf.cast((tf.cast(ranks, tf.float32) + 0.5) / tf.cast(n, tf.float32) * tf.cast(q, tf.float32), tf.int32)
-    wanted = tf.reshape(tf.gather(artwork_tone, tf.minimum(levels, q - 1)), shape)
-    pool = lambda v: tf.nn.avg_pool2d(v[..., None], cell, cell, "VALID")  # noqa: E731
-    return tf.reduce_mean(tf.square(pool(luma_y) - tf.stop_gradient(pool(wanted))))
+
+def sample_grid(f, step):
+    """Every s-th row and column of `f` (N,H,W,C), s chosen so at most ~SAMPLED_POSITIONS positions
+    remain, the offset moving with `step` (an int tensor): gathered with a row and column count
+    fixed by the shape, so a compiled step (jax.jit) sees static shapes."""
+    ops = _ops()
+    _, h, w, _ = ops.shape(f)
+    if isinstance(h, int) and isinstance(w, int):  # static shapes (JAX, PyTorch): the stride is a number
+        stride = max(1, int(np.ceil(np.sqrt(np.float32(h * w) / np.float32(SAMPLED_POSITIONS)))))
+    else:  # a tf.function traced for any crop size
+        stride = ops.maximum(1, ops.cast(ops.ceil(ops.sqrt(ops.cast(h * w, "float32") / SAMPLED_POSITIONS)), "int32"))
+    at = ops.cast(step, "int32") % (stride * stride)
+    rows = at // stride + stride * ops.arange(h // stride)
+    cols = at % stride + stride * ops.arange(w // stride)
+    return ops.take(ops.take(f, rows, axis=1), cols, axis=2)
 
 
 def perceptual_losses(lossnet: LossNetwork, x, y, target: StyleTarget, weights: dict, step):
@@ -119,25 +144,20 @@ def perceptual_losses(lossnet: LossNetwork, x, y, target: StyleTarget, weights: 
     - tone: the photo's coarse light-and-dark layout in the artwork's tones (`tone_loss`).
     `step` (an int tensor) picks the set of projection directions: the sets take turns over a run,
     and the same step gives the same loss, so a resumed run is exact."""
-    tf = import_tensorflow()[0]
-
+    ops = _ops()
     feats_y = lossnet(y)
     feats_x = lossnet(x)
     fx = feats_x[CONTENT_LAYER]
-    content = tf.reduce_mean(tf.square(feats_y[CONTENT_LAYER] - fx)) / (tf.reduce_mean(tf.square(fx)) + 1e-8)
-    layers = {"rgb": tf.cast(y, tf.float32), **{n: feats_y[n] for n in STYLE_LAYERS}}
-    # Each layer is compared on a grid of at most ~SAMPLED_POSITIONS positions per image (every
-    # s-th row and column, the offset moving with the step): the same distribution for a fraction
-    # of the sorting, which otherwise costs more than the VGG passes at 192 px crops.
-    for name, f in layers.items():
-        hw = tf.cast(tf.shape(f)[1] * tf.shape(f)[2], tf.float32)
-        stride = tf.maximum(1, tf.cast(tf.math.ceil(tf.sqrt(hw / SAMPLED_POSITIONS)), tf.int32))
-        at = tf.cast(step, tf.int32) % (stride * stride)
-        layers[name] = f[:, at // stride :: stride, at % stride :: stride]
-    which = tf.cast(step, tf.int32) % StyleTarget.DIRECTION_SETS
-    style = tf.add_n([sliced_wasserstein(f, target.directions[n][which], target.sorted[n][which])
-                      for n, f in layers.items()]) / len(layers)
-    tv = tf.reduce_mean(tf.abs(y[:, 1:] - y[:, :-1])) + tf.reduce_mean(tf.abs(y[:, :, 1:] - y[:, :, :-1]))
+    content = ops.mean(ops.square(feats_y[CONTENT_LAYER] - fx)) / (ops.mean(ops.square(fx)) + 1e-8)
+    # Each layer is compared on a grid of at most ~SAMPLED_POSITIONS positions per image: the same
+    # distribution for a fraction of the sorting, which otherwise costs more than the VGG passes
+    # at 192 px crops.
+    layers = {"rgb": ops.cast(y, "float32"), **{n: feats_y[n] for n in STYLE_LAYERS}}
+    which = ops.cast(step, "int32") % StyleTarget.DIRECTION_SETS
+    style = sum(sliced_wasserstein(sample_grid(f, step), ops.take(target.directions[n], which, axis=0),
+                                   ops.take(target.sorted[n], which, axis=0))
+                for n, f in layers.items()) / len(layers)
+    tv = ops.mean(ops.abs(y[:, 1:] - y[:, :-1])) + ops.mean(ops.abs(y[:, :, 1:] - y[:, :, :-1]))
     tone = tone_loss(x, y, target.tone)
     total = weights["content"] * content + weights["style"] * style + weights["tv"] * tv + weights.get("tone", 0.0) * tone
     return total, content, style, tv, tone
@@ -152,13 +172,12 @@ def distillation_losses(lossnet: LossNetwork, y, target, weights: dict):
     summed over DISTILL_LAYERS. The pixel term pins colours; the feature term, edges and strokes in
     place; the texture term asks only for the teacher's texture *statistics*, so where the slim student
     cannot place every via and trace exactly it still paints them instead of a blurred average."""
-    tf = import_tensorflow()[0]
-
-    y, target = tf.cast(y, tf.float32), tf.cast(target, tf.float32)
-    pixel = tf.reduce_mean(tf.abs(y - target))
+    ops = _ops()
+    y, target = ops.cast(y, "float32"), ops.cast(target, "float32")
+    pixel = ops.mean(ops.abs(y - target))
     feats_y, feats_t = lossnet(y), lossnet(target)
-    features = tf.add_n([tf.reduce_mean(tf.square(feats_y[n] - feats_t[n])) for n in DISTILL_LAYERS])
-    texture = tf.add_n([tf.reduce_mean(tf.square(gram(feats_y[n]) - gram(feats_t[n]))) for n in DISTILL_LAYERS])
+    features = sum(ops.mean(ops.square(feats_y[n] - feats_t[n])) for n in DISTILL_LAYERS)
+    texture = sum(ops.mean(ops.square(gram(feats_y[n]) - gram(feats_t[n]))) for n in DISTILL_LAYERS)
     total = weights["pixel"] * pixel + weights["features"] * features + weights["texture"] * texture
     return total, pixel, features, texture
 
@@ -167,6 +186,5 @@ def saturation_loss(logits, limit: float = 3.0):
     """Mean square of the last layer's output beyond +-`limit`, where tanh is flat (0.5 % from black
     or white). Without it a network can plant a spike there (on the circuit board: -62, a solid
     black patch on 1-2 % of a photo) that no other loss can remove, since tanh passes no gradient."""
-    tf = import_tensorflow()[0]
-
-    return tf.reduce_mean(tf.square(tf.nn.relu(tf.abs(tf.cast(logits, tf.float32)) - limit)))
+    ops = _ops()
+    return ops.mean(ops.square(ops.relu(ops.abs(ops.cast(logits, "float32")) - limit)))

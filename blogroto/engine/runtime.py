@@ -25,7 +25,9 @@ import numpy as np
 from blogroto.errors import BlogrotoError
 
 BACKENDS = ("tensorflow", "jax", "torch")
-DEFAULT_BACKEND = "tensorflow"
+# `auto` (the default): the first installed of these, fastest first on a 2-core CPU
+# (benchmarks/results/backends.md: TensorFlow applies ~3x faster than PyTorch and ~2x than JAX).
+AUTO_ORDER = ("tensorflow", "torch", "jax")
 _DISTRIBUTIONS = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 
 _NOISE = re.compile(
@@ -39,22 +41,33 @@ _tf = None
 
 
 def backend_name() -> str:
-    """The backend blogroto runs on: `KERAS_BACKEND` (set by `--backend`), else TensorFlow."""
+    """The backend blogroto runs on: `KERAS_BACKEND` (set by `--backend`); unset or `auto`, the
+    first installed of AUTO_ORDER."""
     if _keras is not None:
         return _keras.backend.backend()
-    return os.environ.get("KERAS_BACKEND") or DEFAULT_BACKEND
+    name = os.environ.get("KERAS_BACKEND") or "auto"
+    return auto_backend() if name == "auto" else name
+
+
+def auto_backend() -> str:
+    return next((b for b in AUTO_ORDER if installed(b)), AUTO_ORDER[0])
 
 
 def select_backend(name: str) -> None:
     """Run on backend `name` (`blogroto --backend`). Must come before the first network is loaded:
-    Keras binds its backend once per process."""
-    if name not in BACKENDS:
-        raise BlogrotoError(f"unknown backend {name!r}; known: {', '.join(BACKENDS)}")
-    if not installed(name):
-        raise BlogrotoError(f"backend {name} is not installed: pip install 'blogroto[{name}]'")
+    Keras binds its backend once per process. `auto`: see `backend_name`."""
+    name = _usable(auto_backend() if name == "auto" else name, "--backend")
     if _keras is not None and backend_name() != name:
         raise BlogrotoError(f"Keras already runs on {backend_name()} in this process; start a new one for {name}")
     os.environ["KERAS_BACKEND"] = name
+
+
+def _usable(name: str, asked_by: str) -> str:
+    if name not in BACKENDS:
+        raise BlogrotoError(f"{asked_by}: unknown backend {name!r}; known: auto, {', '.join(BACKENDS)}")
+    if not installed(name):
+        raise BlogrotoError(f"{asked_by}: backend {name} is not installed: pip install 'blogroto[{name}]'")
+    return name
 
 
 def installed(name: str) -> bool:
@@ -70,11 +83,7 @@ def import_keras():
     global _keras, _tf
     if _keras is not None:
         return _keras
-    name = backend_name()
-    if name not in BACKENDS:
-        raise BlogrotoError(f"KERAS_BACKEND={name} is not a backend blogroto runs on ({', '.join(BACKENDS)})")
-    if not installed(name):
-        raise BlogrotoError(f"backend {name} (KERAS_BACKEND) is not installed: pip install 'blogroto[{name}]'")
+    name = _usable(backend_name(), "KERAS_BACKEND")
     os.environ["KERAS_BACKEND"] = name
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with _quiet_stderr():
@@ -92,20 +101,31 @@ def import_keras():
 
 
 def import_tensorflow():
-    """(tensorflow, keras), for the parts that still need TensorFlow itself (training, the
-    TensorFlow-only fast paths). Refuses on another backend instead of mixing two in one process."""
+    """(tensorflow, keras), for what needs TensorFlow itself whatever the backend: reading
+    fast-style-transfer's TF1 checkpoints (`blogroto import`). TensorFlow is always installed."""
+    global _tf
     keras = import_keras()
     if _tf is None:
-        raise BlogrotoError(f"this needs the TensorFlow backend; blogroto runs on {backend_name()} "
-                            f"(--backend tensorflow or KERAS_BACKEND=tensorflow)")
+        with _quiet_stderr():
+            import tensorflow as tf
+        quiet_python_loggers(tf)
+        _tf = tf
     return _tf, keras
+
+
+def set_random_seed(seed: int) -> None:
+    """keras.utils.set_random_seed, quietly: it also seeds TensorFlow whenever TensorFlow is
+    installed, importing it (with its start-up noise) even on another backend."""
+    keras = import_keras()
+    with _quiet_stderr():
+        keras.utils.set_random_seed(seed)
 
 
 def tensorflow_if_backend():
     """The tensorflow module when it is the backend (for its one-trace-per-stage `tf.function`
     signatures), else None."""
     import_keras()
-    return _tf
+    return _tf if backend_name() == "tensorflow" else None
 
 
 class _quiet_stderr:
@@ -162,9 +182,8 @@ def gpu_names() -> tuple[str, ...]:
 
 def describe() -> str:
     """One line for `--version` and `blogroto filters`: backend, its version, and the device."""
+    import_keras()  # refuses an unknown or missing backend in words
     name = backend_name()
-    if not installed(name):
-        return f"{name} (not installed)"
     version = metadata.version(_DISTRIBUTIONS[name])
     gpus = gpu_names()
     device = f"GPU ({', '.join(gpus)})" if gpus else "CPU"

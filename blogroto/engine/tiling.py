@@ -28,7 +28,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from blogroto.engine.runtime import backend_name, compile_function, import_keras, tensorflow_if_backend, to_numpy
+from blogroto.engine.runtime import (
+    backend_name,
+    compile_function,
+    import_keras,
+    tensorflow_if_backend,
+    to_numpy,
+)
 from blogroto.filters import Filter
 
 MIN_SIDE = 16  # reflection padding inside the network needs a few pixels at the 1/4-scale bottleneck

