@@ -56,6 +56,26 @@ def test_unfinished_run_needs_resume_and_same_settings(tmp_path):
         train(tiny_config(tmp_path, resume=True, steps=8), log=lambda m: None)
 
 
+def test_a_run_checkpointed_by_an_older_blogroto_says_it_cannot_resume(tmp_path):
+    """Runs checkpointed with TensorFlow's format (a `ckpt/` folder, before checkpoint.npz) are
+    refused in words, the work folder left as it is."""
+    train(tiny_config(tmp_path, stop_after=2), log=lambda m: None)
+    work = tmp_path / "out" / ".tiny-trained.training"
+    (work / "checkpoint.npz").unlink()
+    (work / "ckpt").mkdir()
+    (work / "ckpt" / "checkpoint").write_text('model_checkpoint_path: "ckpt-2"\n')
+    with pytest.raises(BlogrotoError, match="older blogroto .* delete the folder to start over"):
+        train(tiny_config(tmp_path, resume=True), log=lambda m: None)
+    assert (work / "ckpt").exists() and (work / "run.json").exists()
+
+
+def test_a_damaged_checkpoint_is_refused_in_words(tmp_path):
+    train(tiny_config(tmp_path, stop_after=2), log=lambda m: None)
+    (tmp_path / "out" / ".tiny-trained.training" / "checkpoint.npz").write_bytes(b"PK\x03\x04 not really")
+    with pytest.raises(BlogrotoError, match="checkpoint is unreadable"):
+        train(tiny_config(tmp_path, resume=True), log=lambda m: None)
+
+
 def test_retraining_replaces_the_filter_in_one_step(tmp_path):
     first = train(tiny_config(tmp_path), log=lambda m: None)
     second = train(tiny_config(tmp_path, seed=1), log=lambda m: None)

@@ -182,12 +182,17 @@ def gpu_names() -> tuple[str, ...]:
 
 def describe() -> str:
     """One line for `--version` and `blogroto filters`: backend, its version, and the device."""
-    import_keras()  # refuses an unknown or missing backend in words
-    name = backend_name()
-    version = metadata.version(_DISTRIBUTIONS[name])
+    label = backend_label()
     gpus = gpu_names()
     device = f"GPU ({', '.join(gpus)})" if gpus else "CPU"
-    return f"{name} {version} on {device}"
+    return f"{label} on {device}"
+
+
+def backend_label() -> str:
+    """The backend and its version, e.g. "torch 2.13.0+cpu" (a filter's training record keeps it)."""
+    import_keras()  # refuses an unknown or missing backend in words
+    name = backend_name()
+    return f"{name} {metadata.version(_DISTRIBUTIONS[name])}"
 
 
 def enable_determinism() -> None:

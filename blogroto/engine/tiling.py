@@ -188,7 +188,7 @@ class LoadedNetwork:
                 rows, cols = ops.arange(ops.shape(y)[1]), ops.arange(ops.shape(y)[2])
                 inside = (((rows >= core[0]) & (rows < core[1]))[:, None]
                           & ((cols >= core[2]) & (cols < core[3]))[None, :])
-                y = ops.where(inside[None, :, :, None], ops.cast(y, accumulate), 0.0)
+                y = ops.where(inside[None, :, :, None], y, ops.zeros_like(y))
             elif not masked:
                 y = y[:, core[0] : core[1], core[2] : core[3], :]
             if reduce:
@@ -204,13 +204,12 @@ class LoadedNetwork:
             window_spec = tf.TensorSpec([1, None, None, channels], tf.as_dtype(np.dtype(in_dtype)))
             spec = [window_spec, tf.TensorSpec([4], tf.int32), stats_spec]
         compiled = compile_function(fn, spec)
-        numpy = to_numpy
 
         def stage(window, core, stats):
             out = compiled(window, core, stats)
             if reduce:
-                return numpy(out[0]), numpy(out[1])
-            out = numpy(out)
+                return to_numpy(out[0]), to_numpy(out[1])
+            out = to_numpy(out)
             return out[core[0] : core[1], core[2] : core[3]] if masked else out
 
         return stage

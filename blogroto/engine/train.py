@@ -47,8 +47,8 @@ from blogroto.engine.filter_folder import (
 )
 from blogroto.engine.precision import training_policy
 from blogroto.engine.runtime import (
+    backend_label,
     compile_function,
-    describe,
     enable_determinism,
     gpu_names,
     import_keras,
@@ -551,7 +551,7 @@ class Trainer:
                 "content_set": content_names,
                 "seconds": round(history["seconds"][-1], 1) if history["seconds"] else 0.0,
                 "device": describe_device(),
-                "backend": describe().split(" on ")[0],
+                "backend": backend_label(),
                 "precision": policy,
                 "final_losses": {k: float(f"{v:.6g}") for k, v in final.items()},
                 "vgg_weights": vgg_source,
