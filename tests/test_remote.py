@@ -615,14 +615,17 @@ def test_guarded_download_failures_are_remembered_and_keep_a_cached_copy(tmp_pat
     the cached copy in use."""
     clock = [1_000_000.0]
     monkeypatch.setattr(remote, "now", lambda: clock[0])
-    f = RemoteFetcher(tmp_path, RemotePolicy(timeout=TIMEOUT, allow_private=True, duration=3600))
+    # no deadline in play here: a roomy one, so a busy machine cannot turn the ValueError into a
+    # timeout (seen once in CI with the 0.5 s one)
+    roomy = RemoteFetcher(tmp_path, RemotePolicy(timeout=10 * TIMEOUT, allow_private=True, duration=3600))
     url = server.url("/bad-location")
     with pytest.raises(RemoteImageError, match="cannot fetch: ValueError") as first:
-        f.fetch(url)
+        roomy.fetch(url)
     assert first.value.retry_at == clock[0] + 600
     with pytest.raises(RemoteImageError, match="remembered from an earlier build"):
-        f.fetch(url)
+        roomy.fetch(url)
     assert [p for p, _ in server.seen].count("/bad-location") == 1
+    f = RemoteFetcher(tmp_path, RemotePolicy(timeout=TIMEOUT, allow_private=True, duration=3600))
     # the deadline, without a cached copy: remembered too
     drip = server.url("/drip")
     with pytest.raises(RemoteImageError, match="timed out after"):
