@@ -60,6 +60,7 @@ def command(filters_dir, site, record, quiet, verbose):
             trained = f"{t.get('steps', '?')} steps, {float(t.get('seconds', 0)) / 60:.0f} min" if t else "training record missing"
         click.echo(f"{name:24} {origin:9} {flt.credit_line()}  [{trained}]  {flt.folder}")
     if not quiet:
-        from blogroto.engine.runtime import describe
+        from blogroto.engine.runtime import backend_label
 
-        ui.err(f"engine: {describe()} (--backend or KERAS_BACKEND to change)")
+        # no backend import here (listing filters paints nothing): the device is in `blogroto --version`
+        ui.err(f"engine: {backend_label()} (--backend or KERAS_BACKEND to change; the device: blogroto --version)")

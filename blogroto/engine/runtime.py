@@ -190,8 +190,7 @@ def describe() -> str:
 
 def backend_label() -> str:
     """The backend and its version, e.g. "torch 2.13.0+cpu" (a filter's training record keeps it)."""
-    import_keras()  # refuses an unknown or missing backend in words
-    name = backend_name()
+    name = _usable(backend_name(), "KERAS_BACKEND")  # from package metadata: nothing imported
     return f"{name} {metadata.version(_DISTRIBUTIONS[name])}"
 
 
