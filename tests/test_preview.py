@@ -1,9 +1,10 @@
-"""The Ruby-free preview: minimal Liquid, Markdown into one layout at Jekyll's URLs, a local server."""
+"""The Ruby-free preview: Jekyll's Liquid (python-liquid), Markdown into one layout at Jekyll's URLs, a local server."""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -14,23 +15,23 @@ from blogroto.errors import ConfigError
 from blogroto.publish.preview import (
     BANNER,
     PREVIEW_MARKER,
-    Liquid,
     render_preview,
     serve_preview,
 )
+from blogroto.publish.liquid import JekyllLiquid
 from tests.test_catalog import built_sample, write_site  # noqa: F401 - a shared session fixture
 
 # --------------------------------------------------------------------------------------------
-# Liquid, minimally
+# Jekyll's Liquid
 
 CTX = {"site": {"title": "Notes", "baseurl": "/blog", "posts": [
     {"title": "B", "url": "/b.html", "date": dt.datetime(2024, 5, 1)},
     {"title": "A", "url": "/a.html", "date": dt.datetime(2024, 3, 2)}]},
-    "page": {"title": "Hello", "image": {"path": "/img/x.jpg"}, "tags": ["x", "y"], "empty": ""}}
+    "page": {"title": "Hello", "image": {"path": "/img/x.jpg"}, "tags": ["x", "y"], "nothing": ""}}
 
 
 def render(text: str, **kw) -> str:
-    return Liquid(baseurl="/blog", url="https://example.org", **kw).render(text, CTX)
+    return JekyllLiquid(baseurl="/blog", url="https://example.org", **kw).render(text, CTX)
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -42,7 +43,7 @@ def render(text: str, **kw) -> str:
     ("{{ page.image.path | relative_url }}", "/blog/img/x.jpg"),
     ("{{ 'https://x.org/a.jpg' | relative_url }}", "https://x.org/a.jpg"),
     ("{{ page.missing | default: 'none' }}", "none"),
-    ("{{ page.empty | default: 'none' }}", "none"),
+    ("{{ page.nothing | default: 'none' }}", "none"),
     ("{{ page.tags | join: ', ' | upcase }}", "X, Y"),
     ("{{ site.posts.size }} {{ site.posts.first.title }}", "2 B"),
     ("{{ site.posts[1].date | date: '%B %-d, %Y' }}", "March 2, 2024"),
@@ -57,7 +58,7 @@ def render(text: str, **kw) -> str:
     ("{% for p in site.posts reversed %}{{ p.title }}{% endfor %}", "AB"),
     ("{% for p in page.none %}x{% else %}empty{% endfor %}", "empty"),
     ("{% if page.image %}yes{% else %}no{% endif %}", "yes"),
-    ("{% if page.empty %}truthy{% endif %}", "truthy"),  # Liquid: only nil and false are false
+    ("{% if page.nothing %}truthy{% endif %}", "truthy"),  # Liquid: only nil and false are false
     ("{% if page.title == 'Nope' %}1{% elsif page.title == 'Hello' %}2{% else %}3{% endif %}", "2"),
     ("{% if page.tags contains 'y' and site.title %}ok{% endif %}", "ok"),
     ("{% unless page.missing %}ok{% endunless %}", "ok"),
@@ -71,6 +72,25 @@ def render(text: str, **kw) -> str:
 ])
 def test_liquid(text, expected):
     assert render(text) == expected
+
+
+def test_liquid_inside_highlight_is_shown_not_run():
+    assert render("{% highlight liquid %}\n{{ page.title }} {% if x %}{% endhighlight %}") == (
+        '<figure class="highlight"><pre><code class="language-liquid" data-lang="liquid">'
+        "{{ page.title }} {% if x %}</code></pre></figure>")
+
+
+def test_broken_liquid_leaves_the_text_as_written():
+    assert render("a {{ page.title | ") == "a {{ page.title | "
+
+
+def test_hostile_liquid_is_bounded():
+    """A post that loops a billion times or prints without end renders nothing more, quickly."""
+    loops = "{% for a in (1..100000) %}{% for b in (1..10000) %}x{% endfor %}{% endfor %}"
+    started = time.monotonic()
+    out = render("before " + loops)
+    assert out == "before "  # the loop past the limit renders nothing
+    assert time.monotonic() - started < 30
 
 
 def test_liquid_link_tags():
