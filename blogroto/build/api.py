@@ -15,7 +15,8 @@ from blogroto.build.manifest import MANIFEST_DIR, load_manifest, source_owns
 from blogroto.build.output import LOCK_NAME, OUTPUT_MARKER, output_lock
 from blogroto.build.plan import IMAGES_DIR, SHORT_HASH, STYLIZED_NAME_RE
 from blogroto.build.report import BuildOptions, BuildReport, GcReport
-from blogroto.build.run import Run
+from blogroto.build.run import execute
+from blogroto.build.state import BuildState
 from blogroto.errors import (
     BlogrotoError,
 )
@@ -91,7 +92,7 @@ class Builder:
         report.warnings.extend(site.warnings)
         try:
             if self.options.check:
-                Run(self, site, report).execute(paths)
+                execute(BuildState(self, site, report), paths)
             else:
                 with file_lock(site.settings.cache / LOCK_NAME), output_lock(site.settings.output):
                     self._execute_recovering(site, report, paths)
@@ -117,24 +118,24 @@ class Builder:
         """One build; when the output folder (or its marker) vanished while it ran, the output is
         incomplete: build once more from scratch, else fail with a clear message. Either way the
         manifest of the incomplete output is never saved, so the next build starts clean."""
-        run = Run(self, site, report)
+        state = BuildState(self, site, report)
         try:
-            run.execute(paths)
+            execute(state, paths)
             return
         except TreeVanishedError as exc:
-            reclaim = run.reclaim_identity()
+            reclaim = state.reclaim_identity()
             self._drop_manifest(site)
             first = exc
         # Start the report over (the first try's messages describe an output that is gone).
         report.__dict__.update(BuildReport(out_dir=site.settings.output).__dict__)
         report.warnings.extend(site.warnings)
         report.warnings.append(f"{first}; building it again from scratch")
-        retry = Run(self, site, report, fresh=True, reclaim=reclaim)
+        retry = BuildState(self, site, report, fresh=True, reclaim=reclaim)
         try:
             # When the folder itself was removed, the retry makes a new one: lock that one too (the
             # same folder is already locked by this process; flock again would wait for ourselves).
             with output_lock(site.settings.output) if reclaim is None else contextlib.nullcontext():
-                retry.execute(None)
+                execute(retry, None)
         except TreeVanishedError as exc:
             self._drop_manifest(site)
             raise BlogrotoError("the output folder was removed or emptied during the build, twice; it is "
