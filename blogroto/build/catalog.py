@@ -480,6 +480,11 @@ class CatalogResult:
     files: list[str] = field(default_factory=list)  # output paths (relative to the output) the catalog owns
     rendered: bool = False  # False: nothing changed, nothing was rendered or read
     warnings: list[str] = field(default_factory=list)
+    pages: dict[str, bytes] = field(default_factory=dict)  # what to write (when rendered): path -> bytes
+
+    def record_written(self, out_stat: Callable[[str], os.stat_result | None]) -> None:
+        """Once `pages` are written: the stats that tell the next build its files are as written."""
+        self.state["files"] = {rel: _stat_sig(out_stat(rel)) for rel in self.files}
 
 
 def _json_sig(value: Any) -> str:
@@ -539,58 +544,27 @@ def _picture_bytes(path: Path) -> tuple[bytes, str]:
         return out.getvalue(), ".jpg"
 
 
-def write_catalog(
+def render_catalog(
     site: Site,
     uses: Mapping[str, tuple[str, Any, str]],
     *,
     library: FilterLibrary,
-    out_dir: str | Path | None = None,
     previous: dict | None = None,
     base_signature: str = "",
     filter_sig: Callable[[str], Any] | None = None,
-    out_stat: Callable[[str], os.stat_result | None] | None = None,
-    write: Callable[[str, bytes], None] | None = None,
+    out_stat: Callable[[str], os.stat_result | None],
     taken: Iterable[str] | Mapping = (),
-    warn: Callable[[str], None] | None = None,
 ) -> CatalogResult:
-    """Write (only what changed of) the catalog pages into the output site.
+    """The catalog pages and pictures to write (`result.pages`); the catalog itself writes nothing.
 
     `uses`: document path (relative to the site) -> (filter slug, the document's stat signature,
     its kind) for every document with stylized images. `previous` is the `state` of the last
-    result; when nothing the pages show has changed and the files are as written, this returns
-    at once without reading or rendering anything. `write(rel, data)` writes one output file
-    (the build passes its own, which skips identical content and honours --check); `out_stat`
-    stats an output file; `taken` holds the site's own paths, which the catalog never replaces.
+    result; when nothing the pages show has changed and its files are as written (`out_stat`
+    stats an output file), this returns at once without reading or rendering anything. `taken`
+    holds the site's own paths, which the catalog never replaces. Once the pages are written,
+    `result.record_written(out_stat)` completes the state to keep.
     """
-    out = Path(out_dir) if out_dir is not None else site.settings.output
     result = CatalogResult()
-
-    def _warn(message: str) -> None:
-        result.warnings.append(message)
-        if warn is not None:
-            warn(message)
-
-    if write is None:
-        def write(rel: str, data: bytes) -> None:
-            from blogroto.fsutil import atomic_write_bytes
-
-            dst = out / rel
-            try:
-                if dst.is_file() and dst.stat().st_size == len(data) and dst.read_bytes() == data:
-                    return
-            except OSError:
-                pass
-            atomic_write_bytes(dst, data)
-    if out_stat is None:
-        def out_stat(rel: str):
-            try:
-                return os.stat(out / rel, follow_symlinks=False)
-            except OSError:
-                return None
-    if filter_sig is None:
-        def filter_sig(slug: str):
-            return _default_filter_sig(library, slug)
-
     settings = catalog_settings(site)
     if not settings.enabled:
         return result
@@ -600,13 +574,12 @@ def write_catalog(
     slugs = sorted(set(used_by) | (set(library.names()) if settings.all else set()))
     if not slugs:
         return result  # nothing to show: no catalog at all
-
-    templates = template_files(site.root)
+    filter_sig = filter_sig or (lambda slug: _default_filter_sig(library, slug))
     signature = _json_sig([
         CATALOG_FORMAT, base_signature, asdict(settings), site.baseurl, site.config.get("title"),
         sorted([rel, slug, list(sig)] for rel, (slug, sig, _kind) in uses.items()),
         {slug: filter_sig(slug) for slug in slugs},
-        [[str(p), _stat_sig(_safe_stat(p))] for p in templates],
+        [[str(p), _stat_sig(_safe_stat(p))] for p in template_files(site.root)],
     ])
     prev = previous if isinstance(previous, dict) else {}
     prev_files = prev.get("files") if isinstance(prev.get("files"), dict) else {}
@@ -617,6 +590,47 @@ def write_catalog(
 
     # -- something changed: gather and render -----------------------------------------------
     result.rendered = True
+    docs = _documents(site, uses, prev, result.warnings)
+    taken_set = taken if isinstance(taken, Mapping) else set(taken)
+
+    def claim(rel: str, data: bytes) -> bool:
+        stem = posixpath.splitext(rel)[0]
+        clash = [t for t in (rel, *(stem + e for e in (".md", ".markdown", ".html", ".htm"))) if t in taken_set]
+        if clash:
+            result.warnings.append(f"catalog: not writing {rel}: the site has its own {clash[0]}")
+            return False
+        result.pages[rel] = data
+        return True
+
+    env = environment(site.root)
+    site_ctx = {"title": site.config.get("title"), "baseurl": site.baseurl, "url": site.config.get("url")}
+    entries = []
+    for slug in slugs:
+        try:
+            flt = library.get(slug)
+        except (FilterError, BlogrotoError) as exc:
+            result.warnings.append(f"catalog: filter {slug!r} left out: {exc}")
+            continue
+        documents = [docs[rel] for rel in used_by.get(slug, [])]
+        entries.append(_filter_page(env, settings, site_ctx, flt, documents, claim, result.warnings))
+
+    cards = [{**e, "url": f"{e['slug']}/",
+              "thumbnail": f"{e['slug']}/{e['pictures']['artwork']}" if e["pictures"].get("artwork") else None,
+              "after": f"{e['slug']}/{e['pictures']['example_after'] or e['pictures']['preview']}"
+              if (e["pictures"].get("example_after") or e["pictures"].get("preview")) else None}
+             for e in entries]
+    body = render_template(env, INDEX_TEMPLATE, filters=cards, site=site_ctx, all=settings.all)
+    claim(f"{settings.folder}/index.html", (_front_matter({"layout": settings.layout, "title": "Filters",
+                                                           "permalink": settings.path,
+                                                           "algorotoscope_catalog": "index"}) + body).encode("utf-8"))
+    result.files = sorted(result.pages)
+    result.state = {"sig": signature, "files": {}, "docs": docs}
+    return result
+
+
+def _documents(site: Site, uses: Mapping[str, tuple[str, Any, str]], prev: dict, warnings: list[str]) -> dict:
+    """Title, URL, date and kind of every document using a filter; unchanged ones (same stat, same
+    filter) from the previous state, without reading them."""
     prev_docs = prev.get("docs") if isinstance(prev.get("docs"), dict) else {}
     docs: dict[str, dict] = {}
     for rel, (slug, sig, kind) in uses.items():
@@ -627,93 +641,87 @@ def write_catalog(
         try:
             info = document_info(site, rel, kind)
         except (BlogrotoError, OSError) as exc:
-            _warn(f"catalog: cannot read {rel}: {exc}")
+            warnings.append(f"catalog: cannot read {rel}: {exc}")
             info = {"title": default_title(rel, kind), "url": None, "date": None, "kind": kind}
         docs[rel] = {**info, "st": list(sig), "filter": slug}
+    return docs
 
-    taken_set = taken if isinstance(taken, Mapping) else set(taken)
-    files: dict[str, bytes] = {}
-    folder = settings.folder
-    index_url = settings.path
 
-    def claim(rel: str, data: bytes) -> bool:
-        stem = posixpath.splitext(rel)[0]
-        clash = [t for t in (rel, *(stem + e for e in (".md", ".markdown", ".html", ".htm"))) if t in taken_set]
-        if clash:
-            _warn(f"catalog: not writing {rel}: the site has its own {clash[0]}")
-            return False
-        files[rel] = data
-        return True
-
-    env = environment(site.root)
-    site_ctx = {"title": site.config.get("title"), "baseurl": site.baseurl, "url": site.config.get("url")}
-    entries = []
-    for slug in slugs:
+def _filter_page(env, settings: CatalogSettings, site_ctx: dict, flt: Filter, documents: list[dict],
+                 claim: Callable[[str, bytes], bool], warnings: list[str]) -> dict:
+    """One filter's page and pictures (claimed for writing); its entry for the index."""
+    slug, index_url = flt.slug, settings.path
+    page_url = f"{index_url}{slug}/"
+    pictures: dict[str, str | None] = {}
+    for key, base in PICTURES.items():
+        pictures[key] = None
         try:
-            flt = library.get(slug)
-        except (FilterError, BlogrotoError) as exc:
-            _warn(f"catalog: filter {slug!r} left out: {exc}")
+            path = flt.file(key)
+        except FilterError as exc:  # a symlink, or a file outside the folder: never published
+            warnings.append(f"catalog: {exc}; picture left out")
             continue
-        page_url = f"{index_url}{slug}/"
-        pictures: dict[str, str | None] = {}
-        for key, base in PICTURES.items():
-            pictures[key] = None
-            try:
-                path = flt.file(key)
-            except FilterError as exc:  # a symlink, or a file outside the folder: never published
-                _warn(f"catalog: {exc}; picture left out")
-                continue
-            if path is None:
-                continue
-            try:
-                data, ext = _picture_bytes(path)
-            except Exception as exc:  # Pillow raises many types on a broken picture; leave it out
-                _warn(f"catalog: {path}: cannot use this picture: {exc}")
-                continue
-            if claim(f"{folder}/{slug}/{base}{ext}", data):
-                pictures[key] = f"{base}{ext}"
-        documents = sorted(
-            ({"title": d["title"], "date": d.get("date"), "kind": d.get("kind"),
-              "url": relative_link(page_url, d["url"]) if d.get("url") else None}
-             for rel in used_by.get(slug, []) for d in [docs[rel]]),
-            key=lambda d: (d["date"] or "", d["title"]), reverse=True)
-        src = flt.source
-        entry = {
-            "slug": slug,
-            "display_name": flt.display_name,
-            "description": flt.description,
-            "source": src,
-            "credit_line": flt.credit_line(),
-            "licence_url": _safe(src.get("licence_url")),
-            "source_url": _safe(src.get("url")),
-            "training": flt.training,
-            "training_summary": describe_training(flt.training),
-            "training_details": training_details(flt.training),
-            "network": flt.network.as_dict(),
-            "pictures": pictures,
-            "documents": documents,
-            "used": slug in used_by,
-        }
-        entries.append(entry)
-        body = render_template(env, FILTER_TEMPLATE, filter=entry, site=site_ctx, index_url=relative_link(page_url, index_url))
-        page = _front_matter({"layout": settings.layout, "title": f"{flt.display_name}: a filter learned from "
-                              f"{src.get('title') or 'an artwork'}", "permalink": page_url,
-                              "algorotoscope_catalog": "filter", "algorotoscope_filter": slug}) + body
-        claim(f"{folder}/{slug}/index.html", page.encode("utf-8"))
+        if path is None:
+            continue
+        try:
+            data, ext = _picture_bytes(path)
+        except Exception as exc:  # Pillow raises many types on a broken picture; leave it out
+            warnings.append(f"catalog: {path}: cannot use this picture: {exc}")
+            continue
+        if claim(f"{settings.folder}/{slug}/{base}{ext}", data):
+            pictures[key] = f"{base}{ext}"
+    links = sorted(({"title": d["title"], "date": d.get("date"), "kind": d.get("kind"),
+                     "url": relative_link(page_url, d["url"]) if d.get("url") else None} for d in documents),
+                   key=lambda d: (d["date"] or "", d["title"]), reverse=True)
+    src = flt.source
+    entry = {
+        "slug": slug,
+        "display_name": flt.display_name,
+        "description": flt.description,
+        "source": src,
+        "credit_line": flt.credit_line(),
+        "licence_url": _safe(src.get("licence_url")),
+        "source_url": _safe(src.get("url")),
+        "training": flt.training,
+        "training_summary": describe_training(flt.training),
+        "training_details": training_details(flt.training),
+        "network": flt.network.as_dict(),
+        "pictures": pictures,
+        "documents": links,
+        "used": bool(documents),
+    }
+    body = render_template(env, FILTER_TEMPLATE, filter=entry, site=site_ctx, index_url=relative_link(page_url, index_url))
+    page = _front_matter({"layout": settings.layout, "title": f"{flt.display_name}: a filter learned from "
+                          f"{src.get('title') or 'an artwork'}", "permalink": page_url,
+                          "algorotoscope_catalog": "filter", "algorotoscope_filter": slug}) + body
+    claim(f"{settings.folder}/{slug}/index.html", page.encode("utf-8"))
+    return entry
 
-    cards = [{**e, "url": f"{e['slug']}/",
-              "thumbnail": f"{e['slug']}/{e['pictures']['artwork']}" if e["pictures"].get("artwork") else None,
-              "after": f"{e['slug']}/{e['pictures']['example_after'] or e['pictures']['preview']}"
-              if (e["pictures"].get("example_after") or e["pictures"].get("preview")) else None}
-             for e in entries]
-    body = render_template(env, INDEX_TEMPLATE, filters=cards, site=site_ctx, all=settings.all)
-    claim(f"{folder}/index.html", (_front_matter({"layout": settings.layout, "title": "Filters", "permalink": index_url,
-                                                  "algorotoscope_catalog": "index"}) + body).encode("utf-8"))
 
-    for rel, data in files.items():
-        write(rel, data)
-    result.files = sorted(files)
-    result.state = {"sig": signature, "files": {rel: _stat_sig(out_stat(rel)) for rel in result.files}, "docs": docs}
+def write_catalog(site: Site, uses: Mapping[str, tuple[str, Any, str]], *, library: FilterLibrary,
+                  out_dir: str | Path | None = None, previous: dict | None = None, **kwargs) -> CatalogResult:
+    """`render_catalog`, its pages written into `out_dir` (only files whose bytes differ), outside a
+    build. The build writes them through its own output tree instead (blogroto.build.finish)."""
+    from blogroto.fsutil import atomic_write_bytes
+
+    out = Path(out_dir) if out_dir is not None else site.settings.output
+
+    def out_stat(rel: str) -> os.stat_result | None:
+        try:
+            return os.stat(out / rel, follow_symlinks=False)
+        except OSError:
+            return None
+
+    result = render_catalog(site, uses, library=library, previous=previous, out_stat=out_stat, **kwargs)
+    for rel, data in result.pages.items():
+        dst = out / rel
+        try:
+            if dst.is_file() and dst.stat().st_size == len(data) and dst.read_bytes() == data:
+                continue
+        except OSError:
+            pass
+        atomic_write_bytes(dst, data)
+    if result.rendered:
+        result.record_written(out_stat)
     return result
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from typing import TYPE_CHECKING
 
@@ -24,10 +23,16 @@ def write_catalog(state: BuildState) -> None:
             if e.get("k") == "doc" and e.get("flt") and e.get("imgs")}
     previous = state.old.get("catalog") or {}
     try:
-        state.catalog = catalog.write_catalog(
-            state.site, uses, library=state.b._library_for(state.site), out_dir=state.out,
-            previous=previous, base_signature=state.glob, filter_sig=state.filter_sig,
-            out_stat=state.out_stat, write=functools.partial(write_if_changed, state), taken=state.new_files, warn=state.warn)
+        result = catalog.render_catalog(
+            state.site, uses, library=state.b._library_for(state.site), previous=previous,
+            base_signature=state.glob, filter_sig=state.filter_sig, out_stat=state.out_stat, taken=state.new_files)
+        for message in result.warnings:
+            state.warn(message)
+        for rel, data in result.pages.items():
+            write_if_changed(state, rel, data)
+        if result.rendered:
+            result.record_written(state.out_stat)
+        state.catalog = result
     except BlogrotoError as exc:
         # A broken catalog template or setting must not cost the rest of the build: report it
         # and keep the pages (and state) of the last good catalog, so the next build retries.
