@@ -116,16 +116,59 @@ def render_preview(out_dir: str | Path, dest: str | Path, *, warnings: list[str]
     The site lands in `dest/<baseurl>/` with a redirect at the top, so it is served at the same
     paths as on the real site: image URLs with the baseurl baked in keep working.
     """
-    import markdown
-    from markupsafe import Markup
-
-    from blogroto.site.config import FRONT_MATTER_KEY
-    from blogroto.site.documents import read_document
     from blogroto.site.model import Site
 
     out_dir = Path(out_dir).resolve()
     dest = Path(dest).resolve()
     warn = warnings.append if warnings is not None else (lambda _m: None)
+    tree = _claim_dest(out_dir, dest)
+    # The output and cache named in the copied config are not this tree's business: point them away.
+    site = Site(out_dir, output=dest / ".unused-output", cache=dest / ".unused-cache")
+    baseurl = site.baseurl or ""
+    root = dest / baseurl.strip("/") if baseurl else dest
+    documents, statics = _collect(site, warn)
+    ctx = _Context(site, documents, out_dir, warnings)
+
+    written: set[Path] = {dest / PREVIEW_MARKER}
+    # Posts first: pages listing them (the home page) may show their excerpts.
+    for d in sorted(documents, key=lambda d: {"posts": 0, "pages": 2}.get(d["kind"], 1)):
+        page = d["page"]
+        if posixpath.splitext(page["path"])[1].lower() in (".scss", ".sass"):
+            warn(f"{page['path']}: Sass is not compiled in the preview")
+            continue
+        target = root / catalog_mod.destination_path(page["url"])
+        if not _is_within(target, root):
+            warn(f"{page['path']}: permalink {page['url']!r} points outside the site; skipped")
+            continue
+        html = ctx.render(d, target)
+        if target in written:
+            warn(f"{page['path']}: another document already has the URL {page['url']}")
+        _write_if_changed(tree, target, html)
+        written.add(target)
+    for rel, path in statics:
+        target = root / rel
+        if target in written:
+            continue
+        try:
+            _link_or_copy(tree, path, target)
+        except OSError as exc:
+            warn(f"{rel}: cannot copy into the preview: {exc}")
+            continue
+        written.add(target)
+    if baseurl:
+        redirect = _html.escape(baseurl + "/")
+        _write_if_changed(tree, dest / "index.html", f'<!DOCTYPE html><meta charset="utf-8"><title>Redirecting</title>'
+                                                     f'<meta http-equiv="refresh" content="0; url={redirect}">'
+                                                     f'<a href="{redirect}">{redirect}</a>')
+        written.add(dest / "index.html")
+    _remove_stale(tree, dest, written)
+    return dest
+
+
+def _claim_dest(out_dir: Path, dest: Path):
+    """The preview folder, checked (outside the output, empty or ours) and marked as blogroto's."""
+    from blogroto.fsutil import OwnedTree
+
     if not out_dir.is_dir():
         raise ConfigError("the output site does not exist (run `blogroto build` first)", out_dir)
     if dest == out_dir or _is_within(dest, out_dir) or _is_within(out_dir, dest):
@@ -133,23 +176,21 @@ def render_preview(out_dir: str | Path, dest: str | Path, *, warnings: list[str]
     if dest.exists() and any(dest.iterdir()) and not (dest / PREVIEW_MARKER).exists():
         raise ConfigError("the preview folder is not empty and was not made by blogroto", dest)
     dest.mkdir(parents=True, exist_ok=True)
-    from blogroto.fsutil import OwnedTree
-
     tree = OwnedTree(dest, "preview", autocreate=True)
     _write_if_changed(tree, dest / PREVIEW_MARKER, "Written by `blogroto preview`; deleted and rewritten freely.\n")
+    return tree
 
-    # The output and cache named in the copied config are not this tree's business: point them away.
-    site = Site(out_dir, output=dest / ".unused-output", cache=dest / ".unused-cache")
-    baseurl = site.baseurl or ""
-    root = dest / baseurl.strip("/") if baseurl else dest
+
+def _collect(site, warn) -> tuple[list[dict], list[tuple[str, Path]]]:
+    """The documents Jekyll would render (with their `page` variables) and the static files it copies."""
+    from blogroto.site.documents import read_document
 
     documents: list[dict] = []
     statics: list[tuple[str, Path]] = []
     for sf in site.walk(False):
-        rel = sf.rel
+        rel, kind = sf.rel, sf.kind
         if sf.is_link or rel.split("/")[0] in JEKYLL_EXCLUDES:
             continue
-        kind = sf.kind
         if kind is None:
             if not site.hidden_from_jekyll(rel):
                 statics.append((rel, sf.path))
@@ -168,109 +209,96 @@ def render_preview(out_dir: str | Path, dest: str | Path, *, warnings: list[str]
         data = {**site.defaults_for(rel, kind), **doc.data}
         if data.get("published") is False:
             continue
-        url = catalog_mod.document_url(site, rel, kind, data)
         page = dict(data)
-        page.update({"url": url, "path": rel, "collection": kind if kind not in ("pages",) else None,
+        page.update({"url": catalog_mod.document_url(site, rel, kind, data), "path": rel,
+                     "collection": kind if kind not in ("pages",) else None,
                      "title": data.get("title") or (catalog_mod.default_title(rel, kind) if kind != "pages" else None),
                      "date": catalog_mod.document_date(rel, kind, data), "content": "", "excerpt": ""})
         documents.append({"doc": doc, "page": page, "kind": kind, "markdown": doc.is_markdown})
+    return documents, statics
 
-    posts = sorted((d["page"] for d in documents if d["kind"] == "posts"),
-                   key=lambda p: p["date"] or _dt.datetime.min, reverse=True)
-    for i, p in enumerate(posts):
-        p["previous"] = posts[i + 1] if i + 1 < len(posts) else None
-        p["next"] = posts[i - 1] if i > 0 else None
-    by_rel = {d["page"]["path"]: d["page"]["url"] for d in documents}
-    by_post_name = {posixpath.splitext(posixpath.basename(p["path"]))[0]: p["url"] for p in posts}
-    site_ctx = dict(site.config)
-    site_ctx.update({"baseurl": baseurl, "url": site.config.get("url") or "", "posts": posts,
-                     "pages": [d["page"] for d in documents if d["kind"] == "pages"],
-                     "documents": [d["page"] for d in documents], "data": _load_data(out_dir, warnings),
-                     "time": _dt.datetime.now(), "categories": {}, "tags": {}})
-    for label, coll in site.collections.items():
-        site_ctx[label] = [d["page"] for d in documents if d["kind"] == label]
-    for p in posts:
-        tags = p.get("tags")
-        for tag in tags.split() if isinstance(tags, str) else tags if isinstance(tags, list) else []:
-            site_ctx["tags"].setdefault(str(tag), []).append(p)
-    liquid = JekyllLiquid(baseurl=baseurl, url=site_ctx["url"],
-                    link=lambda target: liquid.relative_url(by_rel.get(target.strip("/"))) if target.strip("/") in by_rel else None,
-                    post_url=lambda name: liquid.relative_url(by_post_name[name]) if name in by_post_name else None)
 
-    catalog = catalog_mod.catalog_settings(site)
-    catalog_url = catalog.path if any(d["page"].get("algorotoscope_catalog") == "index" for d in documents) else None
-    nav = [{"title": "Home", "url": liquid.relative_url("/")}]
-    for d in documents:
-        p = d["page"]
-        if d["kind"] == "pages" and p.get("title") and p["url"] != "/" and not p.get("algorotoscope_catalog") \
-                and catalog_mod.destination_path(p["url"]).endswith(".html") and len(nav) < NAV_LIMIT:
-            nav.append({"title": p["title"], "url": liquid.relative_url(p["url"])})
-    for label, coll in site.collections.items():
-        for p in site_ctx[label]:
-            if coll.output and p.get("title") and len(nav) < NAV_LIMIT:
-                nav.append({"title": p["title"], "url": liquid.relative_url(p["url"])})
-    if catalog_url:
-        nav.append({"title": "Filters", "url": liquid.relative_url(catalog_url)})
+class _Context:
+    """What every page of one preview shares: Jekyll's `site` variable, Liquid, the navigation, the layout."""
 
-    env = catalog_mod.environment(out_dir)
-    written: set[Path] = {dest / PREVIEW_MARKER}
-    # Posts first: pages listing them (the home page) may show their excerpts.
-    order = sorted(documents, key=lambda d: {"posts": 0, "pages": 2}.get(d["kind"], 1))
-    for d in order:
-        page, doc = d["page"], d["doc"]
-        ext = posixpath.splitext(page["path"])[1].lower()
-        if ext in (".scss", ".sass"):
-            warn(f"{page['path']}: Sass is not compiled in the preview")
-            continue
+    def __init__(self, site, documents: list[dict], out_dir: Path, warnings: list[str] | None):
+        self.site = site
+        baseurl = site.baseurl or ""
+        posts = sorted((d["page"] for d in documents if d["kind"] == "posts"),
+                       key=lambda p: p["date"] or _dt.datetime.min, reverse=True)
+        for i, p in enumerate(posts):
+            p["previous"] = posts[i + 1] if i + 1 < len(posts) else None
+            p["next"] = posts[i - 1] if i > 0 else None
+        self.posts = posts
+        ctx = dict(site.config)
+        ctx.update({"baseurl": baseurl, "url": site.config.get("url") or "", "posts": posts,
+                    "pages": [d["page"] for d in documents if d["kind"] == "pages"],
+                    "documents": [d["page"] for d in documents], "data": _load_data(out_dir, warnings),
+                    "time": _dt.datetime.now(), "categories": {}, "tags": {}})
+        for label in site.collections:
+            ctx[label] = [d["page"] for d in documents if d["kind"] == label]
+        for p in posts:
+            tags = p.get("tags")
+            for tag in tags.split() if isinstance(tags, str) else tags if isinstance(tags, list) else []:
+                ctx["tags"].setdefault(str(tag), []).append(p)
+        self.site_ctx = ctx
+        by_rel = {d["page"]["path"]: d["page"]["url"] for d in documents}
+        by_post_name = {posixpath.splitext(posixpath.basename(p["path"]))[0]: p["url"] for p in posts}
+        self.liquid = liquid = JekyllLiquid(
+            baseurl=baseurl, url=ctx["url"],
+            link=lambda target: liquid.relative_url(by_rel[target.strip("/")]) if target.strip("/") in by_rel else None,
+            post_url=lambda name: liquid.relative_url(by_post_name[name]) if name in by_post_name else None)
+        self.nav = self._navigation(documents)
+        self.env = catalog_mod.environment(out_dir)
+
+    def _navigation(self, documents: list[dict]) -> list[dict]:
+        url = self.liquid.relative_url
+        nav = [{"title": "Home", "url": url("/")}]
+        for d in documents:
+            p = d["page"]
+            if d["kind"] == "pages" and p.get("title") and p["url"] != "/" and not p.get("algorotoscope_catalog") \
+                    and catalog_mod.destination_path(p["url"]).endswith(".html") and len(nav) < NAV_LIMIT:
+                nav.append({"title": p["title"], "url": url(p["url"])})
+        for label, coll in self.site.collections.items():
+            for p in self.site_ctx[label]:
+                if coll.output and p.get("title") and len(nav) < NAV_LIMIT:
+                    nav.append({"title": p["title"], "url": url(p["url"])})
+        if any(d["page"].get("algorotoscope_catalog") == "index" for d in documents):
+            nav.append({"title": "Filters", "url": url(catalog_mod.catalog_settings(self.site).path)})
+        return nav
+
+    def render(self, d: dict, target: Path) -> str:
+        """One document's page: Liquid, then Markdown, then (for HTML pages with a layout) the layout."""
+        import markdown
+        from markupsafe import Markup
+
+        from blogroto.site.config import FRONT_MATTER_KEY
+
+        page, doc, url = d["page"], d["doc"], self.liquid.relative_url
         body = doc.body
         if page.get("render_with_liquid") is not False:
-            body = liquid.render(body, {"site": site_ctx, "page": page, "paginator": None})
+            body = self.liquid.render(body, {"site": self.site_ctx, "page": page, "paginator": None})
         if d["markdown"]:
             body = markdown.markdown(body, extensions=MARKDOWN_EXTENSIONS)
         page["content"] = body
         m = re.search(r"<p>.*?</p>", body, re.S)
         page["excerpt"] = m.group(0) if m else ""
-        target = root / catalog_mod.destination_path(page["url"])
-        if not _is_within(target, root):
-            warn(f"{page['path']}: permalink {page['url']!r} points outside the site; skipped")
-            continue
-        if target.suffix.lower() in (".html", ".htm") and page.get("layout") not in ("none", False) and \
-                not ("layout" in doc.data and doc.data["layout"] is None):
-            image = _image_path(page.get("image"))
-            is_home = page["url"] == "/"
-            listed = [p for p in posts if is_home and f'href="{liquid.relative_url(p["url"])}"' not in body]
-            html = catalog_mod.render_template(
-                env, LAYOUT_TEMPLATE, site={"title": site.config.get("title"), "description": site.config.get("description")},
-                page={"title": page.get("title"), "date": page["date"].strftime("%B %-d, %Y") if page["date"] and d["kind"] == "posts" else None,
-                      "image": liquid.relative_url(image) if image else None, "is_catalog": bool(page.get("algorotoscope_catalog")),
-                      "stylized": bool(page.get(FRONT_MATTER_KEY))},
-                content=Markup(body), nav=nav, banner=BANNER, home=liquid.relative_url("/"),
-                posts=[{"title": p["title"], "url": liquid.relative_url(p["url"]),
-                        "date": p["date"].strftime("%Y-%m-%d") if p["date"] else ""} for p in listed])
-        else:
-            html = body
-        if target in written:
-            warn(f"{page['path']}: another document already has the URL {page['url']}")
-        _write_if_changed(tree, target, html)
-        written.add(target)
-    for rel, path in statics:
-        target = root / rel
-        if target in written:
-            continue
-        try:
-            _link_or_copy(tree, path, target)
-        except OSError as exc:
-            warn(f"{rel}: cannot copy into the preview: {exc}")
-            continue
-        written.add(target)
-    if baseurl:
-        redirect = baseurl + "/"
-        _write_if_changed(tree, dest / "index.html", f'<!DOCTYPE html><meta charset="utf-8"><title>Redirecting</title>'
-                                               f'<meta http-equiv="refresh" content="0; url={_html.escape(redirect)}">'
-                                               f'<a href="{_html.escape(redirect)}">{_html.escape(redirect)}</a>')
-        written.add(dest / "index.html")
-    _remove_stale(tree, dest, written)
-    return dest
+        if target.suffix.lower() not in (".html", ".htm") or page.get("layout") in ("none", False) or \
+                ("layout" in doc.data and doc.data["layout"] is None):
+            return body
+        image = _image_path(page.get("image"))
+        is_home = page["url"] == "/"
+        listed = [p for p in self.posts if is_home and f'href="{url(p["url"])}"' not in body]
+        return catalog_mod.render_template(
+            self.env, LAYOUT_TEMPLATE,
+            site={"title": self.site.config.get("title"), "description": self.site.config.get("description")},
+            page={"title": page.get("title"),
+                  "date": page["date"].strftime("%B %-d, %Y") if page["date"] and d["kind"] == "posts" else None,
+                  "image": url(image) if image else None, "is_catalog": bool(page.get("algorotoscope_catalog")),
+                  "stylized": bool(page.get(FRONT_MATTER_KEY))},
+            content=Markup(body), nav=self.nav, banner=BANNER, home=url("/"),
+            posts=[{"title": p["title"], "url": url(p["url"]), "date": p["date"].strftime("%Y-%m-%d") if p["date"] else ""}
+                   for p in listed])
 
 
 def _remove_stale(tree, dest: Path, keep: set[Path]) -> None:
