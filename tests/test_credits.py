@@ -9,7 +9,8 @@ import pytest
 
 from blogroto.credits import record
 from blogroto.credits.record import credit_record, safe_url
-from blogroto.credits.render import CreditRenderer, liquid_inert, place_credits
+from blogroto.credits.render import CreditRenderer, place_credits
+from blogroto.credits.templates import liquid_inert
 from blogroto.errors import ConfigError
 
 

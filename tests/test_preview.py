@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 
 from blogroto.errors import ConfigError
+from blogroto.publish.liquid import JekyllLiquid
 from blogroto.publish.preview import (
     BANNER,
     PREVIEW_MARKER,
     render_preview,
     serve_preview,
 )
-from blogroto.publish.liquid import JekyllLiquid
 from tests.test_catalog import built_sample, write_site  # noqa: F401 - a shared session fixture
 
 # --------------------------------------------------------------------------------------------

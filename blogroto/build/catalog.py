@@ -40,6 +40,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from blogroto.credits.templates import (
+    liquid_inert,
+    render_template,
+    sandboxed_environment,
+    template_dirs,
+    template_files,
+)
 from blogroto.errors import BlogrotoError, ConfigError, FilterError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -414,60 +421,9 @@ def training_details(training: Mapping) -> list[tuple[str, str]]:
 # templates
 
 
-def template_dirs(site_root: str | Path | None) -> tuple[Path | None, list[Path]]:
-    """(the site's override folder, the built-in template folders), as credits.py resolves them."""
-    from blogroto.credits.render import BUILTIN_TEMPLATE_DIRS
-    from blogroto.site.config import SITE_TEMPLATE_DIR
-
-    site_dir = Path(site_root) / SITE_TEMPLATE_DIR if site_root is not None else None
-    return site_dir, list(BUILTIN_TEMPLATE_DIRS)
-
-
-def template_files(site_root: str | Path | None, subdir: str = "catalog") -> list[Path]:
-    """Every template file a page of `subdir` may use (overrides, includes, the built-in ones)."""
-    site_dir, builtin = template_dirs(site_root)
-    out = []
-    for d in ([site_dir] if site_dir else []) + builtin:
-        folder = d / subdir
-        if folder.is_dir():
-            out.extend(sorted(p for p in folder.rglob("*") if p.is_file()))
-    return out
-
-
-def _finalize(value: Any):
-    # Every {{ value }} of a template is HTML-escaped and Liquid-inert: the page goes through
-    # Liquid in Jekyll, and text from a filter folder or a post title must never run as Liquid.
-    from blogroto.credits.render import inert_html
-
-    return inert_html(value)
-
-
 def environment(site_root: str | Path | None):
-    """A sandboxed Jinja2 environment: site overrides first, then the built-in templates."""
-    import jinja2
-    from jinja2.sandbox import SandboxedEnvironment
-
-    site_dir, builtin_dirs = template_dirs(site_root)
-    site = [jinja2.FileSystemLoader(str(site_dir))] if site_dir is not None and site_dir.is_dir() else []
-    builtin = jinja2.FileSystemLoader([str(d) for d in builtin_dirs])
-    loader = jinja2.ChoiceLoader([*site, jinja2.PrefixLoader({"builtin": builtin}), builtin])
-    env = SandboxedEnvironment(loader=loader, autoescape=True, trim_blocks=True, lstrip_blocks=True,
-                               finalize=_finalize, undefined=jinja2.ChainableUndefined)
-    env.filters["thousands"] = lambda n: f"{int(n):,}" if isinstance(n, (int, float)) else n
-    return env
-
-
-def render_template(env, name: str, **context) -> str:
-    import jinja2
-
-    try:
-        return env.get_template(name).render(**context)
-    except jinja2.TemplateSyntaxError as exc:
-        raise ConfigError(f"template error: {exc.message}", exc.filename or name, exc.lineno) from exc
-    except jinja2.TemplateNotFound as exc:
-        raise ConfigError(f"template {exc.name!r} not found (blogroto is not installed completely?)", name) from exc
-    except jinja2.TemplateError as exc:
-        raise ConfigError(f"template error: {exc}", name, getattr(exc, "lineno", None)) from exc
+    """The sandboxed template environment with the site's overrides (blogroto.credits.templates)."""
+    return sandboxed_environment(template_dirs(site_root)[0])
 
 
 # --------------------------------------------------------------------------------------------
@@ -510,12 +466,10 @@ def _default_filter_sig(library: FilterLibrary, slug: str):
 def _front_matter(fields: dict) -> str:
     # JSON strings are valid YAML scalars: titles with colons or quotes cannot break the block.
     # Layouts print page.title unescaped (Jekyll does not escape), so no markup may get in, and
-    # the same Liquid-inert encoding as credit text (credits.render.liquid_inert) keeps braces and % harmless.
+    # the same Liquid-inert encoding as credit text (credits.templates.liquid_inert) keeps braces and % harmless.
     lines = ["---"]
     for key, value in fields.items():
         if isinstance(value, str):
-            from blogroto.credits.render import liquid_inert
-
             value = liquid_inert(value.replace("<", "").replace(">", ""))
         if value is not None:
             lines.append(f"{key}: {json.dumps(value, ensure_ascii=False)}")
@@ -579,7 +533,7 @@ def render_catalog(
         CATALOG_FORMAT, base_signature, asdict(settings), site.baseurl, site.config.get("title"),
         sorted([rel, slug, list(sig)] for rel, (slug, sig, _kind) in uses.items()),
         {slug: filter_sig(slug) for slug in slugs},
-        [[str(p), _stat_sig(_safe_stat(p))] for p in template_files(site.root)],
+        [[str(p), _stat_sig(_safe_stat(p))] for p in template_files(site.root, "catalog")],
     ])
     prev = previous if isinstance(previous, dict) else {}
     prev_files = prev.get("files") if isinstance(prev.get("files"), dict) else {}

@@ -13,49 +13,22 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
 from blogroto.credits.jsonld import jsonld_script
+from blogroto.credits.templates import (
+    BUILTIN_TEMPLATE_DIRS,
+    inert_html,
+    sandboxed_environment,
+    template_dirs,
+)
 from blogroto.errors import ConfigError
-from blogroto.resources import builtin_dir
 
 CREDIT_TEMPLATE = "credit.html.j2"
 FIGCAPTION_TEMPLATE = "figcaption.html.j2"
 MARKER = "<!-- algorotoscope-credits -->"
 
-# Built-in templates: inside the package when installed from a wheel, else the repository's templates/.
-BUILTIN_TEMPLATE_DIRS = [builtin_dir("templates")]
-
 _MARKER_LINE_RE = re.compile(r"^[ \t]{0,3}<!--\s*algorotoscope-credits\s*-->[ \t]*\r?$", re.M)
 _FENCE_RE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})", re.M)
-
-
-# Liquid's delimiters are `{{` and `{%` (with any `-` trimming and whitespace): with every `{`,
-# `}` and `%` of a text written as an HTML character reference, no variant of them can remain,
-# whatever the text holds ('{%endraw%}' included), and browsers still show the characters.
-_LIQUID_INERT = str.maketrans({"{": "&#123;", "}": "&#125;", "%": "&#37;"})
-
-
-def liquid_inert(text: str) -> str:
-    """`text` with `{`, `}` and `%` as HTML character references: inert to Liquid by construction.
-
-    The one mechanism for text from filter folders and documents that blogroto writes into files
-    Jekyll renders: credit blocks, figure captions and catalog pages (HTML, via `inert_html`)
-    and front-matter strings (credits, catalog titles)."""
-    return str(text).translate(_LIQUID_INERT)
-
-
-def inert_html(value: Any):
-    """Jinja2 `finalize` for every template blogroto renders into a Jekyll site: each printed
-    value HTML-escaped (no markup) and Liquid-inert (see liquid_inert). Markup is the template's
-    own (or an already inert value) and is left alone."""
-    from markupsafe import Markup, escape
-
-    if value is None:
-        return ""
-    if isinstance(value, Markup):
-        return value
-    return Markup(liquid_inert(str(escape(value))))
 
 
 def front_matter_record(record: dict) -> dict:
@@ -76,7 +49,7 @@ class CreditRenderer:
 
     def __init__(self, site_root: str | Path | None = None, *, credit_template: str | Path | None = None,
                  figcaption_template: str | Path | None = None):
-        self.site_dir = Path(site_root) / "_algorotoscope" if site_root is not None else None
+        self.site_dir = template_dirs(site_root)[0]
         self._explicit = {CREDIT_TEMPLATE: credit_template, FIGCAPTION_TEMPLATE: figcaption_template}
         for name, path in self._explicit.items():
             if path is not None and not Path(path).is_file():
@@ -100,17 +73,7 @@ class CreditRenderer:
 
     def _environment(self):
         if self._env is None:
-            import jinja2
-            from jinja2.sandbox import SandboxedEnvironment
-
-            site = [jinja2.FileSystemLoader(str(self.site_dir))] if self.site_dir and self.site_dir.is_dir() else []
-            builtin = jinja2.FileSystemLoader([str(d) for d in BUILTIN_TEMPLATE_DIRS])
-            # A site template may {% extends "builtin/credit.html.j2" %} to change one block only.
-            loader = jinja2.ChoiceLoader([*site, jinja2.PrefixLoader({"builtin": builtin}), builtin])
-            # Sandboxed: templates can come with themes; autoescape: credit text comes from filter metadata.
-            # finalize: every printed value is escaped and Liquid-inert (the page goes through Jekyll).
-            self._env = SandboxedEnvironment(loader=loader, autoescape=True, trim_blocks=True, lstrip_blocks=True,
-                                             finalize=inert_html, undefined=jinja2.ChainableUndefined)
+            self._env = sandboxed_environment(self.site_dir)
         return self._env
 
     def _template(self, name: str):

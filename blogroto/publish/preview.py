@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from blogroto.build import catalog as catalog_mod
+from blogroto.credits.templates import render_template
 from blogroto.errors import BlogrotoError, ConfigError
 from blogroto.publish.liquid import MARKDOWN_EXTENSIONS, JekyllLiquid
 
@@ -289,7 +290,7 @@ class _Context:
         image = _image_path(page.get("image"))
         is_home = page["url"] == "/"
         listed = [p for p in self.posts if is_home and f'href="{url(p["url"])}"' not in body]
-        return catalog_mod.render_template(
+        return render_template(
             self.env, LAYOUT_TEMPLATE,
             site={"title": self.site.config.get("title"), "description": self.site.config.get("description")},
             page={"title": page.get("title"),

@@ -4,7 +4,7 @@ A filter's `source.title`/`source.credit` and a post's title reach credit blocks
 front matter and catalog pages, all of which `jekyll build` renders with Liquid. `{% raw %}` is
 no guard ('{%endraw%}' closes it: that published `site.*` values and a live <script>); instead
 every `{`, `}` and `%` of such text is written as an HTML character reference
-(`blogroto.credits.render.liquid_inert`), so no Liquid delimiter can exist in it whatever it holds,
+(`blogroto.credits.templates.liquid_inert`), so no Liquid delimiter can exist in it whatever it holds,
 and browsers still show the characters. URLs are published through `record.safe_url` only,
 which drops `user:password@`.
 """
@@ -20,7 +20,7 @@ import subprocess
 import pytest
 
 from blogroto.credits.record import safe_url
-from blogroto.credits.render import liquid_inert
+from blogroto.credits.templates import liquid_inert
 from tests.reliability.kit import FILTER, fake_filter
 
 # Every way to start or end a Liquid tag or output that we know of, alone and combined with markup.
