@@ -18,6 +18,7 @@ from PIL import Image, ImageOps
 from blogroto.build import catalog
 from blogroto.errors import ConfigError
 from blogroto.filters import FilterLibrary, write_metadata
+from blogroto.site import urls
 from blogroto.site.model import Site
 
 REPO = Path(__file__).resolve().parent.parent
@@ -136,7 +137,7 @@ def test_document_urls_follow_jekyll(tmp_path):
     site = Site(write_site(tmp_path / "s", "permalink: /:year/:month/:day/:title.html\n"
                            "collections:\n  projects: {output: true, permalink: '/projects/:name.html'}\n"
                            "  notes: {output: true}\n", {}))
-    url = catalog.document_url
+    url = urls.document_url
     assert url(site, "_posts/2024-03-02-copper-morning.md", "posts", {}) == "/2024/03/02/copper-morning.html"
     assert url(site, "_projects/sensor-board.md", "projects", {}) == "/projects/sensor-board.html"
     assert url(site, "_notes/a/b.md", "notes", {}) == "/notes/a/b"  # custom style: no suffix, like Jekyll
@@ -157,13 +158,13 @@ def test_document_urls_follow_jekyll(tmp_path):
 
 
 def test_destination_and_relative_links():
-    assert catalog.destination_path("/") == "index.html"
-    assert catalog.destination_path("/about") == "about.html"
-    assert catalog.destination_path("/filters/x/") == "filters/x/index.html"
-    assert catalog.relative_link("/filters/x/", "/2024/03/02/a.html") == "../../2024/03/02/a.html"
-    assert catalog.relative_link("/filters/", "/filters/x/") == "x/"
-    assert catalog.relative_link("/filters/x/", "/filters/") == "../"
-    assert catalog.relative_link("/filters/x/", "/a b.html") == "../../a%20b.html"
+    assert urls.destination_path("/") == "index.html"
+    assert urls.destination_path("/about") == "about.html"
+    assert urls.destination_path("/filters/x/") == "filters/x/index.html"
+    assert urls.relative_link("/filters/x/", "/2024/03/02/a.html") == "../../2024/03/02/a.html"
+    assert urls.relative_link("/filters/", "/filters/x/") == "x/"
+    assert urls.relative_link("/filters/x/", "/filters/") == "../"
+    assert urls.relative_link("/filters/x/", "/a b.html") == "../../a%20b.html"
 
 
 def test_training_in_words():

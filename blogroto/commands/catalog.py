@@ -25,10 +25,10 @@ def command(photo, filters_dir, output, size, columns, quiet, verbose):
     """Render one PNG showing PHOTO through every available filter, each labelled with the filter's
     name and the artwork it learned from: for choosing a filter."""
     from blogroto import ui
-    from blogroto.build import catalog
     from blogroto.datasets import preview_photo
     from blogroto.errors import BlogrotoError, FilterError
     from blogroto.locate import filter_library
+    from blogroto.publish import filter_sheet
 
     ui.check_verbosity(quiet, verbose)
     warn = (lambda line: None) if quiet else ui.err
@@ -48,5 +48,5 @@ def command(photo, filters_dir, output, size, columns, quiet, verbose):
 
     if not quiet:
         click.echo(f"applying {ui.plural(len(filters), 'filter')} to {photo} ...", err=True)
-    path = catalog.write_contact_sheet(output, photo, filters, cell=size, columns=columns, on_error=on_error)
+    path = filter_sheet.write_contact_sheet(output, photo, filters, cell=size, columns=columns, on_error=on_error)
     click.echo(str(path))

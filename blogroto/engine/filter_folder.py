@@ -4,7 +4,6 @@ training contact sheet; and the swap that makes a finished folder visible at onc
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 from pathlib import Path
@@ -92,27 +91,14 @@ def loss_plot(history: dict, path: Path, name: str) -> None:
 
 def contact_sheet(previews: list[Path], path: Path, columns: int = 4, cell: int = 256) -> None:
     """The training previews in a grid, each labelled with its step."""
-    from PIL import ImageDraw
+    from blogroto.imaging import contact_sheet as sheets
 
     if not previews:
         return
     if len(previews) > 12:  # keep an even spread, always including the last
         idx = np.linspace(0, len(previews) - 1, 12).round().astype(int)
         previews = [previews[i] for i in idx]
-    first = Image.open(previews[0])
-    cell_h = max(1, round(cell * first.height / first.width))
-    rows = math.ceil(len(previews) / columns)
-    sheet = Image.new("RGB", (columns * cell, rows * (cell_h + 20)), "white")
-    draw = ImageDraw.Draw(sheet)
-    for i, preview in enumerate(previews):
-        img = Image.open(preview).convert("RGB").resize((cell, cell_h), Image.LANCZOS)
-        x, y = (i % columns) * cell, (i // columns) * (cell_h + 20)
-        sheet.paste(img, (x, y))
-        draw.text((x + 4, y + cell_h + 4), f"step {int(preview.stem.split('-')[1])}", fill="black")
-    import io
-
-    from blogroto.fsutil import atomic_write_bytes
-
-    buffer = io.BytesIO()
-    sheet.save(buffer, "JPEG", quality=85)
-    atomic_write_bytes(path, buffer.getvalue())
+    tiles = [(Image.open(p).convert("RGB"), f"step {int(p.stem.split('-')[1])}", "") for p in previews]
+    cell_h = max(1, round(cell * tiles[0][0].height / tiles[0][0].width))
+    sheet = sheets.grid(tiles, cell_w=cell, cell_h=cell_h, columns=columns, caption_lines=0)
+    sheets.save(sheet, path, "JPEG", quality=85)

@@ -26,8 +26,7 @@ import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
-from blogroto.build.catalog import _as_datetime as as_datetime
-from blogroto.build.catalog import _slugify as slugify
+from blogroto.site.urls import as_datetime, slugify
 
 MARKDOWN_EXTENSIONS = ["extra", "sane_lists", "toc"]
 LOOP_LIMIT = 100_000  # iterations per render

@@ -33,6 +33,7 @@ from blogroto.build import catalog as catalog_mod
 from blogroto.credits.templates import render_template
 from blogroto.errors import BlogrotoError, ConfigError
 from blogroto.publish.liquid import MARKDOWN_EXTENSIONS, JekyllLiquid
+from blogroto.site import urls
 
 PREVIEW_MARKER = ".blogroto-preview"
 LAYOUT_TEMPLATE = "preview/layout.html.j2"
@@ -137,7 +138,7 @@ def render_preview(out_dir: str | Path, dest: str | Path, *, warnings: list[str]
         if posixpath.splitext(page["path"])[1].lower() in (".scss", ".sass"):
             warn(f"{page['path']}: Sass is not compiled in the preview")
             continue
-        target = root / catalog_mod.destination_path(page["url"])
+        target = root / urls.destination_path(page["url"])
         if not _is_within(target, root):
             warn(f"{page['path']}: permalink {page['url']!r} points outside the site; skipped")
             continue
@@ -211,10 +212,10 @@ def _collect(site, warn) -> tuple[list[dict], list[tuple[str, Path]]]:
         if data.get("published") is False:
             continue
         page = dict(data)
-        page.update({"url": catalog_mod.document_url(site, rel, kind, data), "path": rel,
+        page.update({"url": urls.document_url(site, rel, kind, data), "path": rel,
                      "collection": kind if kind not in ("pages",) else None,
-                     "title": data.get("title") or (catalog_mod.default_title(rel, kind) if kind != "pages" else None),
-                     "date": catalog_mod.document_date(rel, kind, data), "content": "", "excerpt": ""})
+                     "title": data.get("title") or (urls.default_title(rel, kind) if kind != "pages" else None),
+                     "date": urls.document_date(rel, kind, data), "content": "", "excerpt": ""})
         documents.append({"doc": doc, "page": page, "kind": kind, "markdown": doc.is_markdown})
     return documents, statics
 
@@ -258,7 +259,7 @@ class _Context:
         for d in documents:
             p = d["page"]
             if d["kind"] == "pages" and p.get("title") and p["url"] != "/" and not p.get("algorotoscope_catalog") \
-                    and catalog_mod.destination_path(p["url"]).endswith(".html") and len(nav) < NAV_LIMIT:
+                    and urls.destination_path(p["url"]).endswith(".html") and len(nav) < NAV_LIMIT:
                 nav.append({"title": p["title"], "url": url(p["url"])})
         for label, coll in self.site.collections.items():
             for p in self.site_ctx[label]:
