@@ -108,7 +108,7 @@ def test_cli_distills_without_an_artwork_argument(tmp_path, teacher):
 
     result = runner.invoke(cli, ["train", "--name", "nothing", *common])
     assert result.exit_code == 2 and "ARTWORK" in result.output
-    for option in ("--style-weight", "--tone-weight"):
+    for option in ("--style-weight", "--tone-weight", "--colour-weight"):
         result = runner.invoke(cli, ["train", "--teacher", str(teacher.folder), "--name", "x", option, "1", *common])
         assert result.exit_code == 2 and "--teacher" in result.output
     result = kit_cli("train", "--teacher", "no-such-filter", "--name", "x", *common)

@@ -23,7 +23,7 @@ def test_training_writes_a_complete_filter_that_applies(tmp_path):
     t = flt.training
     assert t["steps"] == 6 and t["resolution"] == 32 and t["seconds"] > 0
     assert t["vgg_weights"] == "random test weights"
-    assert set(t["final_losses"]) == {"total", "content", "style", "tv", "tone", "saturation"}  # tone: logged even when off
+    assert set(t["final_losses"]) == {"total", "content", "style", "tv", "tone", "colour", "saturation"}  # logged even when off
     assert t["loss_weights"]["saturation"] == 0.01
     assert flt.network.norm == "capped-decoder" and flt.meta["network"]["norm"] == "capped-decoder"
     assert flt.meta["precision"]["bfloat16_psnr_db"] > 20  # measured, gates bf16 under `auto`
@@ -100,6 +100,12 @@ def test_content_pool_batches_depend_only_on_seed_and_step(tmp_path):
     assert np.array_equal(pool.batch(0, 5, 2, 32), pool.batch(0, 5, 2, 32))
     assert not np.array_equal(pool.batch(0, 5, 2, 32), pool.batch(0, 6, 2, 32))
     assert pool.batch(0, 1, 3, 32).shape == (3, 32, 32, 3)
+    # with references (the colour term), each crop carries the same crop of its reference
+    plain = pool.batch(0, 5, 2, 32)
+    pool.references = [255 - img for img in pool.images]
+    both = pool.batch(0, 5, 2, 32)
+    assert both.shape == (2, 32, 32, 6) and np.array_equal(both[..., :3], plain)
+    assert np.allclose(both[..., 3:], 1 - both[..., :3], atol=1.5 / 255)  # cropped, flipped, resized alike
 
 
 def test_cli_trains_and_credits(tmp_path):
@@ -111,12 +117,13 @@ def test_cli_trains_and_credits(tmp_path):
         "--year", "1888", "--licence", "public domain", "--content", str(cfg.content_dirs[0]), "--no-builtin-content",
         "--steps", "2", "--size", "32", "--batch", "1", "--style-size", "32", "--width", "4", "--blocks", "1",
         "--vgg-weights", str(cfg.vgg_weights), "--out", str(tmp_path / "styles"), "--quiet", "--preview-every", "1",
-        "--tone-weight", "20",
+        "--tone-weight", "20", "--colour-weight", "30",
     ], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     flt = load_filter(tmp_path / "styles" / "cli-made")
     assert flt.source["title"] == "Sunflowers" and flt.source["year"] == 1888 and flt.source["creator"] == "A. Painter"
     assert flt.training["loss_weights"]["tone"] == 20 and flt.training["loss_weights"]["style"] == 20  # the recipe, recorded
+    assert flt.training["loss_weights"]["colour"] == 30 and flt.training["final_losses"]["colour"] > 0
 
 
 def test_centered_and_capped_norms_keep_each_channels_contrast():

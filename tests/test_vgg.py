@@ -167,13 +167,55 @@ def test_perceptual_losses_are_a_function_of_the_step(fake_ckpt):
     again = [float(v) for v in losses.perceptual_losses(net, x, y, target, w, tf.constant(5, tf.int64))]
     other = [float(v) for v in losses.perceptual_losses(net, x, y, target, w, tf.constant(6, tf.int64))]
     assert first == again and first[2] != other[2]
-    total, content, style, tv, tone = first
-    assert content > 0 and style > 0 and tv > 0 and tone > 0
+    total, content, style, tv, tone, colour = first
+    assert content > 0 and style > 0 and tv > 0 and tone > 0 and colour == 0  # colour: no reference given
     assert abs(total - (content + 20 * style + 0.05 * tv)) < 1e-4 * total  # no "tone" weight: not counted
     weighted = float(losses.perceptual_losses(net, x, y, target, {**w, "tone": 7.0}, tf.constant(5, tf.int64))[0])
     assert abs(weighted - (total + 7 * tone)) < 1e-4 * weighted
     same = [float(v) for v in losses.perceptual_losses(net, x, x, target, w, tf.constant(5, tf.int64))]
     assert same[1] == 0
+
+
+def test_colour_term_replaces_the_per_crop_palette(fake_ckpt):
+    """With the colour term, the style loss leaves out the pixels' distribution (which asks every
+    crop for the artwork's whole palette) and the colour term counts, with its weight."""
+    import tensorflow as tf
+
+    net = vgg.LossNetwork(vgg.load_path(fake_ckpt), vgg.LOSS_LAYERS)
+    rng = np.random.default_rng(4)
+    target = losses.StyleTarget(net, rng.uniform(0, 1, (1, 48, 40, 3)).astype(np.float32), seed=3)
+    x, y, ref = (tf.constant(rng.uniform(0, 1, (2, 32, 32, 3)).astype(np.float32)) for _ in range(3))
+    w = {"content": 1.0, "style": 20.0, "tv": 0.05}
+    step = tf.constant(5, tf.int64)
+    plain = [float(v) for v in losses.perceptual_losses(net, x, y, target, w, step, ref)]
+    coloured = [float(v) for v in losses.perceptual_losses(net, x, y, target, {**w, "colour": 30.0}, step, ref)]
+    assert plain[5] == 0 and coloured[5] > 0  # weight 0: the term is off (and the palette stays in the style loss)
+    assert coloured[2] != plain[2]  # the style loss without the pixels' layer
+    assert abs(coloured[0] - (coloured[1] + 20 * coloured[2] + 0.05 * coloured[3] + 30 * coloured[5])) < 1e-4 * coloured[0]
+    same = [float(v) for v in losses.perceptual_losses(net, x, ref, target, {**w, "colour": 30.0}, step, ref)]
+    assert same[5] == 0  # the output's coarse colours are the reference's
+
+
+def test_palette_transfer_maps_the_photo_onto_the_artworks_colours():
+    """The photo's pixels take the artwork's colour distribution, rank by rank: the layout stays
+    the photo's (a left-to-right ramp stays ordered), the colours become the artwork's."""
+    rng = np.random.default_rng(5)
+    artwork = np.concatenate([rng.normal([0.8, 0.2, 0.2], 0.03, (4000, 3)),
+                              rng.normal([0.1, 0.3, 0.6], 0.03, (6000, 3))]).clip(0, 1).astype(np.float32)
+    ramp = np.linspace(0, 255, 64).astype(np.uint8)
+    photo = np.stack([np.tile(ramp, (48, 1))] * 3, axis=-1)  # grey, dark left to light right
+    out = losses.PaletteTransfer(artwork.reshape(100, 100, 3), seed=0)(photo)
+    assert out.shape == photo.shape and out.dtype == np.uint8
+    assert np.array_equal(out, losses.PaletteTransfer(artwork.reshape(100, 100, 3), seed=0)(photo))  # deterministic
+    px = out.reshape(-1, 3).astype(np.float32) / 255
+    assert np.abs(px.mean(axis=0) - artwork.mean(axis=0)).max() < 0.05  # the artwork's colours on average
+    luma = px @ losses.LUMA
+    assert np.quantile(luma, 0.1) == pytest.approx(np.quantile(artwork @ losses.LUMA, 0.1), abs=0.02)  # its tones
+    assert np.quantile(luma, 0.9) == pytest.approx(np.quantile(artwork @ losses.LUMA, 0.9), abs=0.02)
+    cols = (out.astype(np.float32) @ losses.LUMA).mean(axis=0)  # per column
+    assert np.all(np.diff(cols) >= -0.5)  # in the photo's order: dark left, light right
+    grey = losses.PaletteTransfer(np.full((10, 10, 3), 0.5, np.float32))(photo)
+    assert np.abs(grey.astype(int) - 128).max() <= 1  # a one-colour artwork paints everything in it
 
 
 def test_tone_keeps_the_photos_light_and_dark_in_the_artworks_tones():

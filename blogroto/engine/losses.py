@@ -119,6 +119,57 @@ def tone_loss(x, y, artwork_tone, cell: int = TONE_CELL):
     return ops.mean(ops.square(pool(luma_y) - ops.stop_gradient(pool(wanted))))
 
 
+COLOUR_CELL = 8  # the colour term compares colours averaged over cells this many pixels wide
+
+
+class PaletteTransfer:
+    """Photos (H,W,3 uint8) in an artwork's colours: iterative distribution transfer (Pitie et al.
+    2005), i.e. sliced optimal transport of the photo's pixels onto the artwork's: along random
+    orthonormal axes, each pixel moves to the artwork's value of the same rank. What was the photo's
+    sky stays one region, now in the colours the artwork has most alike, and light and dark keep
+    their places (the artwork's luminances are given back in the photo's order); the whole photo is mapped at once, so every crop of it asks
+    for a consistent palette. The axes and the artwork's sorted
+    projections are computed once for all photos. Deterministic for a seed."""
+
+    def __init__(self, artwork: np.ndarray, iterations: int = 8, seed: int = 0, samples: int = 1 << 16):
+        rng = np.random.default_rng([seed, 77])
+        tgt = np.asarray(artwork, np.float32).reshape(-1, 3)
+        if len(tgt) > samples:
+            tgt = tgt[rng.choice(len(tgt), samples, replace=False)]
+        self.axes = [np.linalg.qr(rng.standard_normal((3, 3)))[0].astype(np.float32) for _ in range(iterations)]
+        self.levels = (np.arange(len(tgt), dtype=np.float32) + 0.5) / len(tgt)
+        self.sorted = [np.sort(tgt @ axes, axis=0) for axes in self.axes]  # the artwork along each axis set
+        self.luma_sorted = np.sort(tgt @ LUMA)
+
+    def __call__(self, photo: np.ndarray) -> np.ndarray:
+        src = photo.reshape(-1, 3).astype(np.float32) / 255.0
+        by_luma = np.argsort(src @ LUMA, kind="stable")  # the photo's own light-to-dark order
+        levels = (np.arange(len(src), dtype=np.float32) + 0.5) / len(src)
+        for axes, target in zip(self.axes, self.sorted):
+            ps = src @ axes
+            moved = np.empty_like(ps)
+            for k in range(3):
+                order = np.argsort(ps[:, k], kind="stable")
+                moved[order, k] = np.interp(levels, self.levels, target[:, k])
+            src += (moved - ps) @ axes.T
+        # The transport may have swapped light and dark regions (it minimises colour moves, not
+        # layout changes): last, the artwork's luminances go back to the pixels in the photo's order.
+        luma = src @ LUMA
+        wanted = np.empty_like(luma)
+        wanted[by_luma] = np.interp(levels, self.levels, self.luma_sorted)
+        src += ((wanted - luma) / float(LUMA @ LUMA))[:, None] * LUMA
+        return (np.clip(src, 0.0, 1.0).reshape(photo.shape) * 255.0 + 0.5).astype(np.uint8)
+
+
+def colour_loss(y, reference, cell: int = COLOUR_CELL):
+    """How far the stylized image's coarse colours are from the photo's in the artwork's palette
+    (`palette_transfer`, computed on the whole photo), averaged over `cell`-pixel cells so the
+    strokes inside a cell are free. y, reference: N,H,W,3 in [0, 1]."""
+    ops = _ops()
+    pool = lambda v: ops.average_pool(ops.cast(v, "float32"), cell, cell, "valid")  # noqa: E731
+    return ops.mean(ops.square(pool(y) - ops.stop_gradient(pool(reference))))
+
+
 def sample_grid(f, step):
     """Every s-th row and column of `f` (N,H,W,C), s chosen so at most ~SAMPLED_POSITIONS positions
     remain, the offset moving with `step` (an int tensor): gathered with a row and column count
@@ -135,13 +186,17 @@ def sample_grid(f, step):
     return ops.take(ops.take(f, rows, axis=1), cols, axis=2)
 
 
-def perceptual_losses(lossnet: LossNetwork, x, y, target: StyleTarget, weights: dict, step):
-    """(total, content, style, tv, tone) of stylized `y` for photo `x`:
+def perceptual_losses(lossnet: LossNetwork, x, y, target: StyleTarget, weights: dict, step, reference=None):
+    """(total, content, style, tv, tone, colour) of stylized `y` for photo `x`:
     - content: relu2_2 feature MSE relative to the photo's own feature energy;
-    - style: sliced Wasserstein distance to the artwork on its pixels (the palette) and on each of
-      STYLE_LAYERS, averaged;
+    - style: sliced Wasserstein distance to the artwork on each of STYLE_LAYERS, averaged, and on
+      its pixels (the palette) unless the colour term is on: matching the artwork's whole colour
+      distribution in every crop plants its colours where the photo has none (red patches in a
+      sky), which the colour term replaces by the photo's own layout in the artwork's palette;
     - tv: total variation (mean absolute neighbour difference);
-    - tone: the photo's coarse light-and-dark layout in the artwork's tones (`tone_loss`).
+    - tone: the photo's coarse light-and-dark layout in the artwork's tones (`tone_loss`);
+    - colour: the photo's coarse colours in the artwork's palette (`colour_loss`; `reference` is
+      the crop of the palette-transferred photo, None without the term).
     `step` (an int tensor) picks the set of projection directions: the sets take turns over a run,
     and the same step gives the same loss, so a resumed run is exact."""
     ops = _ops()
@@ -152,15 +207,18 @@ def perceptual_losses(lossnet: LossNetwork, x, y, target: StyleTarget, weights: 
     # Each layer is compared on a grid of at most ~SAMPLED_POSITIONS positions per image: the same
     # distribution for a fraction of the sorting, which otherwise costs more than the VGG passes
     # at 192 px crops.
-    layers = {"rgb": ops.cast(y, "float32"), **{n: feats_y[n] for n in STYLE_LAYERS}}
+    colour_on = reference is not None and weights.get("colour", 0.0) > 0
+    layers = {**({} if colour_on else {"rgb": ops.cast(y, "float32")}), **{n: feats_y[n] for n in STYLE_LAYERS}}
     which = ops.cast(step, "int32") % StyleTarget.DIRECTION_SETS
     style = sum(sliced_wasserstein(sample_grid(f, step), ops.take(target.directions[n], which, axis=0),
                                    ops.take(target.sorted[n], which, axis=0))
                 for n, f in layers.items()) / len(layers)
     tv = ops.mean(ops.abs(y[:, 1:] - y[:, :-1])) + ops.mean(ops.abs(y[:, :, 1:] - y[:, :, :-1]))
     tone = tone_loss(x, y, target.tone)
-    total = weights["content"] * content + weights["style"] * style + weights["tv"] * tv + weights.get("tone", 0.0) * tone
-    return total, content, style, tv, tone
+    colour = colour_loss(y, reference) if colour_on else ops.zeros((), "float32")
+    total = (weights["content"] * content + weights["style"] * style + weights["tv"] * tv
+             + weights.get("tone", 0.0) * tone + weights.get("colour", 0.0) * colour)
+    return total, content, style, tv, tone, colour
 
 
 DISTILL_LAYERS = ("relu1_2", "relu2_2", "relu3_3")  # edges and colour, small and mid-sized texture

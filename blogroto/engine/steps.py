@@ -74,7 +74,7 @@ def _tensorflow_step(net, losses, optimizer, scaled, strategy):
 
     # One trace for every crop size: the same graph before and after a resume, which keeps a
     # resumed run bit-identical (Adam turns float-rounding differences into lr-sized steps).
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32), tf.TensorSpec([], tf.int64)])
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, None], tf.float32), tf.TensorSpec([], tf.int64)])
     def train_step(x, step):
         if n > 1:
             out = strategy.run(replica_step, args=(x, step))

@@ -84,7 +84,7 @@ PRESETS: dict[str, dict] = {
 # saturation: see saturation_loss
 DEFAULT_WEIGHTS = {"content": 1.0, "style": 20.0, "tv": 0.05, "saturation": 0.01}
 DISTILL_WEIGHTS = {"pixel": 100.0, "features": 1.0, "texture": 1e5}  # texture: the artwork training's style weight
-STYLE_LOSSES = ("total", "content", "style", "tv", "tone", "saturation")
+STYLE_LOSSES = ("total", "content", "style", "tv", "tone", "colour", "saturation")
 DISTILL_LOSSES = ("total", "pixel", "features", "texture")
 # BLOGROTO_CHECKPOINT_EVERY_STEP=1: checkpoint after every step (tests that kill -9 a run mid-way).
 CHECKPOINT_MINUTES = 0.0 if os.environ.get("BLOGROTO_CHECKPOINT_EVERY_STEP") == "1" else 3.0
@@ -159,6 +159,9 @@ class ContentPool:
 
         self.images: list[np.ndarray] = []
         self.names: list[str] = []
+        # each photo in the artwork's palette (losses.palette_transfer), for the colour term: when
+        # set, a batch holds each crop's reference as three more channels (N,H,W,6)
+        self.references: list[np.ndarray] | None = None
         for path in paths:
             try:
                 img = load_image(path)
@@ -198,9 +201,12 @@ class ContentPool:
         """zoom > 1: crops as small as size/zoom too, upscaled (log-uniform crop side), i.e. the
         photos also seen up to `zoom` times larger than their own pixels."""
         rng = np.random.default_rng([seed, step])
-        out = np.empty((batch, size, size, 3), np.float32)
+        out = np.empty((batch, size, size, 3 if self.references is None else 6), np.float32)
         for b in range(batch):
-            img = self.images[rng.integers(len(self.images))]
+            which = rng.integers(len(self.images))
+            img = self.images[which]
+            if self.references is not None:  # the reference is cropped (and flipped) with its photo
+                img = np.concatenate([img, self.references[which]], axis=-1)
             h, w = img.shape[:2]
             if zoom > 1.0:
                 low = max(8, round(size / zoom))
@@ -211,7 +217,8 @@ class ContentPool:
             y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
             crop = img[y : y + side, x : x + side]
             if side != size:
-                crop = np.asarray(Image.fromarray(crop).resize((size, size), Image.BILINEAR))
+                crop = np.concatenate([np.asarray(Image.fromarray(crop[..., c:c + 3]).resize((size, size), Image.BILINEAR))
+                                       for c in range(0, crop.shape[-1], 3)], axis=-1)
             if rng.random() < 0.5:
                 crop = crop[:, ::-1]
             out[b] = crop.astype(np.float32) / 255.0
@@ -361,7 +368,13 @@ class Trainer:
 
             content_paths += datasets.content_images()
         # a distilled student also sees the photos larger than the crop (zoom), so keep them larger
-        return ContentPool(content_paths, p["size"], log=self.log, keep_short_side=1024 if p["zoom"] > 1 else None)
+        pool = ContentPool(content_paths, p["size"], log=self.log, keep_short_side=1024 if p["zoom"] > 1 else None)
+        if self.teacher is None and self.loss_weights.get("colour", 0.0) > 0:
+            from blogroto.engine.losses import PaletteTransfer
+
+            transfer = PaletteTransfer(load_style_image(self.artwork, p["style_size"])[0], seed=cfg.seed)
+            pool.references = [transfer(img) for img in pool.images]
+        return pool
 
     def _network_and_losses(self, vgg_weights, policy: str, strategy):
         """The network to train and `losses(x, step)`: (total, then the parts named by loss_keys).
@@ -394,11 +407,16 @@ class Trainer:
             lossnet = LossNetwork(vgg_weights, LOSS_LAYERS, compute_dtype=compute)
             target = StyleTarget(lossnet, load_style_image(self.artwork, p["style_size"]), seed=self.cfg.seed)
 
+            with_reference = w.get("colour", 0.0) > 0
+
             def losses(x, step):
-                logits = net.run(x, logits=True)[0]
-                total, content, style, tv, tone = perceptual_losses(lossnet, x, net.to_image(logits), target, w, step)
+                # with the colour term, each crop comes with the same crop of its photo in the
+                # artwork's palette as three more channels (ContentPool.references)
+                photo, reference = (x[..., :3], x[..., 3:]) if with_reference else (x, None)
+                logits = net.run(photo, logits=True)[0]
+                total, *parts = perceptual_losses(lossnet, photo, net.to_image(logits), target, w, step, reference)
                 saturation = saturation_loss(logits)
-                return total + w.get("saturation", 0.0) * saturation, content, style, tv, tone, saturation
+                return (total + w.get("saturation", 0.0) * saturation, *parts, saturation)
 
         with steps.scope(strategy):
             net = TransformNet(p["width"], p["blocks"], dtype_policy=policy, norm=p["norm"]).ensure_built()
