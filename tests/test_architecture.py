@@ -17,3 +17,13 @@ def test_import_contracts_are_kept():
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "0 broken" in proc.stdout and "3 kept" in proc.stdout, proc.stdout
+
+
+def test_every_subpackage_ships_in_the_wheel():
+    """pyproject.toml lists the packages explicitly (two of them live outside blogroto/): a new
+    folder of modules missing from that list would be left out of the wheel."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "blogroto").rglob("__init__.py")}
+    assert found <= listed, f"add to [tool.setuptools] packages: {sorted(found - listed)}"
