@@ -363,7 +363,7 @@ def test_watcher_survives_a_broken_config(tmp_path):
 
 
 def test_plain_file_preview_serves_the_output_and_stops(tmp_path):
-    from blogroto.publish.watch import StaticPreview
+    from blogroto.publish.serve import StaticPreview
 
     out = tmp_path / "out"
     out.mkdir()

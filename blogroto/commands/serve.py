@@ -24,12 +24,8 @@ def command(site, port, host, no_jekyll, out, cache, drafts, verbose, quiet, no_
     Ctrl-C.
     """
     from blogroto.locate import site_for_command
-    from blogroto.publish.watch import (
-        JekyllPreview,
-        Watcher,
-        check_port,
-        static_preview,
-    )
+    from blogroto.publish.serve import JekyllPreview, check_port, static_preview
+    from blogroto.publish.watch import Watcher
 
     options = build_options(out, cache, drafts, verbose, refresh_remote, quiet)
     site = site_for_command(site, no_config, note=err_printer(quiet))
