@@ -366,18 +366,22 @@ def render_catalog(
         documents = [docs[rel] for rel in used_by.get(slug, [])]
         entries.append(_filter_page(env, settings, site_ctx, flt, documents, claim, result.warnings))
 
+    claim(f"{settings.folder}/index.html", _index_page(env, settings, site_ctx, entries))
+    result.files = sorted(result.pages)
+    result.state = {"sig": signature, "files": {}, "docs": docs}
+    return result
+
+
+def _index_page(env, settings: CatalogSettings, site_ctx: dict, entries: list[dict]) -> bytes:
+    """The index: a card per filter, with its artwork and an example, linking to its page."""
     cards = [{**e, "url": f"{e['slug']}/",
               "thumbnail": f"{e['slug']}/{e['pictures']['artwork']}" if e["pictures"].get("artwork") else None,
               "after": f"{e['slug']}/{e['pictures']['example_after'] or e['pictures']['preview']}"
               if (e["pictures"].get("example_after") or e["pictures"].get("preview")) else None}
              for e in entries]
     body = render_template(env, INDEX_TEMPLATE, filters=cards, site=site_ctx, all=settings.all)
-    claim(f"{settings.folder}/index.html", (_front_matter({"layout": settings.layout, "title": "Filters",
-                                                           "permalink": settings.path,
-                                                           "algorotoscope_catalog": "index"}) + body).encode("utf-8"))
-    result.files = sorted(result.pages)
-    result.state = {"sig": signature, "files": {}, "docs": docs}
-    return result
+    return (_front_matter({"layout": settings.layout, "title": "Filters", "permalink": settings.path,
+                           "algorotoscope_catalog": "index"}) + body).encode("utf-8")
 
 
 def _documents(site: Site, uses: Mapping[str, tuple[str, Any, str]], prev: dict, warnings: list[str]) -> dict:
