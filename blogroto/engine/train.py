@@ -72,18 +72,21 @@ from blogroto.fsutil import atomic_write_text
 # Presets, sized for the machines they are meant for (see docs/training.md and benchmarks/).
 PRESETS: dict[str, dict] = {
     # a good-looking filter within 30 minutes on a 2-core laptop CPU
-    "quick": dict(width=16, blocks=3, steps=2000, size=192, batch=2, style_size=384, lr=2e-3, progressive=0.5, zoom=1.0, norm="capped-decoder"),
+    "quick": dict(width=16, blocks=3, steps=2000, size=192, batch=2, style_size=1024, lr=2e-3, progressive=0.5, zoom=1.0, norm="capped-decoder"),
     # an hour or two on a CPU, minutes on a GPU
-    "standard": dict(width=32, blocks=5, steps=4000, size=256, batch=4, style_size=512, lr=1e-3, progressive=0.3, zoom=1.0, norm="capped-decoder"),
+    "standard": dict(width=32, blocks=5, steps=4000, size=256, batch=4, style_size=1024, lr=1e-3, progressive=0.3, zoom=1.0, norm="capped-decoder"),
     # for a GPU
-    "best": dict(width=32, blocks=5, steps=40000, size=256, batch=8, style_size=512, lr=1e-3, progressive=0.1, zoom=1.0, norm="capped-decoder"),
+    "best": dict(width=32, blocks=5, steps=40000, size=256, batch=8, style_size=1024, lr=1e-3, progressive=0.1, zoom=1.0, norm="capped-decoder"),
     # a slim network that reproduces a teacher filter (needs `teacher`); style_size is the teacher's.
     # zoom 3: crops are also taken small and upscaled, so the student sees photos at the larger
     # scale a 1600 px blog image has, where the teacher's strokes are relatively smaller.
     "distill": dict(width=16, blocks=3, steps=3000, size=256, batch=4, style_size=None, lr=2e-3, progressive=0.3, zoom=3.0, norm="capped-decoder"),
 }
-# saturation: see saturation_loss
-DEFAULT_WEIGHTS = {"content": 1.0, "style": 20.0, "tv": 0.05, "saturation": 0.01}
+# style_size 1024 in every preset: the network paints strokes of a fixed size in pixels, so the
+# artwork is taken at the size of the pictures it will paint (a blog's 1024-1600 px), not at twice
+# the crop; at 384 the strokes came out 2-3x finer than the artwork's (docs/training.md).
+# saturation: see saturation_loss; colour: see losses.colour_loss (recipe 4)
+DEFAULT_WEIGHTS = {"content": 1.0, "style": 20.0, "tv": 0.05, "saturation": 0.01, "colour": 30.0}
 DISTILL_WEIGHTS = {"pixel": 100.0, "features": 1.0, "texture": 1e5}  # texture: the artwork training's style weight
 STYLE_LOSSES = ("total", "content", "style", "tv", "tone", "colour", "saturation")
 DISTILL_LOSSES = ("total", "pixel", "features", "texture")
