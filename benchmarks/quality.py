@@ -244,9 +244,15 @@ RECIPES = {"instance": "recipe 1", "centered-decoder": "recipe 2", "capped-decod
 def _label(flt, key: str) -> str:
     if key == "recipe":
         training = flt.meta.get("training", {})
-        label = f"{RECIPES.get(flt.network.norm, flt.network.norm)} {training.get('preset', '')}".strip()
-        if flt.network.norm == "capped-decoder" and not training.get("loss_weights", {}).get("saturation"):
+        weights = training.get("loss_weights", {})
+        recipe = RECIPES.get(flt.network.norm, flt.network.norm)
+        if flt.network.norm == "capped-decoder" and weights.get("colour"):
+            recipe = "recipe 4"  # recipe 3's network with the colour term and the artwork at 1024 px
+        label = f"{recipe} {training.get('preset', '')}".strip()
+        if flt.network.norm == "capped-decoder" and not weights.get("saturation"):
             label += " (no saturation term)"  # recipe 3's first built-ins were trained before it
+        elif recipe == "recipe 3" and weights.get("tone"):
+            label += f" (tone {weights['tone']:g})"
         return label
     value = flt.meta
     for part in key.split("."):
