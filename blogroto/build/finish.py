@@ -41,6 +41,7 @@ def write_catalog(state: BuildState) -> None:
 
 
 def save(state: BuildState) -> None:
+    """The new manifest, in the cache; nothing at all when the build changed nothing."""
     if state.check:
         return
     image_sigs = {}

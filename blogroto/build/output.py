@@ -153,6 +153,8 @@ def _same_content(state: BuildState, src: Path, out_rel: str, sta: os.stat_resul
 
 
 def remove_stale(state: BuildState) -> None:
+    """Delete what an earlier build wrote and this one did not (found by manifest, or by walking the
+    output when there is none); never the marker, never outside the output."""
     wanted = {o for e in state.new_files.values() for o in e.get("out", {})}
     wanted.update(f"{IMAGES_DIR}/{n}" for n in state.images)
     old = {o for e in state.old_files.values() for o in e.get("out", {})}

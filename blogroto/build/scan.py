@@ -17,7 +17,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from blogroto.build.state import BuildState
 
 
-
 def changed_sources(state: BuildState, paths) -> list[SourceFile]:
     """The documents to process again; static files that changed are emitted on the way, and what
     did not change is carried over from the old manifest (its outputs, images and warnings)."""

@@ -39,7 +39,6 @@ class Imported:
         return int(sum(v.size for v in self.weights.values()))
 
 
-
 def blocks_in_words(n: int) -> str:
     return f"{n} residual block{'' if n == 1 else 's'}"
 

@@ -56,10 +56,6 @@ SPACES_RE = re.compile(r"[ \t]*")
 MAX_LABEL = 999
 
 
-
-
-
-
 def normalize_label(label: str) -> str:
     return " ".join(label.split()).casefold()
 
@@ -104,7 +100,6 @@ class Definition:
     dest_e: int
     base: str
     title: str | None
-
 
 
 def html_base(quote: str) -> str:

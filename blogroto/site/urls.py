@@ -15,7 +15,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from blogroto.site.model import Site
 
 
-
 _PERMALINK_STYLES = {
     "date": "/:categories/:year/:month/:day/:title:output_ext",
     "pretty": "/:categories/:year/:month/:day/:title/",
