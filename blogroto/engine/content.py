@@ -27,7 +27,7 @@ class ContentPool:
 
         self.images: list[np.ndarray] = []
         self.names: list[str] = []
-        # each photo in the artwork's palette (losses.palette_transfer), for the colour term: when
+        # each photo in the artwork's palette (losses.PaletteTransfer), for the colour term: when
         # set, a batch holds each crop's reference as three more channels (N,H,W,6)
         self.references: list[np.ndarray] | None = None
         for path in paths:

@@ -128,8 +128,8 @@ class PaletteTransfer:
     orthonormal axes, each pixel moves to the artwork's value of the same rank. What was the photo's
     sky stays one region, now in the colours the artwork has most alike, and light and dark keep
     their places (the artwork's luminances are given back in the photo's order); the whole photo is mapped at once, so every crop of it asks
-    for a consistent palette. The axes and the artwork's sorted
-    projections are computed once for all photos. Deterministic for a seed."""
+    for a consistent palette. The axes and the artwork's sorted projections are computed once for
+    all photos. Deterministic for a seed."""
 
     def __init__(self, artwork: np.ndarray, iterations: int = 8, seed: int = 0, samples: int = 1 << 16):
         rng = np.random.default_rng([seed, 77])
@@ -163,7 +163,7 @@ class PaletteTransfer:
 
 def colour_loss(y, reference, cell: int = COLOUR_CELL):
     """How far the stylized image's coarse colours are from the photo's in the artwork's palette
-    (`palette_transfer`, computed on the whole photo), averaged over `cell`-pixel cells so the
+    (`PaletteTransfer`, computed on the whole photo), averaged over `cell`-pixel cells so the
     strokes inside a cell are free. y, reference: N,H,W,3 in [0, 1]."""
     ops = _ops()
     pool = lambda v: ops.average_pool(ops.cast(v, "float32"), cell, cell, "valid")  # noqa: E731

@@ -18,6 +18,7 @@ looks complete.
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import math
 import os
@@ -263,6 +264,11 @@ class Trainer:
         return self._assemble(net, session.history, policy, vgg_weights.source, pool.names, session.stylize_preview,
                               save_weights)
 
+    @functools.cached_property
+    def style_image(self) -> np.ndarray:
+        """The artwork at its brush size (1,H,W,3), decoded once for the palette references and the style target."""
+        return load_style_image(self.artwork, self.p["style_size"])
+
     def _content_pool(self) -> ContentPool:
         cfg, p = self.cfg, self.p
         content_paths = ContentPool.find(list(cfg.content_dirs))
@@ -275,7 +281,7 @@ class Trainer:
         if self.teacher is None and self.loss_weights.get("colour", 0.0) > 0:
             from blogroto.engine.losses import PaletteTransfer
 
-            transfer = PaletteTransfer(load_style_image(self.artwork, p["style_size"])[0], seed=cfg.seed)
+            transfer = PaletteTransfer(self.style_image[0], seed=cfg.seed)
             pool.references = [transfer(img) for img in pool.images]
         return pool
 
@@ -308,7 +314,7 @@ class Trainer:
                 return distillation_losses(lossnet, net(x), target, w)
         else:
             lossnet = LossNetwork(vgg_weights, LOSS_LAYERS, compute_dtype=compute)
-            target = StyleTarget(lossnet, load_style_image(self.artwork, p["style_size"]), seed=self.cfg.seed)
+            target = StyleTarget(lossnet, self.style_image, seed=self.cfg.seed)
 
             with_reference = w.get("colour", 0.0) > 0
 

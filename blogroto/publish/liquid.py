@@ -171,9 +171,11 @@ class JekyllLiquid:
         self.env.add_tag(lookup_tag("post_url", post_url or (lambda _: None)))
 
     def relative_url(self, value: Any) -> Any:
-        text = _text(value)
-        if value is None or (not text and value != ""):
+        from liquid import Undefined
+
+        if value is None or isinstance(value, Undefined):
             return None
+        text = str(value)
         if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:|^//", text):
             return text
         return self.baseurl + "/" + text.lstrip("/") if text else (self.baseurl or "/")
