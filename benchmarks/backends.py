@@ -90,11 +90,12 @@ def measure(vgg: str, tmp: Path) -> dict:
 
 def train_speed(vgg: str, net_name: str, precision: str) -> dict:
     from blogroto.engine import steps
+    from blogroto.engine.content import ContentPool, load_style_image
     from blogroto.engine.losses import StyleTarget, perceptual_losses, saturation_loss
     from blogroto.engine.network import TransformNet
     from blogroto.engine.precision import POLICIES
+    from blogroto.engine.recipe import DEFAULT_WEIGHTS
     from blogroto.engine.runtime import import_keras
-    from blogroto.engine.train import DEFAULT_WEIGHTS, ContentPool, load_style_image
     from blogroto.engine.vgg import LOSS_LAYERS, LossNetwork, load_path
 
     keras = import_keras()

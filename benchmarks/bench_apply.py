@@ -378,7 +378,7 @@ def child_experiment(cfg: dict) -> dict:
         tf.config.threading.set_inter_op_parallelism_threads(cfg["inter"])
     if cfg.get("determinism", True):
         tf.config.experimental.enable_op_determinism()  # what Stylizer does
-    from blogroto.engine.network import read_weights
+    from blogroto.engine.weights_file import read_weights
     from blogroto.filters import load_filter
 
     flt = load_filter(Path(cfg["folder"]))

@@ -79,9 +79,10 @@ def main() -> None:
     args = parser.parse_args()
     os.environ["KERAS_BACKEND"] = args.backend
 
+    from blogroto.engine.recipe import TrainConfig
     from blogroto.engine.runtime import describe
     from blogroto.engine.stylize import StyleOptions, Stylizer
-    from blogroto.engine.train import TrainConfig, train
+    from blogroto.engine.train import train
 
     engine = describe()
     print(f"engine: {engine}; card: {card()}", flush=True)

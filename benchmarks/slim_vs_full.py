@@ -53,10 +53,11 @@ def main() -> None:
 
     from blogroto import datasets
     from blogroto.engine.calibration import psnr_db
+    from blogroto.engine.content import load_style_image
     from blogroto.engine.losses import StyleTarget, perceptual_losses
+    from blogroto.engine.recipe import DEFAULT_WEIGHTS
     from blogroto.engine.runtime import import_tensorflow
     from blogroto.engine.stylize import StyleOptions, Stylizer
-    from blogroto.engine.train import DEFAULT_WEIGHTS, load_style_image
     from blogroto.engine.vgg import LOSS_LAYERS, LossNetwork, locate_weights
     from blogroto.filters import load_filter
     from blogroto.imaging.decode import load_image

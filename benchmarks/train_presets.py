@@ -82,7 +82,7 @@ def main():
     parser.add_argument("--minutes", type=float, default=4.0)
     parser.add_argument("--presets", default="quick,standard,best")
     args = parser.parse_args()
-    from blogroto.engine.train import PRESETS
+    from blogroto.engine.recipe import PRESETS
 
     marks = [args.minutes * f for f in (0.25, 0.5, 0.75, 1.0)]
     rows = []

@@ -29,7 +29,7 @@ FILTER_FILE = "filter.yaml"
 # Normalisation variants of the network (blogroto.engine.network explains them); listed here so that
 # reading a filter.yaml does not import TensorFlow.
 NORMS = ("instance", "centered-decoder", "capped-decoder")
-# How the network's layers are wired (blogroto.engine.network.ARCH_SPECS explains them): blogroto's own, or
+# How the network's layers are wired (blogroto.engine.layouts.ARCH_SPECS explains them): blogroto's own, or
 # the layout of a network imported from another tool (`blogroto import`, docs/importing.md).
 DEFAULT_ARCH = "blogroto"
 ARCHS = (DEFAULT_ARCH, "johnson-tf1", "pytorch-examples")

@@ -47,6 +47,31 @@ def output_size(width: int, height: int, max_size: int) -> tuple[int, int]:
     return max(2, w // 2 * 2), max(2, h // 2 * 2)
 
 
+def _video_stream(inp, max_seconds: float, label: str):
+    """The container's video stream, refused (ImageError) when the video is too long or its frames too large."""
+    import av
+
+    if not inp.streams.video:
+        raise ImageError("the file has no video stream", label)
+    vin = inp.streams.video[0]
+    # a claim the container may not make (a browser's WebM recording has none) or may lie about:
+    # the decoded frames' own times are checked too (stylize_video)
+    if inp.duration:
+        seconds = float(inp.duration / av.time_base)
+    elif vin.duration and vin.time_base:
+        seconds = float(vin.duration * vin.time_base)
+    else:
+        seconds = 0.0
+    if seconds > max_seconds:
+        raise ImageError(f"video is {seconds:.0f} s long, over the limit of {max_seconds:g} s "
+                         f"(algorotoscope.animation.max_video_seconds); left as it is", label)
+    width, height = vin.codec_context.width, vin.codec_context.height
+    if not 0 < width * height <= DEFAULT_MAX_PIXELS:
+        raise ImageError(f"video frames of {width}x{height} cannot be stylized (at most "
+                         f"{DEFAULT_MAX_PIXELS / 1e6:g} megapixels)", label)
+    return vin
+
+
 def stylize_video(src: Path, stylize_frame, smoothing: float, max_size: int, max_seconds: float,
                   label: str, progress=None) -> bytes:
     """`src` stylized, as the bytes of a file in the same container. `stylize_frame(uint8 HxWx3) ->
@@ -69,26 +94,9 @@ def stylize_video(src: Path, stylize_frame, smoothing: float, max_size: int, max
     except (av.FFmpegError, OSError, ValueError) as exc:
         raise ImageError(f"cannot read video: {exc}", label) from exc
     with inp:
-        if not inp.streams.video:
-            raise ImageError("the file has no video stream", label)
-        vin = inp.streams.video[0]
-        # a claim the container may not make (a browser's WebM recording has none) or may lie about:
-        # the decoded frames' own times are checked too, below
-        if inp.duration:
-            seconds = float(inp.duration / av.time_base)
-        elif vin.duration and vin.time_base:
-            seconds = float(vin.duration * vin.time_base)
-        else:
-            seconds = 0.0
-        if seconds > max_seconds:
-            raise ImageError(f"video is {seconds:.0f} s long, over the limit of {max_seconds:g} s "
-                             f"(algorotoscope.animation.max_video_seconds); left as it is", label)
+        vin = _video_stream(inp, max_seconds, label)
         ain = inp.streams.audio[0] if inp.streams.audio else None
-        width, height = vin.codec_context.width, vin.codec_context.height
-        if not 0 < width * height <= DEFAULT_MAX_PIXELS:
-            raise ImageError(f"video frames of {width}x{height} cannot be stylized (at most "
-                             f"{DEFAULT_MAX_PIXELS / 1e6:g} megapixels)", label)
-        w, h = output_size(width, height, max_size)
+        w, h = output_size(vin.codec_context.width, vin.codec_context.height, max_size)
         if progress is not None and vin.frames:
             progress.total = int(vin.frames)  # a tqdm bar: its total, now that the stream is open
         # the frames decoded are what is counted (a claimed frame rate is capped: it may be a lie)

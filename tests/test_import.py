@@ -762,12 +762,8 @@ def test_variant_halos_are_the_receptive_reach(arch):
 def test_weights_of_one_layout_are_not_read_as_another(tmp_path):
     """pytorch/examples' layout has blogroto's shapes exactly: its weights carry the arch in their
     names, so reading them as blogroto's own (say, as a distillation teacher) is refused."""
-    from blogroto.engine.network import (
-        TransformNet,
-        expected_shapes,
-        load_network,
-        save_weights,
-    )
+    from blogroto.engine.layouts import expected_shapes
+    from blogroto.engine.network import TransformNet, load_network, save_weights
     from blogroto.errors import FilterError
 
     net = TransformNet(4, 1, arch="pytorch-examples").ensure_built()

@@ -25,6 +25,8 @@ from blogroto.remote import (
     address_refusal,
     suggested_name,
 )
+from blogroto.remote import addresses as remote_addresses
+from blogroto.remote import fetcher as remote_fetcher
 
 
 def make_png(width: int = 2, height: int = 2) -> bytes:
@@ -194,8 +196,8 @@ def fetcher(tmp_path, lax):
 def loopback_is_public(monkeypatch):
     """Treat 127.0.0.1 (only) as a public address, so the default policy can be exercised
     against the local server while every other private address stays refused."""
-    real = remote.address_refusal
-    monkeypatch.setattr(remote, "address_refusal", lambda a: None if a == "127.0.0.1" else real(a))
+    real = remote_addresses.address_refusal
+    monkeypatch.setattr(remote_addresses, "address_refusal", lambda a: None if a == "127.0.0.1" else real(a))
 
 
 @pytest.fixture
@@ -533,7 +535,7 @@ def test_damaged_cached_copy_is_fetched_again(tmp_path, server, lax):
 
 def test_failed_fetches_are_remembered_and_retried_later(fetcher, server, monkeypatch):
     clock = [1_000_000.0]
-    monkeypatch.setattr(remote, "now", lambda: clock[0])
+    monkeypatch.setattr(remote_fetcher, "now", lambda: clock[0])
     url = server.url("/html")
     with pytest.raises(RemoteImageError, match="not an image") as first:
         fetcher.fetch(url)
@@ -565,21 +567,21 @@ def test_failed_fetches_are_remembered_and_retried_later(fetcher, server, monkey
 
 
 def test_a_url_that_works_again_is_fetched_and_forgotten_as_failed(tmp_path, lax, server, monkeypatch):
-    clock = [1_000_000.0]
-    monkeypatch.setattr(remote, "now", lambda: clock[0])
+    clock = [time.time() + 7200]  # the retry is due by this clock only: the patch must reach the fetcher
+    monkeypatch.setattr(remote_fetcher, "now", lambda: clock[0])
     f = RemoteFetcher(tmp_path, lax)
     url = server.url("/img.png")
     path = f.cache_path(url)
     path.parent.mkdir(parents=True)
-    path.with_name(path.name + ".failed.json").write_text(
-        json.dumps({"url": url, "reason": "HTTP 503", "failures": 3, "retry_at": clock[0] - 1}))
+    path.with_name(path.name + ".failed.json").write_text(json.dumps(
+        {"url": url, "reason": "HTTP 503", "failures": 3, "retry_at": clock[0] - 1, "policy": f._policy_key()}))
     assert f.fetch(url)[0] == PNG
     assert not path.with_name(path.name + ".failed.json").exists()
 
 
 def test_cached_copy_is_revalidated_after_duration(tmp_path, server, monkeypatch):
     clock = [1_000_000.0]
-    monkeypatch.setattr(remote, "now", lambda: clock[0])
+    monkeypatch.setattr(remote_fetcher, "now", lambda: clock[0])
     policy = RemotePolicy(timeout=TIMEOUT, allow_private=True, duration=3600)
     f = RemoteFetcher(tmp_path, policy)
     url = server.url("/etag.png")
@@ -614,7 +616,7 @@ def test_guarded_download_failures_are_remembered_and_keep_a_cached_copy(tmp_pat
     whole-fetch deadline) is remembered like any failure, and a revalidation that fails so leaves
     the cached copy in use."""
     clock = [1_000_000.0]
-    monkeypatch.setattr(remote, "now", lambda: clock[0])
+    monkeypatch.setattr(remote_fetcher, "now", lambda: clock[0])
     # no deadline in play here: a roomy one, so a busy machine cannot turn the ValueError into a
     # timeout (seen once in CI with the 0.5 s one)
     roomy = RemoteFetcher(tmp_path, RemotePolicy(timeout=10 * TIMEOUT, allow_private=True, duration=3600))
@@ -705,8 +707,8 @@ def test_malformed_cached_validators_are_not_sent(tmp_path, server, monkeypatch)
     """The fetch record comes from the cache (untrusted): an ETag with a header break in it, or a
     megabyte of Last-Modified, would make every revalidation fail and keep the stale copy forever.
     Such values count as absent: the next revalidation is a plain GET that repairs the record."""
-    clock = [1_000_000.0]
-    monkeypatch.setattr(remote, "now", lambda: clock[0])
+    clock = [time.time() + 7200]  # ahead of the real clock: only a moved clock makes the copy stale
+    monkeypatch.setattr(remote_fetcher, "now", lambda: clock[0])
     f = RemoteFetcher(tmp_path, RemotePolicy(timeout=TIMEOUT, allow_private=True, duration=3600))
     url = server.url("/etag.png")
     assert f.fetch(url)[0] == PNG
@@ -789,7 +791,7 @@ def test_remote_cache_files_are_recorded_and_collected_through_the_ledger(tmp_pa
     import hashlib
 
     from blogroto.build import Builder
-    from blogroto.cache import LEDGER_NAME
+    from blogroto.ledger import LEDGER_NAME
     from tests.test_build import FakeStylizer, make_filter, write
 
     clock = [2_000_000_000.0]
@@ -863,7 +865,7 @@ def test_hostile_cache_records_count_as_no_record(tmp_path, lax, server, monkeyp
     """Fetch and failure records are cache contents, untrusted: a wrong type, a retry time further
     away than any failure sets, NaN, never crash the fetch or hold a URL back for ever."""
     clock = [1_000_000.0]
-    monkeypatch.setattr(remote, "now", lambda: clock[0])
+    monkeypatch.setattr(remote_fetcher, "now", lambda: clock[0])
     f = RemoteFetcher(tmp_path, lax)
     url = server.url("/img.png")
     path = f.cache_path(url)

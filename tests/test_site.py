@@ -75,6 +75,36 @@ def test_read_document_without_front_matter_and_non_mapping(tmp_path):
     assert info.value.line == 2
 
 
+def test_front_matter_is_read_through_python_frontmatter(tmp_path):
+    """The reader is a python-frontmatter handler: through the library's own API it keeps Jekyll's
+    delimiters (not the library's `^-{3,}` anywhere) and blogroto's safe YAML (path:line errors)."""
+    import frontmatter
+
+    from blogroto.site.jekyll_front_matter import JekyllYAMLHandler
+
+    handler = JekyllYAMLHandler("p.md")
+    assert isinstance(handler, frontmatter.YAMLHandler)
+    assert frontmatter.parse("---\ntitle: A\n...\nbody\n---\n", handler=handler) == ({"title": "A"}, "body\n---")
+    for text in ("----\ntitle: x\n----\nbody", "intro\n---\ntitle: x\n---\nbody"):
+        assert frontmatter.parse(text, handler=handler)[0] == {}  # the library's default finds title: x
+        assert frontmatter.parse(text, handler=frontmatter.YAMLHandler())[0] == {"title": "x"}
+        assert not handler.detect(text)
+    with pytest.raises(ConfigError) as info:
+        frontmatter.loads("---\ntitle: ok\nbad: [unclosed\nmore: 1\n---\nbody\n", handler=handler)
+    assert str(info.value).startswith("p.md:3: invalid YAML")
+    with pytest.raises(ConfigError, match="constructor"):
+        frontmatter.loads("---\nx: !!python/object/apply:os.system [echo]\n---\n", handler=handler)
+    with pytest.raises(ConfigError, match="mapping"):
+        frontmatter.loads("---\n- a\n---\n", handler=handler)
+    # read_document reads what the library reads, and splices at the same boundary
+    text = "---  \r\ntitle: A\r\nsub: {k: '---'}\r\n---\r\n\r\nbody ---\r\n"
+    path = write(tmp_path / "p.md", text.encode())
+    doc = read_document(path, "p.md", "pages")
+    post = frontmatter.loads(text, handler=JekyllYAMLHandler(path))
+    assert doc.data == post.metadata == {"title": "A", "sub": {"k": "---"}}
+    assert (doc.yaml_text, doc.body) == handler.split(text)
+
+
 # -- config and settings ---------------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from blogroto.engine.recipe import DEFAULT_WEIGHTS
 from blogroto.engine.stylize import StyleOptions, Stylizer
 from blogroto.engine.train import ContentPool, Trainer, train
 from blogroto.errors import BlogrotoError
@@ -122,7 +123,8 @@ def test_cli_trains_and_credits(tmp_path):
     assert result.exit_code == 0, result.output
     flt = load_filter(tmp_path / "styles" / "cli-made")
     assert flt.source["title"] == "Sunflowers" and flt.source["year"] == 1888 and flt.source["creator"] == "A. Painter"
-    assert flt.training["loss_weights"]["tone"] == 20 and flt.training["loss_weights"]["style"] == 20  # the recipe, recorded
+    assert flt.training["loss_weights"]["tone"] == 20  # the recipe, recorded
+    assert flt.training["loss_weights"]["style"] == DEFAULT_WEIGHTS["style"]
     assert flt.training["loss_weights"]["colour"] == 30 and flt.training["final_losses"]["colour"] > 0
 
 

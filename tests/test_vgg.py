@@ -218,6 +218,7 @@ def test_palette_transfer_maps_the_photo_onto_the_artworks_colours():
     assert np.abs(grey.astype(int) - 128).max() <= 1  # a one-colour artwork paints everything in it
 
 
+
 def test_tone_keeps_the_photos_light_and_dark_in_the_artworks_tones():
     """The tone term is low for an output whose light and dark follow the photo's, in the artwork's
     tones, whatever its colours; high for the same tones put in the wrong places; and free inside a cell."""

@@ -27,7 +27,7 @@ def fake_vgg(path: Path) -> Path:
 
 
 def tiny_config(tmp: Path, name: str = "tiny-trained", **overrides):
-    from blogroto.engine.train import TrainConfig
+    from blogroto.engine.recipe import TrainConfig
 
     content = tmp / "content"
     for i in range(3):

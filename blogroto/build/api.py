@@ -21,11 +21,10 @@ from blogroto.errors import (
     BlogrotoError,
 )
 from blogroto.fsutil import (
-    OwnedTree,
-    TreeVanishedError,
     describe_os_error,
     file_lock,
 )
+from blogroto.owned_tree import OwnedTree, TreeVanishedError
 from blogroto.site.model import Site
 
 

@@ -14,10 +14,7 @@ from blogroto.build.plan import EXT_RE, HEX_RE, IMAGE_NAME_RE
 from blogroto.errors import (
     BlogrotoError,
 )
-from blogroto.fsutil import (
-    OwnedTree,
-    is_safe_rel,
-)
+from blogroto.owned_tree import OwnedTree, is_safe_rel
 
 MANIFEST_FORMAT = 2  # 2: symlinks are published as what they point to; manifests are validated on load
 MANIFEST_DIR = "builds"

@@ -1,6 +1,6 @@
 """The output folder blogroto owns, the one place a build writes or deletes in it: its marker, the
 lock one build holds while it writes, write-if-changed, link-or-copy and the removal of stale files.
-Every write goes through the build's OwnedTree (blogroto.fsutil): never through a symlink, never
+Every write goes through the build's OwnedTree (blogroto.owned_tree): never through a symlink, never
 outside the folder."""
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ from blogroto.build.plan import IMAGES_DIR
 from blogroto.errors import BlogrotoError, ConfigError
 from blogroto.fsutil import (
     TMP_PREFIX,
-    TreeVanishedError,
     describe_os_error,
-    is_safe_rel,
 )
+from blogroto.owned_tree import TreeVanishedError, is_safe_rel
 
 if TYPE_CHECKING:  # pragma: no cover
     from blogroto.build.state import BuildState

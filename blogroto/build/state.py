@@ -15,7 +15,7 @@ from blogroto.build.manifest import load_manifest, stat_or_none, stat_sig
 from blogroto.build.plan import Job, Plan
 from blogroto.build.report import BuildReport
 from blogroto.errors import BlogrotoError
-from blogroto.fsutil import OwnedTree
+from blogroto.owned_tree import OwnedTree
 from blogroto.site.model import Site, SourceFile
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -36,7 +36,7 @@ class BuildState:
         self.cache_dir = site.settings.cache
         self.check = self.opts.check
         # Every write and delete in the output and the cache goes through these (never through a
-        # symlink, never outside the folder): blogroto.fsutil.OwnedTree.
+        # symlink, never outside the folder): blogroto.owned_tree.OwnedTree.
         self.tree = OwnedTree(self.out, "output", warn=self.tree_warn)
         self.ctree = OwnedTree(self.cache_dir, "cache", warn=self.tree_warn)
         self.reclaim = reclaim  # the identity of our own output folder whose marker vanished last try

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from blogroto.engine.precision import PRECISIONS
-from blogroto.engine.train import PRESETS
+from blogroto.engine.recipe import DEFAULT_WEIGHTS, PRESETS
 from blogroto.ui import verbosity_options
 
 
@@ -136,11 +136,13 @@ def filter_options(title_help: str):
 @click.option("--width", type=click.IntRange(4, 128), help="Network width (16 = slim, 32 = full).")
 @click.option("--blocks", type=click.IntRange(1, 16), help="Residual blocks.")
 @click.option("--lr", type=float, help="Learning rate.")
-@click.option("--style-weight", type=float, help="Weight of the style loss relative to content (default 20).")
+@click.option("--style-weight", type=float,
+              help=f"Weight of the style loss relative to content (default {DEFAULT_WEIGHTS['style']:g}).")
 @click.option("--tone-weight", type=click.FloatRange(0), help="Keep the photo's light and dark in the artwork's tones "
               "(docs/training.md; 20 kept subjects readable on The Ninth Wave; default 0, off).")
 @click.option("--colour-weight", type=click.FloatRange(0), help="Keep the photo's colour layout in the artwork's palette "
-              "instead of asking every crop for the artwork's whole palette (docs/training.md).")
+              "instead of asking every crop for the artwork's whole palette (docs/training.md; default "
+              f"{DEFAULT_WEIGHTS['colour']:g}; 0 turns it off).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--site", "site", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Train for this Jekyll site: write into its _filters/ (the default when run inside a site).")
@@ -163,7 +165,8 @@ def command(artwork, name, title, creator, year, source_url, licence, licence_ur
     Without --out the filter goes where every command finds it by name: the site's _filters/ when
     run inside a site (or with --site), else your filter library."""
     from blogroto import ui
-    from blogroto.engine.train import DEFAULT_WEIGHTS, TrainConfig, train
+    from blogroto.engine.recipe import TrainConfig
+    from blogroto.engine.train import train
 
     ui.check_verbosity(quiet, verbose)
     if artwork is None and not teacher:
@@ -184,7 +187,7 @@ def command(artwork, name, title, creator, year, source_url, licence, licence_ur
     where = destination(site, out_dir, warn=None if quiet else ui.err)
     content = list(content_dirs)
     if site_photos_wanted and where.site_root is not None and not teacher:
-        from blogroto.engine.train import ContentPool
+        from blogroto.engine.content import ContentPool
 
         own = [p for p in site_photos(where.site_root, where.site_dirs, ContentPool.EXTENSIONS)
                if artwork is None or p != artwork.resolve()]  # the artwork is not a photo to stylize

@@ -127,9 +127,9 @@ class PaletteTransfer:
     2005), i.e. sliced optimal transport of the photo's pixels onto the artwork's: along random
     orthonormal axes, each pixel moves to the artwork's value of the same rank. What was the photo's
     sky stays one region, now in the colours the artwork has most alike, and light and dark keep
-    their places (the artwork's luminances are given back in the photo's order); the whole photo is mapped at once, so every crop of it asks
-    for a consistent palette. The axes and the artwork's sorted projections are computed once for
-    all photos. Deterministic for a seed."""
+    their places (the artwork's luminances are given back in the photo's order); the whole photo is
+    mapped at once, so every crop of it asks for a consistent palette. The axes and the artwork's
+    sorted projections are computed once for all photos. Deterministic for a seed."""
 
     def __init__(self, artwork: np.ndarray, iterations: int = 8, seed: int = 0, samples: int = 1 << 16):
         rng = np.random.default_rng([seed, 77])

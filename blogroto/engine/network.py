@@ -12,24 +12,24 @@ Weights are saved as a plain `.npz` (numpy, no pickles) keyed by stable layer na
 filter never runs code from the filter folder.
 
 Besides blogroto's own layout, the network can be wired like the Johnson-style networks of other
-tools, so that a filter imported from them (`blogroto import`, blogroto/importing.py) computes what
-the original computes, not an approximation: see `ARCH_SPECS`.
+tools, so that a filter imported from them (`blogroto import`, blogroto/importing/) computes what
+the original computes, not an approximation: see `layouts.ARCH_SPECS`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from blogroto.engine.layouts import EPSILON, arch_of_weights, arch_spec, expected_shapes
 from blogroto.engine.runtime import import_keras, to_numpy
+from blogroto.engine.weights_file import read_weights, shape_mismatch
 from blogroto.errors import FilterError
 
 keras = import_keras()
 ops = keras.ops
 
-EPSILON = 1e-5
 # Where the network normalises by variance (see InstanceNorm): "instance" everywhere (Johnson et
 # al.; every filter trained before recipe 2); "centered-decoder": full instance norm in the
 # encoder (c1, d1, d2: the photo's contrast does not matter), centering only in the residual trunk
@@ -37,56 +37,9 @@ EPSILON = 1e-5
 # channel whose variance exceeds 1 is scaled back to 1 (recipe 3: with centering only, nothing
 # bounds the activations, and on dark artworks training blew them up to ~1e9 and saturated the
 # output: flat colour, then black).
-from blogroto.filters import ARCHS, DEFAULT_ARCH, NORMS  # noqa: E402  (beside the filter format, which records it)
+from blogroto.filters import DEFAULT_ARCH, NORMS  # noqa: E402  (beside the filter format, which records it)
 
 NORM_MODES = ("normalise", "centre", "cap")
-
-
-@dataclass(frozen=True)
-class ArchSpec:
-    """How the layers of one architecture (`network.arch` in filter.yaml) are wired.
-
-    padding: "reflect" pads each conv's input by kernel//2 by reflection, then a VALID conv;
-        "same" is TensorFlow's SAME zero padding (for a stride-2 3x3 conv on an even size: 0 before,
-        1 after).
-    upsample: "nearest" = nearest-neighbour x2 then a 3x3 conv (`upsample_conv`); "transpose" = a
-        3x3 stride-2 transposed convolution with TF's SAME padding (`TransposeConv`).
-    bias: whether the convolutions have a bias. out_norm: whether the last 9x9 conv is
-        instance-normalised too. epsilon: the instance norm's variance epsilon.
-    input_scale: the network sees pixel values times this (255: it works on 0..255 pixels).
-    output: "tanh" = (tanh(y) + 1) / 2; "tanh150" = (150 tanh(y) + 127.5) / 255 clipped to [0, 1];
-        "linear255" = y / 255 clipped to [0, 1].
-    prefix: put before every weight name in weights.npz, so that weights of one layout can never be
-        loaded as another's (the pytorch/examples layout has exactly the shapes of blogroto's own)."""
-
-    padding: str
-    upsample: str
-    bias: bool
-    out_norm: bool
-    epsilon: float
-    input_scale: float
-    output: str
-    prefix: str
-
-
-ARCH_SPECS = {
-    # blogroto's own (Johnson et al. with resize-convolutions, reflection padding, tanh to [0, 1])
-    DEFAULT_ARCH: ArchSpec("reflect", "nearest", True, False, EPSILON, 1.0, "tanh", ""),
-    # lengstrom/fast-style-transfer (src/transform.py) as its evaluate.py runs it: pixels 0..255 in,
-    # convs without bias and SAME zero padding, instance norm (epsilon 1e-3) after every conv, the
-    # last included, conv2d_transpose upsampling, output tanh(y) * 150 + 255/2
-    "johnson-tf1": ArchSpec("same", "transpose", False, True, 1e-3, 255.0, "tanh150", "johnson-tf1/"),
-    # pytorch/examples fast_neural_style (neural_style/transformer_net.py), also the ONNX model zoo's
-    # fast-neural-style models: blogroto's layout, but pixels 0..255 in and out, no tanh
-    "pytorch-examples": ArchSpec("reflect", "nearest", True, False, 1e-5, 255.0, "linear255", "pytorch-examples/"),
-}
-assert set(ARCH_SPECS) == set(ARCHS)
-
-
-def arch_spec(arch: str) -> ArchSpec:
-    if arch not in ARCH_SPECS:
-        raise FilterError(f"unknown network arch {arch!r}; known: {', '.join(ARCHS)}")
-    return ARCH_SPECS[arch]
 
 
 class InstanceNorm(keras.layers.Layer):
@@ -404,110 +357,6 @@ def save_weights(net: TransformNet, path: str | Path) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def read_weights(path: str | Path, expected: dict[str, tuple[int, ...]] | None = None) -> dict[str, np.ndarray]:
-    """Read an .npz of float arrays. Pickled objects are refused (allow_pickle=False).
-
-    Before any array is decompressed, each member's `.npy` header (its declared dtype and shape)
-    is checked, against `expected` when given: a 1 MB file whose members inflate to 1 GiB is
-    refused from its headers, not after allocating them."""
-    path = Path(path)
-    check_weight_headers(path, expected)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
-    except FileNotFoundError as exc:
-        raise FilterError("weights file is missing", path) from exc
-    except ValueError as exc:  # raised for object arrays: would need pickle
-        raise FilterError(f"weights file refused (contains pickled objects or is malformed): {exc}", path) from exc
-    except Exception as exc:  # zip errors, truncated files, bad headers
-        raise FilterError(f"weights file is corrupt or truncated: {exc}", path) from exc
-    for key, value in arrays.items():
-        if not isinstance(value, np.ndarray):  # a zip member that is not an .npy array (e.g. a .keras archive)
-            raise FilterError(f"weights file refused: {key!r} is not a numpy array", path)
-        if value.dtype.kind != "f":
-            raise FilterError(f"weight {key} has dtype {value.dtype}, expected floating point", path)
-    return arrays
-
-
-MAX_WEIGHT_BYTES = 1 << 30  # declared size of all arrays together, when no shapes are expected
-
-
-def check_weight_headers(path: Path, expected: dict[str, tuple[int, ...]] | None = None) -> None:
-    """Check every member of an .npz from its `.npy` header alone (numpy.lib.format), nothing
-    decompressed but the header: a float dtype, the expected shape (or, without `expected`, a
-    total under MAX_WEIGHT_BYTES), and a member whose stored size matches what it declares."""
-    import zipfile
-
-    from numpy.lib import format as npy
-
-    try:
-        archive = zipfile.ZipFile(path)
-    except FileNotFoundError as exc:
-        raise FilterError("weights file is missing", path) from exc
-    except zipfile.BadZipFile:
-        return  # not an archive (a pickle, a bare .npy, garbage): np.load refuses it with its own words
-    except (OSError, ValueError) as exc:
-        raise FilterError(f"weights file is corrupt or truncated: {exc}", path) from exc
-    shapes: dict[str, tuple[int, ...]] = {}
-    total = 0
-    with archive:
-        for info in archive.infolist():
-            key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
-            try:
-                with archive.open(info) as member:
-                    version = npy.read_magic(member)
-                    if version == (1, 0):
-                        shape, fortran, dtype = npy.read_array_header_1_0(member)
-                    elif version in ((2, 0), (3, 0)):
-                        shape, fortran, dtype = npy.read_array_header_2_0(member)
-                    else:
-                        raise ValueError(f"unsupported .npy version {version}")
-                    header_len = member.tell() if hasattr(member, "tell") else None
-            except Exception as exc:  # not an .npy member, a broken header, a bad zip entry
-                raise FilterError(f"weights file refused: {key!r} is not a numpy array ({exc})", path) from exc
-            if dtype.hasobject:
-                raise FilterError(f"weights file refused (contains pickled objects): {key!r}", path)
-            if dtype.kind != "f":
-                raise FilterError(f"weight {key} has dtype {dtype}, expected floating point", path)
-            size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize if shape else dtype.itemsize
-            if header_len is not None and info.file_size != header_len + size:
-                raise FilterError(f"weights file refused: {key!r} declares {size} bytes but holds "
-                                  f"{info.file_size - header_len}", path)
-            shapes[key] = tuple(shape)
-            total += size
-    if expected is not None:
-        if shapes != expected:
-            bad = sorted(k for k in set(expected) | set(shapes) if expected.get(k) != shapes.get(k))
-            raise FilterError(f"weights do not match the network: "
-                              f"{', '.join(f'{k} is {shapes.get(k)}, expected {expected.get(k)}' for k in bad[:3])}"
-                              f"{'…' if len(bad) > 3 else ''}", path)
-    elif total > MAX_WEIGHT_BYTES:
-        raise FilterError(f"weights file refused: its arrays declare {total} bytes", path)
-
-
-def expected_shapes(width: int, blocks: int, arch: str = DEFAULT_ARCH) -> dict[str, tuple[int, ...]]:
-    """The weight shapes of TransformNet(width, blocks, arch=arch), computed without building it."""
-    spec = arch_spec(arch)
-    w = width
-    convs = [("c1", 9, 3, w), ("d1", 3, w, 2 * w), ("d2", 3, 2 * w, 4 * w)]
-    for i in range(blocks):
-        convs += [(f"r{i}a", 3, 4 * w, 4 * w), (f"r{i}b", 3, 4 * w, 4 * w)]
-    convs += [("u1", 3, 4 * w, 2 * w), ("u2", 3, 2 * w, w), ("out", 9, w, 3)]
-    norms = {"c1": "n1", "d1": "nd1", "d2": "nd2", "u1": "nu1", "u2": "nu2"}
-    norms.update({f"r{i}{x}": f"r{i}{x}n" for i in range(blocks) for x in "ab"})
-    if spec.out_norm:
-        norms["out"] = "nout"
-    shapes = {}
-    for name, k, cin, cout in convs:
-        transposed = spec.upsample == "transpose" and name in ("u1", "u2")
-        shapes[f"{spec.prefix}{name}/kernel"] = (k, k, cout, cin) if transposed else (k, k, cin, cout)
-        if spec.bias and not transposed:
-            shapes[f"{spec.prefix}{name}/bias"] = (cout,)
-        if name in norms:
-            shapes[f"{spec.prefix}{norms[name]}/gamma"] = shapes[f"{spec.prefix}{norms[name]}/beta"] = (cout,)
-    return shapes
-
-
 def load_network(path: str | Path, width: int, blocks: int, dtype_policy: str = "float32", norm: str = "instance",
                  arch: str = DEFAULT_ARCH) -> TransformNet:
     described = f"width {width}, {blocks} blocks" + (f", arch {arch}" if arch != DEFAULT_ARCH else "")
@@ -515,7 +364,7 @@ def load_network(path: str | Path, width: int, blocks: int, dtype_policy: str = 
         weights = read_weights(path, expected_shapes(width, blocks, arch))
     except FilterError as exc:
         if exc.message.startswith("weights do not match the network: "):
-            other = _arch_of_weights(path)
+            other = arch_of_weights(path)
             if other is not None and other != arch:  # e.g. an imported filter's weights read as blogroto's own
                 raise FilterError(f"these weights are laid out for network arch {other}, not {arch} "
                                   f"(network.arch in filter.yaml)", path) from exc
@@ -525,27 +374,9 @@ def load_network(path: str | Path, width: int, blocks: int, dtype_policy: str = 
     # Check the shapes before building: a hostile filter.yaml (width 256, 256 blocks) with a tiny
     # weights file must not make Keras allocate a 19 GB network first.
     shapes = {k: tuple(v.shape) for k, v in weights.items()}
-    if shapes != expected_shapes(width, blocks, arch):
-        want = expected_shapes(width, blocks, arch)
-        bad = sorted(k for k in set(want) | set(shapes) if want.get(k) != shapes.get(k))
-        raise FilterError(f"weights do not match the network ({described}): "
-                          f"{', '.join(f'{k} is {shapes.get(k)}, expected {want.get(k)}' for k in bad[:3])}"
-                          f"{'…' if len(bad) > 3 else ''}", path)
+    want = expected_shapes(width, blocks, arch)
+    if shapes != want:
+        raise FilterError(f"weights do not match the network ({described}): {shape_mismatch(shapes, want)}", path)
     net = TransformNet(width=width, blocks=blocks, dtype_policy=dtype_policy, norm=norm, arch=arch).ensure_built()
     net.set_weight_dict(weights, source=path)
     return net
-
-
-def _arch_of_weights(path: str | Path) -> str | None:
-    """The arch a weights file's names are laid out for (from the names alone), None if unclear."""
-    import zipfile
-
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = [info.filename for info in archive.infolist()]
-    except (OSError, zipfile.BadZipFile, ValueError):
-        return None
-    found = {arch for arch, spec in ARCH_SPECS.items() if spec.prefix and any(n.startswith(spec.prefix) for n in names)}
-    if len(found) == 1:
-        return found.pop()
-    return DEFAULT_ARCH if not found and names else None

@@ -94,7 +94,7 @@ def _reach(units) -> int:
     Maps an aligned core's output interval back through every conv (kernel, stride, padding
     kernel//2) and nearest x2 upsampling, and measures how far it sticks out of the core.
 
-    The layouts of imported networks (blogroto.engine.network.ARCH_SPECS) add TensorFlow's SAME padding
+    The layouts of imported networks (blogroto.engine.layouts.ARCH_SPECS) add TensorFlow's SAME padding
     (`padding="same"` convs: a stride-s conv on a size that is a multiple of s pads (k-s)//2
     before; tiles are aligned so that holds in every tile as in the whole image) and SAME
     transposed convolutions (output o = s*i + t - (k-s)//2 for input i and tap t)."""

@@ -86,26 +86,7 @@ def load_image(
     # Our max_pixels is the policy; Pillow's warning band below its hard limit is noise here.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        try:
-            try:
-                im = Image.open(io.BytesIO(data), formats=_OPEN_FORMATS)
-            except (SyntaxError, ValueError, OSError):
-                # A broken iCCP chunk makes Pillow refuse the whole PNG; a corrupt profile
-                # must only cost the colour management, so retry without it.
-                stripped = png_without_chunk(data, b"iCCP")
-                if stripped is None:
-                    raise
-                im = Image.open(io.BytesIO(stripped), formats=_OPEN_FORMATS)
-                log.warning("%s: ignoring corrupt embedded ICC profile; treating as sRGB", label)
-                data = stripped
-        except Image.DecompressionBombError as exc:
-            raise ImageError(f"image is too large to decode safely (possible decompression bomb): {exc}", label) from exc
-        except UnidentifiedImageError as exc:
-            raise ImageError(unidentified_message(data, label), label) from exc
-        except Exception as exc:  # Pillow's header parsers raise many types on garbage
-            kind = supported_kind(data) or "image"
-            raise ImageError(f"cannot read {kind} (truncated or corrupt): {describe_error(exc)}", label) from exc
-
+        im, data = _open_image(data, label)
         with im:
             fmt = _PIL_FORMATS.get(im.format or "", None)
             if fmt is None:  # cannot happen with formats= above; keep the promise anyway
@@ -146,6 +127,30 @@ def load_image(
         frames=frames,
         xmp=xmp,
     )
+
+
+def _open_image(data: bytes, label: str):
+    """Pillow's lazy open of `data` (header only): (image, the bytes it reads from)."""
+    try:
+        try:
+            im = Image.open(io.BytesIO(data), formats=_OPEN_FORMATS)
+        except (SyntaxError, ValueError, OSError):
+            # A broken iCCP chunk makes Pillow refuse the whole PNG; a corrupt profile
+            # must only cost the colour management, so retry without it.
+            stripped = png_without_chunk(data, b"iCCP")
+            if stripped is None:
+                raise
+            im = Image.open(io.BytesIO(stripped), formats=_OPEN_FORMATS)
+            log.warning("%s: ignoring corrupt embedded ICC profile; treating as sRGB", label)
+            data = stripped
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"image is too large to decode safely (possible decompression bomb): {exc}", label) from exc
+    except UnidentifiedImageError as exc:
+        raise ImageError(unidentified_message(data, label), label) from exc
+    except Exception as exc:  # Pillow's header parsers raise many types on garbage
+        kind = supported_kind(data) or "image"
+        raise ImageError(f"cannot read {kind} (truncated or corrupt): {describe_error(exc)}", label) from exc
+    return im, data
 
 
 def _read_source(source: str | Path | bytes, name: str | None) -> tuple[bytes, str]:

@@ -1,7 +1,7 @@
 """`blogroto import`: turn a network trained with another tool into a blogroto filter folder.
 
 Three sources of Johnson-style networks are read, each into its own network layout
-(blogroto.engine.network.ARCH_SPECS), so the filter computes what the original computes:
+(blogroto.engine.layouts.ARCH_SPECS), so the filter computes what the original computes:
 
   fast-style-transfer (lengstrom/fast-style-transfer, TensorFlow 1): a checkpoint (`.ckpt`
       index + data files, the older single-file format, or a folder with a `checkpoint` file),

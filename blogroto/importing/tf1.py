@@ -67,43 +67,10 @@ def read_fast_style_transfer(path: Path) -> Imported:
         dtypes = reader.get_variable_to_dtype_map()
     except Exception as exc:  # tf.errors.*: not a checkpoint, truncated, wrong version
         raise FilterError(f"not a readable TensorFlow checkpoint: {str(exc).splitlines()[0]}", prefix) from exc
-    found: dict[int, str] = {}
-    scopes = set()
-    for name in shapes:
-        m = _TF_VARIABLE.match(name)
-        if m:
-            found[int(m.group("n") or 0)] = name
-            scopes.add(m.group("scope"))
     where = files[0]
-    if not found:
-        sample = ", ".join(sorted(shapes)[:5]) or "none"
-        raise FilterError("no fast-style-transfer variables (Variable, Variable_1, ...) in this checkpoint; "
-                          f"variables found: {sample}", where)
-    if len(scopes) > 1:
-        raise FilterError(f"variables named Variable_N under several scopes ({', '.join(sorted(scopes))}): "
-                          "not one fast-style-transfer network", where)
-    order = sorted(found)
-    if order != list(range(len(order))):
-        missing = sorted(set(range(order[-1] + 1)) - set(order))[:5]
-        raise FilterError(f"variables Variable_N are not numbered 0..{order[-1]} (missing {missing})", where)
-    n = len(order)
-    if n % 3 or n < 3 * 7 or (n // 3 - 6) % 2:
-        raise FilterError(f"{n} network variables; fast-style-transfer's has 3 per conv layer (kernel, shift, "
-                          "scale) for 6 + 2 x blocks layers (48 for its 5 blocks)", where)
-    blocks = (n // 3 - 6) // 2
-    first = tuple(int(d) for d in shapes[found[0]])
-    if len(first) != 4 or first[:3] != (9, 9, 3):
-        raise FilterError(f"{found[0]} is {list(first)}; fast-style-transfer's first kernel is [9, 9, 3, width]", where)
-    width = int(first[3])
-    check_size(width, blocks, where)  # before anything is read: an index may declare any width
-    w = width
-    layers = [("c1", (9, 9, 3, w)), ("d1", (3, 3, w, 2 * w)), ("d2", (3, 3, 2 * w, 4 * w))]
-    for i in range(blocks):
-        layers += [(f"r{i}a", (3, 3, 4 * w, 4 * w)), (f"r{i}b", (3, 3, 4 * w, 4 * w))]
-    # conv2d_transpose kernels are [k, k, out, in]
-    layers += [("u1", (3, 3, 2 * w, 4 * w)), ("u2", (3, 3, w, 2 * w)), ("out", (9, 9, w, 3))]
-    norm_names = {"c1": "n1", "d1": "nd1", "d2": "nd2", "u1": "nu1", "u2": "nu2", "out": "nout"}
-    norm_names.update({f"r{i}{x}": f"r{i}{x}n" for i in range(blocks) for x in "ab"})
+    found = _numbered_variables(shapes, where)
+    width, blocks = _network_size(shapes, found, where)
+    layers, norm_names = _expected_layers(width, blocks)
     prefix_name = "johnson-tf1/"
     wanted: list[tuple[str, str]] = []
     for j, (layer, kernel_shape) in enumerate(layers):
@@ -115,7 +82,8 @@ def read_fast_style_transfer(path: Path) -> Imported:
             if got != shape:
                 what = ("kernel", "instance-norm shift", "instance-norm scale")[slot]
                 raise FilterError(f"{var} is {list(got)}, expected {list(shape)} (the {what} of layer "
-                                  f"{_TF_LAYER_NAMES.get(layer, layer)}, width {w}, {blocks_in_words(blocks)})", where)
+                                  f"{_TF_LAYER_NAMES.get(layer, layer)}, width {width}, {blocks_in_words(blocks)})",
+                                  where)
             if dtypes.get(var) != tf.float32:
                 name = getattr(dtypes.get(var), "name", None) or "unknown"
                 raise FilterError(f"{var} is {name}, not float32 (fast-style-transfer's variables are float32)", where)
@@ -137,3 +105,53 @@ def read_fast_style_transfer(path: Path) -> Imported:
     check_finite(weights, where)
     container = "TensorFlow checkpoint (index + data)" if files[0].name.endswith(".index") else "TensorFlow checkpoint (single file)"
     return Imported("johnson-tf1", width, blocks, weights, "fast-style-transfer", container, files)
+
+
+def _numbered_variables(shapes: dict, where: Path) -> dict[int, str]:
+    """fast-style-transfer's variables by number: Variable, Variable_1, ... under one scope, none missing."""
+    found: dict[int, str] = {}
+    scopes = set()
+    for name in shapes:
+        m = _TF_VARIABLE.match(name)
+        if m:
+            found[int(m.group("n") or 0)] = name
+            scopes.add(m.group("scope"))
+    if not found:
+        sample = ", ".join(sorted(shapes)[:5]) or "none"
+        raise FilterError("no fast-style-transfer variables (Variable, Variable_1, ...) in this checkpoint; "
+                          f"variables found: {sample}", where)
+    if len(scopes) > 1:
+        raise FilterError(f"variables named Variable_N under several scopes ({', '.join(sorted(scopes))}): "
+                          "not one fast-style-transfer network", where)
+    order = sorted(found)
+    if order != list(range(len(order))):
+        missing = sorted(set(range(order[-1] + 1)) - set(order))[:5]
+        raise FilterError(f"variables Variable_N are not numbered 0..{order[-1]} (missing {missing})", where)
+    return found
+
+
+def _network_size(shapes: dict, found: dict[int, str], where: Path) -> tuple[int, int]:
+    """(width, residual blocks) from the variable count and the first kernel, checked before anything is read."""
+    n = len(found)
+    if n % 3 or n < 3 * 7 or (n // 3 - 6) % 2:
+        raise FilterError(f"{n} network variables; fast-style-transfer's has 3 per conv layer (kernel, shift, "
+                          "scale) for 6 + 2 x blocks layers (48 for its 5 blocks)", where)
+    blocks = (n // 3 - 6) // 2
+    first = tuple(int(d) for d in shapes[found[0]])
+    if len(first) != 4 or first[:3] != (9, 9, 3):
+        raise FilterError(f"{found[0]} is {list(first)}; fast-style-transfer's first kernel is [9, 9, 3, width]", where)
+    width = int(first[3])
+    check_size(width, blocks, where)  # an index may declare any width
+    return width, blocks
+
+
+def _expected_layers(w: int, blocks: int) -> tuple[list[tuple[str, tuple]], dict[str, str]]:
+    """The network's layers in checkpoint order with their kernel shapes, and each layer's norm scope."""
+    layers = [("c1", (9, 9, 3, w)), ("d1", (3, 3, w, 2 * w)), ("d2", (3, 3, 2 * w, 4 * w))]
+    for i in range(blocks):
+        layers += [(f"r{i}a", (3, 3, 4 * w, 4 * w)), (f"r{i}b", (3, 3, 4 * w, 4 * w))]
+    # conv2d_transpose kernels are [k, k, out, in]
+    layers += [("u1", (3, 3, 2 * w, 4 * w)), ("u2", (3, 3, w, 2 * w)), ("out", (9, 9, w, 3))]
+    norm_names = {"c1": "n1", "d1": "nd1", "d2": "nd2", "u1": "nu1", "u2": "nu2", "out": "nout"}
+    norm_names.update({f"r{i}{x}": f"r{i}{x}n" for i in range(blocks) for x in "ab"})
+    return layers, norm_names

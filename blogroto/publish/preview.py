@@ -50,7 +50,7 @@ NAV_LIMIT = 8
 
 def _link_or_copy(tree, src: Path, dst: Path) -> None:
     """`dst` (inside the preview folder `tree`) a hard link to, or copy of, `src`; written through
-    blogroto.fsutil.OwnedTree: never through a symlink, never outside the preview folder."""
+    blogroto.owned_tree.OwnedTree: never through a symlink, never outside the preview folder."""
     rel = tree.rel_of(dst)
     st = tree.lstat(rel)
     try:
@@ -169,7 +169,7 @@ def render_preview(out_dir: str | Path, dest: str | Path, *, warnings: list[str]
 
 def _claim_dest(out_dir: Path, dest: Path):
     """The preview folder, checked (outside the output, empty or ours) and marked as blogroto's."""
-    from blogroto.fsutil import OwnedTree
+    from blogroto.owned_tree import OwnedTree
 
     if not out_dir.is_dir():
         raise ConfigError("the output site does not exist (run `blogroto build` first)", out_dir)

@@ -105,19 +105,24 @@ class InlineScanner:
                 if not op[1]:
                     pos += 1
                     continue
-                # Reference image: full [label], collapsed [] or shortcut; resolved at the end.
-                lab = self._label(after, pe) if after < pe and text[after] == "[" else None
-                if lab is not None and lab[1] > lab[0]:
-                    label_s, label_e, end = lab
-                else:  # collapsed "[]" or shortcut: the description is the label
-                    label_s, label_e = op[0] + 2, pos
-                    end = lab[2] if lab is not None else after
-                label = None
-                if label_e - label_s <= MAX_LABEL:  # a longer label cannot match a definition
-                    label = normalize_label(text[label_s:label_e])
-                opt, end = self._ial(end, pe)
-                self.events.append(UseEvent(label, (op[0] + 2, pos), opt, op[2], op[0], end))
-                pos = end
+                pos = self._reference_image(op, pos, pe)
+
+    def _reference_image(self, op: list, close: int, pe: int) -> int:
+        """Record the reference image whose "![" is at op[0] and whose "]" is at close
+        (full [label], collapsed [] or shortcut; resolved at the end); returns where it ends."""
+        text, after = self.text, close + 1
+        lab = self._label(after, pe) if after < pe and text[after] == "[" else None
+        if lab is not None and lab[1] > lab[0]:
+            label_s, label_e, end = lab
+        else:  # collapsed "[]" or shortcut: the description is the label
+            label_s, label_e = op[0] + 2, close
+            end = lab[2] if lab is not None else after
+        label = None
+        if label_e - label_s <= MAX_LABEL:  # a longer label cannot match a definition
+            label = normalize_label(text[label_s:label_e])
+        opt, end = self._ial(end, pe)
+        self.events.append(UseEvent(label, (op[0] + 2, close), opt, op[2], op[0], end))
+        return end
 
     def _liquid_end(self, pos: int, pe: int) -> int | None:
         """End of the Liquid ``{{ … }}``/``{% … %}`` at pos (within pe), or None."""

@@ -177,7 +177,6 @@ class Scanner(InlineScanner, HtmlScanner):
         return bisect.bisect_right(self.line_starts, pos) - 1
 
     def scan(self) -> None:
-        text = self.text
         starts, ends = self.line_starts, self.line_ends
         nlines = len(starts)
         containers: list[int | None] = []  # None = block quote, int = list item content column
@@ -220,17 +219,12 @@ class Scanner(InlineScanner, HtmlScanner):
                 leaf = None  # the container holding the fence ended
 
             if leaf == "para":
-                blank = self._blank(p, le)
-                if not blank and not self._interrupts(p, le, col):
-                    q, _ = self._indent(p, le, col)
-                    setext = all_matched and SETEXT_RE.match(text, q, le) is not None
-                    if not setext:  # continuation (lazy when not all containers matched)
-                        para[1] = le
-                        para[2].append(q)
-                        li += 1
-                        continue
-                else:
-                    setext = False
+                q, setext = self._paragraph_line(p, le, col, all_matched)
+                if q is not None:  # continuation (lazy when not all containers matched)
+                    para[1] = le
+                    para[2].append(q)
+                    li += 1
+                    continue
                 leaf = None
                 jump = self._scan_paragraph(para)
                 if jump is not None:
@@ -253,28 +247,39 @@ class Scanner(InlineScanner, HtmlScanner):
             if q >= le:  # blank; an indented code block runs on over blank lines
                 li += 1
                 continue
-            if qcol - col >= 4:
-                leaf = "icode"
-                li += 1
+            leaf, opened_leaf, jump = self._start_leaf(q, qcol - col, le)
+            if leaf == "fence":
+                fence = opened_leaf
+            elif leaf == "para":
+                para = opened_leaf
+            if jump is not None:
+                li, resume = self._line_index(jump), jump
                 continue
-            leaf = None
-            f = self._fence_open(q, le)
-            if f is not None:
-                leaf, fence = "fence", f
-                li += 1
-                continue
-            if ATX_RE.match(text, q, le):
-                jump = self._scan_paragraph([q, le, [q]])
-                if jump is not None:
-                    li, resume = self._line_index(jump), jump
-                    continue
-                li += 1
-                continue
-            if self._thematic(q, le):
-                li += 1
-                continue
-            leaf, para = "para", [q, le, [q]]
             li += 1
+
+    def _paragraph_line(self, p: int, le: int, col: int, all_matched: bool) -> tuple[int | None, bool]:
+        """How a line meets the open paragraph: (where its text starts, False) when it continues it;
+        (None, True) when it is a setext underline that closes it as a heading; else (None, False)."""
+        if self._blank(p, le) or self._interrupts(p, le, col):
+            return None, False
+        q, _ = self._indent(p, le, col)
+        if all_matched and SETEXT_RE.match(self.text, q, le) is not None:
+            return None, True
+        return q, False
+
+    def _start_leaf(self, q: int, indent: int, le: int) -> tuple[str | None, object, int | None]:
+        """The leaf block that a non-blank line opens at q: (kind, its fence or paragraph, and for a
+        heading whose excluded region runs past the line, where to resume)."""
+        if indent >= 4:
+            return "icode", None, None
+        f = self._fence_open(q, le)
+        if f is not None:
+            return "fence", f, None
+        if ATX_RE.match(self.text, q, le):
+            return None, None, self._scan_paragraph([q, le, [q]])
+        if self._thematic(q, le):
+            return None, None, None
+        return "para", [q, le, [q]], None
 
     def _open_containers(self, containers: list, p: int, le: int, col: int) -> tuple[int, int]:
         """Open the block quotes and list items that start at p on this line (appended to

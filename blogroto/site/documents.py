@@ -1,19 +1,19 @@
 """Documents with front matter: Jekyll's delimiters, the YAML read with its key lines (for
-path:line errors) and the exact spans blogroto splices when it rewrites a document."""
+path:line errors) and the exact spans blogroto splices when it rewrites a document.
+
+The front matter is read with python-frontmatter, through `blogroto.site.jekyll_front_matter`'s
+handler (Jekyll's delimiters, blogroto's safe YAML loader), imported when a document is read."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from blogroto.errors import ConfigError
-from blogroto.safeyaml import FastLoader, compose_checked
+from blogroto.safeyaml import FastLoader
 
-# Jekyll's YAML_FRONT_MATTER_REGEXP, translated from Ruby (where /m means dot-all).
-_FRONT_MATTER_RE = re.compile(r"\A(---[^\S\n]*\r?\n)(.*?\n?)^((?:---|\.\.\.)[^\S\n]*\r?$\n?)", re.M | re.S)
 
 def mapping_key_lines(node: yaml.Node | None, first_line: int) -> dict[str, int]:
     """Top-level key -> 1-based file line, from a composed YAML mapping node."""
@@ -40,10 +40,10 @@ class FrontMatter:
 
 def split_front_matter(text: str) -> FrontMatter | None:
     """Locate Jekyll front matter in `text` (BOM already removed); None if there is none."""
-    m = _FRONT_MATTER_RE.match(text)
-    if m is None:
-        return None
-    return FrontMatter(m.start(2), m.end(2), m.end(3))
+    from blogroto.site.jekyll_front_matter import JekyllYAMLHandler
+
+    spans = JekyllYAMLHandler.spans(text)
+    return None if spans is None else FrontMatter(*spans)
 
 
 @dataclass
@@ -130,18 +130,14 @@ def read_document(path: Path, rel: str, kind: str, *, raw: bytes | None = None) 
     bom = text.startswith("\ufeff")
     if bom:
         text = text[1:]
-    front = split_front_matter(text)
-    if front is None:
+    from blogroto.site.jekyll_front_matter import JekyllYAMLHandler
+
+    handler = JekyllYAMLHandler(path)
+    spans = handler.spans(text)
+    if spans is None:
         return None
-    doc = Document(path, rel, kind, text, bom, front, {})
-    yaml_text = front.yaml_text(text)
-    if yaml_text.strip():
-        data = compose_checked(yaml_text, path, doc.yaml_line)[0]
-        if isinstance(data, dict):
-            doc.data = data
-        elif data is not None:
-            raise ConfigError("front matter must be a YAML mapping (key: value lines)", path, doc.yaml_line)
-    return doc
+    front = FrontMatter(*spans)
+    return Document(path, rel, kind, text, bom, front, handler.load(front.yaml_text(text)))
 
 
 # --------------------------------------------------------------------------------------------

@@ -25,11 +25,11 @@ from blogroto.site.config import (
     DEFAULT_CACHE,
     DEFAULT_OUTPUT,
     FRONT_MATTER_KEY,
-    SITE_TEMPLATE_DIR,
     Settings,
     parse_settings,
 )
 from blogroto.site.documents import mapping_key_lines
+from blogroto.site.output_folders import check_output_locations
 
 # Never part of the output tree: version control, Jekyll's own caches and metadata. Everything
 # else is copied so that the output builds exactly like the source.
@@ -128,7 +128,7 @@ class Site:
             self.settings = _replace(self.settings, cache=Path(cache).expanduser().resolve())
         self._defaults = self._load_defaults()
         self._skip_strs: tuple[str, ...] | None = None
-        self._check_output_locations()
+        check_output_locations(self)
 
     # -- configuration ----------------------------------------------------------------------
 
@@ -194,58 +194,6 @@ class Site:
         # Jekyll applies less specific scopes first so that more specific ones win.
         out.sort(key=lambda s: (len([p for p in s[0].split("/") if p]), s[1] is not None))
         return out
-
-    def _check_output_locations(self) -> None:
-        """The output and cache may live inside the site only in a folder of blogroto's own that
-        Jekyll never reads: a top-level '_' or '.' folder that is not author content (not _posts,
-        _drafts, _layouts, _includes, _data, _sass, _plugins, a collection, a filter or template
-        folder, `_site`, `.git`, an `include:`d folder). Anywhere else the build (or gc) would write
-        into, and delete from, the author's files, or Jekyll would publish the output twice."""
-        s = self.settings
-        where = self.config_path or self.root
-        for what, path in (("output", s.output), ("cache", s.cache)):
-            if path == self.root or _is_within(self.root, path):
-                raise ConfigError(f"the {what} folder {path} must not contain the site itself", where)
-        if s.output == s.cache or _is_within(s.cache, s.output) or _is_within(s.output, s.cache):
-            # the build deletes output files it did not write: the cache must not be among them
-            raise ConfigError(f"the output folder {s.output} and the cache folder {s.cache} must be separate", where)
-        for what, path in (("output", s.output), ("cache", s.cache)):
-            if not _is_within(path, self.root):
-                continue
-            rel = path.relative_to(self.root).as_posix()
-            reason = self._author_content(rel)
-            if reason:
-                raise ConfigError(f"the {what} folder {rel!r} is inside the site's own content ({reason}); "
-                                  f"blogroto would write into and delete from the author's files. Use a folder "
-                                  f"outside the site, or a folder of its own such as {DEFAULT_OUTPUT!r} / "
-                                  f"{DEFAULT_CACHE!r}", where, self._section_lines.get(what))
-
-    def _author_content(self, rel: str) -> str | None:
-        """Why the site folder `rel` holds (or is) the author's content; None when it is a folder
-        blogroto may own (a top-level '_'/'.' folder with no role in Jekyll or blogroto)."""
-        parts = rel.split("/")
-        top = parts[0]
-        if not top.startswith(("_", ".")):
-            return "Jekyll publishes it"
-        if top in self.include or rel in self.include:
-            return "it is in 'include:'"
-        reserved = {"_posts", "_drafts", "_layouts", "_includes", "_data", "_sass", "_plugins", "_config.yml",
-                    SITE_TEMPLATE_DIR, ".git", ".github", ".hg", ".svn", ".jekyll-cache", ".sass-cache",
-                    ".bundle", "_vendor", "vendor", "node_modules"}
-        reserved.update(f"_{label}" for label in self.collections)
-        if self.collections_dir:
-            reserved.add(self.collections_dir.split("/")[0])
-        for d in self.settings.filter_dirs:
-            d = Path(d)
-            if _is_within(d, self.root):
-                reserved.add(d.relative_to(self.root).parts[0])
-        if _is_within(self.destination, self.root) or self.destination == self.root:
-            reserved.add(self.destination.relative_to(self.root).parts[0] if self.destination != self.root else "")
-        if top in reserved:
-            return f"{top!r} is a Jekyll or blogroto folder"
-        if "_posts" in parts or "_drafts" in parts:
-            return "it is a posts folder"
-        return None
 
     def hidden_from_jekyll(self, rel: str) -> bool:
         """Whether Jekyll's reader skips `rel` (a '_'/'.'-prefixed component or an excluded path)."""
@@ -463,11 +411,3 @@ def _deep_merge(a: dict, b: dict) -> dict:
     for k, v in b.items():
         out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
-
-
-def _is_within(path: Path, folder: Path) -> bool:
-    try:
-        path.relative_to(folder)
-    except ValueError:
-        return False
-    return path != folder

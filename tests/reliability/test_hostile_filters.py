@@ -191,8 +191,9 @@ def test_broken_weights_are_refused_by_the_real_network(real_kit, tiny_filter_di
 
 
 def test_expected_shapes_match_the_built_network():
-    """`network.expected_shapes` (the pre-build check above) agrees with the real architecture."""
-    from blogroto.engine.network import TransformNet, expected_shapes
+    """`layouts.expected_shapes` (the pre-build check above) agrees with the real architecture."""
+    from blogroto.engine.layouts import expected_shapes
+    from blogroto.engine.network import TransformNet
 
     for width, blocks in ((4, 1), (6, 3)):
         built = {k: tuple(v.shape) for k, v in TransformNet(width, blocks).weight_dict().items()}
@@ -225,7 +226,8 @@ def _npz_member_bomb(path, key: str, shape: tuple[int, ...], zeros: int | None =
 def test_inflating_weights_are_refused_from_their_headers(tmp_path):
     import tracemalloc
 
-    from blogroto.engine.network import expected_shapes, read_weights
+    from blogroto.engine.layouts import expected_shapes
+    from blogroto.engine.weights_file import read_weights
     from blogroto.errors import FilterError
 
     bomb = tmp_path / "weights.npz"
@@ -253,7 +255,8 @@ def test_inflating_weights_are_refused_from_their_headers(tmp_path):
 
 
 def test_header_check_keeps_good_weights(tmp_path):
-    from blogroto.engine.network import expected_shapes, read_weights
+    from blogroto.engine.layouts import expected_shapes
+    from blogroto.engine.weights_file import read_weights
 
     shapes = expected_shapes(4, 1)
     path = tmp_path / "weights.npz"

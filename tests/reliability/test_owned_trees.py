@@ -1,6 +1,6 @@
 """The output and the cache are the only folders blogroto writes or deletes in, and only what it made.
 
-Each class below was a real escape before `blogroto.fsutil.OwnedTree` (every write and delete in the
+Each class below was a real escape before `blogroto.owned_tree.OwnedTree` (every write and delete in the
 output and cache, walked with openat/O_NOFOLLOW from the folder's root), the validated manifest,
 the cache's `EntryLedger` (what blogroto wrote there, with its sha256) and the refusal of outputs
 and caches inside the author's content. Every build here runs under the kit's guard (the whole
@@ -140,11 +140,12 @@ def test_hostile_manifest_paths_are_refused(kit):
 def test_oversized_cache_records_are_not_read(kit, monkeypatch):
     """A multi-gigabyte file planted as the manifest, ledger or stat index is refused unread
     (here with the limit lowered to keep the test small): one warning, and a build as from scratch."""
-    from blogroto import fsutil
-    from blogroto.cache import INDEX_NAME, LEDGER_NAME
+    from blogroto import owned_tree
+    from blogroto.cache import INDEX_NAME
+    from blogroto.ledger import LEDGER_NAME
 
     assert kit.build().code == 0
-    monkeypatch.setattr(fsutil, "RECORD_MAX_BYTES", 4096)
+    monkeypatch.setattr(owned_tree, "RECORD_MAX_BYTES", 4096)
     path, data = manifest_of(kit)
     data["padding"] = "x" * 5000
     path.write_text(json.dumps(data))
