@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 FILTER = "bench-tiny"
 sys.path.insert(0, str(REPO))
 
-from benchmarks.common import load_average, machine_line  # noqa: E402
+from benchmarks.common import load_average, machine_line, write_keeping_section  # noqa: E402
 
 
 def png_bytes(rng: random.Random, size: int = 24) -> bytes:
@@ -200,9 +200,7 @@ def main() -> int:
     if args.record:
         out = REPO / "benchmarks/results/noop_rebuild.md"
         out.parent.mkdir(parents=True, exist_ok=True)
-        from blogroto.fsutil import atomic_write_text
-
-        atomic_write_text(out, text)
+        write_keeping_section(out, text, "## Reading")
         print(f"recorded in {out}")
     if tmp is not None:
         tmp.cleanup()

@@ -29,7 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.common import load_average, machine_line  # noqa: E402
+from benchmarks.common import load_average, machine_line, write_keeping_section  # noqa: E402
 
 POST = "_posts/2024-03-02-copper-morning.md"
 
@@ -141,7 +141,7 @@ def main() -> None:
     ])
     print(text)
     if args.record:
-        (REPO / "benchmarks/results/watch_latency.md").write_text(text)
+        write_keeping_section(REPO / "benchmarks/results/watch_latency.md", text, "## Reading")
 
 
 if __name__ == "__main__":
