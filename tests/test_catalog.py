@@ -15,7 +15,7 @@ import pytest
 import yaml
 from PIL import Image, ImageOps
 
-from blogroto.build import catalog
+from blogroto.build import catalog, training_record
 from blogroto.errors import ConfigError
 from blogroto.filters import FilterLibrary, write_metadata
 from blogroto.site import urls
@@ -168,22 +168,22 @@ def test_destination_and_relative_links():
 
 
 def test_training_in_words():
-    text = catalog.describe_training({"steps": 9000, "seconds": 28 * 60, "device": "CPU: AMD EPYC (2 cores)"})
+    text = training_record.describe_training({"steps": 9000, "seconds": 28 * 60, "device": "CPU: AMD EPYC (2 cores)"})
     assert text == "Trained for 9,000 steps in 28 minutes on a CPU (AMD EPYC, 2 cores)."
-    assert catalog.describe_training({"steps": 200, "seconds": 12, "device": "GPU: NVIDIA H100"}) == \
+    assert training_record.describe_training({"steps": 200, "seconds": 12, "device": "GPU: NVIDIA H100"}) == \
         "Trained for 200 steps in 12 seconds on a GPU (NVIDIA H100)."
-    assert "2 hours 5 minutes" in catalog.describe_training({"seconds": 7500})
-    assert catalog.describe_training({"steps": 0, "note": "random weights, for tests"}) == \
+    assert "2 hours 5 minutes" in training_record.describe_training({"seconds": 7500})
+    assert training_record.describe_training({"steps": 0, "note": "random weights, for tests"}) == \
         "Not trained (random weights, for tests)."
-    assert catalog.describe_training({}) == "No training record was kept for this filter."
-    rows = dict(catalog.training_details({"preset": "quick", "resolution": 256, "batch_size": 4,
+    assert training_record.describe_training({}) == "No training record was kept for this filter."
+    rows = dict(training_record.training_details({"preset": "quick", "resolution": 256, "batch_size": 4,
                                           "loss_weights": {"content": 1.0, "style": 10.0}, "date": "2026-11-25",
                                           "precision": "mixed_bfloat16"}))
     assert rows["Photos"] == "256 px crops, batches of 4" and rows["Loss weights"] == "content 1, style 10"
     assert rows["Precision"] == "bfloat16 mixed precision"
-    assert dict(catalog.training_details({"precision": "float32"}))["Precision"] == "float32"
+    assert dict(training_record.training_details({"precision": "float32"}))["Precision"] == "float32"
     teacher = {"name": "oil-full", "display_name": "Oil (full)", "network": {"width": 32, "blocks": 5}}
-    assert dict(catalog.training_details({"teacher": teacher}))["Distilled from"] == "Oil (full) (width 32, 5 blocks)"
+    assert dict(training_record.training_details({"teacher": teacher}))["Distilled from"] == "Oil (full) (width 32, 5 blocks)"
 
 
 # --------------------------------------------------------------------------------------------

@@ -819,7 +819,7 @@ def test_import_writes_into_the_site_and_builds_it(tmp_path, small_preview, monk
 
 
 def test_filters_command_and_catalog_show_provenance(tmp_path, small_preview):
-    from blogroto.build import catalog
+    from blogroto.build import training_record
 
     src = write_torch_legacy(tmp_path / "udnie.pth", pytorch_state(4, 1, seed=1))
     out = tmp_path / "lib"
@@ -831,8 +831,8 @@ def test_filters_command_and_catalog_show_provenance(tmp_path, small_preview):
     from blogroto.filters import load_filter
 
     t = load_filter(out / "udnie").training
-    assert catalog.describe_training(t).startswith("Imported from udnie.pth")
-    rows = dict(catalog.training_details(t))
+    assert training_record.describe_training(t).startswith("Imported from udnie.pth")
+    rows = dict(training_record.training_details(t))
     assert rows["Imported file"] == "udnie.pth (torch.save state dict (legacy pickle))"
     assert rows["SHA-256"] == t["imported_from"]["sha256"] and "Imported" in rows
 
