@@ -554,7 +554,7 @@ def test_drafts_only_with_flag(site):
 
 
 def test_remote_images(site, monkeypatch):
-    from blogroto import remote
+    from blogroto.build import remote
 
     fetched = []
 
@@ -628,7 +628,7 @@ def test_check_mode_writes_nothing(site):
 
 
 def test_gc_and_prune(site):
-    from blogroto.cache import OutputCache
+    from blogroto.build.cache import OutputCache
 
     builder(site).build()
     cache = OutputCache(site / ".blogroto-cache")

@@ -1,4 +1,4 @@
-"""Tests for blogroto.cache: stat index and content-addressed output cache."""
+"""Tests for blogroto.build.cache: stat index and content-addressed output cache."""
 
 from __future__ import annotations
 
@@ -12,8 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from blogroto import cache
-from blogroto.cache import CacheError, OutputCache, StatIndex, cache_key, sha256_file
+from blogroto.build import cache
+from blogroto.build.cache import (
+    CacheError,
+    OutputCache,
+    StatIndex,
+    cache_key,
+    sha256_file,
+)
 from blogroto.errors import BlogrotoError
 from blogroto.fsutil import TMP_PREFIX
 
@@ -219,7 +225,7 @@ def test_corrupt_index_starts_empty_and_warns_once(tmp_path, settled, caplog, co
     cache_dir = tmp_path / "cache"
     write(cache_dir / cache.INDEX_NAME, content)
     f = write(tmp_path / "a.png", b"abc")
-    with caplog.at_level(logging.WARNING, logger="blogroto.cache"):
+    with caplog.at_level(logging.WARNING, logger="blogroto.build.cache"):
         idx = StatIndex(cache_dir)
         assert len(idx) == 0
         assert idx.hash(f) == hashlib.sha256(b"abc").hexdigest()

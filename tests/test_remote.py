@@ -1,4 +1,4 @@
-"""Tests for blogroto.remote against a real HTTP(S) server on 127.0.0.1."""
+"""Tests for blogroto.build.remote against a real HTTP(S) server on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -16,17 +16,17 @@ import zlib
 import pytest
 import requests
 
-from blogroto import remote
-from blogroto.errors import BlogrotoError
-from blogroto.remote import (
+from blogroto.build import remote
+from blogroto.build.remote import (
     RemoteFetcher,
     RemoteImageError,
     RemotePolicy,
     address_refusal,
     suggested_name,
 )
-from blogroto.remote import addresses as remote_addresses
-from blogroto.remote import fetcher as remote_fetcher
+from blogroto.build.remote import addresses as remote_addresses
+from blogroto.build.remote import fetcher as remote_fetcher
+from blogroto.errors import BlogrotoError
 
 
 def make_png(width: int = 2, height: int = 2) -> bytes:
@@ -325,7 +325,7 @@ def test_undeclared_oversize_is_aborted_while_streaming(tmp_path, server):
     policy = RemotePolicy(timeout=TIMEOUT, allow_private=True, max_bytes=1000)
     with pytest.raises(RemoteImageError, match="more than 1000 bytes"):
         RemoteFetcher(tmp_path, policy).fetch(server.url("/big-undeclared"))
-    # no body cached: only the remembered failure (blogroto.remote retries it later)
+    # no body cached: only the remembered failure (blogroto.build.remote retries it later)
     assert all(f.name.endswith(".failed.json") for f in (tmp_path / "remote").rglob("*") if f.is_file())
 
 
@@ -791,7 +791,7 @@ def test_remote_cache_files_are_recorded_and_collected_through_the_ledger(tmp_pa
     import hashlib
 
     from blogroto.build import Builder
-    from blogroto.ledger import LEDGER_NAME
+    from blogroto.build.ledger import LEDGER_NAME
     from tests.test_build import FakeStylizer, make_filter, write
 
     clock = [2_000_000_000.0]

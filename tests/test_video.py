@@ -133,7 +133,7 @@ def test_build_without_pyav_says_how_to_get_it(tmp_path, tiny_filter_dir, styliz
 
 
 def test_remote_and_audio_sources_are_left_alone(tmp_path, tiny_filter_dir, stylizer, monkeypatch):
-    from blogroto import remote
+    from blogroto.build import remote
 
     fetched = []
     monkeypatch.setattr(remote.RemoteFetcher, "fetch", lambda self, url: fetched.append(url))

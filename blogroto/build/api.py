@@ -162,7 +162,7 @@ class Builder:
         EntryLedger), through OwnedTrees (never through a symlink, never outside the folders):
         whatever else lies in the cache or output folder is left alone.
         """
-        from blogroto.cache import OutputCache
+        from blogroto.build.cache import OutputCache
 
         report = GcReport()
         warn = report.warnings.append
@@ -184,7 +184,7 @@ class Builder:
         report.cache_entries_removed = cache.remove_except(keep_objects)
         report.left_alone += cache.unrecorded
         # Remote bodies are cached by URL; keep those some document still references.
-        from blogroto.remote import REMOTE_DIR
+        from blogroto.build.remote import REMOTE_DIR
 
         # A download's records (`.json`: when fetched, ETag; `.failed.json`: a remembered failure)
         # are kept with it.

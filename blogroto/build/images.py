@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
 def prepare_images(state: BuildState, plans: list[Plan]) -> None:
     """Give every reference that resolved (`Ref.target`) its job; one job per distinct image,
     filter, options and name, shared by all the references that show it."""
-    from blogroto.cache import OutputCache, StatIndex
+    from blogroto.build.cache import OutputCache, StatIndex
     from blogroto.engine.stylize import StyleOptions
 
     state.cache = OutputCache(state.cache_dir, warn=state.tree_warn)
@@ -91,7 +91,7 @@ def _job_for(state: BuildState, plan: Plan, ref: Ref, style, source, name: str, 
              head: bytes) -> Job:
     """The job that stylizes `source` for `plan` (an existing one when another reference shares it)."""
     from blogroto.animation import ANIMATED_FORMATS
-    from blogroto.cache import cache_key
+    from blogroto.build.cache import cache_key
     from blogroto.engine.stylize import output_format
     from blogroto.imaging.encode import EXTENSIONS
     from blogroto.video import sniff_container
@@ -166,7 +166,7 @@ def trusted_entry(state: BuildState, key: str, ext: str, name: str) -> Path | No
 def fetch_all(state: BuildState, urls: set[str]) -> None:
     if not urls:
         return
-    from blogroto.remote import RemoteFetcher, RemoteImageError, RemotePolicy
+    from blogroto.build.remote import RemoteFetcher, RemoteImageError, RemotePolicy
 
     r = state.site.settings.remote
     policy = RemotePolicy(timeout=r.timeout, max_bytes=r.max_bytes, allow_private=r.allow_private,

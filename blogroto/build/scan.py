@@ -36,7 +36,7 @@ def changed_sources(state: BuildState, paths) -> list[SourceFile]:
             if prev.get("k") == "doc":
                 state.report.posts += 1
             # Remote images that could not be fetched: the failure is remembered until its
-            # retry time (blogroto.remote), and so is the warning, reported on every build.
+            # retry time (blogroto.build.remote), and so is the warning, reported on every build.
             state.report.warnings.extend(prev.get("rwarn", ()))
             continue
         if sf.is_link:

@@ -107,7 +107,7 @@ def responsive_files(state: BuildState, plans: list[Plan]) -> None:
 
 
 def variant_key(**parts) -> str:
-    from blogroto.cache import cache_key
+    from blogroto.build.cache import cache_key
 
     return cache_key(**parts, engine=blogroto.ENGINE_VERSION)
 

@@ -217,7 +217,7 @@ def test_default_build_never_contacts_private_addresses(kit, server, connections
     assert server.seen == [], server.seen  # the server saw nothing ...
     assert connections == [], connections  # ... because nothing connected anywhere
     assert all(f"]({r})" in kit.output(rel) for r in refs)
-    # nothing downloaded: at most the remembered refusals (blogroto.remote retries them later)
+    # nothing downloaded: at most the remembered refusals (blogroto.build.remote retries them later)
     assert all(f.name.endswith(".failed.json") for f in (kit.cache / "remote").rglob("*") if f.is_file())
     kit.assert_good_post_built()
 

@@ -141,8 +141,8 @@ def test_oversized_cache_records_are_not_read(kit, monkeypatch):
     """A multi-gigabyte file planted as the manifest, ledger or stat index is refused unread
     (here with the limit lowered to keep the test small): one warning, and a build as from scratch."""
     from blogroto import owned_tree
-    from blogroto.cache import INDEX_NAME
-    from blogroto.ledger import LEDGER_NAME
+    from blogroto.build.cache import INDEX_NAME
+    from blogroto.build.ledger import LEDGER_NAME
 
     assert kit.build().code == 0
     monkeypatch.setattr(owned_tree, "RECORD_MAX_BYTES", 4096)

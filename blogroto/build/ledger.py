@@ -1,7 +1,7 @@
 """The cache's `EntryLedger` (`entries.json`): what blogroto itself wrote into the cache folder, with
 each file's sha256. The cache folder is untrusted input (CI restores it from a cache service), so
 an entry is published only when it matches its record, and gc deletes only what the ledger names:
-`blogroto.cache.OutputCache` entries and `blogroto.remote` downloads with their records."""
+`blogroto.build.cache.OutputCache` entries and `blogroto.build.remote` downloads with their records."""
 
 from __future__ import annotations
 

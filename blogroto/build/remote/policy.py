@@ -1,5 +1,5 @@
 """What a remote fetch may do (`RemotePolicy`) and how it fails (`RemoteImageError`): the vocabulary
-every part of `blogroto.remote` shares."""
+every part of `blogroto.build.remote` shares."""
 
 from __future__ import annotations
 

@@ -1,13 +1,13 @@
 """Which addresses a fetch may connect to: the host is resolved once, here, and refused if ANY of
 its addresses is not a public one (SSRF: cloud metadata endpoints, services on the build's network).
-The connection is then pinned to the addresses returned (`blogroto.remote.connection`)."""
+The connection is then pinned to the addresses returned (`blogroto.build.remote.connection`)."""
 
 from __future__ import annotations
 
 import ipaddress
 import socket
 
-from blogroto.remote.policy import RemoteImageError
+from blogroto.build.remote.policy import RemoteImageError
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _KINDS = [

@@ -13,9 +13,9 @@ import requests
 import urllib3
 
 from blogroto import __version__
-from blogroto.remote.addresses import checked_addresses
-from blogroto.remote.connection import Deadline, pin
-from blogroto.remote.policy import RemoteImageError, RemotePolicy, redact
+from blogroto.build.remote.addresses import checked_addresses
+from blogroto.build.remote.connection import Deadline, pin
+from blogroto.build.remote.policy import RemoteImageError, RemotePolicy, redact
 
 _REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 _CHUNK = 64 * 1024

@@ -7,7 +7,7 @@ it between runs):
     stat-index.json        StatIndex: path -> [size, mtime_ns, inode, ctime_ns, sha256]
     stat-index.lock        flock taken while merging and saving the index
     objects/ab/abcdef...   OutputCache entries, named by key, one fan-out level
-    entries.json           EntryLedger (blogroto.ledger): what blogroto wrote here,
+    entries.json           EntryLedger (blogroto.build.ledger): what blogroto wrote here,
                            rel -> [size, mtime_ns, inode, sha256]
 
 The cache folder is untrusted input (CI restores it from a cache service): every write and delete
@@ -32,9 +32,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from blogroto.build.ledger import EntryLedger
 from blogroto.errors import BlogrotoError
 from blogroto.fsutil import TMP_PREFIX, file_lock
-from blogroto.ledger import EntryLedger
 from blogroto.owned_tree import OwnedTree, UnsafePathError
 
 log = logging.getLogger(__name__)

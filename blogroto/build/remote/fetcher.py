@@ -1,4 +1,4 @@
-"""`RemoteFetcher`: remote images through their cache, `CACHE_DIR/remote/` (see the `blogroto.remote`
+"""`RemoteFetcher`: remote images through their cache, `CACHE_DIR/remote/` (see the `blogroto.build.remote`
 docstring): a copy younger than the policy's `duration` is used as it is, an older one revalidated,
 and a failure remembered and retried later (`retry_delay`)."""
 
@@ -11,12 +11,12 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from blogroto.build.remote.connection import pinned_session
+from blogroto.build.remote.download import download
+from blogroto.build.remote.formats import image_format, suggested_name
+from blogroto.build.remote.policy import RemoteImageError, RemotePolicy
 from blogroto.errors import BlogrotoError
 from blogroto.owned_tree import OwnedTree
-from blogroto.remote.connection import pinned_session
-from blogroto.remote.download import download
-from blogroto.remote.formats import image_format, suggested_name
-from blogroto.remote.policy import RemoteImageError, RemotePolicy
 
 REMOTE_DIR = "remote"
 FIRST_RETRY = 600.0  # seconds after a first failure
@@ -69,7 +69,7 @@ class RemoteFetcher:
 
         A cached copy younger than `policy.duration` is used as it is; an older one is
         revalidated. A failure is remembered and raised again, without network access, until its
-        retry time (see the `blogroto.remote` docstring)."""
+        retry time (see the `blogroto.build.remote` docstring)."""
         if not self.policy.enabled:
             raise RemoteImageError(url, "remote images are disabled")
         if urlsplit(url).scheme.lower() not in ("http", "https"):

@@ -47,16 +47,20 @@ resolve-and-refuse check), `connection` (pinned, tracked connections; the Deadli
 `address_refusal`) patch it in the module that calls it, not here.
 """
 
-from blogroto.remote.addresses import address_refusal
-from blogroto.remote.fetcher import (
+from blogroto.build.remote.addresses import address_refusal
+from blogroto.build.remote.fetcher import (
     FIRST_RETRY,
     MAX_RETRY,
     REMOTE_DIR,
     RemoteFetcher,
     retry_delay,
 )
-from blogroto.remote.formats import suggested_name
-from blogroto.remote.policy import DEFAULT_DURATION, RemoteImageError, RemotePolicy
+from blogroto.build.remote.formats import suggested_name
+from blogroto.build.remote.policy import (
+    DEFAULT_DURATION,
+    RemoteImageError,
+    RemotePolicy,
+)
 
 __all__ = ["DEFAULT_DURATION", "FIRST_RETRY", "MAX_RETRY", "REMOTE_DIR", "RemoteFetcher", "RemoteImageError",
            "RemotePolicy", "address_refusal", "retry_delay", "suggested_name"]

@@ -1,4 +1,4 @@
-"""The connections a fetch makes: pinned to the address `blogroto.remote.addresses` checked (the Host
+"""The connections a fetch makes: pinned to the address `blogroto.build.remote.addresses` checked (the Host
 header and the TLS server name and certificate check still use the host name, so a DNS answer that
 changes between check and connect cannot redirect them), and tracked, so that the fetch's
 `Deadline` can shut their sockets down."""
