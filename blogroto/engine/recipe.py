@@ -16,9 +16,10 @@ from blogroto.errors import BlogrotoError
 PRESETS: dict[str, dict] = {
     # the slim network (applies ~2.6x faster): ~10-15 minutes on a 2-core CPU with native bf16
     "quick": dict(width=16, blocks=3, steps=2000, size=192, batch=2, style_size=1024, lr=2e-3, progressive=0.5, zoom=1.0, norm="capped-decoder"),
-    # the full network on quick's crops, 25% more steps: sized for ~30 minutes on such a CPU
-    # (the 256 px x 4 crops it had took 57 minutes); minutes on a GPU
-    "standard": dict(width=32, blocks=5, steps=2500, size=192, batch=2, style_size=1024, lr=2e-3, progressive=0.5, zoom=1.0, norm="capped-decoder"),
+    # the full network on quick's crops, 25% more steps: 25 minutes on such a CPU (the 256 px x 4
+    # crops it had took 57); minutes on a GPU. lr 1e-3: at quick's 2e-3 the full network painted
+    # solid black patches (0.31 % of pixels, up to 1 %; docs/training.md)
+    "standard": dict(width=32, blocks=5, steps=2500, size=192, batch=2, style_size=1024, lr=1e-3, progressive=0.5, zoom=1.0, norm="capped-decoder"),
     # for a GPU
     "best": dict(width=32, blocks=5, steps=40000, size=256, batch=8, style_size=1024, lr=1e-3, progressive=0.1, zoom=1.0, norm="capped-decoder"),
     # a slim network that reproduces a teacher filter (needs `teacher`); style_size is the teacher's.
@@ -29,7 +30,8 @@ PRESETS: dict[str, dict] = {
 # style_size 1024 in every preset: the network paints strokes of a fixed size in pixels, so the
 # artwork is taken at the size of the pictures it will paint (a blog's 1024-1600 px), not at twice
 # the crop; at 384 the strokes came out 2-3x finer than the artwork's (docs/training.md).
-# saturation: see saturation_loss; colour: see losses.colour_loss (recipe 4)
+# saturation: see saturation_loss; colour: see losses.colour_loss (recipe 4); style 60 (recipe 5, was
+# 20): recipe 4 kept more of the photo than the peer, and that room buys the artwork's strokes
 DEFAULT_WEIGHTS = {"content": 1.0, "style": 60.0, "tv": 0.05, "saturation": 0.01, "colour": 30.0}
 DISTILL_WEIGHTS = {"pixel": 100.0, "features": 1.0, "texture": 1e5}  # texture: the artwork training's style weight
 STYLE_LOSSES = ("total", "content", "style", "tv", "tone", "colour", "saturation")
