@@ -24,8 +24,8 @@ Metrics, per output (then averaged per artwork):
   pixels in CIELAB;
 - stability: PSNR (dB) between the output for the photo and for the photo with half a level of
   noise (Gaussian, sigma 0.5/255, rounded to 8 bits: about what a re-encode changes); higher is
-  steadier. A filter that paints noise into flat skies and backdrops scores low here, and flickers
-  in video and under bfloat16.
+  steadier. A filter that amplifies noise in flat skies and backdrops scores low here; the same
+  gain is what makes its bfloat16 output disagree with float32 (docs/training.md, recipe 5).
 """
 
 from __future__ import annotations
