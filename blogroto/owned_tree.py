@@ -11,11 +11,15 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
 from blogroto.errors import BlogrotoError
 from blogroto.fsutil import TMP_PREFIX, describe_os_error
+
+# link() failures that mean "this file system cannot link here": copy instead
+CANNOT_LINK = (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES)
 
 # The most blogroto reads of one of its own JSON records in the cache (manifest, ledger, stat
 # index, remote metadata): the largest real one, a 1,000-post site's manifest, is under 2 MB; a
@@ -242,6 +246,24 @@ class OwnedTree:
         finally:
             os.close(dfd)
 
+    def link_or_copy(self, src: str | Path, rel: str, *, follow: bool = True,
+                     src_st: os.stat_result | None = None) -> None:
+        """`rel` a hard link to `src`, or a copy of it (keeping its mtime) where the file system cannot
+        link; other failures raise OSError."""
+        try:
+            self.link(src, rel, follow=follow)
+            return
+        except OSError as exc:
+            if exc.errno not in CANNOT_LINK:
+                raise
+        src_st = src_st or os.stat(src, follow_symlinks=follow)
+        flags = os.O_RDONLY | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
+        with os.fdopen(os.open(src, flags), "rb") as fin, self.writer(rel) as fout:
+            while chunk := fin.read(1 << 20):
+                fout.write(chunk)
+            fout.flush()
+            os.utime(fout.fileno(), ns=(src_st.st_atime_ns, src_st.st_mtime_ns))
+
     def adopt(self, src_name: str, rel: str) -> None:
         """Move a file the caller wrote at the top of this tree (`src_name`, a plain name) to `rel`."""
         self._parts(src_name)
@@ -291,6 +313,15 @@ class OwnedTree:
             raise UnsafePathError(f"refusing to read {rel!r} in the {self.what} folder: not a regular file", self.root / rel)
         os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
+
+    def holds(self, rel: str, data: bytes) -> bool:
+        """Whether `rel` is a regular file with exactly these bytes (then there is nothing to write)."""
+        st = self.lstat(rel)
+        try:
+            return st is not None and stat.S_ISREG(st.st_mode) and st.st_size == len(data) \
+                and self.read_bytes(rel) == data
+        except (OSError, BlogrotoError):
+            return False
 
     def read_bytes(self, rel: str, limit: int | None = None) -> bytes:
         """The file's bytes; with `limit`, an UnsafePathError instead when it is larger."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import time
 import urllib.error
@@ -168,6 +169,21 @@ def test_render_preview_pages(out_site, tmp_path):
     assert "url=/blog/" in (dest / "index.html").read_text()
     assert (root / "assets/a.jpg").read_bytes() == b"jpeg bytes"
 
+
+
+def test_render_preview_copies_where_links_are_impossible(out_site, tmp_path, monkeypatch):
+    """A preview folder on another file system: static files are copied (the same primitive as the
+    build's, OwnedTree.link_or_copy), equal bytes, a file of its own."""
+    import errno
+
+    def no_links(src, dst, *a, **kw):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", no_links)
+    dest = render_preview(out_site, tmp_path / "preview")
+    copied = dest / "blog/assets/a.jpg"
+    assert copied.read_bytes() == b"jpeg bytes"
+    assert copied.stat().st_ino != (out_site / "assets/a.jpg").stat().st_ino
 
 def test_render_preview_again_removes_stale_files(out_site, tmp_path):
     dest = render_preview(out_site, tmp_path / "preview")

@@ -95,13 +95,8 @@ def check_output_folder(state: BuildState) -> None:
 
 
 def write_if_changed(state: BuildState, out_rel: str, data: bytes) -> None:
-    st = state.tree.lstat(out_rel)
-    try:
-        if st is not None and stat_mod.S_ISREG(st.st_mode) and st.st_size == len(data) \
-                and state.tree.read_bytes(out_rel) == data:
-            return
-    except (OSError, BlogrotoError):
-        pass
+    if state.tree.holds(out_rel, data):
+        return
     state.mark_changed(out_rel)
     if not state.check:
         state.tree.write_bytes(out_rel, data)
@@ -123,16 +118,9 @@ def link_or_copy(state: BuildState, src: Path, out_rel: str, src_st: os.stat_res
     if state.check:
         return
     try:
-        state.tree.link(src, out_rel, follow=follow)
+        state.tree.link_or_copy(src, out_rel, follow=follow, src_st=src_st)
     except OSError as exc:
-        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES):
-            raise BlogrotoError(f"cannot link into the output: {describe_os_error(exc)}", state.out / out_rel) from exc
-        flags = os.O_RDONLY | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
-        with os.fdopen(os.open(src, flags), "rb") as fin, state.tree.writer(out_rel) as fout:
-            while chunk := fin.read(1 << 20):
-                fout.write(chunk)
-            fout.flush()
-            os.utime(fout.fileno(), ns=(src_st.st_atime_ns, src_st.st_mtime_ns))
+        raise BlogrotoError(f"cannot link into the output: {describe_os_error(exc)}", state.out / out_rel) from exc
     state.out_stats.pop(out_rel, None)
 
 

@@ -22,8 +22,6 @@ import json
 import os
 import posixpath
 import re
-import shutil
-import stat
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -58,23 +56,13 @@ def _link_or_copy(tree, src: Path, dst: Path) -> None:
             return
     except OSError:
         pass
-    try:
-        tree.link(src, rel)
-    except OSError:
-        with open(src, "rb") as fin, tree.writer(rel) as fout:
-            shutil.copyfileobj(fin, fout)
+    tree.link_or_copy(src, rel)
 
 
 def _write_if_changed(tree, path: Path, text: str) -> None:
-    data = text.encode("utf-8")
-    rel = tree.rel_of(path)
-    st = tree.lstat(rel)
-    try:
-        if st is not None and stat.S_ISREG(st.st_mode) and st.st_size == len(data) and tree.read_bytes(rel) == data:
-            return
-    except (OSError, BlogrotoError):
-        pass
-    tree.write_bytes(rel, data)
+    data, rel = text.encode("utf-8"), tree.rel_of(path)
+    if not tree.holds(rel, data):
+        tree.write_bytes(rel, data)
 
 
 def _is_within(child: Path, parent: Path) -> bool:
