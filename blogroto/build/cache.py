@@ -32,7 +32,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from blogroto.build.ledger import EntryLedger
+from blogroto.build.ledger import SHA256_RE, EntryLedger
 from blogroto.errors import BlogrotoError
 from blogroto.fsutil import TMP_PREFIX, file_lock
 from blogroto.owned_tree import OwnedTree, UnsafePathError
@@ -56,7 +56,6 @@ STALE_TMP_SECONDS = 3600
 
 _KEY_RE = re.compile(r"[0-9a-f]{8,128}")
 _EXT_RE = re.compile(r"[A-Za-z0-9]{1,10}")
-_SHA_RE = re.compile(r"[0-9a-f]{64}")
 
 # Indirections so tests can count stats and hashes and move the clock.
 _stat = os.stat
@@ -208,7 +207,7 @@ class StatIndex:
             for key, value in raw.items():
                 size, mtime_ns, ino, ctime_ns, digest = value
                 if not all(type(v) is int for v in (size, mtime_ns, ino, ctime_ns)) or not isinstance(digest, str) \
-                        or not _SHA_RE.fullmatch(digest) or not isinstance(key, str) or not os.path.isabs(key):
+                        or not SHA256_RE.fullmatch(digest) or not isinstance(key, str) or not os.path.isabs(key):
                     raise ValueError(f"bad entry for {key}")
                 entries[key] = (size, mtime_ns, ino, ctime_ns, digest)
             return entries
@@ -359,13 +358,3 @@ class OutputCache:
             for name, st in self.tree.scan(f"{OBJECTS_DIR}/{sub}"):
                 if stat_mod.S_ISREG(st.st_mode):
                     yield f"{OBJECTS_DIR}/{sub}/{name}", st
-
-
-def _scandir(folder: str | Path) -> list[os.DirEntry]:
-    try:
-        with os.scandir(folder) as it:
-            return list(it)
-    except FileNotFoundError:
-        return []
-    except OSError as exc:
-        raise CacheError(f"cannot list: {exc.strerror or exc}", folder) from exc

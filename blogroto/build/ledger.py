@@ -15,7 +15,7 @@ import threading
 from blogroto.errors import BlogrotoError
 from blogroto.owned_tree import OwnedTree
 
-_SHA_RE = re.compile(r"[0-9a-f]{64}")
+SHA256_RE = re.compile(r"[0-9a-f]{64}")  # a hex sha256, as the ledger and the stat index record it
 # What the ledger may name: a cache entry or a remote download (with its fetch record or failure
 # record), nothing else.
 _LEDGER_REL_RE = re.compile(r"objects/([0-9a-f]{2})/(\1[0-9a-f]{6,126})\.([a-z0-9]{1,10})"
@@ -60,7 +60,7 @@ class EntryLedger:
         for rel, value in payload["entries"].items():
             if (isinstance(rel, str) and _LEDGER_REL_RE.fullmatch(rel) and isinstance(value, list) and len(value) == 4
                     and all(type(v) is int and v >= 0 for v in value[:3])
-                    and isinstance(value[3], str) and _SHA_RE.fullmatch(value[3])):
+                    and isinstance(value[3], str) and SHA256_RE.fullmatch(value[3])):
                 out[rel] = value
             else:
                 bad += 1

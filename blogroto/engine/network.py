@@ -360,8 +360,9 @@ def save_weights(net: TransformNet, path: str | Path) -> None:
 def load_network(path: str | Path, width: int, blocks: int, dtype_policy: str = "float32", norm: str = "instance",
                  arch: str = DEFAULT_ARCH) -> TransformNet:
     described = f"width {width}, {blocks} blocks" + (f", arch {arch}" if arch != DEFAULT_ARCH else "")
+    want = expected_shapes(width, blocks, arch)
     try:  # shapes checked from the .npy headers, before anything is decompressed
-        weights = read_weights(path, expected_shapes(width, blocks, arch))
+        weights = read_weights(path, want)
     except FilterError as exc:
         if exc.message.startswith("weights do not match the network: "):
             other = arch_of_weights(path)
@@ -374,7 +375,6 @@ def load_network(path: str | Path, width: int, blocks: int, dtype_policy: str = 
     # Check the shapes before building: a hostile filter.yaml (width 256, 256 blocks) with a tiny
     # weights file must not make Keras allocate a 19 GB network first.
     shapes = {k: tuple(v.shape) for k, v in weights.items()}
-    want = expected_shapes(width, blocks, arch)
     if shapes != want:
         raise FilterError(f"weights do not match the network ({described}): {shape_mismatch(shapes, want)}", path)
     net = TransformNet(width=width, blocks=blocks, dtype_policy=dtype_policy, norm=norm, arch=arch).ensure_built()

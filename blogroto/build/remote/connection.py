@@ -20,7 +20,9 @@ from blogroto.errors import BlogrotoError
 _active = threading.local()
 
 
-class _TrackedHTTPConnection(urllib3.connection.HTTPConnection):
+class _Tracked:
+    """A urllib3 connection that registers its socket with the fetch running in this thread."""
+
     def connect(self):
         super().connect()
         sockets = getattr(_active, "sockets", None)
@@ -28,12 +30,12 @@ class _TrackedHTTPConnection(urllib3.connection.HTTPConnection):
             sockets.append(self.sock)
 
 
-class _TrackedHTTPSConnection(urllib3.connection.HTTPSConnection):
-    def connect(self):
-        super().connect()
-        sockets = getattr(_active, "sockets", None)
-        if sockets is not None:
-            sockets.append(self.sock)
+class _TrackedHTTPConnection(_Tracked, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _TrackedHTTPSConnection(_Tracked, urllib3.connection.HTTPSConnection):
+    pass
 
 
 class _HTTPPool(urllib3.HTTPConnectionPool):
