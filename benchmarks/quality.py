@@ -272,7 +272,7 @@ def _label(flt, key: str) -> str:
         label = f"{recipe} {training.get('preset', '')}".strip()
         if flt.network.norm == "capped-decoder" and not weights.get("saturation"):
             label += " (no saturation term)"  # recipe 3's first built-ins were trained before it
-        elif recipe == "recipe 3" and weights.get("tone"):
+        elif weights.get("tone"):
             label += f" (tone {weights['tone']:g})"
         return label
     value = flt.meta

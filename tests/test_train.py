@@ -24,7 +24,8 @@ def test_training_writes_a_complete_filter_that_applies(tmp_path):
     t = flt.training
     assert t["steps"] == 6 and t["resolution"] == 32 and t["seconds"] > 0
     assert t["vgg_weights"] == "random test weights"
-    assert set(t["final_losses"]) == {"total", "content", "style", "tv", "tone", "colour", "saturation"}  # logged even when off
+    assert set(t["final_losses"]) == {"total", "content", "style", "tv", "tone", "colour", "saturation", "stability"}  # logged even when off
+    assert t["final_losses"]["stability"] == 0  # opt-in
     assert t["loss_weights"]["saturation"] == 0.01
     assert flt.network.norm == "capped-decoder" and flt.meta["network"]["norm"] == "capped-decoder"
     assert flt.meta["precision"]["bfloat16_psnr_db"] > 20  # measured, gates bf16 under `auto`
@@ -107,6 +108,10 @@ def test_content_pool_batches_depend_only_on_seed_and_step(tmp_path):
     both = pool.batch(0, 5, 2, 32)
     assert both.shape == (2, 32, 32, 6) and np.array_equal(both[..., :3], plain)
     assert np.allclose(both[..., 3:], 1 - both[..., :3], atol=1.5 / 255)  # cropped, flipped, resized alike
+    # with the stability term, three channels of noise come last, the same for the same step
+    noisy = pool.batch(0, 5, 2, 32, noise=0.1)
+    assert noisy.shape == (2, 32, 32, 9) and np.array_equal(noisy[..., :6], both)
+    assert np.array_equal(noisy, pool.batch(0, 5, 2, 32, noise=0.1)) and abs(noisy[..., 6:].std() - 0.1) < 0.01
 
 
 def test_cli_trains_and_credits(tmp_path):
@@ -118,7 +123,7 @@ def test_cli_trains_and_credits(tmp_path):
         "--year", "1888", "--licence", "public domain", "--content", str(cfg.content_dirs[0]), "--no-builtin-content",
         "--steps", "2", "--size", "32", "--batch", "1", "--style-size", "32", "--width", "4", "--blocks", "1",
         "--vgg-weights", str(cfg.vgg_weights), "--out", str(tmp_path / "styles"), "--quiet", "--preview-every", "1",
-        "--tone-weight", "20", "--colour-weight", "30",
+        "--tone-weight", "20", "--colour-weight", "30", "--stability-weight", "0.5",
     ], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     flt = load_filter(tmp_path / "styles" / "cli-made")
@@ -126,6 +131,7 @@ def test_cli_trains_and_credits(tmp_path):
     assert flt.training["loss_weights"]["tone"] == 20  # the recipe, recorded
     assert flt.training["loss_weights"]["style"] == DEFAULT_WEIGHTS["style"]
     assert flt.training["loss_weights"]["colour"] == 30 and flt.training["final_losses"]["colour"] > 0
+    assert flt.training["loss_weights"]["stability"] == 0.5 and flt.training["final_losses"]["stability"] > 0
 
 
 def test_centered_and_capped_norms_keep_each_channels_contrast():

@@ -128,6 +128,34 @@ def test_loss_network_layers_and_gram(fake_ckpt):
     assert np.allclose(g.numpy(), np.transpose(g.numpy(), (0, 2, 1)), atol=1e-6)
 
 
+def test_a_pass_can_stop_at_a_layer_with_the_same_features(fake_ckpt):
+    """The photo's pass stops at the content layer: the same features as the whole pass."""
+    import tensorflow as tf
+
+    net = vgg.LossNetwork(vgg.load_path(fake_ckpt), vgg.LOSS_LAYERS)
+    x = tf.random.uniform((1, 24, 24, 3), seed=2)
+    short = net(x, upto=vgg.CONTENT_LAYER)
+    assert set(short) == {"relu1_1", "relu2_1", vgg.CONTENT_LAYER}
+    assert np.array_equal(short[vgg.CONTENT_LAYER].numpy(), net(x)[vgg.CONTENT_LAYER].numpy())
+
+
+def test_style_target_keeps_the_artworks_order_statistics(fake_ckpt):
+    """Each direction set's projections of the artwork, sorted and kept at evenly spaced ranks
+    (sorted in numpy, in threads): exactly the order statistics of the projected features."""
+    import tensorflow as tf
+
+    net = vgg.LossNetwork(vgg.load_path(fake_ckpt), vgg.LOSS_LAYERS)
+    art = np.random.default_rng(5).uniform(0, 1, (1, 40, 36, 3)).astype(np.float32)
+    target = losses.StyleTarget(net, art, seed=1)
+    feats = net(tf.constant(art))["relu2_1"].numpy().reshape(-1, 128)
+    for s in (0, 7, losses.StyleTarget.DIRECTION_SETS - 1):
+        projected = feats @ target.directions["relu2_1"].numpy()[s]
+        levels = losses._quantile_levels(len(feats), losses.StyleTarget.QUANTILES)
+        assert np.allclose(np.asarray(target.sorted["relu2_1"][s]), np.sort(projected, axis=0)[levels], atol=1e-4)
+    luma = (art.reshape(-1, 3) @ losses.LUMA)
+    assert np.allclose(np.asarray(target.tone), np.sort(luma)[losses._quantile_levels(len(luma), 4096)], atol=1e-6)
+
+
 def test_sliced_wasserstein_compares_distributions_not_positions():
     """Zero for the artwork itself and for its pixels shuffled (a distribution, not a layout);
     grows as the palette moves away; a few spikes cost more than their share of pixels."""
@@ -194,6 +222,27 @@ def test_colour_term_replaces_the_per_crop_palette(fake_ckpt):
     assert abs(coloured[0] - (coloured[1] + 20 * coloured[2] + 0.05 * coloured[3] + 30 * coloured[5])) < 1e-4 * coloured[0]
     same = [float(v) for v in losses.perceptual_losses(net, x, ref, target, {**w, "colour": 30.0}, step, ref)]
     assert same[5] == 0  # the output's coarse colours are the reference's
+
+
+def test_stability_loss_measures_how_much_noise_moves_the_output():
+    """1 when the output moves with the noise (it passes through at its own size), 0 when the
+    output ignores it, 4 when it is doubled; only the first image of the batch is looked at."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(3)
+    photo = tf.constant(rng.uniform(0.2, 0.8, (2, 32, 32, 3)).astype(np.float32))
+    sigma = 2 / 255
+    noise = tf.constant(rng.normal(0, sigma, (2, 32, 32, 3)).astype(np.float32))
+
+    def loss(net):
+        return float(losses.stability_loss(net, photo, noise, net(photo), sigma))
+
+    assert abs(loss(lambda x: x) - 1) < 0.05
+    assert loss(lambda x: tf.reduce_mean(x, axis=(1, 2, 3), keepdims=True) * 0 + 0.5) == 0
+    assert abs(loss(lambda x: 2 * x) - 4) < 0.2
+    calls = []
+    loss(lambda x: calls.append(int(x.shape[0])) or x)
+    assert calls == [2, 1]  # the noisy pass: one image
 
 
 def test_palette_transfer_maps_the_photo_onto_the_artworks_colours():

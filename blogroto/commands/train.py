@@ -143,6 +143,9 @@ def filter_options(title_help: str):
 @click.option("--colour-weight", type=click.FloatRange(0), help="Keep the photo's colour layout in the artwork's palette "
               "instead of asking every crop for the artwork's whole palette (docs/training.md; default "
               f"{DEFAULT_WEIGHTS['colour']:g}; 0 turns it off).")
+@click.option("--stability-weight", type=click.FloatRange(0), help="Keep the output steady when the photo changes by "
+              "a little noise (a re-encode, the next video frame): less texture grown out of noise in flat areas "
+              "(docs/training.md; experimental, default 0, off).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--site", "site", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Train for this Jekyll site: write into its _filters/ (the default when run inside a site).")
@@ -158,7 +161,7 @@ def filter_options(title_help: str):
 @verbosity_options
 def command(artwork, name, title, creator, year, source_url, licence, licence_url, credit, display_name, description,
             content_dirs, no_builtin_content, teacher, preset, steps, size, batch, style_size, width, blocks, lr, style_weight,
-            tone_weight, colour_weight, seed, site, site_photos_wanted, out_dir, resume, vgg_weights, precision, preview_every, quiet, verbose):
+            tone_weight, colour_weight, stability_weight, seed, site, site_photos_wanted, out_dir, resume, vgg_weights, precision, preview_every, quiet, verbose):
     """Train a filter on ARTWORK and write it to OUT/NAME/ (credit the work with --title, --creator, ...),
     or, with --teacher, distill a trained filter into a slim one that applies faster.
 
@@ -172,14 +175,17 @@ def command(artwork, name, title, creator, year, source_url, licence, licence_ur
     if artwork is None and not teacher:
         raise click.UsageError("give the ARTWORK to learn from (or --teacher FILTER to distill one)")
     if teacher and (style_weight is not None or style_size is not None or tone_weight is not None
-                    or colour_weight is not None):
-        raise click.UsageError("--style-weight, --tone-weight, --colour-weight and --style-size have no effect with --teacher: "
+                    or colour_weight is not None or stability_weight is not None):
+        raise click.UsageError("--style-weight, --tone-weight, --colour-weight, --stability-weight and --style-size have no "
+                               "effect with --teacher: "
                                "the student learns the teacher's output")
     weights = dict(DEFAULT_WEIGHTS)
     if style_weight is not None:
         weights["style"] = style_weight
     if tone_weight:
         weights["tone"] = tone_weight
+    if stability_weight:
+        weights["stability"] = stability_weight
     if colour_weight is not None:
         weights["colour"] = colour_weight
     weights = None if weights == DEFAULT_WEIGHTS else weights

@@ -65,9 +65,11 @@ class ContentPool:
             found.extend(p for p in sorted(d.rglob("*")) if p.suffix.lower() in ContentPool.EXTENSIONS and p.is_file())
         return found
 
-    def batch(self, seed: int, step: int, batch: int, size: int, zoom: float = 1.0) -> np.ndarray:
+    def batch(self, seed: int, step: int, batch: int, size: int, zoom: float = 1.0, noise: float = 0.0) -> np.ndarray:
         """zoom > 1: crops as small as size/zoom too, upscaled (log-uniform crop side), i.e. the
-        photos also seen up to `zoom` times larger than their own pixels."""
+        photos also seen up to `zoom` times larger than their own pixels. noise > 0: three more
+        channels of Gaussian noise of that sigma (the stability term's), drawn from the step's own
+        generator so a resumed run sees the same noise."""
         rng = np.random.default_rng([seed, step])
         out = np.empty((batch, size, size, 3 if self.references is None else 6), np.float32)
         for b in range(batch):
@@ -90,6 +92,8 @@ class ContentPool:
             if rng.random() < 0.5:
                 crop = crop[:, ::-1]
             out[b] = crop.astype(np.float32) / 255.0
+        if noise > 0:
+            out = np.concatenate([out, rng.normal(0.0, noise, out.shape[:3] + (3,)).astype(np.float32)], axis=-1)
         return out
 
 

@@ -34,7 +34,10 @@ PRESETS: dict[str, dict] = {
 # 20): recipe 4 kept more of the photo than the peer, and that room buys the artwork's strokes
 DEFAULT_WEIGHTS = {"content": 1.0, "style": 60.0, "tv": 0.05, "saturation": 0.01, "colour": 30.0}
 DISTILL_WEIGHTS = {"pixel": 100.0, "features": 1.0, "texture": 1e5}  # texture: the artwork training's style weight
-STYLE_LOSSES = ("total", "content", "style", "tv", "tone", "colour", "saturation")
+STYLE_LOSSES = ("total", "content", "style", "tv", "tone", "colour", "saturation", "stability")
+# stability (opt-in, --stability-weight): the output's change under this much Gaussian noise in the
+# photo, relative to the noise (losses.stability_loss)
+STABILITY_NOISE = 2.0 / 255
 DISTILL_LOSSES = ("total", "pixel", "features", "texture")
 # BLOGROTO_CHECKPOINT_EVERY_STEP=1: checkpoint after every step (tests that kill -9 a run mid-way).
 CHECKPOINT_MINUTES = 0.0 if os.environ.get("BLOGROTO_CHECKPOINT_EVERY_STEP") == "1" else 3.0

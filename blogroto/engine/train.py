@@ -26,6 +26,7 @@ import platform
 import shutil
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ from blogroto.engine.recipe import (
     DEFAULT_WEIGHTS,
     DISTILL_LOSSES,
     DISTILL_WEIGHTS,
+    STABILITY_NOISE,
     STYLE_LOSSES,
     TrainConfig,
 )
@@ -213,7 +215,8 @@ class Trainer:
             from blogroto.engine.losses import PaletteTransfer
 
             transfer = PaletteTransfer(self.style_image[0], seed=cfg.seed)
-            pool.references = [transfer(img) for img in pool.images]
+            with ThreadPoolExecutor(os.cpu_count()) as workers:  # numpy's sorts run outside the GIL
+                pool.references = list(workers.map(transfer, pool.images))
         return pool
 
     def _network_and_losses(self, vgg_weights, policy: str, strategy):
@@ -227,6 +230,7 @@ class Trainer:
             distillation_losses,
             perceptual_losses,
             saturation_loss,
+            stability_loss,
         )
         from blogroto.engine.network import TransformNet, load_network
         from blogroto.engine.vgg import LOSS_LAYERS, LossNetwork
@@ -248,15 +252,22 @@ class Trainer:
             target = StyleTarget(lossnet, self.style_image, seed=self.cfg.seed)
 
             with_reference = w.get("colour", 0.0) > 0
+            with_noise = w.get("stability", 0.0) > 0
 
             def losses(x, step):
                 # with the colour term, each crop comes with the same crop of its photo in the
-                # artwork's palette as three more channels (ContentPool.references)
-                photo, reference = (x[..., :3], x[..., 3:]) if with_reference else (x, None)
+                # artwork's palette as three more channels (ContentPool.references); with the
+                # stability term, three channels of noise come last (ContentPool.batch)
+                photo = x[..., :3]
+                reference = x[..., 3:6] if with_reference else None
                 logits = net.run(photo, logits=True)[0]
-                total, *parts = perceptual_losses(lossnet, photo, net.to_image(logits), target, w, step, reference)
+                styled = net.to_image(logits)
+                total, *parts = perceptual_losses(lossnet, photo, styled, target, w, step, reference)
                 saturation = saturation_loss(logits)
-                return (total + w.get("saturation", 0.0) * saturation, *parts, saturation)
+                total = total + w.get("saturation", 0.0) * saturation
+                stability = (stability_loss(net, photo, x[..., -3:], styled, STABILITY_NOISE) if with_noise
+                             else ops.zeros((), "float32"))
+                return (total + w.get("stability", 0.0) * stability, *parts, saturation, stability)
 
         with steps.scope(strategy):
             net = TransformNet(p["width"], p["blocks"], dtype_policy=policy, norm=p["norm"]).ensure_built()
@@ -322,7 +333,8 @@ class Trainer:
             step = start
             while step < stop_at and not interrupted["flag"]:
                 size = p["size"] // 2 // 4 * 4 if step < low_until else p["size"]
-                x = session.pool.batch(cfg.seed, step, p["batch"] * session.replicas, size, zoom=p["zoom"])
+                x = session.pool.batch(cfg.seed, step, p["batch"] * session.replicas, size, zoom=p["zoom"],
+                                       noise=STABILITY_NOISE if w.get("stability", 0.0) > 0 else 0.0)
                 values = dict(zip(self.loss_keys, session.train_step(x, step)))
                 total = values["total"]
                 if not math.isfinite(total):

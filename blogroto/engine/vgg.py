@@ -285,8 +285,10 @@ class LossNetwork:
         # default loss weights mean the same for both weight sources.
         self.feature_scale = 1.0 if weights.preprocess == "torch" else 1.0 / 57.6
 
-    def __call__(self, rgb01):
-        """rgb01: N,H,W,3 float in [0,1]. Returns {layer name: features (float32)}."""
+    def __call__(self, rgb01, upto: str | None = None):
+        """rgb01: N,H,W,3 float in [0,1]. Returns {layer name: features (float32)}, stopping after
+        layer `upto` when given (the photo's pass needs only the content layer: half the convs, which
+        eager PyTorch would otherwise run; a traced TensorFlow step prunes them by itself)."""
         ops = self.ops
         x = ops.cast(rgb01, "float32")
         if self.preprocess == "torch":
@@ -295,10 +297,11 @@ class LossNetwork:
             x = ops.flip(x, axis=-1) * 255.0 - self.caffe_mean
         h = ops.cast(x, self.dtype)
         out = {}
-        for i in range(self.depth):
+        depth = self.depth if upto is None else LAYER_NAMES.index(upto) + 1
+        for i in range(depth):
             h = ops.relu(ops.conv(h, self.kernels[i], 1, "same") + self.biases[i])
             if LAYER_NAMES[i] in self.layers:
                 out[LAYER_NAMES[i]] = ops.cast(h, "float32") * self.feature_scale
-            if i in POOL_AFTER and i + 1 < self.depth:
+            if i in POOL_AFTER and i + 1 < depth:
                 h = ops.max_pool(h, 2, 2, "valid")
         return out
