@@ -272,8 +272,8 @@ def _label(flt, key: str) -> str:
         label = f"{recipe} {training.get('preset', '')}".strip()
         if flt.network.norm == "capped-decoder" and not weights.get("saturation"):
             label += " (no saturation term)"  # recipe 3's first built-ins were trained before it
-        elif weights.get("tone"):
-            label += f" (tone {weights['tone']:g})"
+        else:
+            label += "".join(f" ({term} {weights[term]:g})" for term in ("tone", "stability") if weights.get(term))
         return label
     value = flt.meta
     for part in key.split("."):
