@@ -140,6 +140,8 @@ class Trainer:
             raise BlogrotoError("the distill preset needs a teacher filter (--teacher NAME)")
         self.loss_weights = dict(config.loss_weights or (DISTILL_WEIGHTS if self.teacher else DEFAULT_WEIGHTS))
         self.loss_keys = DISTILL_LOSSES if self.teacher else STYLE_LOSSES
+        # sigma of the noise each batch carries for the stability term; 0: the term is off, no noise channels
+        self.noise = STABILITY_NOISE if self.loss_weights.get("stability", 0.0) > 0 else 0.0
         self.artwork = Path(config.artwork) if config.artwork else self.teacher and self.teacher.file("artwork")
         if self.artwork is None:
             raise BlogrotoError("no artwork given" + (f" and teacher {self.teacher.slug} has none" if self.teacher else ""))
@@ -252,7 +254,6 @@ class Trainer:
             target = StyleTarget(lossnet, self.style_image, seed=self.cfg.seed)
 
             with_reference = w.get("colour", 0.0) > 0
-            with_noise = w.get("stability", 0.0) > 0
 
             def losses(x, step):
                 # with the colour term, each crop comes with the same crop of its photo in the
@@ -265,7 +266,7 @@ class Trainer:
                 total, *parts = perceptual_losses(lossnet, photo, styled, target, w, step, reference)
                 saturation = saturation_loss(logits)
                 total = total + w.get("saturation", 0.0) * saturation
-                stability = (stability_loss(net, photo, x[..., -3:], styled, STABILITY_NOISE) if with_noise
+                stability = (stability_loss(net, photo, x[..., -3:], styled, self.noise) if self.noise
                              else ops.zeros((), "float32"))
                 return (total + w.get("stability", 0.0) * stability, *parts, saturation, stability)
 
@@ -334,7 +335,7 @@ class Trainer:
             while step < stop_at and not interrupted["flag"]:
                 size = p["size"] // 2 // 4 * 4 if step < low_until else p["size"]
                 x = session.pool.batch(cfg.seed, step, p["batch"] * session.replicas, size, zoom=p["zoom"],
-                                       noise=STABILITY_NOISE if w.get("stability", 0.0) > 0 else 0.0)
+                                       noise=self.noise)
                 values = dict(zip(self.loss_keys, session.train_step(x, step)))
                 total = values["total"]
                 if not math.isfinite(total):
