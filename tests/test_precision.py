@@ -13,6 +13,7 @@ from blogroto.cli import cli
 from blogroto.engine.calibration import measure_bfloat16_psnr, record_bfloat16_psnr
 from blogroto.engine.precision import (
     BF16_MIN_PSNR_DB,
+    cpu_name,
     cpu_supports_bf16,
     inference_policy,
     training_policy,
@@ -28,6 +29,14 @@ def test_native_bf16_is_read_from_cpu_flags():
     assert cpu_supports_bf16("flags : fpu avx2 avx512f avx512_bf16 sse")
     assert cpu_supports_bf16("flags : fpu amx_bf16 amx_tile")
     assert not cpu_supports_bf16("flags : fpu avx2 fma avx512f")
+
+
+def test_cpu_name_tells_generations_of_one_model_name_apart():
+    # the first processor's fields only; two processors repeat them
+    zen5 = "processor\t: 0\ncpu family\t: 26\nmodel\t\t: 2\nmodel name\t: AMD EPYC\n\nprocessor\t: 1\ncpu family\t: 26\n"
+    assert cpu_name(zen5) == "AMD EPYC (cpu family 26, model 2)"
+    assert cpu_name("model name : Some CPU\n") == "Some CPU"
+    assert cpu_name("") == ""
 
 
 @pytest.mark.parametrize(

@@ -29,6 +29,18 @@ def _cpuinfo() -> str:
         return ""
 
 
+def cpu_name(cpuinfo: str | None = None) -> str:
+    """The CPU's model name with its family and model numbers: cloud CPUs often report only
+    "AMD EPYC", and two generations of it trained the same preset 2.5x apart (docs/training.md)."""
+    fields: dict[str, str] = {}
+    for line in (_cpuinfo() if cpuinfo is None else cpuinfo).splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    name = fields.get("model name", "")
+    numbers = [f"{k} {fields[k]}" for k in ("cpu family", "model") if fields.get(k)]
+    return f"{name} ({', '.join(numbers)})" if name and numbers else name
+
+
 def cpu_supports_bf16(cpuinfo: str | None = None) -> bool:
     """Whether the CPU computes bfloat16 natively (AVX-512 BF16 or AMX)."""
     flags = set((_cpuinfo() if cpuinfo is None else cpuinfo).split())

@@ -48,7 +48,7 @@ from blogroto.engine.filter_folder import (
     save_jpeg,
     swap_into_place,
 )
-from blogroto.engine.precision import training_policy
+from blogroto.engine.precision import cpu_name, training_policy
 from blogroto.engine.recipe import (
     DEFAULT_WEIGHTS,
     DISTILL_LOSSES,
@@ -86,14 +86,7 @@ def describe_device() -> str:
     gpus = gpu_names()
     if gpus:
         return f"{len(gpus)} x GPU ({', '.join(sorted(set(gpus)))})"
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    model = cpu_name() or platform.processor() or platform.machine()
     return f"CPU: {model} ({os.cpu_count()} cores)"
 
 
@@ -348,7 +341,8 @@ class Trainer:
                 ema = total if ema is None else 0.9 * ema + 0.1 * total
                 if bar is not None:
                     bar.update(1)
-                    parts = {k: f"{v * w.get(k, 1.0):.3g}" for k, v in values.items() if k != "total"}
+                    # the terms in the total, weighted (a term with no weight, e.g. tone, is not trained on)
+                    parts = {k: f"{v * w[k]:.3g}" for k, v in values.items() if w.get(k)}
                     bar.set_postfix(loss=f"{ema:.3g}", **parts, px=size)
                 if step % p["preview_every"] == 0 or step == total_steps:
                     y = session.stylize_preview(preview_src)[0]
