@@ -29,7 +29,8 @@ PRESETS: dict[str, dict] = {
 }
 # style_size 1024 in every preset: the network paints strokes of a fixed size in pixels, so the
 # artwork is taken at the size of the pictures it will paint (a blog's 1024-1600 px), not at twice
-# the crop; at 384 the strokes came out 2-3x finer than the artwork's (docs/training.md).
+# the crop; at 384 the strokes came out 2-3x finer than the artwork's (docs/training.md). Per artwork,
+# larger can be closer still (broad-stroked paintings at 1448-2048: docs/training.md, "Brush size").
 # saturation: see saturation_loss; colour: see losses.colour_loss (recipe 4); style 60 (recipe 5, was
 # 20): recipe 4 kept more of the photo than the peer, and that room buys the artwork's strokes
 DEFAULT_WEIGHTS = {"content": 1.0, "style": 60.0, "tv": 0.05, "saturation": 0.01, "colour": 30.0}
