@@ -31,7 +31,7 @@ def _cpuinfo() -> str:
 
 def cpu_name(cpuinfo: str | None = None) -> str:
     """The CPU's model name with its family and model numbers: cloud CPUs often report only
-    "AMD EPYC", and two generations of it trained the same preset 2.5x apart (docs/training.md)."""
+    "AMD EPYC", and two machines reporting just that trained `quick` 2x apart (docs/training.md)."""
     fields: dict[str, str] = {}
     for line in (_cpuinfo() if cpuinfo is None else cpuinfo).splitlines():
         key, _, value = line.partition(":")
