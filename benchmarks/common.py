@@ -17,14 +17,15 @@ def machine_line() -> str:
 
 
 def cpu_facts() -> dict:
-    """CPU model and logical cores as lscpu reports them, the CPU's flags, and RAM, for JSON results."""
+    """CPU model (with its family and model numbers, as machine_line), logical cores as lscpu reports
+    them, the CPU's flags, and RAM, for JSON results."""
     import subprocess
 
-    model = cores = "?"
+    from blogroto.engine.precision import cpu_name
+
+    model, cores = cpu_name() or "?", "?"
     try:
         for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-            if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
             if line.startswith("CPU(s):"):
                 cores = line.split(":", 1)[1].strip()
     except OSError:

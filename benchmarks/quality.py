@@ -279,10 +279,14 @@ def _label(flt, key: str) -> str:
         else:
             label += "".join(f" ({term} {weights[term]:g})" for term in ("tone", "stability") if weights.get(term))
         return label
-    value = flt.meta
-    for part in key.split("."):
-        value = value.get(part, {}) if isinstance(value, dict) else {}
-    return str(value or flt.slug)
+    return str(_meta_at(flt.meta, key.split(".")) or flt.slug)
+
+
+def _meta_at(meta: dict, path) -> object:
+    """filter.yaml's value at `path` (keys), None where it has none."""
+    for key in path:
+        meta = meta.get(key) if isinstance(meta, dict) else None
+    return meta
 
 
 # training settings that tell apart filters of one recipe: (label, where in filter.yaml's training)
@@ -292,17 +296,12 @@ SETTINGS = (("style weight", ("loss_weights", "style")), ("artwork at", ("style_
 
 def _differing_settings(flt, filters) -> str:
     """", style weight 40, artwork at 1448": the SETTINGS in which `filters` differ, with flt's values."""
-    def value(f, path):
-        v = f.meta.get("training", {})
-        for key in path:
-            v = v.get(key) if isinstance(v, dict) else None
-        return v
-
-    def shown(v) -> str:
+    def shown(f, path) -> str:
+        v = _meta_at(f.meta, ("training", *path))
         return f"{v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else "?"
 
-    return "".join(f", {name} {shown(value(flt, path))}" for name, path in SETTINGS
-                   if len({shown(value(f, path)) for f in filters}) > 1)
+    return "".join(f", {name} {shown(flt, path)}" for name, path in SETTINGS
+                   if len({shown(f, path) for f in filters}) > 1)
 
 
 def report(results: list[dict], photos: list[str]) -> str:
