@@ -299,21 +299,31 @@ def child_peer_ops(cfg: dict) -> dict:
     return peer_profile(h, w)
 
 
-# -- a local copy of TransformNet's forward pass (pure TF ops on the filter's weights) for the runtime
-#    experiments; "reflect"/"moments"/"repeat" reproduce blogroto.engine.network exactly.
+# -- a local copy of TransformNet's forward pass (TF ops and the engine's own kernels on the filter's
+#    weights) for the runtime experiments; the defaults reproduce an applied blogroto.engine.network,
+#    "reflect-direct"/"onepass"/"moments"/"repeat" the earlier forms.
 
-def local_network(weights: dict, width: int, blocks: int, pad: str, norm: str, upsample: str, dtype: str):
+def local_network(weights: dict, width: int, blocks: int, pad: str, norm: str, upsample: str, dtype: str,
+                  network_norm: str = "instance"):
     import numpy as np
     import tensorflow as tf
 
+    from blogroto.engine.runtime import fused_norm
+
     compute = tf.as_dtype(dtype)
+    fused = fused_norm()
+    painting = {"instance": "normalise", "centered-decoder": "centre", "capped-decoder": "cap"}[network_norm]
     W = {k: tf.constant(v.astype(np.float32)) for k, v in weights.items()}
     Wc = {k: tf.cast(v, compute) for k, v in W.items() if k.endswith(("kernel", "bias"))}
 
     def conv(h, name, stride=1):
         kernel, bias = Wc[f"{name}/kernel"], Wc[f"{name}/bias"]
         p = kernel.shape[0] // 2
-        if pad == "reflect":
+        if pad == "reflect" and p >= 4 and stride == 1:  # as shipped: the 9x9 layers on 2x2 blocks
+            from blogroto.engine.network import reflect_conv_by_phases
+
+            return reflect_conv_by_phases(_Conv(name), h)
+        if pad in ("reflect", "reflect-direct"):
             h = tf.pad(h, [[0, 0], [p, p], [p, p], [0, 0]], mode="REFLECT")
             y = tf.nn.conv2d(h, kernel, stride, "VALID")
         elif pad == "zero":  # zero padding inside the conv, symmetric: the same grid as reflect
@@ -322,29 +332,44 @@ def local_network(weights: dict, width: int, blocks: int, pad: str, norm: str, u
             y = tf.nn.conv2d(h, kernel, stride, "SAME")
         return tf.nn.bias_add(y, bias)
 
+    encoder = ("n1", "nd1", "nd2")  # normalised fully whatever the filter's norm (blogroto.engine.network)
+
     def inorm(h, name, relu):
         x = tf.cast(h, tf.float32)
         gamma, beta = W[f"{name}/gamma"], W[f"{name}/beta"]
-        if norm == "onepass":  # as shipped: E[x^2] - E[x]^2, folded to one multiply-add
+        mode = "normalise" if name in encoder else painting
+
+        def divisor(var):  # what the mode divides by: sqrt of this
+            return {"normalise": var + EPSILON, "cap": tf.maximum(var, 1.0), "centre": tf.ones_like(var)}[mode]
+
+        if norm == "fused":  # as applied: TensorFlow's fused batch-norm kernel on one image
+            if mode == "normalise":
+                y = fused.normalise(h, gamma, beta, EPSILON)[0]
+            else:
+                mean, var = fused.moments(h)
+                y = fused.apply(h, gamma, beta, mean, divisor(var), 0.0)
+            return tf.nn.relu(y) if relu else y
+        if norm == "onepass":  # as training runs it: E[x^2] - E[x]^2, folded to one multiply-add
             mean = tf.reduce_mean(x, axis=[1, 2], keepdims=True)
             var = tf.maximum(tf.reduce_mean(tf.square(x), axis=[1, 2], keepdims=True) - tf.square(mean), 0.0)
-            scale = gamma * tf.math.rsqrt(var + EPSILON)
+            scale = gamma * tf.math.rsqrt(divisor(var))
             y = x * scale + (beta - mean * scale)
         else:  # "moments": tf.nn.moments and the textbook formula (engine 1)
             mean, var = tf.nn.moments(x, axes=[1, 2], keepdims=True)
-            y = (x - mean) * tf.math.rsqrt(var + EPSILON) * gamma + beta
+            y = (x - mean) * tf.math.rsqrt(divisor(var)) * gamma + beta
         y = tf.cast(y, compute)
         return tf.nn.relu(y) if relu else y
 
-    class _Conv:  # what blogroto.engine.network.upsample_conv reads from a Keras Conv2D
+    class _Conv:  # what blogroto.engine.network's upsample_conv and reflect_conv_by_phases read from a Conv2D
         built = True
 
         def __init__(self, name):
             self.kernel, self.bias = Wc[f"{name}/kernel"], Wc[f"{name}/bias"]
+            self.kernel_size = tuple(self.kernel.shape[:2])
 
     def up_conv(h, name):
         """nearest x2 upsampling, reflect pad 1, 3x3 conv."""
-        if upsample == "phases" and pad == "reflect":  # as shipped: four 2x2 convs at low res
+        if upsample == "phases" and pad in ("reflect", "reflect-direct"):  # as shipped: four 2x2 convs at low res
             from blogroto.engine.network import upsample_conv
 
             return upsample_conv(_Conv(name), h)
@@ -383,8 +408,8 @@ def child_experiment(cfg: dict) -> dict:
 
     flt = load_filter(Path(cfg["folder"]))
     forward = local_network(read_weights(flt.file("weights")), flt.network.width, flt.network.blocks,
-                            cfg.get("pad", "reflect"), cfg.get("norm", "onepass"), cfg.get("upsample", "phases"),
-                            cfg.get("dtype", "float32"))
+                            cfg.get("pad", "reflect"), cfg.get("norm", "fused"), cfg.get("upsample", "phases"),
+                            cfg.get("dtype", "float32"), flt.network.norm)
     spec = tf.TensorSpec([1, None, None, 3], tf.float32)
     fn = tf.function(forward, input_signature=[spec], jit_compile=cfg.get("jit", False), autograph=False)
     rgb = load_photo(cfg["photo"]).astype(np.float32) / 255.0  # sizes here are multiples of 4
@@ -640,8 +665,14 @@ def main() -> None:
 
 EXPERIMENTS = {
     # name: (description, config overrides, env overrides)
-    "local-baseline": ("local copy of the network, as shipped (reflect pad, phase upsampling, one-pass folded norm, op determinism on), float32", {}, {}),
+    "local-baseline": ("local copy of the network as it is applied (reflect pad, 9x9 layers on 2x2 blocks, phase "
+                       "upsampling, fused norm, op determinism on), float32", {}, {}),
     "bf16": ("the same in bfloat16 (mixed: float32 norm statistics)", {"dtype": "bfloat16"}, {}),
+    "norm-onepass": ("the norm as training runs it (keras.ops: E[x^2] - E[x]^2 folded to one multiply-add), not fused",
+                     {"norm": "onepass"}, {}),
+    "bf16+norm-onepass": ("bfloat16 with the norm as training runs it", {"dtype": "bfloat16", "norm": "onepass"}, {}),
+    "conv9-direct": ("the 9x9 input and output layers as plain convs on the reflect-padded image", {"pad": "reflect-direct"}, {}),
+    "bf16+conv9-direct": ("bfloat16 with the 9x9 layers as plain convs", {"dtype": "bfloat16", "pad": "reflect-direct"}, {}),
     "up-repeat": ("engine 1's upsampling: tf.repeat x2 at full size, then reflect pad and 3x3 conv", {"upsample": "repeat"}, {}),
     "norm-moments": ("engine 1's norm: tf.nn.moments and (x - mean) * rsqrt(var) * gamma + beta", {"norm": "moments"}, {}),
     "no-determinism": ("without tf.config.experimental.enable_op_determinism()", {"determinism": False}, {}),

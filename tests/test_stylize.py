@@ -188,3 +188,84 @@ def test_upsample_conv_is_exactly_upsample_then_conv(shape):
     fast = upsample_conv(conv, h)
     assert tuple(fast.shape) == tuple(naive.shape) == (shape[0], 2 * shape[1], 2 * shape[2], 6)
     np.testing.assert_allclose(to_numpy(fast), to_numpy(naive), atol=1e-5)
+
+
+@pytest.mark.parametrize("shape,out_channels", [((1, 12, 16, 3), 16), ((2, 8, 10, 16), 3), ((1, 6, 6, 5), 7)])
+def test_reflect_conv_by_phases_is_exactly_the_conv(shape, out_channels):
+    """The 9x9 layers are computed on 2x2 blocks of pixels (space to depth): the same numbers."""
+    import keras
+    from keras import ops
+
+    from blogroto.engine.network import _reflect, reflect_conv_by_phases
+    from blogroto.engine.runtime import to_numpy
+
+    keras.utils.set_random_seed(2)
+    conv = keras.layers.Conv2D(out_channels, 9, padding="valid", bias_initializer="random_normal")
+    h = ops.convert_to_tensor(np.random.default_rng(1).normal(size=shape).astype(np.float32))
+    direct = conv(_reflect(h, 4))
+    blocks = reflect_conv_by_phases(conv, h)
+    assert tuple(blocks.shape) == tuple(direct.shape) == (*shape[:3], out_channels)
+    np.testing.assert_allclose(to_numpy(blocks), to_numpy(direct), atol=2e-5)
+
+
+@pytest.mark.parametrize("mode", ["normalise", "cap", "centre"])
+@pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
+def test_fused_norm_matches_instance_norm(mode, dtype):
+    """An applied network normalises through TensorFlow's fused kernel: instance norm in each mode
+    (checked against float64 numpy), with the image's own statistics and with given ones, as the
+    keras.ops form computes it with given ones."""
+    import keras
+    from keras import ops
+
+    from blogroto.engine.network import InstanceNorm
+    from blogroto.engine.runtime import backend_name, fused_norm, to_numpy
+
+    if backend_name() != "tensorflow":
+        assert fused_norm() is None
+        return
+    rng = np.random.default_rng(3)
+    # channels loud (var > 1, capped), quiet (var < 1, passed as they are), nearly flat and off-centre
+    x32 = rng.normal(size=(1, 24, 20, 6)).astype(np.float32) * np.array([4, 0.3, 1, 2, 0.05, 1], np.float32) + 2.5
+    x = ops.cast(ops.convert_to_tensor(x32), dtype.replace("mixed_", ""))
+    gamma, beta = np.linspace(0.5, 1.5, 6), np.linspace(-1, 1, 6)
+    plain, fused = InstanceNorm(mode=mode, dtype=dtype), InstanceNorm(mode=mode, fused=fused_norm(), dtype=dtype)
+    for layer in (plain, fused):
+        layer.build(x.shape)
+        layer.gamma.assign(gamma.astype(np.float32))
+        layer.beta.assign(beta.astype(np.float32))
+
+    def expected(mean, var):
+        divisor = {"normalise": var + layer.epsilon, "cap": np.maximum(var, 1.0), "centre": np.ones_like(var)}[mode]
+        return gamma * (to_numpy(ops.cast(x, "float32")).astype(np.float64) - mean) / np.sqrt(divisor) + beta
+
+    as64 = to_numpy(ops.cast(x, "float32")).astype(np.float64)
+    own = (as64.mean(axis=(1, 2), keepdims=True), as64.var(axis=(1, 2), keepdims=True))
+    given = (np.full((1, 1, 1, 6), 0.5, np.float32), np.full((1, 1, 1, 6), 3.0, np.float32))
+    tolerance = 1e-4 if dtype == "float32" else 0.05  # bfloat16 output: ~3 significant digits
+    got, got_stats = fused(x)
+    np.testing.assert_allclose(to_numpy(ops.cast(got, "float32")), expected(*own), atol=tolerance, rtol=tolerance)
+    for g, w in zip(got_stats, own):
+        assert tuple(g.shape) == (1, 1, 1, 6)
+        np.testing.assert_allclose(to_numpy(g), w, rtol=1e-4, atol=1e-5)
+    got, _ = fused(x, stats=given)
+    want, _ = plain(x, stats=given)
+    np.testing.assert_allclose(to_numpy(ops.cast(got, "float32")), expected(*given), atol=tolerance, rtol=tolerance)
+    np.testing.assert_allclose(to_numpy(ops.cast(got, "float32")), to_numpy(ops.cast(want, "float32")),
+                               atol=tolerance, rtol=tolerance)
+    keras.backend.clear_session()
+
+
+def test_applied_network_uses_the_fused_norm_and_agrees_with_the_trained_one(tiny_filter):
+    """LoadedNetwork (applying) builds its norms on the fused kernel; the network as training
+    builds it gives the same picture."""
+    from blogroto.engine.network import load_network
+    from blogroto.engine.runtime import backend_name, to_numpy
+    from blogroto.engine.tiling import LoadedNetwork
+
+    loaded = LoadedNetwork(tiny_filter, "float32")
+    assert (loaded.net.n1.fused is not None) == (backend_name() == "tensorflow")
+    spec = tiny_filter.network
+    trained = load_network(tiny_filter.file("weights"), spec.width, spec.blocks, norm=spec.norm, arch=spec.arch)
+    assert trained.n1.fused is None
+    photo = photo_array(40, 56)
+    assert psnr(loaded.whole(photo), to_numpy(trained.run(photo[None])[0])[0]) > 90

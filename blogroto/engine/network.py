@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from blogroto.engine.layouts import EPSILON, arch_of_weights, arch_spec, expected_shapes
-from blogroto.engine.runtime import import_keras, to_numpy
+from blogroto.engine.runtime import fused_norm, import_keras, to_numpy
 from blogroto.engine.weights_file import read_weights, shape_mismatch
 from blogroto.errors import FilterError
 
@@ -54,9 +54,10 @@ class InstanceNorm(keras.layers.Layer):
     either; "cap" centres and divides by max(std, 1): flat channels pass as they are, loud ones
     cannot grow without bound."""
 
-    def __init__(self, mode: str = "normalise", epsilon: float = EPSILON, **kwargs):
+    def __init__(self, mode: str = "normalise", epsilon: float = EPSILON, fused=None, **kwargs):
         if mode not in NORM_MODES:
             raise ValueError(f"unknown InstanceNorm mode {mode!r}")
+        self.fused = fused  # a runtime.FusedNorm for inference on TensorFlow, else None
         # No autocast: under mixed precision Keras would round given float32 statistics (the
         # tiled executor's whole-image ones) to bfloat16/float16 before `call` sees them.
         super().__init__(autocast=False, **kwargs)
@@ -70,6 +71,8 @@ class InstanceNorm(keras.layers.Layer):
         self.beta = self.add_weight(name="beta", shape=(channels,), initializer="zeros", autocast=False)
 
     def call(self, x, stats=None):
+        if self.fused is not None and x.shape[0] == 1:
+            return self._fused_call(x, stats)
         x32 = ops.cast(x, "float32")
         if stats is None:
             # E[x^2] - E[x]^2: both reductions read x once (tf.nn.moments reads it twice and writes a
@@ -88,6 +91,20 @@ class InstanceNorm(keras.layers.Layer):
             scale = self.gamma
         y = x32 * scale + (self.beta - mean * scale)
         return ops.cast(y, x.dtype), (mean, var)
+
+    def _fused_call(self, x, stats):
+        """`call` on one image through the fused kernel: every mode is a batch norm with some
+        variance (cap: max(var, 1); centre: 1) and epsilon 0 where the mode has none."""
+        kernel, channels = self.fused, x.shape[-1]
+        gamma, beta = ops.cast(self.gamma, "float32"), ops.cast(self.beta, "float32")
+        if stats is None and self.mode == "normalise":
+            y, mean, var = kernel.normalise(x, gamma, beta, self.epsilon)
+        else:
+            mean, var = kernel.moments(x) if stats is None else (ops.reshape(s, (channels,)) for s in stats)
+            divisor, epsilon = {"normalise": (var, self.epsilon), "cap": (ops.maximum(var, 1.0), 0.0),
+                                "centre": (ops.ones_like(var), 0.0)}[self.mode]
+            y = kernel.apply(x, gamma, beta, mean, divisor, epsilon)
+        return y, (ops.reshape(mean, (1, 1, 1, channels)), ops.reshape(var, (1, 1, 1, channels)))
 
 
 class TransposeConv(keras.layers.Layer):
@@ -148,13 +165,49 @@ def upsample_conv(conv, h):
     return y + ops.cast(conv.bias, h.dtype)
 
 
+def _phase_taps(k: int) -> np.ndarray:
+    """S[t, a, i, u] = 1 where tap u of a k-tap kernel, seen from output phase a of a 2x2-block
+    grid, reads block offset t, input phase i (see `reflect_conv_by_phases`)."""
+    taps = np.zeros((k // 2 + 1, 2, 2, k), np.float32)
+    for a in (0, 1):
+        for u in range(k):
+            taps[(a + u) // 2, a, (a + u) % 2, u] = 1.0
+    return taps
+
+
+def reflect_conv_by_phases(conv, h):
+    """conv(reflect_pad(h, k // 2)) for a stride-1 conv with a large odd kernel k (the 9x9 input
+    and output layers), computed on 2x2 blocks of pixels (space to depth): a (k//2+1)^2 conv from
+    4x the input channels to 4x the output channels at half resolution, then back to full size.
+    More multiply-adds (25 x 64 x 12 for 81 x 16 x 3 per 4 pixels), but channel counts a CPU's
+    vector units fill: the 16 -> 3 output layer runs 2-3x faster ("phase-conv" in
+    benchmarks/results/apply.md). h's height and width must be even (the network's are multiples of 4)."""
+    k = conv.kernel_size[0]
+    if not conv.built:
+        conv.build(h.shape)
+    x = _reflect(h, k // 2)
+    _, rows, cols, c = ops.shape(x)
+    x = ops.reshape(ops.transpose(ops.reshape(x, (-1, rows // 2, 2, cols // 2, 2, c)), (0, 1, 3, 2, 4, 5)),
+                    (-1, rows // 2, cols // 2, 4 * c))
+    taps = ops.convert_to_tensor(_phase_taps(k))
+    kernel = ops.cast(conv.kernel, "float32")
+    c_out = kernel.shape[-1]
+    # kernel[t, s, (i, j, c), (a, b, d)]: block offset (t, s), input phase (i, j), output phase (a, b)
+    kernel = ops.einsum("taiu,sbjv,uvcd->tsijcabd", taps, taps, kernel)
+    kernel = ops.cast(ops.reshape(kernel, (k // 2 + 1, k // 2 + 1, 4 * c, 4 * c_out)), h.dtype)
+    y = ops.conv(x, kernel, 1, "valid") + ops.cast(ops.tile(conv.bias, [4]), h.dtype)
+    _, rows, cols, _ = ops.shape(y)
+    y = ops.transpose(ops.reshape(y, (-1, rows, cols, 2, 2, c_out)), (0, 1, 3, 2, 4, 5))
+    return ops.reshape(y, (-1, 2 * rows, 2 * cols, c_out))
+
+
 class TransformNet(keras.Model):
     """Johnson-style feed-forward stylization network. `width` is the first layer's channel count
     (then 2x and 4x); `blocks` the number of residual blocks; `arch` the layout (`ARCH_SPECS`).
     Input and output: RGB in [0, 1]."""
 
     def __init__(self, width: int = 32, blocks: int = 5, dtype_policy: str = "float32", norm: str = "instance",
-                 arch: str = DEFAULT_ARCH, **kwargs):
+                 arch: str = DEFAULT_ARCH, inference: bool = False, **kwargs):
         super().__init__(name="transform_net", **kwargs)
         if norm not in NORMS:
             raise FilterError(f"unknown network norm {norm!r}; known: {', '.join(NORMS)}")
@@ -185,11 +238,16 @@ class TransformNet(keras.Model):
             return conv(name, filters, 3)
 
         painting_mode = {"instance": "normalise", "centered-decoder": "centre", "capped-decoder": "cap"}[norm]
+        # a network only applied (never trained) normalises through the backend's fused kernel, if any
+        fused = fused_norm() if inference else None
 
         def norm(name, encoder=False):
             if arch != DEFAULT_ARCH:
-                return InstanceNorm(mode="normalise", epsilon=spec.epsilon, name=name, dtype=policy)
-            return InstanceNorm(mode="normalise" if encoder else painting_mode, name=name, dtype=policy)
+                # not the output's norm: TensorFlow's graph optimiser fuses a batch norm with the tanh
+                # after it, and its oneDNN kernel refuses that pair ("Fusion is not implemented")
+                return InstanceNorm(mode="normalise", epsilon=spec.epsilon, fused=None if name == "nout" else fused,
+                                    name=name, dtype=policy)
+            return InstanceNorm(mode="normalise" if encoder else painting_mode, fused=fused, name=name, dtype=policy)
 
         # (name, conv, norm, kernel, upsample-before) for the layers outside the residual trunk
         self.c1, self.n1 = conv("c1", w, 9), norm("n1", encoder=True)
@@ -241,6 +299,8 @@ class TransformNet(keras.Model):
         for k, (conv, norm, upsample, relu) in enumerate(units):
             if upsample:
                 h = upsample_conv(conv, h)  # nearest-neighbour x2, then the conv
+            elif reflect and conv.kernel_size[0] >= 9 and conv.strides[0] == 1:
+                h = reflect_conv_by_phases(conv, h)
             elif reflect:
                 h = conv(_reflect(h, conv.kernel_size[0] // 2))
             else:
@@ -358,7 +418,7 @@ def save_weights(net: TransformNet, path: str | Path) -> None:
 
 
 def load_network(path: str | Path, width: int, blocks: int, dtype_policy: str = "float32", norm: str = "instance",
-                 arch: str = DEFAULT_ARCH) -> TransformNet:
+                 arch: str = DEFAULT_ARCH, inference: bool = False) -> TransformNet:
     described = f"width {width}, {blocks} blocks" + (f", arch {arch}" if arch != DEFAULT_ARCH else "")
     want = expected_shapes(width, blocks, arch)
     try:  # shapes checked from the .npy headers, before anything is decompressed
@@ -377,6 +437,7 @@ def load_network(path: str | Path, width: int, blocks: int, dtype_policy: str = 
     shapes = {k: tuple(v.shape) for k, v in weights.items()}
     if shapes != want:
         raise FilterError(f"weights do not match the network ({described}): {shape_mismatch(shapes, want)}", path)
-    net = TransformNet(width=width, blocks=blocks, dtype_policy=dtype_policy, norm=norm, arch=arch).ensure_built()
+    net = TransformNet(width=width, blocks=blocks, dtype_policy=dtype_policy, norm=norm, arch=arch,
+                       inference=inference).ensure_built()
     net.set_weight_dict(weights, source=path)
     return net

@@ -143,7 +143,7 @@ class LoadedNetwork:
         self.tf = tf = tensorflow_if_backend()
         spec = flt.network
         self.net = load_network(flt.file("weights"), spec.width, spec.blocks, dtype_policy=policy, norm=spec.norm,
-                                arch=spec.arch)
+                                arch=spec.arch, inference=True)
         image = [tf.TensorSpec([1, None, None, 3], tf.float32)] if tf else None
         self._whole = compile_function(lambda x: self.net.run(ops.convert_to_tensor(x))[0], image)
         self._stages: dict[tuple, object] = {}
