@@ -264,6 +264,12 @@ def test_applied_network_uses_the_fused_norm_and_agrees_with_the_trained_one(tin
 
     loaded = LoadedNetwork(tiny_filter, "float32")
     assert (loaded.net.n1.fused is not None) == (backend_name() == "tensorflow")
+    if backend_name() == "tensorflow":
+        # traced for any photo size, every norm still sees batch 1 and takes the kernel (a reshape
+        # to batch -1 on the way would silently send them all back to keras.ops)
+        graph = loaded._whole.get_concrete_function().graph.as_graph_def()
+        fused = [node for node in graph.node if node.op == "FusedBatchNormV3"]
+        assert len(fused) >= loaded.net.norm_count
     spec = tiny_filter.network
     trained = load_network(tiny_filter.file("weights"), spec.width, spec.blocks, norm=spec.norm, arch=spec.arch)
     assert trained.n1.fused is None

@@ -153,7 +153,7 @@ def upsample_conv(conv, h):
         conv.build(h.shape)
     kernel = ops.cast(conv.kernel, h.dtype)
     padded = ops.pad(h, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="symmetric")
-    _, rows, cols, _ = ops.shape(h)
+    batch, rows, cols, _ = ops.shape(h)
     phases = []
     for a, k_a in enumerate(_taps(kernel, 0)):
         row = [ops.conv(padded[:, a : a + rows + 1, b : b + cols + 1], k_ab, 1, "valid")
@@ -161,7 +161,8 @@ def upsample_conv(conv, h):
         phases.append(ops.stack(row, axis=3))  # N, H, W, b, C
     # phase (a, b) goes to output pixel (2i+a, 2j+b): N, H, a, W, b, C -> N, 2H, 2W, C
     y = ops.stack(phases, axis=2)
-    y = ops.reshape(y, (-1, 2 * rows, 2 * cols, ops.shape(y)[-1]))
+    # the batch size as a number where it is known (not -1): the fused norm needs to see batch 1
+    y = ops.reshape(y, (batch, 2 * rows, 2 * cols, ops.shape(y)[-1]))
     return y + ops.cast(conv.bias, h.dtype)
 
 
@@ -186,9 +187,9 @@ def reflect_conv_by_phases(conv, h):
     if not conv.built:
         conv.build(h.shape)
     x = _reflect(h, k // 2)
-    _, rows, cols, c = ops.shape(x)
-    x = ops.reshape(ops.transpose(ops.reshape(x, (-1, rows // 2, 2, cols // 2, 2, c)), (0, 1, 3, 2, 4, 5)),
-                    (-1, rows // 2, cols // 2, 4 * c))
+    batch, rows, cols, c = ops.shape(x)  # batch: a number where known, as in upsample_conv
+    x = ops.reshape(ops.transpose(ops.reshape(x, (batch, rows // 2, 2, cols // 2, 2, c)), (0, 1, 3, 2, 4, 5)),
+                    (batch, rows // 2, cols // 2, 4 * c))
     taps = ops.convert_to_tensor(_phase_taps(k))
     kernel = ops.cast(conv.kernel, "float32")
     c_out = kernel.shape[-1]
@@ -197,8 +198,8 @@ def reflect_conv_by_phases(conv, h):
     kernel = ops.cast(ops.reshape(kernel, (k // 2 + 1, k // 2 + 1, 4 * c, 4 * c_out)), h.dtype)
     y = ops.conv(x, kernel, 1, "valid") + ops.cast(ops.tile(conv.bias, [4]), h.dtype)
     _, rows, cols, _ = ops.shape(y)
-    y = ops.transpose(ops.reshape(y, (-1, rows, cols, 2, 2, c_out)), (0, 1, 3, 2, 4, 5))
-    return ops.reshape(y, (-1, 2 * rows, 2 * cols, c_out))
+    y = ops.transpose(ops.reshape(y, (batch, rows, cols, 2, 2, c_out)), (0, 1, 3, 2, 4, 5))
+    return ops.reshape(y, (batch, 2 * rows, 2 * cols, c_out))
 
 
 class TransformNet(keras.Model):
