@@ -308,6 +308,7 @@ def local_network(weights: dict, width: int, blocks: int, pad: str, norm: str, u
     import numpy as np
     import tensorflow as tf
 
+    from blogroto.engine.network import by_phases, reflect_conv_by_phases
     from blogroto.engine.runtime import fused_norm
 
     compute = tf.as_dtype(dtype)
@@ -319,9 +320,7 @@ def local_network(weights: dict, width: int, blocks: int, pad: str, norm: str, u
     def conv(h, name, stride=1):
         kernel, bias = Wc[f"{name}/kernel"], Wc[f"{name}/bias"]
         p = kernel.shape[0] // 2
-        if pad == "reflect" and p >= 4 and stride == 1:  # as shipped: the 9x9 layers on 2x2 blocks
-            from blogroto.engine.network import reflect_conv_by_phases
-
+        if pad == "reflect" and stride == 1 and by_phases(_Conv(name), h):  # as applied: the output layer on 2x2 blocks
             return reflect_conv_by_phases(_Conv(name), h)
         if pad in ("reflect", "reflect-direct"):
             h = tf.pad(h, [[0, 0], [p, p], [p, p], [0, 0]], mode="REFLECT")
@@ -362,10 +361,11 @@ def local_network(weights: dict, width: int, blocks: int, pad: str, norm: str, u
 
     class _Conv:  # what blogroto.engine.network's upsample_conv and reflect_conv_by_phases read from a Conv2D
         built = True
+        strides = (1, 1)
 
         def __init__(self, name):
             self.kernel, self.bias = Wc[f"{name}/kernel"], Wc[f"{name}/bias"]
-            self.kernel_size = tuple(self.kernel.shape[:2])
+            self.kernel_size, self.filters = tuple(self.kernel.shape[:2]), int(self.kernel.shape[-1])
 
     def up_conv(h, name):
         """nearest x2 upsampling, reflect pad 1, 3x3 conv."""
@@ -435,12 +435,17 @@ def child_experiment(cfg: dict) -> dict:
 
 def child_layers(cfg: dict) -> dict:
     """Time of each unit of our network (conv + its norm) at one size, in one process, in the forms
-    an applied network computes them (9x9 layers on 2x2 blocks, the fused norm on TensorFlow)."""
+    an applied network computes them (the 9x9 output layer on 2x2 blocks, the fused norm on TensorFlow)."""
     import numpy as np
     import tensorflow as tf
 
     tf.config.experimental.enable_op_determinism()
-    from blogroto.engine.network import load_network, reflect_conv_by_phases, upsample_conv
+    from blogroto.engine.network import (
+        by_phases,
+        load_network,
+        reflect_conv_by_phases,
+        upsample_conv,
+    )
     from blogroto.filters import load_filter
 
     flt = load_filter(Path(cfg["folder"]))
@@ -458,7 +463,7 @@ def child_layers(cfg: dict) -> dict:
         def fn_conv(t, conv=conv, upsample=upsample):
             if upsample:
                 return upsample_conv(conv, t)
-            if conv.kernel_size[0] >= 9:
+            if by_phases(conv, t):
                 return reflect_conv_by_phases(conv, t)
             p = conv.kernel_size[0] // 2
             return conv(tf.pad(t, [[0, 0], [p, p], [p, p], [0, 0]], mode="REFLECT"))
@@ -669,14 +674,14 @@ def main() -> None:
 
 EXPERIMENTS = {
     # name: (description, config overrides, env overrides)
-    "local-baseline": ("local copy of the network as it is applied (reflect pad, 9x9 layers on 2x2 blocks, phase "
+    "local-baseline": ("local copy of the network as it is applied (reflect pad, 9x9 output layer on 2x2 blocks, phase "
                        "upsampling, fused norm, op determinism on), float32", {}, {}),
     "bf16": ("the same in bfloat16 (mixed: float32 norm statistics)", {"dtype": "bfloat16"}, {}),
     "norm-onepass": ("the norm as training runs it (keras.ops: E[x^2] - E[x]^2 folded to one multiply-add), not fused",
                      {"norm": "onepass"}, {}),
     "bf16+norm-onepass": ("bfloat16 with the norm as training runs it", {"dtype": "bfloat16", "norm": "onepass"}, {}),
-    "conv9-direct": ("the 9x9 input and output layers as plain convs on the reflect-padded image", {"pad": "reflect-direct"}, {}),
-    "bf16+conv9-direct": ("bfloat16 with the 9x9 layers as plain convs", {"dtype": "bfloat16", "pad": "reflect-direct"}, {}),
+    "conv9-direct": ("the 9x9 output layer as a plain conv on the reflect-padded image", {"pad": "reflect-direct"}, {}),
+    "bf16+conv9-direct": ("bfloat16 with the 9x9 output layer as a plain conv", {"dtype": "bfloat16", "pad": "reflect-direct"}, {}),
     "up-repeat": ("engine 1's upsampling: tf.repeat x2 at full size, then reflect pad and 3x3 conv", {"upsample": "repeat"}, {}),
     "norm-moments": ("engine 1's norm: tf.nn.moments and (x - mean) * rsqrt(var) * gamma + beta", {"norm": "moments"}, {}),
     "no-determinism": ("without tf.config.experimental.enable_op_determinism()", {"determinism": False}, {}),

@@ -229,6 +229,8 @@ def main(argv=None) -> int:
         labels = [_label(f, args.label) for f in filters]
         if len(set(labels)) < len(labels):  # e.g. one recipe at two style weights: say which is which
             labels = [label + _differing_settings(f, filters) for label, f in zip(labels, filters)]
+        if len(set(labels)) < len(labels):  # differing in nothing recorded: name the folders, or rows merge
+            labels = [f"{label} ({f.folder.parent.name}/{f.folder.name})" for label, f in zip(labels, filters)]
         rows = []
         for photo_path in photos:
             photo = load_rgb(photo_path)

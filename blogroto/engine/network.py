@@ -176,12 +176,19 @@ def _phase_taps(k: int) -> np.ndarray:
     return taps
 
 
+def by_phases(conv, h) -> bool:
+    """Whether `reflect_conv_by_phases` computes this reflect-padded conv: a stride-1 conv with a
+    9x9 or larger kernel and fewer output than input channels (the output layer, 16 -> 3). Measured
+    at 1920x1080 on an AVX-512 CPU: the output layer 2.2-2.5x faster on 2x2 blocks, the input layer
+    (3 -> 16) 1.2x slower in float32, the same in bfloat16, so it stays a plain conv."""
+    return conv.kernel_size[0] >= 9 and conv.strides[0] == 1 and conv.filters < h.shape[-1]
+
+
 def reflect_conv_by_phases(conv, h):
-    """conv(reflect_pad(h, k // 2)) for a stride-1 conv with a large odd kernel k (the 9x9 input
-    and output layers), computed on 2x2 blocks of pixels (space to depth): a (k//2+1)^2 conv from
-    4x the input channels to 4x the output channels at half resolution, then back to full size.
-    More multiply-adds (25 x 64 x 12 for 81 x 16 x 3 per 4 pixels), but channel counts a CPU's
-    vector units fill: the 16 -> 3 output layer runs 2-3x faster ("phase-conv" in
+    """conv(reflect_pad(h, k // 2)) for a stride-1 conv with a large odd kernel k, computed on 2x2
+    blocks of pixels (space to depth): a (k//2+1)^2 conv from 4x the input channels to 4x the
+    output channels at half resolution, then back to full size. More multiply-adds (25 x 64 x 12
+    for 81 x 16 x 3 per 4 pixels), but channel counts a CPU's vector units fill ("conv9-direct" in
     benchmarks/results/apply.md). h's height and width must be even (the network's are multiples of 4)."""
     k = conv.kernel_size[0]
     if not conv.built:
@@ -300,7 +307,7 @@ class TransformNet(keras.Model):
         for k, (conv, norm, upsample, relu) in enumerate(units):
             if upsample:
                 h = upsample_conv(conv, h)  # nearest-neighbour x2, then the conv
-            elif reflect and conv.kernel_size[0] >= 9 and conv.strides[0] == 1:
+            elif reflect and by_phases(conv, h):
                 h = reflect_conv_by_phases(conv, h)
             elif reflect:
                 h = conv(_reflect(h, conv.kernel_size[0] // 2))
