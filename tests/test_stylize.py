@@ -192,11 +192,12 @@ def test_upsample_conv_is_exactly_upsample_then_conv(shape):
 
 @pytest.mark.parametrize("shape,out_channels", [((1, 12, 16, 3), 16), ((2, 8, 10, 16), 3), ((1, 6, 6, 5), 7)])
 def test_reflect_conv_by_phases_is_exactly_the_conv(shape, out_channels):
-    """The 9x9 layers are computed on 2x2 blocks of pixels (space to depth): the same numbers."""
+    """A 9x9 conv computed on 2x2 blocks of pixels (space to depth) gives the same numbers; the
+    network does so where the output has fewer channels than the input (its output layer)."""
     import keras
     from keras import ops
 
-    from blogroto.engine.network import _reflect, reflect_conv_by_phases
+    from blogroto.engine.network import _reflect, by_phases, reflect_conv_by_phases
     from blogroto.engine.runtime import to_numpy
 
     keras.utils.set_random_seed(2)
@@ -206,6 +207,7 @@ def test_reflect_conv_by_phases_is_exactly_the_conv(shape, out_channels):
     blocks = reflect_conv_by_phases(conv, h)
     assert tuple(blocks.shape) == tuple(direct.shape) == (*shape[:3], out_channels)
     np.testing.assert_allclose(to_numpy(blocks), to_numpy(direct), atol=2e-5)
+    assert by_phases(conv, h) == (out_channels < shape[-1])
 
 
 @pytest.mark.parametrize("mode", ["normalise", "cap", "centre"])
@@ -275,3 +277,19 @@ def test_applied_network_uses_the_fused_norm_and_agrees_with_the_trained_one(tin
     assert trained.n1.fused is None
     photo = photo_array(40, 56)
     assert psnr(loaded.whole(photo), to_numpy(trained.run(photo[None])[0])[0]) > 90
+
+
+def test_network_traces_with_nothing_known_of_its_input():
+    """A step traced for any input shape (not even the channel count, as a benchmark's training
+    step is) still picks each layer's form: the choice reads the layer's kernel, not the input."""
+    from blogroto.engine.network import TransformNet
+    from blogroto.engine.runtime import backend_name, to_numpy
+
+    if backend_name() != "tensorflow":
+        return
+    import tensorflow as tf
+
+    net = TransformNet(width=4, blocks=1).ensure_built()
+    traced = tf.function(lambda x: net.run(x)[0], input_signature=[tf.TensorSpec([None, None, None, None], tf.float32)])
+    photo = photo_array(16, 24)[None]
+    assert psnr(to_numpy(traced(photo))[0], to_numpy(net.run(photo)[0])[0]) > 90
