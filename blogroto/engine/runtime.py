@@ -26,7 +26,7 @@ from blogroto.errors import BlogrotoError
 
 BACKENDS = ("tensorflow", "jax", "torch")
 # `auto` (the default): the first installed of these, fastest first on a 2-core CPU
-# (benchmarks/results/backends.md: TensorFlow applies ~3x faster than PyTorch and ~2x than JAX).
+# (benchmarks/results/backends.md: TensorFlow applies ~4x faster than PyTorch and 5-9x than JAX).
 AUTO_ORDER = ("tensorflow", "torch", "jax")
 _DISTRIBUTIONS = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 
