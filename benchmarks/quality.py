@@ -292,7 +292,8 @@ def _meta_at(meta: dict, path) -> object:
 
 
 # training settings that tell apart filters of one recipe: (label, where in filter.yaml's training)
-SETTINGS = (("style weight", ("loss_weights", "style")), ("artwork at", ("style_size",)), ("lr", ("learning_rate",)),
+SETTINGS = (("style weight", ("loss_weights", "style")), ("tv", ("loss_weights", "tv")),
+            ("colour weight", ("loss_weights", "colour")), ("artwork at", ("style_size",)), ("lr", ("learning_rate",)),
             ("steps", ("steps",)), ("seed", ("seed",)))
 
 
