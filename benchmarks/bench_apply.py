@@ -308,7 +308,7 @@ def local_network(weights: dict, width: int, blocks: int, pad: str, norm: str, u
     import numpy as np
     import tensorflow as tf
 
-    from blogroto.engine.network import by_phases, reflect_conv_by_phases
+    from blogroto.engine.network import by_phases, norm_divisor, reflect_conv_by_phases
     from blogroto.engine.runtime import fused_norm
 
     compute = tf.as_dtype(dtype)
@@ -320,9 +320,10 @@ def local_network(weights: dict, width: int, blocks: int, pad: str, norm: str, u
     def conv(h, name, stride=1):
         kernel, bias = Wc[f"{name}/kernel"], Wc[f"{name}/bias"]
         p = kernel.shape[0] // 2
-        if pad == "reflect" and stride == 1 and by_phases(_Conv(name), h):  # as applied: the output layer on 2x2 blocks
+        if stride == 1 and ((pad == "reflect" and by_phases(_Conv(name), h))  # as applied: the output layer
+                            or (pad == "reflect-blocks" and p >= 4)):  # the input layer too
             return reflect_conv_by_phases(_Conv(name), h)
-        if pad in ("reflect", "reflect-direct"):
+        if pad in ("reflect", "reflect-direct", "reflect-blocks"):
             h = tf.pad(h, [[0, 0], [p, p], [p, p], [0, 0]], mode="REFLECT")
             y = tf.nn.conv2d(h, kernel, stride, "VALID")
         elif pad == "zero":  # zero padding inside the conv, symmetric: the same grid as reflect
@@ -337,25 +338,23 @@ def local_network(weights: dict, width: int, blocks: int, pad: str, norm: str, u
         x = tf.cast(h, tf.float32)
         gamma, beta = W[f"{name}/gamma"], W[f"{name}/beta"]
         mode = "normalise" if name in encoder else painting
-
-        def divisor(var):  # what the mode divides by: sqrt of this
-            return {"normalise": var + EPSILON, "cap": tf.maximum(var, 1.0), "centre": tf.ones_like(var)}[mode]
-
         if norm == "fused":  # as applied: TensorFlow's fused batch-norm kernel on one image
             if mode == "normalise":
                 y = fused.normalise(h, gamma, beta, EPSILON)[0]
             else:
                 mean, var = fused.moments(h)
-                y = fused.apply(h, gamma, beta, mean, divisor(var), 0.0)
+                y = fused.apply(h, gamma, beta, mean, *norm_divisor(mode, var, EPSILON))
             return tf.nn.relu(y) if relu else y
         if norm == "onepass":  # as training runs it: E[x^2] - E[x]^2, folded to one multiply-add
             mean = tf.reduce_mean(x, axis=[1, 2], keepdims=True)
             var = tf.maximum(tf.reduce_mean(tf.square(x), axis=[1, 2], keepdims=True) - tf.square(mean), 0.0)
-            scale = gamma * tf.math.rsqrt(divisor(var))
+            divisor, epsilon = norm_divisor(mode, var, EPSILON)
+            scale = gamma * tf.math.rsqrt(divisor + epsilon)
             y = x * scale + (beta - mean * scale)
         else:  # "moments": tf.nn.moments and the textbook formula (engine 1)
             mean, var = tf.nn.moments(x, axes=[1, 2], keepdims=True)
-            y = (x - mean) * tf.math.rsqrt(divisor(var)) * gamma + beta
+            divisor, epsilon = norm_divisor(mode, var, EPSILON)
+            y = (x - mean) * tf.math.rsqrt(divisor + epsilon) * gamma + beta
         y = tf.cast(y, compute)
         return tf.nn.relu(y) if relu else y
 
@@ -369,7 +368,7 @@ def local_network(weights: dict, width: int, blocks: int, pad: str, norm: str, u
 
     def up_conv(h, name):
         """nearest x2 upsampling, reflect pad 1, 3x3 conv."""
-        if upsample == "phases" and pad in ("reflect", "reflect-direct"):  # as shipped: four 2x2 convs at low res
+        if upsample == "phases" and pad in ("reflect", "reflect-direct", "reflect-blocks"):  # as shipped: four 2x2 convs at low res
             from blogroto.engine.network import upsample_conv
 
             return upsample_conv(_Conv(name), h)
@@ -682,6 +681,9 @@ EXPERIMENTS = {
     "bf16+norm-onepass": ("bfloat16 with the norm as training runs it", {"dtype": "bfloat16", "norm": "onepass"}, {}),
     "conv9-direct": ("the 9x9 output layer as a plain conv on the reflect-padded image", {"pad": "reflect-direct"}, {}),
     "bf16+conv9-direct": ("bfloat16 with the 9x9 output layer as a plain conv", {"dtype": "bfloat16", "pad": "reflect-direct"}, {}),
+    "conv9-input-blocks": ("the 9x9 input layer (3 -> 16) on 2x2 blocks too (network.by_phases keeps it plain)",
+                           {"pad": "reflect-blocks"}, {}),
+    "bf16+conv9-input-blocks": ("bfloat16 with the input layer on 2x2 blocks too", {"dtype": "bfloat16", "pad": "reflect-blocks"}, {}),
     "up-repeat": ("engine 1's upsampling: tf.repeat x2 at full size, then reflect pad and 3x3 conv", {"upsample": "repeat"}, {}),
     "norm-moments": ("engine 1's norm: tf.nn.moments and (x - mean) * rsqrt(var) * gamma + beta", {"norm": "moments"}, {}),
     "no-determinism": ("without tf.config.experimental.enable_op_determinism()", {"determinism": False}, {}),

@@ -42,6 +42,16 @@ from blogroto.filters import DEFAULT_ARCH, NORMS  # noqa: E402  (beside the filt
 NORM_MODES = ("normalise", "centre", "cap")
 
 
+def norm_divisor(mode: str, var, epsilon: float):
+    """(d, e) such that an InstanceNorm in `mode` computes gamma * (x - mean) / sqrt(d + e) + beta:
+    normalise (var, epsilon); cap (max(var, 1), 0); centre (1, 0)."""
+    if mode == "normalise":
+        return var, epsilon
+    if mode == "cap":
+        return ops.maximum(var, 1.0), 0.0
+    return ops.ones_like(var), 0.0
+
+
 class InstanceNorm(keras.layers.Layer):
     """Instance normalisation with learned scale/offset; statistics in float32 for stability.
 
@@ -83,27 +93,21 @@ class InstanceNorm(keras.layers.Layer):
         else:
             mean, var = stats
         # folded into one multiply-add per element
-        if self.mode == "normalise":
-            scale = self.gamma * ops.rsqrt(var + self.epsilon)
-        elif self.mode == "cap":
-            scale = self.gamma * ops.rsqrt(ops.maximum(var, 1.0))
-        else:
-            scale = self.gamma
+        divisor, epsilon = norm_divisor(self.mode, var, self.epsilon)
+        scale = self.gamma * ops.rsqrt(divisor + epsilon)
         y = x32 * scale + (self.beta - mean * scale)
         return ops.cast(y, x.dtype), (mean, var)
 
     def _fused_call(self, x, stats):
-        """`call` on one image through the fused kernel: every mode is a batch norm with some
-        variance (cap: max(var, 1); centre: 1) and epsilon 0 where the mode has none."""
+        """`call` on one image through the fused kernel: every mode is a batch norm with the
+        variance and epsilon of `norm_divisor`."""
         kernel, channels = self.fused, x.shape[-1]
         gamma, beta = ops.cast(self.gamma, "float32"), ops.cast(self.beta, "float32")
         if stats is None and self.mode == "normalise":
             y, mean, var = kernel.normalise(x, gamma, beta, self.epsilon)
         else:
             mean, var = kernel.moments(x) if stats is None else (ops.reshape(s, (channels,)) for s in stats)
-            divisor, epsilon = {"normalise": (var, self.epsilon), "cap": (ops.maximum(var, 1.0), 0.0),
-                                "centre": (ops.ones_like(var), 0.0)}[self.mode]
-            y = kernel.apply(x, gamma, beta, mean, divisor, epsilon)
+            y = kernel.apply(x, gamma, beta, mean, *norm_divisor(self.mode, var, self.epsilon))
         return y, (ops.reshape(mean, (1, 1, 1, channels)), ops.reshape(var, (1, 1, 1, channels)))
 
 
@@ -178,9 +182,9 @@ def _phase_taps(k: int) -> np.ndarray:
 
 def by_phases(conv, h) -> bool:
     """Whether `reflect_conv_by_phases` computes this reflect-padded conv: a stride-1 conv with a
-    9x9 or larger kernel and fewer output than input channels (the output layer, 16 -> 3). Measured
-    at 1920x1080 on an AVX-512 CPU: the output layer 2.2-2.5x faster on 2x2 blocks, the input layer
-    (3 -> 16) 1.2x slower in float32, the same in bfloat16, so it stays a plain conv."""
+    9x9 or larger kernel and fewer output than input channels (the output layer, 16 -> 3). The
+    input layer (3 -> 16) on blocks made the network no faster (benchmarks/results/apply.md:
+    "conv9-direct" and "conv9-input-blocks"), so it stays a plain conv."""
     if conv.kernel_size[0] < 9 or conv.strides[0] != 1:
         return False
     if not conv.built:

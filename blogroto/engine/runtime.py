@@ -243,10 +243,9 @@ def compile_function(fn, tf_signature=None):
 class FusedNorm:
     """TensorFlow's fused batch-norm kernel as instance normalisation of one image (batch 1, where
     batch and instance statistics are the same): one pass over the tensor where keras.ops take
-    about eight (cast, square, two means, multiply, add, cast back): 2.9 against 22.6 ms for a 720p
-    16-channel bfloat16 tensor on a 2-core EPYC; the whole network without it: "norm-onepass" in
-    benchmarks/results/apply.md. Inference only: its gradient does not flow into statistics it is
-    given. `fused_norm()` returns None on other backends."""
+    about eight (cast, square, two means, multiply, add, cast back); the whole network without it:
+    "norm-onepass" in benchmarks/results/apply.md. Inference only: its gradient does not flow into
+    statistics it is given. `fused_norm()` returns None on other backends."""
 
     def __init__(self, tf):
         self.tf = tf
