@@ -126,7 +126,7 @@ def load_photo(path: str):
 
 
 def psnr(a, b) -> float:
-    from blogroto.engine.calibration import psnr_db
+    from blogroto.engine.precision import psnr_db
 
     return psnr_db(a, b)
 

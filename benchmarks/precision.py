@@ -45,9 +45,8 @@ PHOTOS = [REPO / "blogroto" / "data" / "content" / "astronaut.jpg",
           REPO / "sample_site" / "assets" / "img" / "rocket.jpg"]
 PRECISIONS = ("float32", "bfloat16", "float16")
 from benchmarks.common import cpu_facts, load_average  # noqa: E402
-from blogroto.engine.calibration import psnr_db  # noqa: E402
 from blogroto.engine.precision import BF16_MIN_PSNR_DB as THRESHOLD_DB  # noqa: E402
-from blogroto.engine.precision import cpu_supports_bf16  # noqa: E402
+from blogroto.engine.precision import cpu_supports_bf16, psnr_db  # noqa: E402
 
 
 def trained_filters(names: list[str] | None) -> list[Path]:

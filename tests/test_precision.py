@@ -13,6 +13,7 @@ from blogroto.cli import cli
 from blogroto.engine.calibration import measure_bfloat16_psnr, record_bfloat16_psnr
 from blogroto.engine.precision import (
     BF16_MIN_PSNR_DB,
+    clip_policy,
     cpu_name,
     cpu_supports_bf16,
     inference_policy,
@@ -98,3 +99,69 @@ def test_malformed_precision_section_is_refused(tiny_filter_dir, tmp_path):
     path.write_text(path.read_text() + "precision: 46.2\n")
     with pytest.raises(FilterError, match="precision"):
         load_filter(folder)
+
+
+@pytest.mark.parametrize(
+    "precision, gpu, native, meta, expected",
+    [
+        ("auto", False, True, BAD, "mixed_bfloat16"),  # the record says float32: the clip's frames may say otherwise
+        ("auto", False, True, {}, "mixed_bfloat16"),  # never measured: the frames measure it
+        ("auto", False, True, GOOD, None),  # already bfloat16
+        ("auto", False, False, BAD, None),  # emulated bf16 is slower: never
+        ("auto", True, True, BAD, None),  # GPUs: float16 already
+        ("float32", False, True, BAD, None),  # asked for: kept
+    ],
+)
+def test_clip_policy(precision, gpu, native, meta, expected):
+    assert clip_policy(precision, meta, gpu=gpu, native_bf16=native) == expected
+
+
+class RecordingStylizer:
+    """Stands in for Stylizer.stylize_array: float32 frames are the photo, trial frames the photo
+    off by `error` grey levels; records the policy of each call."""
+
+    def __init__(self, error):
+        self.error, self.calls = error, []
+
+    def stylize_array(self, photo, flt, options, out=None, policy=None):
+        self.calls.append(policy)
+        out[...] = photo if policy == "float32" else np.clip(photo.astype(int) + next(self.error), 0, 255)
+        return out
+
+
+def test_clip_precision_checks_every_so_often_and_falls_back_for_good():
+    from blogroto.engine.stylize import ClipPrecision
+
+    every = ClipPrecision.CHECK_EVERY
+    # 2 grey levels (~42 dB) agree; from the second check on, 8 levels (~30 dB) do not
+    errors = iter([2] * every + [8] * 10 * every)
+    st = RecordingStylizer(errors)
+    frames = ClipPrecision(st, None, StyleOptions(), "mixed_bfloat16")
+    photo = np.full((8, 8, 3), 100, np.uint8)
+    outputs = [frames(photo) for _ in range(3 * every)]
+    # frame 0: both, the float32 one kept; then bfloat16 until frame `every`, checked again and failing
+    assert st.calls[:3] == ["float32", "mixed_bfloat16", "mixed_bfloat16"]
+    assert st.calls[every + 1: every + 3] == ["float32", "mixed_bfloat16"]
+    assert st.calls[every + 3:] == ["float32"] * (2 * every - 1)  # float32 for the rest, no more checks
+    assert (outputs[0] == photo).all() and (outputs[1] == 102).all() and (outputs[every] == photo).all()
+    assert frames.policy == "float32" and [round(db) for db in frames.agreement_db] == [42, 30]
+    assert frames.describe() == f"float32 from frame {every + 1}: bfloat16 agreed with it to only 30.1 dB there"
+
+
+def test_frames_of_a_clip_use_the_trial_only_where_it_applies(tiny_filter, monkeypatch):
+    from blogroto.engine.stylize import ClipPrecision
+
+    monkeypatch.setattr("blogroto.engine.precision.cpu_supports_bf16", lambda cpuinfo=None: True)
+    monkeypatch.setattr("blogroto.engine.precision.has_gpu", lambda: False)
+    assert "precision" not in tiny_filter.meta  # never measured: its clips measure it
+    st = Stylizer()
+    frame, _ = st._frames(tiny_filter, StyleOptions(), "clip.gif", 1, progress=False)
+    assert isinstance(frame, ClipPrecision)
+    photo = np.random.default_rng(0).integers(0, 256, (24, 32, 3), np.uint8)
+    first, second = frame(photo), frame(photo)
+    assert first.dtype == np.uint8 and first.shape == (24, 32, 3)
+    assert (first == st.stylize_array(photo, tiny_filter, StyleOptions(), np.empty_like(photo), "float32")).all()
+    assert frame.agreement_db[0] > 25 and (frame.policy == "mixed_bfloat16") == (frame.agreement_db[0] >= 40)
+    assert (second == st.stylize_array(photo, tiny_filter, StyleOptions(), np.empty_like(photo), frame.policy)).all()
+    frame, _ = Stylizer(precision="float32")._frames(tiny_filter, StyleOptions(), "clip.gif", 1, progress=False)
+    assert not isinstance(frame, ClipPrecision)

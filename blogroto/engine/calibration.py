@@ -9,16 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from blogroto.engine.precision import BF16_MIN_PSNR_DB
+from blogroto.engine.precision import BF16_MIN_PSNR_DB, psnr_db
 
 CHECK_LONG_SIDE = 512  # photos are measured at this long side (blog-sized, cheap)
-
-
-def psnr_db(a, b) -> float:
-    import numpy as np
-
-    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-    return float("inf") if mse == 0 else float(10.0 * np.log10(1.0 / mse))
 
 
 def measure_bfloat16_psnr(flt, photos: list[Path] | None = None, long_side: int = CHECK_LONG_SIDE) -> float:

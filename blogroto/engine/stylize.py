@@ -8,6 +8,7 @@ keeps memory bounded and the result equal to the untiled one.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,6 +22,8 @@ from blogroto.errors import BlogrotoError
 from blogroto.filters import Filter
 
 FORMATS = ("jpeg", "png", "webp")
+log = logging.getLogger(__name__)
+
 DEFAULT_MAX_SIZE = 1600  # long side in px: sharp on retina-width blog columns, quick to stylize
 
 
@@ -90,6 +93,55 @@ def quantised(rgb: np.ndarray, rows: int = 256) -> np.ndarray | None:
     return out
 
 
+class ClipPrecision:
+    """Stylizes the frames of one animation or video in `trial` (bfloat16) while that agrees with
+    float32 on the clip's own frames: every CHECK_EVERY-th frame, the first included, is stylized
+    in both and the float32 frame is kept; the first check under BF16_MIN_PSNR_DB puts the rest of
+    the clip in float32. A filter's recorded agreement is its worst calibration photo (a coin on a
+    white backdrop for most built-ins: 34-38 dB, their median photo 49-57 dB), so most clips of
+    such filters run in bfloat16 (a 720p frame 0.17 instead of 0.28 s: benchmarks/results/video.md).
+    Frames between two checks are a second of the same scene and are trusted with it."""
+
+    CHECK_EVERY = 30
+
+    def __init__(self, stylizer: Stylizer, flt: Filter, options: StyleOptions, trial: str):
+        self.stylizer, self.flt, self.options, self.trial = stylizer, flt, options, trial
+        self.frames, self.agreement_db = 0, []  # frames so far; the PSNR of each check
+
+    @property
+    def policy(self) -> str:
+        """The policy frames run in now: the trial until a check fails."""
+        from blogroto.engine.precision import BF16_MIN_PSNR_DB
+
+        return self.trial if all(db >= BF16_MIN_PSNR_DB for db in self.agreement_db) else "float32"
+
+    def describe(self) -> str:
+        """What the clip ran in and why, e.g. for the log."""
+        if not self.agreement_db:
+            return "no frames"
+        from blogroto.engine.precision import precision_name
+
+        low, trial = min(self.agreement_db), precision_name(self.trial)
+        if self.policy == self.trial:
+            return (f"{trial}: agreed with float32 to {low:.1f} dB or better at "
+                    f"{len(self.agreement_db)} check(s), one every {self.CHECK_EVERY} frames")
+        return (f"float32 from frame {(len(self.agreement_db) - 1) * self.CHECK_EVERY + 1}: "
+                f"{trial} agreed with it to only {low:.1f} dB there")
+
+    def __call__(self, photo: np.ndarray) -> np.ndarray:
+        from blogroto.engine.precision import psnr_db
+
+        run = lambda policy: self.stylizer.stylize_array(  # noqa: E731
+            photo, self.flt, self.options, out=np.empty(photo.shape, np.uint8), policy=policy)
+        checking = self.policy == self.trial and self.frames % self.CHECK_EVERY == 0
+        self.frames += 1
+        if not checking:
+            return run(self.policy)
+        exact = run("float32")
+        self.agreement_db.append(psnr_db(exact / 255.0, run(self.trial) / 255.0))
+        return exact
+
+
 class Stylizer:
     """Stylizes images with filters, keeping each loaded network warm for the next image.
 
@@ -121,9 +173,10 @@ class Stylizer:
         enable_determinism()
         return inference_policy(self.precision, flt.meta)
 
-    def network(self, flt: Filter) -> LoadedNetwork:
+    def network(self, flt: Filter, policy: str | None = None) -> LoadedNetwork:
+        """`flt`'s network in `policy` (default: the one `self.policy` picks), loaded once."""
         with self._lock:
-            key = (flt.fingerprint, self.policy(flt))
+            key = (flt.fingerprint, policy or self.policy(flt))
             if key not in self._networks:
                 self._networks[key] = LoadedNetwork(flt, key[1])
             return self._networks[key]
@@ -140,11 +193,12 @@ class Stylizer:
 
     # -- arrays
 
-    def stylize_array(self, rgb: np.ndarray, flt: Filter, options: StyleOptions, out: np.ndarray | None = None) -> np.ndarray:
+    def stylize_array(self, rgb: np.ndarray, flt: Filter, options: StyleOptions, out: np.ndarray | None = None,
+                      policy: str | None = None) -> np.ndarray:
         """rgb: float32 HxWx3 in [0,1] (already resized), or uint8 (k -> k/255, see `quantised`).
         Returns float32 HxWx3 in [0,1], or fills and returns `out` (HxWx3, float32 or uint8 as
-        `imaging.pixels.to_uint8` quantises)."""
-        net = self.network(flt)
+        `imaging.pixels.to_uint8` quantises). `policy`: a Keras dtype policy instead of `self.policy`'s."""
+        net = self.network(flt, policy)
         h, w = rgb.shape[:2]
         if out is None:
             out = np.empty((h, w, 3), np.float32)
@@ -198,8 +252,11 @@ class Stylizer:
         """(stylize one uint8 frame, a progress bar counting frames) for animations and videos."""
         from tqdm import tqdm
 
-        def frame(photo: np.ndarray) -> np.ndarray:
-            return self.stylize_array(photo, flt, options, out=np.empty(photo.shape, np.uint8))
+        from blogroto.engine.precision import clip_policy
+
+        trial = clip_policy(self.precision, flt.meta)
+        frame = (ClipPrecision(self, flt, options, trial) if trial else
+                 lambda photo: self.stylize_array(photo, flt, options, out=np.empty(photo.shape, np.uint8)))
 
         bar = tqdm(total=total, desc=f"frames of {Path(label).name[:30]}", unit="frame", disable=not progress,
                    leave=False)
@@ -223,6 +280,7 @@ class Stylizer:
         frame, bar = self._frames(flt, options, label, len(anim.frames), progress)
         with bar:
             styled = stylize_animation(anim, frame, animation.smoothing, progress=bar.update)
+        _log_clip_precision(label, frame)
         atomic_write_bytes(dst, encode_animation(styled, options.quality, xmp=xmp))
         return Path(dst)
 
@@ -238,5 +296,11 @@ class Stylizer:
         with bar:
             data = stylize_video(Path(src), frame, animation.smoothing, options.max_size,
                                  animation.max_video_seconds, label, progress=bar)
+        _log_clip_precision(label, frame)
         atomic_write_bytes(dst, data)
         return Path(dst)
+
+
+def _log_clip_precision(label: str, frame) -> None:
+    if isinstance(frame, ClipPrecision):
+        log.info("%s: frames in %s", label, frame.describe(), extra={"clip_precision": frame})
