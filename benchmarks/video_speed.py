@@ -113,9 +113,7 @@ def main() -> None:
             ours.stylize_video_file(clip, tmp / "ours.mp4", flt, options, AnimationSettings(smoothing=smoothing))
             seconds = time.perf_counter() - start
             checked = clip_log.clips[-1] if clip_log.clips else None
-            ran = precision_name(checked.policy if checked else still) + (
-                f" ({len(checked.agreement_db)} checks against float32, worst {min(checked.agreement_db):.1f} dB)"
-                if checked else " (recorded agreement)")
+            ran = checked.describe() if checked else f"{precision_name(still)} (recorded agreement)"
             rows.append((f"blogroto `{flt.slug}`, {label}", ran, seconds))
             print(rows[-1], flush=True)
     start = time.perf_counter()

@@ -274,3 +274,20 @@ def test_build_bounds_and_switch(tmp_path, tiny_filter_dir, stylizer):
     assert build(root, stylizer).errors == []
     stills = list((root / "_blogroto" / "site" / "assets" / "algorotoscope").glob("wave-tiny-*"))
     assert len(stills) == 1 and stills[0].suffix == ".png"  # today's behaviour: the first frame, as PNG
+
+
+def test_build_says_what_precision_an_animations_frames_ran_in(tmp_path, tiny_filter_dir, monkeypatch):
+    """On a CPU with native bfloat16, a filter with no recorded agreement checks it on the clip's
+    frames; `build -v` (the log) says what they ran in."""
+    from blogroto.build import Builder, BuildOptions
+    from blogroto.engine.stylize import Stylizer
+
+    monkeypatch.setattr("blogroto.engine.precision.cpu_supports_bf16", lambda cpuinfo=None: True)
+    monkeypatch.setattr("blogroto.engine.precision.has_gpu", lambda: False)
+    root = animated_site(tmp_path / "site", tiny_filter_dir)
+    lines = []
+    b = Builder(root, BuildOptions(progress=False, log=lines.append))
+    b.stylizer = Stylizer()
+    assert b.build().images_stylized == 1
+    said = [line for line in lines if "wave.gif: frames in " in line]
+    assert len(said) == 1 and "agreed with" in said[0] and " dB" in said[0], lines

@@ -139,13 +139,29 @@ def test_clip_precision_checks_every_so_often_and_falls_back_for_good():
     frames = ClipPrecision(st, None, StyleOptions(), "mixed_bfloat16")
     photo = np.full((8, 8, 3), 100, np.uint8)
     outputs = [frames(photo) for _ in range(3 * every)]
-    # frame 0: both, the float32 one kept; then bfloat16 until frame `every`, checked again and failing
+    # frame 1: both, the trial's kept (it agreed); then the trial alone until frame every + 1, checked again
     assert st.calls[:3] == ["float32", "mixed_bfloat16", "mixed_bfloat16"]
     assert st.calls[every + 1: every + 3] == ["float32", "mixed_bfloat16"]
     assert st.calls[every + 3:] == ["float32"] * (2 * every - 1)  # float32 for the rest, no more checks
-    assert (outputs[0] == photo).all() and (outputs[1] == 102).all() and (outputs[every] == photo).all()
+    assert (outputs[0] == 102).all() and (outputs[1] == 102).all()  # no precision step at a passing check
+    assert (outputs[every] == photo).all() and (outputs[-1] == photo).all()  # the failing check: float32 kept
     assert frames.policy == "float32" and [round(db) for db in frames.agreement_db] == [42, 30]
-    assert frames.describe() == f"float32 from frame {every + 1}: bfloat16 agreed with it to only 30.1 dB there"
+    assert frames.checked_at == [1, every + 1]
+    assert frames.describe() == f"bfloat16, then float32 from frame {every + 1}: bfloat16 agreed with it to only 30.1 dB there"
+
+
+def test_clip_precision_checks_again_when_the_picture_changes():
+    """A cut, or the next slide of a slow GIF, is checked at once, not a second later."""
+    from blogroto.engine.stylize import ClipPrecision
+
+    st = RecordingStylizer(iter([2] * 100))
+    frames = ClipPrecision(st, None, StyleOptions(), "mixed_bfloat16")
+    first, second = np.full((8, 8, 3), 100, np.uint8), np.full((8, 8, 3), 180, np.uint8)
+    for photo in (first, first + 5, second, second, np.full((4, 8, 3), 180, np.uint8)):
+        frames(photo)
+    assert frames.checked_at == [1, 3, 5]  # the first, the cut (80 levels), the new size; not a 5-level change
+    assert frames.describe() == "bfloat16: agreed with float32 to 42.1 dB or better at 3 check(s)"
+    assert ClipPrecision(st, None, StyleOptions(), "mixed_bfloat16").describe() == "no frames"
 
 
 def test_frames_of_a_clip_use_the_trial_only_where_it_applies(tiny_filter, monkeypatch):
@@ -160,8 +176,13 @@ def test_frames_of_a_clip_use_the_trial_only_where_it_applies(tiny_filter, monke
     photo = np.random.default_rng(0).integers(0, 256, (24, 32, 3), np.uint8)
     first, second = frame(photo), frame(photo)
     assert first.dtype == np.uint8 and first.shape == (24, 32, 3)
-    assert (first == st.stylize_array(photo, tiny_filter, StyleOptions(), np.empty_like(photo), "float32")).all()
-    assert frame.agreement_db[0] > 25 and (frame.policy == "mixed_bfloat16") == (frame.agreement_db[0] >= 40)
+    exact = st.stylize_array(photo, tiny_filter, StyleOptions(), np.empty_like(photo), "float32")
+    assert len(frame.agreement_db) == 1 and frame.agreement_db[0] > 25  # one check: the same picture twice
+    trial = st.stylize_array(photo, tiny_filter, StyleOptions(), np.empty_like(photo), "mixed_bfloat16")
+    # a passing check keeps the trial's frame, a failing one the float32 frame; then the chosen policy
+    assert (first == (trial if frame.policy == "mixed_bfloat16" else exact)).all()
     assert (second == st.stylize_array(photo, tiny_filter, StyleOptions(), np.empty_like(photo), frame.policy)).all()
+    with pytest.raises(ValueError, match="not a dtype policy"):
+        st.stylize_array(photo, tiny_filter, StyleOptions(), policy="bfloat16")
     frame, _ = Stylizer(precision="float32")._frames(tiny_filter, StyleOptions(), "clip.gif", 1, progress=False)
     assert not isinstance(frame, ClipPrecision)

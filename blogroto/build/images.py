@@ -15,6 +15,10 @@ from blogroto.build.plan import IMAGES_DIR, SHORT_HASH, STEM_RE, Job, Plan, Ref
 from blogroto.errors import BlogrotoError
 from blogroto.imaging.sniff import raster_format
 
+# Part of an animation's or video's cache key: 1 since their frames may run in bfloat16 where they
+# agree with float32 (engine/stylize.py ClipPrecision); bump when what a clip's pixels depend on changes.
+CLIP_PRECISION = 1
+
 if TYPE_CHECKING:  # pragma: no cover
     from blogroto.build.state import BuildState
 
@@ -102,12 +106,12 @@ def _job_for(state: BuildState, plan: Plan, ref: Ref, style, source, name: str, 
     fmt, job_style, options_key, animation = output_format(fmt_in, style), style, pixel_key, None
     if is_video:
         fmt, animation = sniff_container(head), animation_settings
-        options_key = {**pixel_key, "video": asdict(animation)}
+        options_key = {**pixel_key, "video": asdict(animation), "clip_precision": CLIP_PRECISION}
     elif (fmt_in in set(ANIMATED_FORMATS.values()) and animation_settings is not None
           and frame_count_or_one(source) > 1):
         # an animation stays one, in its own format (the only ones that carry frames)
         fmt, animation = fmt_in, animation_settings
-        options_key = {**pixel_key, "animation": asdict(animation)}
+        options_key = {**pixel_key, "animation": asdict(animation), "clip_precision": CLIP_PRECISION}
     elif fmt == "png" and style.format is None and opaque_png(source):
         # a stylized photo in PNG is several times the JPEG's size, for nothing
         fmt, job_style = "jpeg", replace(style, format="jpeg")

@@ -43,11 +43,12 @@ def stylize_jobs(state: BuildState) -> None:
         try:
             if job.video:
                 state.b.stylizer.stylize_video_file(job.source, state.cache_dir / tmp, job.flt, job.style,
-                                                   job.animation, name=job.label, progress=state.opts.progress)
+                                                   job.animation, name=job.label, progress=state.opts.progress,
+                                                   note=state.note)
             elif job.animation is not None:
                 state.b.stylizer.stylize_animation_file(job.source, state.cache_dir / tmp, job.flt, job.style,
                                                        job.animation, name=job.label, xmp=job.xmp,
-                                                       progress=state.opts.progress)
+                                                       progress=state.opts.progress, note=state.note)
             else:
                 state.b.stylizer.stylize_file(job.source, state.cache_dir / tmp, job.flt, job.style,
                                              name=job.label, xmp=job.xmp)

@@ -95,18 +95,23 @@ def quantised(rgb: np.ndarray, rows: int = 256) -> np.ndarray | None:
 
 class ClipPrecision:
     """Stylizes the frames of one animation or video in `trial` (bfloat16) while that agrees with
-    float32 on the clip's own frames: every CHECK_EVERY-th frame, the first included, is stylized
-    in both and the float32 frame is kept; the first check under BF16_MIN_PSNR_DB puts the rest of
-    the clip in float32. A filter's recorded agreement is its worst calibration photo (a coin on a
-    white backdrop for most built-ins: 34-38 dB, their median photo 49-57 dB), so most clips of
-    such filters run in bfloat16 (a 720p frame 0.17 instead of 0.28 s: benchmarks/results/video.md).
-    Frames between two checks are a second of the same scene and are trusted with it."""
+    float32 on the clip's own frames. A frame is checked (stylized in both, compared) when it is the
+    first, when CHECK_EVERY frames have passed since the last check, or when the picture changed
+    since then (a cut, the next slide of a slow GIF: mean difference over SCENE_CHANGE levels); a
+    passing check keeps the trial's frame, so precision does not step once a second. The first check
+    under BF16_MIN_PSNR_DB keeps its float32 frame and puts the rest of the clip in float32.
+    A filter's recorded agreement is its worst calibration photo (a coin on a white backdrop for
+    most built-ins: 34-38 dB, their median photo 49-57 dB), so most clips of such filters run in
+    bfloat16 (a 720p frame 0.17 instead of 0.28 s: benchmarks/results/video.md)."""
 
-    CHECK_EVERY = 30
+    CHECK_EVERY = 30  # a second of video at 30 fps
+    SCENE_CHANGE = 12.0  # mean absolute difference (8-bit levels) from the last checked frame
 
     def __init__(self, stylizer: Stylizer, flt: Filter, options: StyleOptions, trial: str):
         self.stylizer, self.flt, self.options, self.trial = stylizer, flt, options, trial
         self.frames, self.agreement_db = 0, []  # frames so far; the PSNR of each check
+        self.checked_at: list[int] = []  # the (1-based) frame of each check
+        self.last_checked: np.ndarray | None = None
 
     @property
     def policy(self) -> str:
@@ -123,23 +128,31 @@ class ClipPrecision:
 
         low, trial = min(self.agreement_db), precision_name(self.trial)
         if self.policy == self.trial:
-            return (f"{trial}: agreed with float32 to {low:.1f} dB or better at "
-                    f"{len(self.agreement_db)} check(s), one every {self.CHECK_EVERY} frames")
-        return (f"float32 from frame {(len(self.agreement_db) - 1) * self.CHECK_EVERY + 1}: "
-                f"{trial} agreed with it to only {low:.1f} dB there")
+            return f"{trial}: agreed with float32 to {low:.1f} dB or better at {len(self.agreement_db)} check(s)"
+        return f"{trial}, then float32 from frame {self.checked_at[-1]}: {trial} agreed with it to only {low:.1f} dB there"
+
+    def _due(self, photo: np.ndarray) -> bool:
+        if self.policy != self.trial:
+            return False  # failed once: float32 for good
+        if self.last_checked is None or self.frames + 1 - self.checked_at[-1] >= self.CHECK_EVERY:  # 1, 31, 61, ...
+            return True
+        last = self.last_checked
+        return last.shape != photo.shape or float(np.mean(np.abs(photo.astype(np.int16) - last))) > self.SCENE_CHANGE
 
     def __call__(self, photo: np.ndarray) -> np.ndarray:
         from blogroto.engine.precision import psnr_db
 
         run = lambda policy: self.stylizer.stylize_array(  # noqa: E731
             photo, self.flt, self.options, out=np.empty(photo.shape, np.uint8), policy=policy)
-        checking = self.policy == self.trial and self.frames % self.CHECK_EVERY == 0
+        due = self._due(photo)
         self.frames += 1
-        if not checking:
+        if not due:
             return run(self.policy)
-        exact = run("float32")
-        self.agreement_db.append(psnr_db(exact / 255.0, run(self.trial) / 255.0))
-        return exact
+        exact, trial = run("float32"), run(self.trial)
+        self.agreement_db.append(psnr_db(exact / 255.0, trial / 255.0))
+        self.checked_at.append(self.frames)
+        self.last_checked = photo.copy()
+        return trial if self.policy == self.trial else exact
 
 
 class Stylizer:
@@ -152,7 +165,8 @@ class Stylizer:
     most FLOAT32_BUFFER_BYTES, else float16 (a 24 MP photo and a width-32 network: 384 MB instead
     of 768 MB; ~70 dB from the untiled result, see tests/test_tiling.py).
     `precision`: auto | float32 | bfloat16 | float16 (auto: float16 on GPUs, bfloat16 on CPUs with
-    native bf16 for filters whose recorded bf16 output is visually identical, else float32; see
+    native bf16 for filters whose recorded bf16 output is visually identical, else float32; the
+    frames of animations and videos check bfloat16 on themselves instead, `ClipPrecision`; see
     blogroto/engine/precision.py).
     """
 
@@ -174,7 +188,13 @@ class Stylizer:
         return inference_policy(self.precision, flt.meta)
 
     def network(self, flt: Filter, policy: str | None = None) -> LoadedNetwork:
-        """`flt`'s network in `policy` (default: the one `self.policy` picks), loaded once."""
+        """`flt`'s network in `policy` (a Keras dtype policy; default: the one `self.policy` picks),
+        loaded once."""
+        from blogroto.engine.precision import POLICIES
+
+        if policy is not None and policy not in POLICIES.values():
+            raise ValueError(f"not a dtype policy: {policy!r} (one of {', '.join(POLICIES.values())})")
+        enable_determinism()  # here, not only in `policy`: clips pass their policy in
         with self._lock:
             key = (flt.fingerprint, policy or self.policy(flt))
             if key not in self._networks:
@@ -264,9 +284,10 @@ class Stylizer:
 
     def stylize_animation_file(self, src: str | Path | bytes, dst: str | Path, flt: Filter, options: StyleOptions,
                                animation, name: str | None = None, xmp: bytes | None = None,
-                               progress: bool = False) -> Path:
+                               progress: bool = False, note=None) -> Path:
         """An animated GIF/WebP/APNG, every frame stylized with flicker reduction, written to `dst`
-        atomically in its own format (blogroto.animation; `animation` is a site.AnimationSettings)."""
+        atomically in its own format (blogroto.animation; `animation` is a site.AnimationSettings).
+        `note(text)`, if given, hears what precision the frames ran in (ClipPrecision)."""
         from blogroto.animation import (
             encode_animation,
             load_animation,
@@ -280,14 +301,14 @@ class Stylizer:
         frame, bar = self._frames(flt, options, label, len(anim.frames), progress)
         with bar:
             styled = stylize_animation(anim, frame, animation.smoothing, progress=bar.update)
-        _log_clip_precision(label, frame)
+        _tell_clip_precision(label, frame, note)
         atomic_write_bytes(dst, encode_animation(styled, options.quality, xmp=xmp))
         return Path(dst)
 
     def stylize_video_file(self, src: str | Path, dst: str | Path, flt: Filter, options: StyleOptions, animation,
-                           name: str | None = None, progress: bool = False) -> Path:
+                           name: str | None = None, progress: bool = False, note=None) -> Path:
         """An MP4/WebM video stylized into `dst` atomically (same container, audio copied;
-        blogroto.video; `animation` is a site.AnimationSettings)."""
+        blogroto.video; `animation` is a site.AnimationSettings; `note` as for animations)."""
         from blogroto.fsutil import atomic_write_bytes
         from blogroto.video import stylize_video
 
@@ -296,11 +317,14 @@ class Stylizer:
         with bar:
             data = stylize_video(Path(src), frame, animation.smoothing, options.max_size,
                                  animation.max_video_seconds, label, progress=bar)
-        _log_clip_precision(label, frame)
+        _tell_clip_precision(label, frame, note)
         atomic_write_bytes(dst, data)
         return Path(dst)
 
 
-def _log_clip_precision(label: str, frame) -> None:
+def _tell_clip_precision(label: str, frame, note) -> None:
+    """What a clip's frames ran in: to the log (INFO) and to `note`, where the checks ran."""
     if isinstance(frame, ClipPrecision):
         log.info("%s: frames in %s", label, frame.describe(), extra={"clip_precision": frame})
+        if note is not None:
+            note(f"{Path(label).name}: frames in {frame.describe()}")

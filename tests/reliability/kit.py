@@ -145,7 +145,11 @@ def make_fake_stylizer_class():
         delay = float(os.environ.get("BLOGROTO_TEST_FAKE_DELAY", "0") or 0)
         calls: list[str] = []
 
-        def stylize_array(self, rgb, flt, options, out=None):
+        def __init__(self, *args, **kwargs):
+            # one precision: `auto` would ask the backend for GPUs and check clips in two precisions
+            super().__init__(*args, **{"precision": "float32", **kwargs})
+
+        def stylize_array(self, rgb, flt, options, out=None, policy=None):
             from blogroto.imaging.pixels import to_uint8
 
             flt.fingerprint  # the real one reads the weights file; so does this
