@@ -93,6 +93,14 @@ def quantised(rgb: np.ndarray, rows: int = 256) -> np.ndarray | None:
     return out
 
 
+def _thumbnail(photo: np.ndarray) -> np.ndarray:
+    """A 32x32 average of a uint8 frame (float32): a moving camera barely changes it, a cut or a new
+    slide does."""
+    import cv2
+
+    return cv2.resize(photo, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
 class ClipPrecision:
     """Stylizes the frames of one animation or video in `trial` (bfloat16) while that agrees with
     float32 on the clip's own frames. A frame is checked (stylized in both, compared) when it is the
@@ -105,13 +113,13 @@ class ClipPrecision:
     bfloat16 (a 720p frame 0.17 instead of 0.28 s: benchmarks/results/video.md)."""
 
     CHECK_EVERY = 30  # a second of video at 30 fps
-    SCENE_CHANGE = 12.0  # mean absolute difference (8-bit levels) from the last checked frame
+    SCENE_CHANGE = 12.0  # mean absolute difference (8-bit levels) of 32x32 thumbnails from the last checked frame
 
     def __init__(self, stylizer: Stylizer, flt: Filter, options: StyleOptions, trial: str):
         self.stylizer, self.flt, self.options, self.trial = stylizer, flt, options, trial
         self.frames, self.agreement_db = 0, []  # frames so far; the PSNR of each check
         self.checked_at: list[int] = []  # the (1-based) frame of each check
-        self.last_checked: np.ndarray | None = None
+        self.last_checked: tuple | None = None  # (shape, thumbnail) of the last checked frame
 
     @property
     def policy(self) -> str:
@@ -136,8 +144,8 @@ class ClipPrecision:
             return False  # failed once: float32 for good
         if self.last_checked is None or self.frames + 1 - self.checked_at[-1] >= self.CHECK_EVERY:  # 1, 31, 61, ...
             return True
-        last = self.last_checked
-        return last.shape != photo.shape or float(np.mean(np.abs(photo.astype(np.int16) - last))) > self.SCENE_CHANGE
+        shape, thumbnail = self.last_checked
+        return shape != photo.shape or float(np.mean(np.abs(_thumbnail(photo) - thumbnail))) > self.SCENE_CHANGE
 
     def __call__(self, photo: np.ndarray) -> np.ndarray:
         from blogroto.engine.precision import psnr_db
@@ -151,7 +159,7 @@ class ClipPrecision:
         exact, trial = run("float32"), run(self.trial)
         self.agreement_db.append(psnr_db(exact / 255.0, trial / 255.0))
         self.checked_at.append(self.frames)
-        self.last_checked = photo.copy()
+        self.last_checked = (photo.shape, _thumbnail(photo))
         return trial if self.policy == self.trial else exact
 
 
