@@ -162,6 +162,10 @@ def test_clip_precision_checks_again_when_the_picture_changes():
     assert frames.checked_at == [1, 3, 5]  # the first, the cut (80 levels), the new size; not a 5-level change
     assert frames.describe() == "bfloat16: agreed with float32 to 42.1 dB or better at 3 check(s)"
     assert ClipPrecision(st, None, StyleOptions(), "mixed_bfloat16").describe() == "no frames"
+    failing = ClipPrecision(RecordingStylizer(iter([8] * 3)), None, StyleOptions(), "mixed_bfloat16")
+    for _ in range(3):
+        failing(first)
+    assert failing.describe() == "float32 from frame 1: bfloat16 agreed with it to only 30.1 dB there"
 
 
 def test_frames_of_a_clip_use_the_trial_only_where_it_applies(tiny_filter, monkeypatch):

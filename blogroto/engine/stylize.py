@@ -137,7 +137,8 @@ class ClipPrecision:
         low, trial = min(self.agreement_db), precision_name(self.trial)
         if self.policy == self.trial:
             return f"{trial}: agreed with float32 to {low:.1f} dB or better at {len(self.agreement_db)} check(s)"
-        return f"{trial}, then float32 from frame {self.checked_at[-1]}: {trial} agreed with it to only {low:.1f} dB there"
+        before = f"{trial}, then " if len(self.agreement_db) > 1 else ""  # failing at frame 1: float32 throughout
+        return f"{before}float32 from frame {self.checked_at[-1]}: {trial} agreed with it to only {low:.1f} dB there"
 
     def _due(self, photo: np.ndarray) -> bool:
         if self.policy != self.trial:
