@@ -110,7 +110,7 @@ class ClipPrecision:
     under BF16_MIN_PSNR_DB keeps its float32 frame and puts the rest of the clip in float32.
     A filter's recorded agreement is its worst calibration photo (a coin on a white backdrop for
     most built-ins: 34-38 dB, their median photo 49-57 dB), so most clips of such filters run in
-    bfloat16 (a 720p frame 0.17 instead of 0.28 s: benchmarks/results/video.md)."""
+    bfloat16 (`starry-night`, a 720p frame: 0.18 instead of 0.28 s, benchmarks/results/video.md)."""
 
     CHECK_EVERY = 30  # a second of video at 30 fps
     SCENE_CHANGE = 12.0  # mean absolute difference (8-bit levels) of 32x32 thumbnails from the last checked frame
@@ -334,6 +334,7 @@ class Stylizer:
 def _tell_clip_precision(label: str, frame, note) -> None:
     """What a clip's frames ran in: to the log (INFO) and to `note`, where the checks ran."""
     if isinstance(frame, ClipPrecision):
-        log.info("%s: frames in %s", label, frame.describe(), extra={"clip_precision": frame})
+        ran = frame.describe()
+        log.info("%s: frames in %s", label, ran, extra={"clip_precision": frame})
         if note is not None:
-            note(f"{Path(label).name}: frames in {frame.describe()}")
+            note(f"{Path(label).name}: frames in {ran}")
