@@ -7,6 +7,7 @@ is run, so `blogroto build` on a warm cache never pays for importing TensorFlow.
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 
 import click
@@ -71,10 +72,28 @@ def _print_version(ctx, param, value):
     ctx.exit()
 
 
+LOG_LEVELS = ("warning", "info", "debug")
+
+
+def _set_log_level(ctx, param, value):
+    """blogroto's own log (the `blogroto.*` loggers) on stderr at `value`. Without it Python's
+    last-resort handler shows warnings only: what a clip's frames ran in (INFO) reached nobody."""
+    if value and not ctx.resilient_parsing:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        logger = logging.getLogger("blogroto")
+        logger.handlers[:] = [handler]
+        logger.setLevel(value.upper())
+    return value
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--backend", type=click.Choice(BACKENDS), is_eager=True, expose_value=False, callback=_select_backend,
               help="Keras backend that runs the filters (default: KERAS_BACKEND, else auto: "
                    "the fastest installed on a CPU, TensorFlow first).")
+@click.option("--log-level", type=click.Choice(LOG_LEVELS), is_eager=True, expose_value=False,
+              callback=_set_log_level, help="Show blogroto's log on stderr from this level up (default: "
+                                            "warnings only).")
 @click.option("--version", is_flag=True, is_eager=True, expose_value=False, callback=_print_version,
               help="Show the version and the backend and device filters run on, then exit.")
 def cli():

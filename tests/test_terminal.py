@@ -3,6 +3,8 @@ lines, coloured prefixes only where wanted (issue 11)."""
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import subprocess
 import sys
@@ -97,3 +99,24 @@ def test_a_network_is_traced_once_for_every_image_size(tiny_filter):
     for h, w in ((20, 24), (12, 16), (33, 17)):
         s.stylize_array(rng.integers(0, 255, (h, w, 3), dtype=np.uint8), tiny_filter, StyleOptions(max_size=0))
     assert s.network(tiny_filter)._whole.experimental_get_tracing_count() == 1
+
+
+def test_log_level_shows_blogroto_info_messages():
+    """`--log-level info` puts blogroto's own log on stderr: without a handler Python shows warnings
+    only, and what a clip's frames ran in (INFO) reached nobody."""
+    from blogroto.cli import cli
+
+    logger = logging.getLogger("blogroto")
+    saved = (logger.level, logger.handlers[:])
+    try:
+        assert CliRunner().invoke(cli, ["--log-level", "info", "--help"]).exit_code == 0
+        assert logger.level == logging.INFO and len(logger.handlers) == 1
+        stream = io.StringIO()
+        logger.handlers[0].setStream(stream)
+        logging.getLogger("blogroto.engine.stylize").info("wave.gif: frames in bfloat16")
+        logging.getLogger("blogroto.engine.stylize").debug("not at info")
+        assert stream.getvalue() == "INFO blogroto.engine.stylize: wave.gif: frames in bfloat16\n"
+        assert CliRunner().invoke(cli, ["--log-level", "loud", "--help"]).exit_code == 2  # a clear refusal
+    finally:
+        logger.setLevel(saved[0])
+        logger.handlers[:] = saved[1]

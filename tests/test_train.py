@@ -214,3 +214,17 @@ def test_saturation_loss_pulls_back_what_tanh_cannot():
     assert float(tf.reduce_max(tf.abs(tape.gradient(image_loss, out.bias)))) < 1e-12
     assert float(tf.reduce_min(tape.gradient(saturation, out.bias))) < -10  # pushes the output back up
     assert float(saturation_loss(tf.constant([[-2.9, 0.0, 2.9]]))) == 0.0  # the usable range is free
+
+
+def test_device_record_reads_as_a_sentence(monkeypatch):
+    # cpu_name ends in its own parentheses: the record must not stack a second pair after them
+    from blogroto.build.training_record import describe_training
+    from blogroto.engine import train as train_module
+
+    monkeypatch.setattr(train_module, "gpu_names", lambda: [])
+    monkeypatch.setattr(train_module, "cpu_name", lambda: "AMD EPYC (cpu family 26, model 2)")
+    monkeypatch.setattr(train_module.os, "cpu_count", lambda: 2)
+    device = train_module.describe_device()
+    assert device == "CPU: AMD EPYC (cpu family 26, model 2), 2 cores"
+    assert describe_training({"steps": 10, "seconds": 60, "device": device}).endswith(
+        "on a CPU (AMD EPYC (cpu family 26, model 2), 2 cores).")

@@ -87,7 +87,8 @@ def describe_device() -> str:
     if gpus:
         return f"{len(gpus)} x GPU ({', '.join(sorted(set(gpus)))})"
     model = cpu_name() or platform.processor() or platform.machine()
-    return f"CPU: {model} ({os.cpu_count()} cores)"
+    # "CPU: model, N cores": the model often ends in its own parentheses (cpu_name's family and model)
+    return f"CPU: {model}, {os.cpu_count()} cores"
 
 
 # ---------------------------------------------------------------- training
