@@ -83,6 +83,7 @@ def _set_log_level(ctx, param, value):
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         logger = logging.getLogger("blogroto")
         logger.handlers[:] = [handler]
+        logger.propagate = False  # once, here: absl (TensorFlow) puts its own handler on the root logger
         logger.setLevel(value.upper())
     return value
 

@@ -107,7 +107,7 @@ def test_log_level_shows_blogroto_info_messages():
     from blogroto.cli import cli
 
     logger = logging.getLogger("blogroto")
-    saved = (logger.level, logger.handlers[:])
+    saved = (logger.level, logger.handlers[:], logger.propagate)
     try:
         assert CliRunner().invoke(cli, ["--log-level", "info", "--help"]).exit_code == 0
         assert logger.level == logging.INFO and len(logger.handlers) == 1
@@ -120,3 +120,4 @@ def test_log_level_shows_blogroto_info_messages():
     finally:
         logger.setLevel(saved[0])
         logger.handlers[:] = saved[1]
+        logger.propagate = saved[2]
