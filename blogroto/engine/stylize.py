@@ -193,7 +193,6 @@ class Stylizer:
         """The Keras dtype policy `flt` runs in here (see blogroto.engine.precision)."""
         from blogroto.engine.precision import inference_policy
 
-        enable_determinism()
         return inference_policy(self.precision, flt.meta)
 
     def network(self, flt: Filter, policy: str | None = None) -> LoadedNetwork:
@@ -203,7 +202,7 @@ class Stylizer:
 
         if policy is not None and policy not in POLICIES.values():
             raise ValueError(f"not a dtype policy: {policy!r} (one of {', '.join(POLICIES.values())})")
-        enable_determinism()  # here, not only in `policy`: clips pass their policy in
+        enable_determinism()  # every computation gets its network here, stills and clips alike
         with self._lock:
             key = (flt.fingerprint, policy or self.policy(flt))
             if key not in self._networks:
