@@ -27,6 +27,7 @@ def test_training_writes_a_complete_filter_that_applies(tmp_path):
     assert set(t["final_losses"]) == {"total", "content", "style", "tv", "tone", "colour", "saturation", "stability"}  # logged even when off
     assert t["final_losses"]["stability"] == 0  # opt-in
     assert t["loss_weights"]["saturation"] == 0.01
+    assert t["saturation_limit"] == 3.0  # quick: the term starts where tanh is flat
     assert flt.network.norm == "capped-decoder" and flt.meta["network"]["norm"] == "capped-decoder"
     assert flt.meta["precision"]["bfloat16_psnr_db"] > 20  # measured, gates bf16 under `auto`
     assert flt.source == {**dict.fromkeys(flt.source), "title": "Test Art", "creator": "Tester", "licence": "CC0-1.0"}
@@ -214,6 +215,23 @@ def test_saturation_loss_pulls_back_what_tanh_cannot():
     assert float(tf.reduce_max(tf.abs(tape.gradient(image_loss, out.bias)))) < 1e-12
     assert float(tf.reduce_min(tape.gradient(saturation, out.bias))) < -10  # pushes the output back up
     assert float(saturation_loss(tf.constant([[-2.9, 0.0, 2.9]]))) == 0.0  # the usable range is free
+
+
+def test_standard_preset_holds_back_dark_patches_and_says_so(tmp_path):
+    """`standard` trains long enough (5,500 steps) to grow black patches at pre-tanh -2 to -9, which
+    the quick setting (from 3, weight 0.01) lets through: it starts the term at 2 with weight 1, and
+    the filter's record says so. The network and steps here are tiny; the preset's settings are not."""
+    import tensorflow as tf
+
+    from blogroto.engine.losses import saturation_loss
+
+    config = tiny_config(tmp_path, preset="standard", steps=2, width=4, blocks=1, lr=None)
+    p = config.resolved()
+    assert p["steps"] == 2 and p["saturation_limit"] == 2.0 and p["lr"] == 1e-3
+    assert Trainer(config).loss_weights["saturation"] == 1.0
+    t = train(config, log=lambda m: None).training
+    assert t["preset"] == "standard" and t["saturation_limit"] == 2.0 and t["loss_weights"]["saturation"] == 1.0
+    assert float(saturation_loss(tf.constant([[-2.5]]), 2.0)) == 0.25  # a dark patch the quick setting leaves free
 
 
 def test_device_record_reads_as_a_sentence(monkeypatch):

@@ -15,17 +15,19 @@ from blogroto.errors import BlogrotoError
 # Presets, sized for the machines they are meant for (see docs/training.md and benchmarks/).
 PRESETS: dict[str, dict] = {
     # the slim network (applies ~2.6x faster): ~10-15 minutes on a 2-core CPU with native bf16
-    "quick": dict(width=16, blocks=3, steps=2000, size=192, batch=2, style_size=1024, lr=2e-3, progressive=0.5, zoom=1.0, norm="capped-decoder"),
-    # the full network on quick's crops, 25% more steps: 25 minutes on such a CPU (the 256 px x 4
-    # crops it had took 57); minutes on a GPU. lr 1e-3: at quick's 2e-3 the full network painted
-    # solid black patches (0.31 % of pixels, up to 1 %; docs/training.md)
-    "standard": dict(width=32, blocks=5, steps=2500, size=192, batch=2, style_size=1024, lr=1e-3, progressive=0.5, zoom=1.0, norm="capped-decoder"),
+    "quick": dict(width=16, blocks=3, steps=2000, size=192, batch=2, style_size=1024, lr=2e-3, progressive=0.5, zoom=1.0, norm="capped-decoder", saturation_limit=3.0),
+    # the full network on quick's crops: 24 minutes on the family-26 EPYC; minutes on a GPU. lr 1e-3:
+    # at quick's 2e-3 the full network painted solid black patches (0.31 % of pixels, up to 1 %). At
+    # 5,500 steps (2,500 bought palette, not texture) patches grew again, pre-tanh -2 to -9: the
+    # saturation term starts at 2 and weighs 1 here, so a 0.2 % patch costs what it should (docs/training.md)
+    "standard": dict(width=32, blocks=5, steps=5500, size=192, batch=2, style_size=1024, lr=1e-3, progressive=0.5, zoom=1.0, norm="capped-decoder",
+                     saturation_limit=2.0, weights={"saturation": 1.0}),
     # for a GPU
-    "best": dict(width=32, blocks=5, steps=40000, size=256, batch=8, style_size=1024, lr=1e-3, progressive=0.1, zoom=1.0, norm="capped-decoder"),
+    "best": dict(width=32, blocks=5, steps=40000, size=256, batch=8, style_size=1024, lr=1e-3, progressive=0.1, zoom=1.0, norm="capped-decoder", saturation_limit=3.0),
     # a slim network that reproduces a teacher filter (needs `teacher`); style_size is the teacher's.
     # zoom 3: crops are also taken small and upscaled, so the student sees photos at the larger
     # scale a 1600 px blog image has, where the teacher's strokes are relatively smaller.
-    "distill": dict(width=16, blocks=3, steps=3000, size=256, batch=4, style_size=None, lr=2e-3, progressive=0.3, zoom=3.0, norm="capped-decoder"),
+    "distill": dict(width=16, blocks=3, steps=3000, size=256, batch=4, style_size=None, lr=2e-3, progressive=0.3, zoom=3.0, norm="capped-decoder", saturation_limit=3.0),
 }
 # style_size 1024 in every preset: the network paints strokes of a fixed size in pixels, so the
 # artwork is taken at the size of the pictures it will paint (a blog's 1024-1600 px), not at twice

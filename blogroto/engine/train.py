@@ -133,6 +133,8 @@ class Trainer:
         elif config.preset == "distill":
             raise BlogrotoError("the distill preset needs a teacher filter (--teacher NAME)")
         self.loss_weights = dict(config.loss_weights or (DISTILL_WEIGHTS if self.teacher else DEFAULT_WEIGHTS))
+        if self.teacher is None:  # a preset's own loss weights (standard: the saturation term's)
+            self.loss_weights.update(self.p.get("weights", {}))
         self.loss_keys = DISTILL_LOSSES if self.teacher else STYLE_LOSSES
         # sigma of the noise each batch carries for the stability term; 0: the term is off, no noise channels
         self.noise = STABILITY_NOISE if self.loss_weights.get("stability", 0.0) > 0 else 0.0
@@ -258,7 +260,7 @@ class Trainer:
                 logits = net.run(photo, logits=True)[0]
                 styled = net.to_image(logits)
                 total, *parts = perceptual_losses(lossnet, photo, styled, target, w, step, reference)
-                saturation = saturation_loss(logits)
+                saturation = saturation_loss(logits, p["saturation_limit"])
                 total = total + w.get("saturation", 0.0) * saturation
                 stability = (stability_loss(net, photo, x[..., -3:], styled, self.noise) if self.noise
                              else ops.zeros((), "float32"))
@@ -414,6 +416,7 @@ class Trainer:
                 "style_size": p["style_size"],
                 "learning_rate": p["lr"],
                 "loss_weights": dict(self.loss_weights),
+                "saturation_limit": p["saturation_limit"],
                 "content_set": content_names,
                 "seconds": round(history["seconds"][-1], 1) if history["seconds"] else 0.0,
                 "device": describe_device(),
