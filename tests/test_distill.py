@@ -61,6 +61,7 @@ def test_distilled_filter_records_its_teacher_and_credits_the_same_work(tmp_path
     assert t["preset"] == "distill" and t["crop_zoom"] == 3.0
     assert t["teacher"]["name"] == "teacher-net" and t["teacher"]["fingerprint"] == teacher.fingerprint
     assert t["teacher"]["network"] == {"width": 8, "blocks": 2}
+    assert "saturation_limit" not in t  # an artwork-training setting; the student is trained on its teacher
     assert flt.network.as_dict() == {"width": 4, "blocks": 1, "norm": "capped-decoder"}
     assert set(t["final_losses"]) == {"total", "pixel", "features", "texture"}
     assert t["loss_weights"] == {"pixel": 100.0, "features": 1.0, "texture": 1e5}

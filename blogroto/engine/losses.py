@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from blogroto.engine.recipe import SATURATION_LIMIT
 from blogroto.engine.runtime import import_keras, to_numpy
 from blogroto.engine.vgg import CONTENT_LAYER, STYLE_LAYERS, LossNetwork
 
@@ -262,7 +263,7 @@ def stability_loss(net, photo, noise, styled, sigma: float):
     return ops.mean(ops.square(moved)) / (sigma * sigma)
 
 
-def saturation_loss(logits, limit: float = 3.0):
+def saturation_loss(logits, limit: float = SATURATION_LIMIT):
     """Mean square of the last layer's output beyond +-`limit`, where tanh is flat (0.5 % from black
     or white). Without it a network can plant a spike there (on the circuit board: -62, a solid
     black patch on 1-2 % of a photo) that no other loss can remove, since tanh passes no gradient."""

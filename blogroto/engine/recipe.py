@@ -15,7 +15,7 @@ from blogroto.errors import BlogrotoError
 # Presets, sized for the machines they are meant for (see docs/training.md and benchmarks/).
 PRESETS: dict[str, dict] = {
     # the slim network (applies ~2.6x faster): ~10-15 minutes on a 2-core CPU with native bf16
-    "quick": dict(width=16, blocks=3, steps=2000, size=192, batch=2, style_size=1024, lr=2e-3, progressive=0.5, zoom=1.0, norm="capped-decoder", saturation_limit=3.0),
+    "quick": dict(width=16, blocks=3, steps=2000, size=192, batch=2, style_size=1024, lr=2e-3, progressive=0.5, zoom=1.0, norm="capped-decoder"),
     # the full network on quick's crops: 24 minutes on the family-26 EPYC; minutes on a GPU. lr 1e-3:
     # at quick's 2e-3 the full network painted solid black patches (0.31 % of pixels, up to 1 %). At
     # 5,500 steps (2,500 bought palette, not texture) patches grew again, pre-tanh -2 to -9: the
@@ -23,11 +23,11 @@ PRESETS: dict[str, dict] = {
     "standard": dict(width=32, blocks=5, steps=5500, size=192, batch=2, style_size=1024, lr=1e-3, progressive=0.5, zoom=1.0, norm="capped-decoder",
                      saturation_limit=2.0, weights={"saturation": 1.0}),
     # for a GPU
-    "best": dict(width=32, blocks=5, steps=40000, size=256, batch=8, style_size=1024, lr=1e-3, progressive=0.1, zoom=1.0, norm="capped-decoder", saturation_limit=3.0),
+    "best": dict(width=32, blocks=5, steps=40000, size=256, batch=8, style_size=1024, lr=1e-3, progressive=0.1, zoom=1.0, norm="capped-decoder"),
     # a slim network that reproduces a teacher filter (needs `teacher`); style_size is the teacher's.
     # zoom 3: crops are also taken small and upscaled, so the student sees photos at the larger
     # scale a 1600 px blog image has, where the teacher's strokes are relatively smaller.
-    "distill": dict(width=16, blocks=3, steps=3000, size=256, batch=4, style_size=None, lr=2e-3, progressive=0.3, zoom=3.0, norm="capped-decoder", saturation_limit=3.0),
+    "distill": dict(width=16, blocks=3, steps=3000, size=256, batch=4, style_size=None, lr=2e-3, progressive=0.3, zoom=3.0, norm="capped-decoder"),
 }
 # style_size 1024 in every preset: the network paints strokes of a fixed size in pixels, so the
 # artwork is taken at the size of the pictures it will paint (a blog's 1024-1600 px), not at twice
@@ -36,6 +36,8 @@ PRESETS: dict[str, dict] = {
 # saturation: see saturation_loss; colour: see losses.colour_loss (recipe 4); style 60 (recipe 5, was
 # 20): recipe 4 kept more of the photo than the peer, and that room buys the artwork's strokes
 DEFAULT_WEIGHTS = {"content": 1.0, "style": 60.0, "tv": 0.05, "saturation": 0.01, "colour": 30.0}
+# where the saturation term starts (losses.saturation_loss), unless a preset says otherwise (standard)
+SATURATION_LIMIT = 3.0
 DISTILL_WEIGHTS = {"pixel": 100.0, "features": 1.0, "texture": 1e5}  # texture: the artwork training's style weight
 STYLE_LOSSES = ("total", "content", "style", "tv", "tone", "colour", "saturation", "stability")
 # stability (opt-in, --stability-weight): the output's change under this much Gaussian noise in the
@@ -90,6 +92,7 @@ class TrainConfig:
             if getattr(self, key) is not None:
                 p[key] = getattr(self, key)
         p["size"] = max(16, int(p["size"]) // 4 * 4)
+        p.setdefault("saturation_limit", SATURATION_LIMIT)
         if self.preview_every is None:
             p["preview_every"] = max(1, p["steps"] // 12)
         else:

@@ -133,7 +133,7 @@ class Trainer:
         elif config.preset == "distill":
             raise BlogrotoError("the distill preset needs a teacher filter (--teacher NAME)")
         self.loss_weights = dict(config.loss_weights or (DISTILL_WEIGHTS if self.teacher else DEFAULT_WEIGHTS))
-        if self.teacher is None:  # a preset's own loss weights (standard: the saturation term's)
+        if self.teacher is None:  # a preset's own loss weights (standard: the saturation term's; no option sets it)
             self.loss_weights.update(self.p.get("weights", {}))
         self.loss_keys = DISTILL_LOSSES if self.teacher else STYLE_LOSSES
         # sigma of the noise each batch carries for the stability term; 0: the term is off, no noise channels
@@ -416,7 +416,6 @@ class Trainer:
                 "style_size": p["style_size"],
                 "learning_rate": p["lr"],
                 "loss_weights": dict(self.loss_weights),
-                "saturation_limit": p["saturation_limit"],
                 "content_set": content_names,
                 "seconds": round(history["seconds"][-1], 1) if history["seconds"] else 0.0,
                 "device": describe_device(),
@@ -430,7 +429,9 @@ class Trainer:
             },
             "files": dict(DEFAULT_FILES),
         }
-        if teacher is not None:
+        if teacher is None:  # the saturation term is an artwork-training loss; a student has none
+            meta["training"]["saturation_limit"] = p["saturation_limit"]
+        else:
             t = teacher.training
             meta["training"]["crop_zoom"] = p["zoom"]
             meta["training"]["teacher"] = {
