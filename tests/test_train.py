@@ -57,6 +57,8 @@ def test_unfinished_run_needs_resume_and_same_settings(tmp_path):
         train(tiny_config(tmp_path), log=lambda m: None)
     with pytest.raises(BlogrotoError, match="different training settings"):
         train(tiny_config(tmp_path, resume=True, steps=8), log=lambda m: None)
+    with pytest.raises(BlogrotoError, match="different training settings"):  # the loss weights are settings too
+        train(tiny_config(tmp_path, resume=True, loss_weights={"style": 5.0}), log=lambda m: None)
 
 
 def test_a_run_checkpointed_by_an_older_blogroto_says_it_cannot_resume(tmp_path):
@@ -232,6 +234,25 @@ def test_standard_preset_holds_back_dark_patches_and_says_so(tmp_path):
     t = train(config, log=lambda m: None).training
     assert t["preset"] == "standard" and t["saturation_limit"] == 2.0 and t["loss_weights"]["saturation"] == 1.0
     assert float(saturation_loss(tf.constant([[-2.5]]), 2.0)) == 0.25  # a dark patch the quick setting leaves free
+
+
+def test_given_loss_weights_override_the_defaults_and_the_preset_one_by_one(tmp_path):
+    # --style-weight on `standard` keeps standard's saturation weight; naming one weights only that one
+    standard = Trainer(tiny_config(tmp_path, preset="standard", loss_weights={"style": 20.0})).loss_weights
+    assert standard == {**DEFAULT_WEIGHTS, "style": 20.0, "saturation": 1.0}
+    assert Trainer(tiny_config(tmp_path, preset="standard", loss_weights={"saturation": 0.5})).loss_weights["saturation"] == 0.5
+    assert Trainer(tiny_config(tmp_path, loss_weights={"tone": 3.0})).loss_weights == {**DEFAULT_WEIGHTS, "tone": 3.0}
+    from blogroto.cli import cli
+
+    cfg = tiny_config(tmp_path)
+    result = CliRunner().invoke(cli, [
+        "train", str(cfg.artwork), "--name", "standard-made", "--preset", "standard", "--style-weight", "20",
+        "--content", str(cfg.content_dirs[0]), "--no-builtin-content", "--steps", "2", "--size", "32", "--batch", "1",
+        "--style-size", "32", "--width", "4", "--blocks", "1", "--vgg-weights", str(cfg.vgg_weights),
+        "--out", str(tmp_path / "styles"), "--quiet", "--preview-every", "1",
+    ], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert load_filter(tmp_path / "styles" / "standard-made").training["loss_weights"] == standard
 
 
 def test_device_record_reads_as_a_sentence(monkeypatch):

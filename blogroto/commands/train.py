@@ -179,7 +179,7 @@ def command(artwork, name, title, creator, year, source_url, licence, licence_ur
         raise click.UsageError("--style-weight, --tone-weight, --colour-weight, --stability-weight and --style-size have no "
                                "effect with --teacher: "
                                "the student learns the teacher's output")
-    weights = dict(DEFAULT_WEIGHTS)
+    weights = {}  # only what was given: the rest comes from the defaults and the preset (standard's saturation)
     if style_weight is not None:
         weights["style"] = style_weight
     if tone_weight:
@@ -188,7 +188,6 @@ def command(artwork, name, title, creator, year, source_url, licence, licence_ur
         weights["stability"] = stability_weight
     if colour_weight is not None:
         weights["colour"] = colour_weight
-    weights = None if weights == DEFAULT_WEIGHTS else weights
     given = given_credit(title, creator, year, source_url, licence, licence_url, credit)
     where = destination(site, out_dir, warn=None if quiet else ui.err)
     content = list(content_dirs)
@@ -208,7 +207,7 @@ def command(artwork, name, title, creator, year, source_url, licence, licence_ur
         display_name=display_name, description=description, content_dirs=content,
         builtin_content=not no_builtin_content, teacher=teacher,
         preset=preset or ("distill" if teacher else "quick"), steps=steps, size=size, batch=batch,
-        style_size=style_size, width=width, blocks=blocks, lr=lr, loss_weights=weights, seed=seed,
+        style_size=style_size, width=width, blocks=blocks, lr=lr, loss_weights=weights or None, seed=seed,
         resume=resume, vgg_weights=vgg_weights, precision=precision, preview_every=preview_every, progress=not quiet,
     )
     if verbose:

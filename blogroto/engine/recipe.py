@@ -69,7 +69,8 @@ class TrainConfig:
     progressive: float | None = None
     zoom: float | None = None
     norm: str | None = None  # blogroto.engine.network.NORMS
-    loss_weights: dict | None = None  # None: DEFAULT_WEIGHTS, or DISTILL_WEIGHTS with a teacher
+    # overrides, per loss, of DEFAULT_WEIGHTS and the preset's own (or of DISTILL_WEIGHTS with a teacher)
+    loss_weights: dict | None = None
     teacher: Path | str | None = None  # a filter (folder or name) to distill instead of learning the artwork
     # The site's filter folders, searched for the teacher after out_dir (then the user library and
     # the built-ins: blogroto.filters.search_path).

@@ -132,9 +132,9 @@ class Trainer:
             self.p["teacher_fingerprint"] = self.teacher.fingerprint  # --resume refuses a retrained teacher
         elif config.preset == "distill":
             raise BlogrotoError("the distill preset needs a teacher filter (--teacher NAME)")
-        self.loss_weights = dict(config.loss_weights or (DISTILL_WEIGHTS if self.teacher else DEFAULT_WEIGHTS))
-        if self.teacher is None:  # a preset's own loss weights (standard: the saturation term's; no option sets it)
-            self.loss_weights.update(self.p.get("weights", {}))
+        # the defaults, then the preset's own (standard: the saturation term's), then the ones given
+        base = DISTILL_WEIGHTS if self.teacher else {**DEFAULT_WEIGHTS, **self.p.get("weights", {})}
+        self.loss_weights = {**base, **(config.loss_weights or {})}
         self.loss_keys = DISTILL_LOSSES if self.teacher else STYLE_LOSSES
         # sigma of the noise each batch carries for the stability term; 0: the term is off, no noise channels
         self.noise = STABILITY_NOISE if self.loss_weights.get("stability", 0.0) > 0 else 0.0
@@ -155,7 +155,7 @@ class Trainer:
         return datasets.preview_photo()
 
     def _prepare_work_dir(self) -> None:
-        run_record = {"config": _jsonable(asdict(self.cfg)), "resolved": self.p}
+        run_record = {"config": _jsonable(asdict(self.cfg)), "resolved": self.p, "loss_weights": self.loss_weights}
         if self.work_dir.exists():
             if not self.cfg.resume:
                 raise BlogrotoError(
@@ -163,7 +163,8 @@ class Trainer:
                     self.work_dir,
                 )
             previous = json.loads(self.config_path.read_text()) if self.config_path.exists() else None
-            if previous and previous.get("resolved") != self.p:
+            if previous and (previous.get("resolved") != self.p
+                             or previous.get("loss_weights", self.loss_weights) != self.loss_weights):
                 raise BlogrotoError("--resume with different training settings than the interrupted run", self.config_path)
         elif self.cfg.resume:
             self.log(f"nothing to resume in {self.work_dir}; starting a new run")
