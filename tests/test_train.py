@@ -81,6 +81,20 @@ def test_a_damaged_checkpoint_is_refused_in_words(tmp_path):
         train(tiny_config(tmp_path, resume=True), log=lambda m: None)
 
 
+@pytest.mark.parametrize("record, text, match", [
+    ("run.json", "{not json", "run.json: unreadable"),
+    ("run.json", "[1, 2]", "run.json: not a run record"),
+    ("history.json", '{"step": ["x"], "seconds": []}', "loss history is damaged"),
+])
+def test_a_damaged_run_record_is_refused_in_words(tmp_path, record, text, match):
+    train(tiny_config(tmp_path, stop_after=2), log=lambda m: None)
+    work = tmp_path / "out" / ".tiny-trained.training"
+    (work / record).write_text(text)
+    with pytest.raises(BlogrotoError, match=match):
+        train(tiny_config(tmp_path, resume=True), log=lambda m: None)
+    assert (work / "checkpoint.npz").exists()  # left for the author to delete
+
+
 def test_retraining_replaces_the_filter_in_one_step(tmp_path):
     first = train(tiny_config(tmp_path), log=lambda m: None)
     second = train(tiny_config(tmp_path, seed=1), log=lambda m: None)

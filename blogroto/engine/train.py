@@ -162,7 +162,7 @@ class Trainer:
                     "an unfinished training run exists here; continue it with --resume, or delete the folder to start over",
                     self.work_dir,
                 )
-            previous = json.loads(self.config_path.read_text()) if self.config_path.exists() else None
+            previous = _read_run_file(self.config_path) if self.config_path.exists() else None
             if previous and (previous.get("resolved") != self.p
                              or previous.get("loss_weights", self.loss_weights) != self.loss_weights):
                 raise BlogrotoError("--resume with different training settings than the interrupted run", self.config_path)
@@ -292,7 +292,11 @@ class Trainer:
         if session.checkpoint_path.exists():
             session.step = checkpoint.restore(session.checkpoint_path, net, optimizer)
             if session.history_path.exists():
-                history = json.loads(session.history_path.read_text())
+                history = _read_run_file(session.history_path)
+                if (not all(isinstance(v, list) for v in history.values()) or not {"step", "seconds"} <= history.keys()
+                        or not all(isinstance(x, (int, float)) for x in history["step"] + history["seconds"])):
+                    raise BlogrotoError("the run's loss history is damaged; delete the folder to start over",
+                                        session.history_path)
                 history = {k: v[: _count_upto(history["step"], session.step)] for k, v in history.items()}
                 for key in self.loss_keys:  # a run begun by an older blogroto that logged fewer losses
                     history.setdefault(key, [])
@@ -457,6 +461,17 @@ def _compiled_stylize(net):
     tf_signature = None if tf is None else [tf.TensorSpec([None, None, None, 3], tf.float32)]
     compiled = compile_function(lambda x: net(ops.convert_to_tensor(x)), tf_signature)
     return lambda x: to_numpy(compiled(np.asarray(x, np.float32)))
+
+
+def _read_run_file(path: Path) -> dict:
+    """A JSON record of the work folder, refused in words when it is not one (a disk filled mid-write, a hand edit)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise BlogrotoError(f"unreadable ({exc}); delete the folder to start over", path) from exc
+    if not isinstance(data, dict):
+        raise BlogrotoError("not a run record; delete the folder to start over", path)
+    return data
 
 
 def _count_upto(steps: list[int], step: int) -> int:
