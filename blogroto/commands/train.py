@@ -127,7 +127,7 @@ def filter_options(title_help: str):
 @filter_options("Title of the source work (defaults to the file name).")
 @click.option("--content", "content_dirs", multiple=True, type=click.Path(path_type=Path), help="Folders (or files) of your own photos to train on; repeatable.")
 @click.option("--no-builtin-content", is_flag=True, help="Train only on --content photos, not the built-in set.")
-@click.option("--teacher", help="Distill this filter (name or folder) into a slim network that applies ~2.7x faster; ARTWORK and the credit default to the teacher's.")
+@click.option("--teacher", help="Distill this filter (name or folder) into a slim network that applies ~3.4x faster; ARTWORK and the credit default to the teacher's.")
 @click.option("--preset", type=click.Choice(sorted(PRESETS)), help="quick (default): ~10 min on a 2-core CPU; standard: the full network, more of the artwork, ~25 min; best: for a GPU; distill (default with --teacher).")
 @click.option("--steps", type=click.IntRange(1), help="Training steps (overrides the preset).")
 @click.option("--size", type=click.IntRange(32), help="Training crop size in px (overrides the preset).")

@@ -14,7 +14,7 @@ from blogroto.errors import BlogrotoError
 
 # Presets, sized for the machines they are meant for (see docs/training.md and benchmarks/).
 PRESETS: dict[str, dict] = {
-    # the slim network (applies ~2.6x faster): ~10-15 minutes on a 2-core CPU with native bf16
+    # the slim network (applies ~3.4x faster in float32): ~10-15 minutes on a 2-core CPU with native bf16
     "quick": dict(width=16, blocks=3, steps=2000, size=192, batch=2, style_size=1024, lr=2e-3, progressive=0.5, zoom=1.0, norm="capped-decoder"),
     # the full network on quick's crops: 24 minutes on the family-26 EPYC; minutes on a GPU. lr 1e-3:
     # at quick's 2e-3 the full network painted solid black patches (0.31 % of pixels, up to 1 %). At

@@ -5,7 +5,7 @@ with a cosine learning-rate schedule, progressive resolution (cheap low-resoluti
 
 Distillation (`teacher`): instead of learning from the artwork, a slim network learns to reproduce
 what a trained (usually full-size) filter makes of each photo: pixel, VGG-feature and Gram-matrix
-differences to the teacher's output (`losses.distillation_losses`). The slim network applies ~2.7x
+differences to the teacher's output (`losses.distillation_losses`). The slim network applies ~3.4x
 faster; the teacher sets the look.
 
 Safe to interrupt: the run lives in a work folder `.<slug>.training/` beside the output, with a
