@@ -265,7 +265,8 @@ def stability_loss(net, photo, noise, styled, sigma: float):
 
 def saturation_loss(logits, limit: float = SATURATION_LIMIT):
     """Mean square of the last layer's output beyond +-`limit`, where tanh is flat (at 3, within
-    0.25 % of black or white, under a level of 255; at 2, 1.8 %). Without it a network can plant a spike there (on the circuit board: -62, a solid
-    black patch on 1-2 % of a photo) that no other loss can remove, since tanh passes no gradient."""
+    0.25 % of black or white, under a level of 255; at 2, 1.8 %). Without it a network can plant a
+    spike there (on the circuit board: -62, a solid black patch on 1-2 % of a photo) that no other
+    loss can remove, since tanh passes no gradient."""
     ops = _ops()
     return ops.mean(ops.square(ops.relu(ops.abs(ops.cast(logits, "float32")) - limit)))
