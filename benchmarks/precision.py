@@ -66,6 +66,13 @@ def trained_filters(names: list[str] | None) -> list[Path]:
     return out
 
 
+def recorded_bf16(folder: Path) -> float | None:
+    """The agreement `precision="auto"` decides by: the filter's own record, not this benchmark's photos."""
+    from blogroto.filters import load_filter
+
+    return (load_filter(folder).meta.get("precision") or {}).get("bfloat16_psnr_db")
+
+
 def prepare_photos(size: int, tmp: Path) -> list[str]:
     import numpy as np
     from PIL import Image
@@ -149,6 +156,7 @@ def main() -> None:
         raise SystemExit("no trained filter found in styles/")
     res = {"cpu": cpu_info(), "load_before": load_average(),
            "started": time.strftime("%Y-%m-%d %H:%M:%S"), "filters": [f.name for f in filters], "size": args.size,
+           "recorded_bf16": {f.name: recorded_bf16(f) for f in filters},
            "photos": [p.name for p in PHOTOS], "speed": {}, "quality": {}}
     print(json.dumps(res["cpu"]), flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-precision-") as tmp:
@@ -218,17 +226,22 @@ def render(res: dict, note: str) -> str:
         cells = [f] + [f"{res['speed'][p][f]['seconds']:.2f}" for p in res["speed"]]
         cells += [f"{res['speed'][p][f]['seconds'] / base:.2f}x" for p in res["speed"] if p != "float32"]
         lines.append("| " + " | ".join(cells) + " |")
+    recorded = res.get("recorded_bf16", {})
+    bf16_ok = [f for f, p in recorded.items() if p is not None and p >= THRESHOLD_DB] if cpu["native_bf16"] else []
+    float32 = [f for f in recorded if f not in bf16_ok]
+    decision = (" => auto uses **bfloat16** for " + (", ".join(bf16_ok) or "none")
+                + (f" and **float32** for {', '.join(float32)}" if float32 else "") + " on this machine.")
     bf = res["quality"].get("bfloat16")
     per_filter = {f: min(v["psnr"] for k, v in (bf or {}).items() if k.startswith(f + "/")) for f in res["filters"]} if bf else {}
     lines += ["", "## Decision rule for `precision=\"auto\"`", "",
               f"- CPU: bfloat16 only if the CPU has native bf16 (avx512_bf16 or amx_bf16) **and** the filter's recorded "
               f"bf16 PSNR vs float32 (`precision.bfloat16_psnr_db` in its filter.yaml, measured by `blogroto train` on the "
               f"built-in photos at 512 px) is >= {THRESHOLD_DB:.0f} dB; otherwise float32 (`blogroto.engine.precision`).",
-              f"- Here: native bf16 {'yes' if cpu['native_bf16'] else 'no'}. Worst PSNR above per filter: "
-              + ", ".join(f"{f} {p:.1f} dB" for f, p in per_filter.items())
-              + f" => auto uses **{'bfloat16' if cpu['native_bf16'] else 'float32'}** for "
-              + (", ".join(f for f, p in per_filter.items() if p >= THRESHOLD_DB) or "none") + " on this machine"
-              + (f" and float32 for {', '.join(f for f, p in per_filter.items() if p < THRESHOLD_DB)}" if any(p < THRESHOLD_DB for p in per_filter.values()) else "") + ".",
+              f"- Here: native bf16 {'yes' if cpu['native_bf16'] else 'no'}. Worst PSNR above per filter (these photos): "
+              + ", ".join(f"{f} {p:.1f} dB" for f, p in per_filter.items()) + ". Recorded in each filter.yaml (what "
+              "`auto` decides by; its calibration photos include a white-backdrop one where most disagree most): "
+              + ", ".join(f"{f} {p if p is None else f'{p:.1f} dB'}" for f, p in recorded.items())
+              + decision,
               "- GPU: float16 mixed precision automatically (the issue's rule). The float16 rows above were computed on this "
               "CPU (emulated); they indicate the rounding error of float16 activations for these networks, not GPU speed."]
     return "\n".join(lines) + "\n"
